@@ -1,0 +1,3 @@
+from bodega.cli import main
+
+main(prog_name="bodega")

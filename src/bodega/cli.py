@@ -1,0 +1,84 @@
+"""The command line: parse, build Settings, call. Every serve option is also a BODEGA_*
+environment variable and a key of the optional TOML config file."""
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bodega import __version__
+from bodega.config import SETTINGS, Setting, env_name, load_settings
+from bodega.errors import ConfigError
+from bodega.services import initialize
+from bodega.web.server import serve as serve_forever
+
+_CONFIG_HELP = "A TOML file of settings (keys as the long options, without dashes: data_dir)."
+
+
+def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for setting in reversed(SETTINGS):
+        command = _option(setting)(command)
+    return click.option(
+        "--config", type=click.Path(path_type=Path), default=None, help=_CONFIG_HELP
+    )(command)
+
+
+def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    flag = "--" + setting.name.replace("_", "-")
+    help_text = f"{setting.help} [env: {env_name(setting.name)}]"
+    if setting.kind is bool:
+        return click.option(flag, setting.name, is_flag=True, default=None, help=help_text)
+    # Values stay strings here: config.load_settings converts and validates every source alike.
+    return click.option(flag, setting.name, type=str, default=None, help=help_text)
+
+
+def _settings(options: dict[str, Any]):  # type: ignore[no-untyped-def]
+    config_file = options.pop("config") or os.environ.get("BODEGA_CONFIG")
+    return load_settings(options, os.environ, Path(config_file) if config_file else None)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="bodega")
+def main() -> None:
+    """bodega: a caching proxy for the Python Package Index."""
+
+
+@main.command()
+@_setting_options
+def serve(**options: Any) -> None:
+    """Run the caching proxy (creates the data dir on first start)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        settings = _settings(options)
+
+        def announce(url: str) -> None:
+            click.echo(
+                f"bodega {__version__} serving {settings.upstream} at {url}simple/"
+                f" (data in {settings.data_dir})",
+                err=True,
+            )
+
+        asyncio.run(serve_forever(settings, announce))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@_setting_options
+def init(**options: Any) -> None:
+    """Create the data dir and database without serving (for scripts and images)."""
+    try:
+        settings = _settings(options)
+        asyncio.run(initialize(settings))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"initialised {settings.data_dir}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Settings: one frozen dataclass, loaded as defaults <- TOML file <- BODEGA_* env <- CLI.
+
+Each setting is declared once, in SETTINGS, which feeds the CLI options, the environment
+variables, the config-file keys and the docs. The environment is read only when settings
+are loaded, never at import.
+"""
+
+import dataclasses
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from bodega.errors import ConfigError
+
+ENV_PREFIX = "BODEGA_"
+
+
+def public_index_url() -> str:
+    """The public index's simple URL, exactly as pip defines its own default.
+
+    Read from pip's index model so bodega never hard-codes a registry's address.
+    """
+    try:
+        from pip._internal.models.index import PyPI
+    except ImportError:
+        raise ConfigError(
+            "pip is not importable here, so bodega cannot tell the public index's address;"
+            " pass --upstream URL (or set BODEGA_UPSTREAM)"
+        ) from None
+    return str(PyPI.simple_url)
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("bodega", appauthor=False))
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    kind: type
+    help: str
+    default: Callable[[], Any]
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "Address to listen on.", lambda: "127.0.0.1"),
+    Setting("port", int, "Port to listen on.", lambda: 3141),
+    Setting("data_dir", Path, "Where the cache lives (created on first start).", default_data_dir),
+    Setting(
+        "upstream",
+        str,
+        "The simple index to cache (PEP 503/691). Default: the public index.",
+        public_index_url,
+    ),
+    Setting("index_ttl", float, "Seconds a project page stays fresh.", lambda: 600.0),
+    Setting("offline", bool, "Never contact upstream; serve only what is cached.", lambda: False),
+    Setting(
+        "upstream_timeout",
+        float,
+        "Seconds to wait for upstream to connect or send more bytes.",
+        lambda: 10.0,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str
+    port: int
+    data_dir: Path
+    upstream: str
+    index_ttl: float
+    offline: bool
+    upstream_timeout: float
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "bodega.sqlite3"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+
+def env_name(setting: str) -> str:
+    return ENV_PREFIX + setting.upper()
+
+
+def load_settings(
+    cli: Mapping[str, Any],
+    environ: Mapping[str, str],
+    config_file: Path | None = None,
+) -> Settings:
+    """Settings from the CLI (values not given are absent or None), the environment and an
+    optional TOML file, over the defaults; ConfigError for anything that cannot work."""
+    from_file = _read_config_file(config_file) if config_file else {}
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw: Any = cli.get(setting.name)
+        source = f"--{setting.name.replace('_', '-')}"
+        if raw is None and env_name(setting.name) in environ:
+            raw, source = environ[env_name(setting.name)], env_name(setting.name)
+        if raw is None and setting.name in from_file:
+            raw, source = from_file[setting.name], f"{config_file}: {setting.name}"
+        values[setting.name] = setting.default() if raw is None else _convert(setting, raw, source)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    updated = dataclasses.replace(settings, **changes)
+    _validate(updated)
+    return updated
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
+    known = {s.name for s in SETTINGS}
+    table = data.get("bodega", data)  # keys at top level or under [bodega]
+    keys = {str(k).replace("-", "_"): v for k, v in table.items()}
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {path}: {', '.join(unknown)}")
+    return keys
+
+
+def _convert(setting: Setting, raw: Any, source: str) -> Any:
+    try:
+        if setting.kind is bool:
+            return _to_bool(raw)
+        if setting.kind is Path:
+            return Path(str(raw)).expanduser()
+        if setting.kind in (int, float) and isinstance(raw, bool):
+            raise ValueError(raw)
+        return setting.kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {raw!r} is not a valid {setting.kind.__name__}") from None
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""}  # noqa: S104
+
+
+def _validate(settings: Settings) -> None:
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"port {settings.port} is out of range")
+    if settings.index_ttl < 0 or settings.upstream_timeout <= 0:
+        raise ConfigError("index-ttl must be >= 0 and upstream-timeout > 0")
+    parts = urlsplit(settings.upstream)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"upstream must be an http(s) URL, not {settings.upstream!r}")
+    upstream_port = parts.port or (443 if parts.scheme == "https" else 80)
+    same_host = parts.hostname == settings.host or (
+        parts.hostname in _LOOPBACK and settings.host in _LOOPBACK
+    )
+    if same_host and upstream_port == settings.port:
+        raise ConfigError(f"upstream {settings.upstream} is this bodega itself")

@@ -1,0 +1,296 @@
+"""Parsing upstream simple-API pages (PEP 503 HTML and PEP 691 JSON) into the index model.
+
+Upstream pages are untrusted input: every file entry is checked on its own and a bad one
+is skipped, never the whole page (threat 21). Sizes are bounded by the caller.
+"""
+
+import json
+import re
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+from packaging.utils import NormalizedName
+
+from bodega.core.model import DistributionFile, ProjectPage, ProjectStatus
+from bodega.core.names import normalize_project_name, validate_filename
+from bodega.errors import BodegaError, UpstreamError
+
+JSON_V1 = "application/vnd.pypi.simple.v1+json"
+HTML_V1 = "application/vnd.pypi.simple.v1+html"
+HTML = "text/html"
+
+# A bound on what one page may list; the largest real projects list tens of thousands.
+MAX_FILES_PER_PAGE = 200_000
+_HEX = re.compile(r"[0-9a-f]+")
+_HASH_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "md5": 32, "blake2b_256": 64}
+
+
+class PageFormatError(UpstreamError):
+    """An upstream page bodega cannot read at all."""
+
+
+def parse_project_page(
+    body: bytes, media_type: str, page_url: str, name: NormalizedName
+) -> ProjectPage:
+    """The project page in `body`, served by upstream at `page_url` with `media_type`."""
+    if media_type == JSON_V1:
+        return _parse_json_page(body, page_url, name)
+    if media_type in (HTML_V1, HTML):
+        return _parse_html_page(body, page_url, name)
+    raise PageFormatError(f"upstream answered with an unsupported content type {media_type!r}")
+
+
+def parse_project_list(body: bytes, media_type: str) -> list[str]:
+    """The project names of a root page (/simple/), in upstream's spelling."""
+    if media_type == JSON_V1:
+        data = _load_json(body)
+        projects = data.get("projects")
+        if not isinstance(projects, list):
+            raise PageFormatError("upstream root list has no 'projects' list")
+        names = (p.get("name") for p in projects if isinstance(p, dict))
+        return [n for n in names if isinstance(n, str) and _is_project_name(n)]
+    if media_type in (HTML_V1, HTML):
+        # The root page is tens of MB of one anchor per project: a regex is an order of
+        # magnitude faster than an HTML parser here, and the names are validated anyway.
+        text = body.decode("utf-8", errors="replace")
+        found = (m.group(1).strip() for m in _ROOT_ANCHOR.finditer(text))
+        return [n for n in found if _is_project_name(n)]
+    raise PageFormatError(f"upstream answered with an unsupported content type {media_type!r}")
+
+
+_ROOT_ANCHOR = re.compile(r"<a\b[^>]*>([^<]*)</a>", re.IGNORECASE)
+
+
+def _is_project_name(raw: str) -> bool:
+    try:
+        normalize_project_name(raw)
+    except BodegaError:
+        return False
+    return True
+
+
+# --- JSON (PEP 691) ---------------------------------------------------------------------
+
+
+def _load_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError as error:
+        raise PageFormatError(f"upstream sent invalid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise PageFormatError("upstream JSON page is not an object")
+    return data
+
+
+def _parse_json_page(body: bytes, page_url: str, name: NormalizedName) -> ProjectPage:
+    data = _load_json(body)
+    entries = data.get("files")
+    if not isinstance(entries, list):
+        raise PageFormatError("upstream JSON page has no 'files' list")
+    files = [_json_file(entry, page_url) for entry in entries[:MAX_FILES_PER_PAGE]]
+    versions = data.get("versions")
+    meta = data.get("meta")
+    serial = meta.get("_last-serial") if isinstance(meta, dict) else None
+    return ProjectPage(
+        name=name,
+        files=_unique(f for f in files if f is not None),
+        versions=tuple(v for v in versions if isinstance(v, str))
+        if isinstance(versions, list)
+        else (),
+        status=_json_status(data.get("project-status")),
+        last_serial=_serial(serial),
+    )
+
+
+def _json_file(entry: object, page_url: str) -> DistributionFile | None:
+    if not isinstance(entry, dict):
+        return None
+    raw_filename, raw_url = entry.get("filename"), entry.get("url")
+    if not isinstance(raw_filename, str) or not isinstance(raw_url, str):
+        return None
+    url = _file_url(page_url, raw_url)
+    filename = _valid_filename(raw_filename)
+    if url is None or filename is None or _url_basename(url) != filename:
+        return None
+    raw_hashes = entry.get("hashes")
+    hashes = _clean_hashes(raw_hashes) if isinstance(raw_hashes, dict) else {}
+    # PEP 714: "core-metadata" is the key; upstreams may still send only the old one.
+    metadata = entry.get("core-metadata", entry.get("dist-info-metadata", False))
+    size = entry.get("size")
+    return DistributionFile(
+        filename=filename,
+        url=url,
+        hashes=hashes,
+        requires_python=_optional_str(entry.get("requires-python")),
+        yanked=_json_yanked(entry.get("yanked", False)),
+        core_metadata=_json_core_metadata(metadata),
+        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+        upload_time=_optional_str(entry.get("upload-time")),
+        provenance=_secure_url(entry.get("provenance")),
+        gpg_sig=entry.get("gpg-sig") if isinstance(entry.get("gpg-sig"), bool) else None,
+    )
+
+
+def _json_yanked(value: object) -> bool | str:
+    if isinstance(value, str):
+        return value or True
+    return value is True
+
+
+def _json_core_metadata(value: object) -> bool | dict[str, str]:
+    if isinstance(value, dict):
+        return _clean_hashes(value)
+    return value is True
+
+
+def _json_status(value: object) -> ProjectStatus | None:
+    if not isinstance(value, dict) or not isinstance(value.get("status"), str):
+        return None
+    return ProjectStatus(value["status"], _optional_str(value.get("reason")))
+
+
+# --- HTML (PEP 503) ---------------------------------------------------------------------
+
+
+class _AnchorCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[dict[str, str | None]] = []
+        self.meta: dict[str, str] = {}
+        self.base: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a" and len(self.anchors) < MAX_FILES_PER_PAGE:
+            self.anchors.append(dict(attrs))
+        elif tag == "meta":
+            found = dict(attrs)
+            if found.get("name") and found.get("content") is not None:
+                self.meta[str(found["name"])] = str(found["content"])
+        elif tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
+
+
+def _parse_html_page(body: bytes, page_url: str, name: NormalizedName) -> ProjectPage:
+    collector = _AnchorCollector()
+    collector.feed(body.decode("utf-8", errors="replace"))
+    collector.close()
+    base = urljoin(page_url, collector.base) if collector.base else page_url
+    files = (_html_file(anchor, base) for anchor in collector.anchors)
+    status = collector.meta.get("pypi:project-status")
+    serial_match = re.search(rb"<!--SERIAL (\d+)-->", body[-200:])
+    return ProjectPage(
+        name=name,
+        files=_unique(f for f in files if f is not None),
+        status=None
+        if status is None
+        else ProjectStatus(status, collector.meta.get("pypi:project-status-reason")),
+        last_serial=int(serial_match.group(1)) if serial_match else None,
+    )
+
+
+def _html_file(anchor: dict[str, str | None], base: str) -> DistributionFile | None:
+    href = anchor.get("href")
+    if not href:
+        return None
+    raw_url, fragment = urldefrag(href)
+    url = _file_url(base, raw_url)
+    filename = _valid_filename(_url_basename(url)) if url else None
+    if url is None or filename is None:
+        return None
+    hashes = {}
+    if "=" in fragment:
+        algorithm, _, value = fragment.partition("=")
+        hashes = _clean_hashes({algorithm: value})
+    return DistributionFile(
+        filename=filename,
+        url=url,
+        hashes=hashes,
+        requires_python=anchor.get("data-requires-python") or None,
+        yanked=_html_yanked(anchor),
+        core_metadata=_html_core_metadata(anchor),
+        provenance=_secure_url(anchor.get("data-provenance")),
+        gpg_sig={"true": True, "false": False}.get(anchor.get("data-gpg-sig") or ""),
+    )
+
+
+def _html_yanked(anchor: dict[str, str | None]) -> bool | str:
+    if "data-yanked" not in anchor:
+        return False
+    return anchor["data-yanked"] or True
+
+
+def _html_core_metadata(anchor: dict[str, str | None]) -> bool | dict[str, str]:
+    # PEP 714: prefer data-core-metadata, fall back to the older data-dist-info-metadata.
+    value = anchor.get("data-core-metadata", anchor.get("data-dist-info-metadata"))
+    if value is None:
+        return False
+    if value == "true":
+        return True
+    algorithm, _, digest = value.partition("=")
+    hashes = _clean_hashes({algorithm: digest})
+    return hashes or True
+
+
+# --- shared -----------------------------------------------------------------------------
+
+
+def _unique(files: Any) -> tuple[DistributionFile, ...]:
+    """Files in page order; a filename listed twice with different hashes is dropped."""
+    seen: dict[str, DistributionFile | None] = {}
+    for file in files:
+        previous = seen.get(file.filename, file)
+        seen[file.filename] = file if previous == file or previous is file else None
+    return tuple(f for f in seen.values() if f is not None)
+
+
+def _clean_hashes(raw: dict[Any, Any]) -> dict[str, str]:
+    hashes = {}
+    for algorithm, value in raw.items():
+        if not isinstance(algorithm, str) or not isinstance(value, str):
+            continue
+        digest = value.lower()
+        expected_length = _HASH_LENGTHS.get(algorithm)
+        if expected_length == len(digest) and _HEX.fullmatch(digest):
+            hashes[algorithm] = digest
+    return hashes
+
+
+def _file_url(base: str, raw: str) -> str | None:
+    """An absolute http(s) URL for a file link, or None for anything else (threat 19)."""
+    url = urljoin(base, raw.strip())
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.username is not None or parts.password is not None:
+        return None
+    return url
+
+
+def _url_basename(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+def _valid_filename(raw: str) -> str | None:
+    try:
+        return validate_filename(raw)
+    except BodegaError:
+        return None
+
+
+def _serial(value: object) -> int | None:
+    # Warehouse sends meta._last-serial as a string, older mirrors as a number.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _secure_url(value: object) -> str | None:
+    # PEP 740: a provenance URL must be a secure origin.
+    return value if isinstance(value, str) and value.startswith("https://") else None

@@ -1,0 +1,43 @@
+"""bodega's errors, translated to HTTP statuses once, at the web edge.
+
+BodegaError
+├── InvalidName            400  a project name or filename that is not a valid token
+├── NotFound               404  unknown project, file or route
+├── UpstreamError          502  upstream failed and no cached copy can serve
+│   ├── UpstreamTimeout    504
+│   └── UpstreamLoop       508  the request came back to this bodega (a Via loop)
+├── IntegrityError         502  bytes that do not match the declared hash or size
+└── ConfigError                 settings that cannot work; the CLI prints one line and exits
+"""
+
+
+class BodegaError(Exception):
+    """Base of every error bodega raises on purpose."""
+
+
+class InvalidName(BodegaError):
+    """A name or filename that bodega refuses to use as a key."""
+
+
+class NotFound(BodegaError):
+    """Nothing is known by that name, upstream or in the cache."""
+
+
+class UpstreamError(BodegaError):
+    """The upstream index failed and nothing cached could answer instead."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer within the configured bounds."""
+
+
+class UpstreamLoop(UpstreamError):
+    """The upstream is this bodega itself."""
+
+
+class IntegrityError(BodegaError):
+    """Downloaded bytes do not match the hash or size the index declared."""
+
+
+class ConfigError(BodegaError):
+    """Settings that cannot work."""

@@ -1,0 +1,211 @@
+"""The file cache: one upstream download per file however many clients ask, streamed to all
+of them while it is written to a spool file, and published only once its hash is verified.
+
+A download belongs to the cache, not to a request: a client hanging up does not stop it for
+the others (threat 28), and when every client has gone it still finishes, so the next
+request is a hit (threat 29). The last byte is held back from every client until the hash
+matches, so a corrupt or short download never ends as a clean, complete response.
+"""
+
+import asyncio
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
+from typing import IO, Any
+
+from bodega.errors import IntegrityError, NotFound, UpstreamError
+from bodega.proxy.singleflight import SingleFlight
+from bodega.storage.blobs import BlobStore
+from bodega.storage.metadata import MetadataStore
+from bodega.upstream import UpstreamClient
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 256 * 1024
+
+
+class Download:
+    """One file on its way from upstream into the cache, readable while it grows."""
+
+    def __init__(self, key: str | None, url: str, expected_size: int | None) -> None:
+        self.key = key  # the sha256 the index declared; None: cannot be verified or cached
+        self.url = url
+        self.expected_size = expected_size
+        self.total: int | None = expected_size  # known once upstream's headers arrive
+        self.spool: Path | None = None
+        self.written = 0
+        self.is_done = False
+        self.is_committed = False
+        self.error: BaseException | None = None
+        self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self) -> None:
+        await self._changed.wait()
+
+    async def wait_for_total(self) -> int | None:
+        """The file's size as soon as it is known (or the download is over)."""
+        while self.total is None and not self.is_done:
+            await self.changed()
+        return self.total
+
+    async def wait_until_done(self) -> None:
+        while not self.is_done:
+            await self.changed()
+        if self.error is not None:
+            raise self.error
+
+
+class FileCache:
+    """Verified files (distributions and their core metadata), by their sha256."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        store: MetadataStore,
+        upstream: UpstreamClient,
+        spool_dir: Path,
+        *,
+        offline: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._blobs = blobs
+        self._store = store
+        self._upstream = upstream
+        self._spool_dir = spool_dir
+        self._offline = offline
+        self._clock = clock
+        self._downloads: SingleFlight[None] = SingleFlight()
+        self._active: dict[str, Download] = {}
+
+    async def local_path(self, key: str | None) -> Path | None:
+        """Where a verified copy lies, when there is one."""
+        return None if key is None else await self._blobs.local_path(key)
+
+    def download(self, key: str | None, url: str, expected_size: int | None) -> Download:
+        """The download of this file, started now or joined if one is under way."""
+        flight_key = key or f"url:{url}"
+        active = self._active.get(flight_key)
+        if active is not None:
+            return active
+        if self._offline:
+            raise NotFound("file not cached and bodega is offline")
+        download = Download(key, url, expected_size)
+        self._active[flight_key] = download
+        task = self._downloads.run(flight_key, lambda: self._run(download))
+        task.add_done_callback(lambda _: self._active.pop(flight_key, None))
+        return download
+
+    async def stream(self, download: Download) -> AsyncGenerator[bytes, None]:
+        """The download's bytes from the start; raises if it fails before the end."""
+        handle = await self._open_for_reading(download)
+        try:
+            position = 0
+            while True:
+                # Hold the last byte back until the download is verified (or unverifiable
+                # and complete), so a failure can still make the response incomplete.
+                readable = download.written if download.is_done else download.written - 1
+                if position < readable:
+                    size = min(_READ_CHUNK, readable - position)
+                    chunk = await asyncio.to_thread(_read_at, handle, position, size)
+                    position += len(chunk)
+                    yield chunk
+                elif download.is_done:
+                    if download.error is not None:
+                        raise download.error
+                    return
+                else:
+                    await download.changed()
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    async def close(self) -> None:
+        await self._downloads.close()
+
+    async def _open_for_reading(self, download: Download) -> IO[bytes]:
+        while download.spool is None and not download.is_done:
+            await download.changed()
+        if download.spool is not None:
+            try:
+                return await asyncio.to_thread(open, download.spool, "rb")
+            except FileNotFoundError:
+                pass  # committed (renamed into the blob store) or discarded meanwhile
+        if download.is_committed and (path := await self.local_path(download.key)):
+            return await asyncio.to_thread(open, path, "rb")
+        raise download.error or UpstreamError("download ended before it could be read")
+
+    async def _run(self, download: Download) -> None:
+        spool: Path | None = None
+        try:
+            spool = await asyncio.to_thread(_new_spool, self._spool_dir)
+            download.spool = spool
+            download.notify()
+            await self._fetch_into(download, spool)
+            if download.key is not None:
+                await self._blobs.put_file(download.key, spool)
+                await self._store.record_blob(download.key, download.written, self._clock())
+                download.is_committed = True
+        except asyncio.CancelledError:
+            download.error = UpstreamError("bodega is shutting down")
+            raise
+        except Exception as error:  # the download's failure is every reader's failure
+            log.warning("download of %s failed: %s", download.url, error)
+            download.error = error
+        finally:
+            download.is_done = True
+            download.notify()
+            if spool is not None and not download.is_committed:
+                await asyncio.to_thread(spool.unlink, missing_ok=True)
+
+    async def _fetch_into(self, download: Download, spool: Path) -> None:
+        hasher = hashlib.sha256()
+        limit = download.expected_size
+        with await asyncio.to_thread(open, spool, "wb") as out:
+            async with self._upstream.open_file(download.url) as remote:
+                if download.total is None:
+                    download.total = remote.content_length
+                download.notify()
+                async for chunk in remote.chunks():
+                    if limit is not None and download.written + len(chunk) > limit:
+                        raise IntegrityError(f"{download.url} is larger than the index says")
+                    await asyncio.to_thread(_write_and_hash, out, hasher, chunk)
+                    download.written += len(chunk)
+                    download.notify()
+            await asyncio.to_thread(out.flush)
+        _verify(download, hasher.hexdigest())
+
+
+def _verify(download: Download, digest: str) -> None:
+    # A body cut short without Content-Length looks complete to the HTTP client (threat 15b):
+    # only the size and hash the index declared can tell.
+    if download.total is not None and download.written != download.total:
+        raise IntegrityError(
+            f"{download.url}: got {download.written} bytes, expected {download.total}"
+        )
+    if download.key is not None and digest != download.key:
+        raise IntegrityError(f"{download.url}: sha256 {digest} does not match the index")
+
+
+def _new_spool(spool_dir: Path) -> Path:
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=spool_dir, suffix=".part")
+    os.close(fd)
+    return Path(name)
+
+
+def _write_and_hash(out: IO[bytes], hasher: Any, chunk: bytes) -> None:
+    out.write(chunk)
+    out.flush()  # readers of the spool open their own handle; they must see these bytes
+    hasher.update(chunk)
+
+
+def _read_at(handle: IO[bytes], position: int, size: int) -> bytes:
+    handle.seek(position)
+    return handle.read(size)

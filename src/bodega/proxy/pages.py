@@ -1,0 +1,205 @@
+"""Project pages: served fresh from memory or the store, revalidated upstream when stale,
+served stale when upstream fails (stale-if-error)."""
+
+import asyncio
+import gzip
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from packaging.utils import NormalizedName
+
+from bodega.core.model import DistributionFile, ProjectPage
+from bodega.core.parsing import JSON_V1, parse_project_page
+from bodega.core.rendering import render_project_html, render_project_json
+from bodega.errors import NotFound, UpstreamError
+from bodega.proxy.singleflight import SingleFlight
+from bodega.storage.metadata import MetadataStore, StoredPage
+from bodega.upstream import UpstreamClient
+
+log = logging.getLogger(__name__)
+
+# Rendering and compressing a large page (thousands of files) takes milliseconds: off the loop.
+_RENDER_IN_THREAD_FILES = 200
+_MIN_GZIP_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPage:
+    body: bytes
+    etag: str  # strong, per variant (PEP 691: HTML and JSON share a URL)
+    gzipped: bytes | None  # None: not worth compressing
+
+
+@dataclass(slots=True)
+class CachedPage:
+    """A project page as bodega holds it, with its renderings kept per media type."""
+
+    page: ProjectPage
+    etag: str | None
+    last_modified: str | None
+    fetched_at: float
+    is_stale: bool = False  # served although upstream could not confirm it
+    renderings: dict[str, RenderedPage] = field(default_factory=dict)
+
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.fetched_at)
+
+
+class ProjectPages:
+    """Project pages from memory, the metadata store or upstream, in that order."""
+
+    def __init__(
+        self,
+        upstream: UpstreamClient,
+        store: MetadataStore,
+        *,
+        ttl: float,
+        offline: bool,
+        clock: Callable[[], float] = time.time,
+        memory_entries: int = 1024,
+    ) -> None:
+        self._upstream = upstream
+        self._store = store
+        self.ttl = ttl
+        self._offline = offline
+        self._clock = clock
+        self._memory: OrderedDict[str, CachedPage] = OrderedDict()
+        self._memory_entries = memory_entries
+        self._refreshes: SingleFlight[CachedPage] = SingleFlight()
+
+    async def get(self, project: str, *, revalidate: bool = False) -> CachedPage:
+        """The page of a validated, normalized project name; NotFound when there is none.
+
+        `revalidate` (a client's `Cache-Control: no-cache` or `max-age=0`) asks upstream even
+        within the TTL, so a release published a minute ago shows up.
+        """
+        cached = await self._cached(project)
+        if self._offline:
+            if cached is None:
+                raise NotFound(f"{project} is not cached and bodega is offline")
+            return cached
+        if cached is not None and not revalidate and cached.age(self._clock()) < self.ttl:
+            return cached
+        return await self._refreshes.call(project, lambda: self._refresh(project, cached))
+
+    async def find_file(self, project: str, filename: str) -> DistributionFile:
+        """A file listed on the project's page, as cached; asks upstream only for an unknown page
+        or a file the cached page does not list yet."""
+        cached = await self._cached(project)
+        if cached is None or (file := cached.page.file_named(filename)) is None:
+            if self._offline:
+                raise NotFound(f"{project}/{filename} is not cached and bodega is offline")
+            refreshed = await self._refreshes.call(project, lambda: self._refresh(project, cached))
+            file = refreshed.page.file_named(filename)
+        if file is None:
+            raise NotFound(f"{project} has no file {filename}")
+        return file
+
+    def max_age(self, cached: CachedPage) -> int:
+        """What a client may cache the page for: never more than is left of the TTL, since a
+        client's cache adds to bodega's."""
+        return max(0, int(self.ttl - cached.age(self._clock())))
+
+    async def render(self, cached: CachedPage, media_type: str) -> RenderedPage:
+        rendered = cached.renderings.get(media_type)
+        if rendered is None:
+            if len(cached.page.files) > _RENDER_IN_THREAD_FILES:
+                rendered = await asyncio.to_thread(_render, cached.page, media_type)
+            else:
+                rendered = _render(cached.page, media_type)
+            cached.renderings[media_type] = rendered
+        return rendered
+
+    async def close(self) -> None:
+        await self._refreshes.close()
+
+    async def _cached(self, project: str) -> CachedPage | None:
+        cached = self._memory.get(project)
+        if cached is not None:
+            self._memory.move_to_end(project)
+            return cached
+        stored = await self._store.get_page(project)
+        if stored is None:
+            return None
+        cached = CachedPage(
+            page=ProjectPage.from_record(stored.record),
+            etag=stored.etag,
+            last_modified=stored.last_modified,
+            fetched_at=stored.fetched_at,
+        )
+        self._remember(project, cached)
+        return cached
+
+    async def _refresh(self, project: str, cached: CachedPage | None) -> CachedPage:
+        try:
+            response = await self._upstream.fetch_project_page(
+                project,
+                etag=cached.etag if cached else None,
+                last_modified=cached.last_modified if cached else None,
+            )
+        except UpstreamError as error:
+            if cached is None:
+                raise
+            log.warning("serving %s stale: %s", project, error)
+            return self._stale(project, cached)
+        now = self._clock()
+        if response.status == 304 and cached is not None:
+            await self._store.mark_page_fresh(project, now)
+            fresh = CachedPage(
+                cached.page, cached.etag, cached.last_modified, now, renderings=cached.renderings
+            )
+            self._remember(project, fresh)
+            return fresh
+        page = await _parse_off_loop(response.body, response.media_type, response.url, project)
+        if cached is not None and _is_rollback(cached.page, page):
+            # An upstream mirror behind the one we saw before (devpi#958): keep what we have.
+            log.warning("upstream page of %s is older than the cached one", project)
+            return self._stale(project, cached)
+        fresh = CachedPage(page, response.etag, response.last_modified, now)
+        await self._store.put_page(
+            StoredPage(project, page.to_record(), fresh.etag, fresh.last_modified, now)
+        )
+        self._remember(project, fresh)
+        return fresh
+
+    def _stale(self, project: str, cached: CachedPage) -> CachedPage:
+        stale = CachedPage(
+            cached.page,
+            cached.etag,
+            cached.last_modified,
+            cached.fetched_at,
+            is_stale=True,
+            renderings=cached.renderings,
+        )
+        self._remember(project, stale)
+        return stale
+
+    def _remember(self, project: str, cached: CachedPage) -> None:
+        self._memory[project] = cached
+        self._memory.move_to_end(project)
+        while len(self._memory) > self._memory_entries:
+            self._memory.popitem(last=False)
+
+
+def _is_rollback(cached: ProjectPage, page: ProjectPage) -> bool:
+    if cached.last_serial is None or page.last_serial is None:
+        return False
+    return page.last_serial < cached.last_serial
+
+
+async def _parse_off_loop(body: bytes, media_type: str, url: str, project: str) -> ProjectPage:
+    name = NormalizedName(project)
+    if len(body) < 64 * 1024:
+        return parse_project_page(body, media_type, url, name)
+    return await asyncio.to_thread(parse_project_page, body, media_type, url, name)
+
+
+def _render(page: ProjectPage, media_type: str) -> RenderedPage:
+    body = render_project_json(page) if media_type == JSON_V1 else render_project_html(page)
+    etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+    gzipped = gzip.compress(body, 6, mtime=0) if len(body) >= _MIN_GZIP_BYTES else None
+    return RenderedPage(body, etag, gzipped)

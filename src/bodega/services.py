@@ -1,0 +1,59 @@
+"""The composition root: builds every part from Settings. The only module that picks
+concrete backends."""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from bodega.config import Settings
+from bodega.proxy.files import FileCache
+from bodega.proxy.pages import ProjectPages
+from bodega.proxy.root import RootList
+from bodega.storage.datadir import open_data_dir
+from bodega.storage.filesystem import FilesystemBlobStore
+from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.upstream import UpstreamClient
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    instance_id: str  # marks this process's upstream requests, to detect request loops
+    pages: ProjectPages
+    root: RootList
+    files: FileCache
+
+
+async def initialize(settings: Settings) -> None:
+    """Create and check the data dir and the database, as the first start would."""
+    lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
+    try:
+        store = await SqliteMetadataStore.open(settings.database_path)
+        await store.close()
+    finally:
+        await asyncio.to_thread(lock.close)
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    async with AsyncExitStack() as stack:
+        lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
+        stack.push_async_callback(asyncio.to_thread, lock.close)
+        instance_id = secrets.token_hex(8)
+        store = await SqliteMetadataStore.open(settings.database_path)
+        stack.push_async_callback(store.close)
+        blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
+        upstream = await UpstreamClient.open(
+            settings.upstream, settings.upstream_timeout, instance_id
+        )
+        stack.push_async_callback(upstream.close)
+        offline, ttl = settings.offline, settings.index_ttl
+        pages = ProjectPages(upstream, store, ttl=ttl, offline=offline)
+        stack.push_async_callback(pages.close)
+        root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
+        stack.push_async_callback(root.close)
+        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline)
+        stack.push_async_callback(files.close)
+        yield Services(settings, instance_id, pages, root, files)

@@ -1,0 +1,1 @@
+"""Storage behind small interfaces: blobs (keys and bytes) and metadata records."""

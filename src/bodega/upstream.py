@@ -1,0 +1,190 @@
+"""The one place that talks to the upstream index; maps client errors to bodega's errors.
+
+Every request is bounded: connect and read timeouts, decompressed body size, redirect hops.
+Redirects are followed by hand so that none can lead to another scheme, a downgrade or an
+arbitrary host (threat 18).
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import quote, urljoin, urlsplit
+
+import aiohttp
+
+from bodega import __version__
+from bodega.core.parsing import HTML, HTML_V1, JSON_V1
+from bodega.errors import NotFound, UpstreamError, UpstreamLoop, UpstreamTimeout
+
+# What bodega asks upstream for: JSON first, since only it carries size and upload-time.
+_PAGE_ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, {HTML};q=0.01"
+MAX_PAGE_BYTES = 64 * 1024 * 1024
+MAX_ROOT_BYTES = 512 * 1024 * 1024
+MAX_REDIRECTS = 3
+_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamPage:
+    """A page upstream sent (status 200), or confirmed unchanged (status 304, no body)."""
+
+    status: int
+    url: str  # after redirects: relative links resolve against it
+    body: bytes = b""
+    media_type: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(slots=True)
+class UpstreamFile:
+    """An open download: its declared length and its bytes."""
+
+    content_length: int | None
+    response: aiohttp.ClientResponse
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.response.content.iter_chunked(_CHUNK):
+                yield chunk
+        except (aiohttp.ClientError, OSError) as error:
+            raise UpstreamError(f"upstream download broke off: {error!r}") from error
+        except TimeoutError as error:
+            raise UpstreamTimeout("upstream download stalled") from error
+
+
+class UpstreamClient:
+    """HTTP access to one upstream simple index."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, via: str) -> None:
+        self._session = session
+        self._base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._via = via
+
+    @classmethod
+    async def open(cls, base_url: str, read_timeout: float, instance_id: str) -> "UpstreamClient":
+        session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=read_timeout, sock_connect=read_timeout, sock_read=read_timeout
+            ),
+            connector=aiohttp.TCPConnector(limit=256, limit_per_host=64),
+            headers={"User-Agent": f"bodega/{__version__}"},
+            auto_decompress=True,
+            trust_env=True,
+        )
+        return cls(session, base_url, f"1.1 bodega-{instance_id}")
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def project_url(self, project: str) -> str:
+        # The project is a validated, normalized name; quote() and plain concatenation keep
+        # it a path segment under the configured base, where urljoin("//evil/x") would not.
+        return f"{self._base_url}{quote(project, safe='')}/"
+
+    async def fetch_project_page(
+        self, project: str, etag: str | None = None, last_modified: str | None = None
+    ) -> UpstreamPage:
+        """The project's page, or a 304 when the validators still match; NotFound on 404."""
+        headers = {"Accept": _PAGE_ACCEPT}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        return await self._fetch_page(self.project_url(project), headers, MAX_PAGE_BYTES)
+
+    async def fetch_root(self) -> UpstreamPage:
+        return await self._fetch_page(self._base_url, {"Accept": _PAGE_ACCEPT}, MAX_ROOT_BYTES)
+
+    async def _fetch_page(self, url: str, headers: dict[str, str], limit: int) -> UpstreamPage:
+        async with self._request(url, headers) as response:
+            if response.status == 304:
+                return UpstreamPage(304, str(response.url))
+            media_type = response.content_type
+            body = await _read_bounded(response, limit)
+            return UpstreamPage(
+                status=200,
+                url=str(response.url),
+                body=body,
+                media_type=media_type,
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+            )
+
+    @asynccontextmanager
+    async def open_file(self, url: str) -> AsyncIterator[UpstreamFile]:
+        """A streaming download of a file that an upstream page listed."""
+        # identity and no decompression: the stored bytes must hash to the index's value,
+        # whatever Content-Encoding upstream claims (threat 23).
+        headers = {"Accept-Encoding": "identity"}
+        async with self._request(url, headers, auto_decompress=False) as response:
+            yield UpstreamFile(response.content_length, response)
+
+    @asynccontextmanager
+    async def _request(
+        self, url: str, headers: dict[str, str], *, auto_decompress: bool = True
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        headers = {**headers, "Via": self._via}
+        allowed_hosts = {urlsplit(url).hostname, urlsplit(self._base_url).hostname}
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                response = await self._session.get(
+                    url, headers=headers, allow_redirects=False, auto_decompress=auto_decompress
+                )
+                if response.status not in (301, 302, 303, 307, 308):
+                    break
+                location = response.headers.get("Location", "")
+                response.release()
+                url = _redirect_target(url, location, allowed_hosts)
+            else:
+                raise UpstreamError(f"upstream redirected more than {MAX_REDIRECTS} times")
+            try:
+                _check_status(response)
+                yield response
+            finally:
+                response.release()
+        except TimeoutError as error:
+            raise UpstreamTimeout(f"upstream did not answer in time: {url}") from error
+        except aiohttp.ClientError as error:
+            raise UpstreamError(f"upstream request failed: {error!r}") from error
+
+    async def close(self) -> None:
+        await self._session.close()
+        await asyncio.sleep(0)  # let the connector's transports finish closing
+
+
+def _redirect_target(current: str, location: str, allowed_hosts: set[str | None]) -> str:
+    target = urljoin(current, location)
+    old, new = urlsplit(current), urlsplit(target)
+    downgrade = old.scheme == "https" and new.scheme != "https"
+    if (
+        new.scheme not in ("http", "https")
+        or downgrade
+        or new.username is not None
+        or new.hostname not in allowed_hosts
+    ):
+        raise UpstreamError(f"upstream redirected to a location bodega does not follow: {target}")
+    return target
+
+
+def _check_status(response: aiohttp.ClientResponse) -> None:
+    if response.status in (200, 206, 304):
+        return
+    if response.status in (404, 410):
+        raise NotFound(f"upstream has no {response.url.path}")
+    if response.status == 508:
+        raise UpstreamLoop("the upstream is this bodega itself (request loop)")
+    raise UpstreamError(f"upstream answered {response.status} for {response.url}")
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    # Count decompressed bytes: a small gzip body can expand enormously (threat 20).
+    parts, total = [], 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise UpstreamError(f"upstream page larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)

@@ -1,0 +1,1 @@
+"""The HTTP edge: routing, negotiation headers, errors to statuses."""

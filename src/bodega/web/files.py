@@ -1,0 +1,100 @@
+"""Distribution files and their core metadata (PEP 658): from the cache with sendfile, or
+streamed to the client while the first download fills the cache."""
+
+import contextlib
+from pathlib import Path
+
+from aiohttp import web
+
+from bodega.core.names import normalize_project_name, validate_filename
+from bodega.errors import NotFound
+from bodega.proxy.files import Download
+from bodega.services import Services
+from bodega.web.headers import FILE_CACHE_CONTROL
+from bodega.web.routing import Match
+
+_METADATA_SUFFIX = ".metadata"
+_OCTET_STREAM = "application/octet-stream"
+
+
+async def distribution_file(
+    request: web.Request, services: Services, match: Match
+) -> web.StreamResponse:
+    project = normalize_project_name(match.project)
+    filename = validate_filename(match.filename)
+    if project != match.project:
+        raise web.HTTPMovedPermanently(f"{match.prefix}{project}/{filename}")
+    is_metadata = filename.endswith(_METADATA_SUFFIX)
+    listed_name = filename.removesuffix(_METADATA_SUFFIX) if is_metadata else filename
+    file = await services.pages.find_file(project, listed_name)
+    if is_metadata:
+        if not file.core_metadata:
+            raise NotFound(f"{listed_name} has no core metadata upstream")
+        key, url, size = file.metadata_sha256, file.url + _METADATA_SUFFIX, None
+    else:
+        key, url, size = file.sha256, file.url, file.size
+
+    cached = await services.files.local_path(key)
+    if cached is not None:
+        return _cached_response(cached)
+    download = services.files.download(key, url, size)
+    if request.method == "HEAD":
+        return await _head(download)
+    if "Range" in request.headers and key is not None:
+        # A slice of a file must come from verified bytes: fill the cache, then slice it.
+        await download.wait_until_done()
+        cached = await services.files.local_path(key)
+        if cached is None:
+            raise NotFound(f"{filename} could not be cached")
+        return _cached_response(cached)
+    return await _stream(request, services, download)
+
+
+def _cached_response(path: Path) -> web.FileResponse:
+    # FileResponse answers HEAD, Range (a-b, a-, -N), If-Range and 416 itself, with sendfile.
+    headers = {"Cache-Control": FILE_CACHE_CONTROL, "Content-Type": _OCTET_STREAM}
+    return web.FileResponse(path, headers=headers)
+
+
+async def _head(download: Download) -> web.StreamResponse:
+    total = await download.wait_for_total()
+    if download.error is not None:
+        raise download.error
+    response = web.StreamResponse(headers=_live_headers())
+    if total is not None:
+        response.content_length = total
+    return response
+
+
+async def _stream(
+    request: web.Request, services: Services, download: Download
+) -> web.StreamResponse:
+    total = await download.wait_for_total()
+    if download.error is not None:
+        raise download.error  # nothing sent yet: the client gets a clean error status
+    response = web.StreamResponse(headers=_live_headers())
+    if total is not None:
+        response.content_length = total
+    await response.prepare(request)
+    async with contextlib.aclosing(services.files.stream(download)) as chunks:
+        try:
+            async for chunk in chunks:
+                await response.write(chunk)
+        except (ConnectionError, NotFound):
+            raise
+        except Exception:
+            # The download failed after the headers went out: drop the connection so the
+            # client can never take what it got for a complete file.
+            if request.transport is not None:
+                request.transport.abort()
+            raise
+    await response.write_eof()
+    return response
+
+
+def _live_headers() -> dict[str, str]:
+    return {
+        "Cache-Control": FILE_CACHE_CONTROL,
+        "Content-Type": _OCTET_STREAM,
+        "Accept-Ranges": "bytes",
+    }

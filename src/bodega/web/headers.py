@@ -1,0 +1,32 @@
+"""Request and response header rules shared by the handlers."""
+
+from aiohttp import web
+
+FILE_CACHE_CONTROL = "max-age=31536000, immutable"  # filenames are never reused upstream
+
+
+def wants_revalidation(request: web.Request) -> bool:
+    """`Cache-Control: no-cache` or `max-age=0`: pip --refresh-package, uv --refresh."""
+    directives = {
+        d.strip().lower().replace(" ", "")
+        for d in request.headers.get("Cache-Control", "").split(",")
+    }
+    return bool(directives & {"no-cache", "max-age=0"}) or "no-cache" in request.headers.get(
+        "Pragma", ""
+    )
+
+
+def etag_matches(request: web.Request, etags: tuple[str, ...]) -> bool:
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    sent = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in sent or bool(sent & set(etags))
+
+
+def accepts_gzip(request: web.Request) -> bool:
+    for coding in request.headers.get("Accept-Encoding", "").split(","):
+        name, _, params = coding.strip().partition(";")
+        if name.strip().lower() == "gzip" and params.replace(" ", "") not in ("q=0", "q=0.0"):
+            return True
+    return False

@@ -1,0 +1,38 @@
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.fake_index import FakeIndex
+from tests.support.fixtures import fake_index
+from tests.support.servers import bodega_in_process, make_settings
+
+__all__ = ["fake_index"]
+
+StartBodega = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def start_bodega(tmp_path: Path, fake_index: FakeIndex) -> AsyncIterator[StartBodega]:
+    """Starts the real bodega on 127.0.0.1 in front of the fake index; returns its base URL.
+
+    Settings can be overridden per call (index_ttl=0, offline=True, ...); every server
+    started is stopped after the test.
+    """
+    async with AsyncExitStack() as stack:
+
+        async def start(**overrides: Any) -> str:
+            overrides.setdefault("data_dir", tmp_path / "data")
+            settings = make_settings(upstream=fake_index.simple_url, **overrides)
+            return await stack.enter_async_context(bodega_in_process(settings))
+
+        yield start
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+        yield http
