@@ -12,12 +12,12 @@ from typing import Any
 import click
 
 from bodega import __version__
-from bodega.config import SETTINGS, Setting, env_name, load_settings
+from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
 from bodega.errors import ConfigError
 from bodega.services import initialize
 from bodega.web.server import serve as serve_forever
 
-_CONFIG_HELP = "A TOML file of settings (keys as the long options, without dashes: data_dir)."
+_CONFIG_HELP = "A TOML file of settings, keys named as the long options. [env: BODEGA_CONFIG]"
 
 
 def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,12 +32,13 @@ def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., An
     flag = "--" + setting.name.replace("_", "-")
     help_text = f"{setting.help} [env: {env_name(setting.name)}]"
     if setting.kind is bool:
-        return click.option(flag, setting.name, is_flag=True, default=None, help=help_text)
+        # --offline/--no-offline, so the command line can also turn off what env or file set.
+        return click.option(f"{flag}/--no-{flag[2:]}", setting.name, default=None, help=help_text)
     # Values stay strings here: config.load_settings converts and validates every source alike.
     return click.option(flag, setting.name, type=str, default=None, help=help_text)
 
 
-def _settings(options: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _settings(options: dict[str, Any]) -> Settings:
     config_file = options.pop("config") or os.environ.get("BODEGA_CONFIG")
     return load_settings(options, os.environ, Path(config_file) if config_file else None)
 

@@ -5,7 +5,7 @@ variables, the config-file keys and the docs. The environment is read only when 
 are loaded, never at import.
 """
 
-import dataclasses
+import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,17 +39,34 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("bodega", appauthor=False))
 
 
+def _any(value: Any) -> str | None:
+    return None
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "is not a port (0-65535)"
+
+
+def _seconds(value: float) -> str | None:
+    return None if math.isfinite(value) and value >= 0 else "is not a number of seconds >= 0"
+
+
+def _positive_seconds(value: float) -> str | None:
+    return None if math.isfinite(value) and value > 0 else "is not a number of seconds > 0"
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
     kind: type
     help: str
     default: Callable[[], Any]
+    check: Callable[[Any], str | None] = _any  # what is wrong with a converted value
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "Address to listen on.", lambda: "127.0.0.1"),
-    Setting("port", int, "Port to listen on.", lambda: 3141),
+    Setting("port", int, "Port to listen on.", lambda: 3141, _port),
     Setting("data_dir", Path, "Where the cache lives (created on first start).", default_data_dir),
     Setting(
         "upstream",
@@ -57,13 +74,14 @@ SETTINGS: tuple[Setting, ...] = (
         "The simple index to cache (PEP 503/691). Default: the public index.",
         public_index_url,
     ),
-    Setting("index_ttl", float, "Seconds a project page stays fresh.", lambda: 600.0),
+    Setting("index_ttl", float, "Seconds a project page stays fresh.", lambda: 600.0, _seconds),
     Setting("offline", bool, "Never contact upstream; serve only what is cached.", lambda: False),
     Setting(
         "upstream_timeout",
         float,
         "Seconds to wait for upstream to connect or send more bytes.",
         lambda: 10.0,
+        _positive_seconds,
     ),
 )
 
@@ -117,12 +135,6 @@ def load_settings(
     return settings
 
 
-def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    updated = dataclasses.replace(settings, **changes)
-    _validate(updated)
-    return updated
-
-
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text())
@@ -130,6 +142,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
     known = {s.name for s in SETTINGS}
     table = data.get("bodega", data)  # keys at top level or under [bodega]
+    if not isinstance(table, dict) or ("bodega" in data and len(data) > 1):
+        raise ConfigError(f"{path}: put every key under [bodega] or every key at the top level")
     keys = {str(k).replace("-", "_"): v for k, v in table.items()}
     unknown = sorted(set(keys) - known)
     if unknown:
@@ -139,15 +153,23 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 def _convert(setting: Setting, raw: Any, source: str) -> Any:
     try:
-        if setting.kind is bool:
-            return _to_bool(raw)
-        if setting.kind is Path:
-            return Path(str(raw)).expanduser()
-        if setting.kind in (int, float) and isinstance(raw, bool):
-            raise ValueError(raw)
-        return setting.kind(raw)
+        value = _to_kind(setting.kind, raw)
     except (TypeError, ValueError):
         raise ConfigError(f"{source}: {raw!r} is not a valid {setting.kind.__name__}") from None
+    problem = setting.check(value)
+    if problem:
+        raise ConfigError(f"{source}: {raw!r} {problem}")
+    return value
+
+
+def _to_kind(kind: type, raw: Any) -> Any:
+    if kind is bool:
+        return _to_bool(raw)
+    if kind is Path:
+        return Path(str(raw)).expanduser()
+    if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
+        raise ValueError(raw)  # TOML true is no number; 3141.9 is no port
+    return kind(raw)
 
 
 def _to_bool(raw: Any) -> bool:
@@ -165,10 +187,6 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""}  # noqa: S104
 
 
 def _validate(settings: Settings) -> None:
-    if not 0 <= settings.port <= 65535:
-        raise ConfigError(f"port {settings.port} is out of range")
-    if settings.index_ttl < 0 or settings.upstream_timeout <= 0:
-        raise ConfigError("index-ttl must be >= 0 and upstream-timeout > 0")
     parts = urlsplit(settings.upstream)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"upstream must be an http(s) URL, not {settings.upstream!r}")

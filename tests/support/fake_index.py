@@ -17,15 +17,15 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDict, CIMultiDictProxy
 from packaging.utils import (
     InvalidSdistFilename,
@@ -55,6 +55,7 @@ _SHUTDOWN_TIMEOUT = 0.5
 _CALL_TIMEOUT = 10.0
 
 ServerKind = Literal["pages", "files"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
 class FakeIndex:
     """A fake upstream index: simple pages on one loopback port, files on another.
 
-    Use as a context manager, or call start() and stop().
+    Use as a context manager, or call start() and stop(). ``page_cache_control`` is the
+    Cache-Control sent on simple pages and may be reassigned by a test.
     """
 
     def __init__(self) -> None:
@@ -398,9 +400,11 @@ class FakeIndex:
         except KeyError:
             raise RuntimeError("FakeIndex is not started") from None
 
-    def _call(self, coro: Any) -> Any:
+    def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run a coroutine on the server loop and wait for its result."""
-        assert self._loop is not None
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("FakeIndex is not started")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_CALL_TIMEOUT)
 
     @staticmethod
@@ -422,6 +426,7 @@ class FakeIndex:
 
     async def _astart(self) -> None:
         self._stall_release = asyncio.Event()
+        self._down = False
         apps: tuple[tuple[ServerKind, web.Application], ...] = (
             ("pages", self._pages_app()),
             ("files", self._files_app()),
@@ -463,13 +468,13 @@ class FakeIndex:
     async def _aset_down(self, down: bool) -> None:
         if down == self._down:
             return
-        self._down = down
         if down:
             await self._close_listeners()
             self._abort_connections()
         else:
             for kind in self._runners:
                 await self._open(kind, self._ports[kind])
+        self._down = down
 
     async def _close_listeners(self) -> None:
         for site in self._sites.values():
@@ -490,7 +495,7 @@ class FakeIndex:
             self._stall_release.set()
         self._stall_release = asyncio.Event()
 
-    def _middleware(self, kind: ServerKind) -> Any:
+    def _middleware(self, kind: ServerKind) -> Middleware:
         @web.middleware
         async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             headers = CIMultiDictProxy(CIMultiDict(request.headers))

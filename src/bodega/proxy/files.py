@@ -38,6 +38,7 @@ class Download:
         self.total: int | None = expected_size  # known once upstream's headers arrive
         self.spool: Path | None = None
         self.written = 0
+        self.is_started = False  # upstream answered with a body on its way
         self.is_done = False
         self.is_committed = False
         self.error: BaseException | None = None
@@ -55,6 +56,13 @@ class Download:
         while self.total is None and not self.is_done:
             await self.changed()
         return self.total
+
+    async def wait_until_started(self) -> None:
+        """Until upstream has answered (or failed); raises the failure."""
+        while not self.is_started and not self.is_done:
+            await self.changed()
+        if self.error is not None:
+            raise self.error
 
     async def wait_until_done(self) -> None:
         while not self.is_done:
@@ -109,6 +117,8 @@ class FileCache:
         try:
             position = 0
             while True:
+                if download.error is not None:
+                    raise download.error
                 # Hold the last byte back until the download is verified (or unverifiable
                 # and complete), so a failure can still make the response incomplete.
                 readable = download.written if download.is_done else download.written - 1
@@ -118,8 +128,6 @@ class FileCache:
                     position += len(chunk)
                     yield chunk
                 elif download.is_done:
-                    if download.error is not None:
-                        raise download.error
                     return
                 else:
                     await download.changed()
@@ -171,6 +179,7 @@ class FileCache:
             async with self._upstream.open_file(download.url) as remote:
                 if download.total is None:
                     download.total = remote.content_length
+                download.is_started = True
                 download.notify()
                 async for chunk in remote.chunks():
                     if limit is not None and download.written + len(chunk) > limit:

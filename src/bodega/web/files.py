@@ -2,16 +2,19 @@
 streamed to the client while the first download fills the cache."""
 
 import contextlib
+import logging
 from pathlib import Path
 
 from aiohttp import web
 
 from bodega.core.names import normalize_project_name, validate_filename
-from bodega.errors import NotFound
+from bodega.errors import BodegaError, NotFound
 from bodega.proxy.files import Download
 from bodega.services import Services
 from bodega.web.headers import FILE_CACHE_CONTROL
 from bodega.web.routing import Match
+
+log = logging.getLogger(__name__)
 
 _METADATA_SUFFIX = ".metadata"
 _OCTET_STREAM = "application/octet-stream"
@@ -69,25 +72,25 @@ async def _head(download: Download) -> web.StreamResponse:
 async def _stream(
     request: web.Request, services: Services, download: Download
 ) -> web.StreamResponse:
-    total = await download.wait_for_total()
-    if download.error is not None:
-        raise download.error  # nothing sent yet: the client gets a clean error status
+    # Until upstream answers nothing is sent, so a failure is still a clean error status.
+    await download.wait_until_started()
     response = web.StreamResponse(headers=_live_headers())
-    if total is not None:
-        response.content_length = total
+    if download.total is not None:
+        response.content_length = download.total
     await response.prepare(request)
     async with contextlib.aclosing(services.files.stream(download)) as chunks:
         try:
             async for chunk in chunks:
                 await response.write(chunk)
-        except (ConnectionError, NotFound):
-            raise
-        except Exception:
+        except ConnectionResetError:
+            return response  # the client went away; the download goes on for the others
+        except BodegaError as error:
             # The download failed after the headers went out: drop the connection so the
             # client can never take what it got for a complete file.
+            log.warning("aborting %s: %s", request.path, error)
             if request.transport is not None:
                 request.transport.abort()
-            raise
+            return response
     await response.write_eof()
     return response
 

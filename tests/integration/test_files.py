@@ -1,0 +1,287 @@
+"""Files: streamed while cached, verified before visible, one upstream download per file."""
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import StartBodega
+from tests.support.distributions import BuiltFile, build_sdist, build_wheel
+from tests.support.fake_index import FakeIndex
+
+WHEEL = build_wheel("demo", "1.0", payload_size=200_000)
+
+
+@pytest.fixture
+def index(fake_index: FakeIndex) -> FakeIndex:
+    fake_index.add("demo", WHEEL)
+    return fake_index
+
+
+def file_url(bodega: str, file: BuiltFile = WHEEL, project: str = "demo") -> str:
+    return f"{bodega}files/{project}/{file.filename}"
+
+
+def stored_blobs(data_dir: Path) -> list[Path]:
+    return [p for p in (data_dir / "blobs").rglob("*") if p.is_file()]
+
+
+async def expect_broken_response(url: str) -> None:
+    """A 502 when the failure is known before the headers go out; after that, a dropped
+    connection: never a complete 200."""
+    # A client of its own: a connection the server dropped must not be pooled for the next.
+    async with httpx.AsyncClient(trust_env=False) as own:
+        try:
+            response = await own.get(url)
+        except httpx.RemoteProtocolError:
+            return
+    assert response.status_code == 502
+
+
+async def test_first_request_streams_and_caches_the_verified_file(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    bodega = await start_bodega()
+    response = await client.get(file_url(bodega))
+    assert response.status_code == 200
+    assert response.content == WHEEL.data
+    assert response.headers["Content-Length"] == str(len(WHEEL.data))
+    assert [p.name for p in stored_blobs(tmp_path / "data")] == [WHEEL.sha256]
+    again = await client.get(file_url(bodega))
+    assert again.content == WHEEL.data
+    assert index.count("GET", WHEEL.filename) == 1
+
+
+async def test_client_receives_bytes_before_upstream_finishes(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    """No redirect to upstream and no wait for the whole file."""
+    index.throttle(WHEEL.filename, bytes_per_second=100_000, chunk=10_000)  # about 2 s in all
+    bodega = await start_bodega()
+    started = time.monotonic()
+    async with client.stream("GET", file_url(bodega)) as response:
+        assert response.status_code == 200
+        chunks = response.aiter_raw()
+        first = await anext(chunks)
+        first_byte_after = time.monotonic() - started
+        rest = b"".join([chunk async for chunk in chunks])
+    total = time.monotonic() - started
+    assert first
+    assert first + rest == WHEEL.data
+    assert first_byte_after < total / 2
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["corrupt", "truncate-with-length", "truncate-without-length"],
+)
+async def test_a_bad_download_is_never_cached_nor_a_clean_response(
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    fault: str,
+) -> None:
+    """Threats 14 and 15: a hash mismatch or a short body, with or without Content-Length."""
+    if fault == "corrupt":
+        index.corrupt(WHEEL.filename)
+    else:
+        index.truncate(WHEEL.filename, with_content_length=fault == "truncate-with-length")
+    bodega = await start_bodega()
+    await expect_broken_response(file_url(bodega))
+    assert stored_blobs(tmp_path / "data") == []
+    index.reset_faults()
+    healed = await client.get(file_url(bodega))
+    assert healed.content == WHEEL.data
+
+
+async def test_an_unsized_page_entry_still_catches_a_short_body(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Without a size on the page or a Content-Length, only the hash can tell (threat 15b)."""
+    fake_index.add("demo", WHEEL, size_in_page=False)
+    fake_index.truncate(WHEEL.filename, with_content_length=False)
+    bodega = await start_bodega()
+    await expect_broken_response(file_url(bodega))
+    assert stored_blobs(tmp_path / "data") == []
+
+
+async def test_concurrent_cold_requests_share_one_upstream_download(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    index.throttle(WHEEL.filename, bytes_per_second=400_000, chunk=20_000)
+    bodega = await start_bodega()
+    responses = await asyncio.gather(*(client.get(file_url(bodega)) for _ in range(20)))
+    assert {r.status_code for r in responses} == {200}
+    assert {hashlib.sha256(r.content).hexdigest() for r in responses} == {WHEEL.sha256}
+    assert index.count("GET", WHEEL.filename) == 1
+
+
+async def test_a_client_hanging_up_does_not_stop_the_download_for_others(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    """Threat 28."""
+    index.throttle(WHEEL.filename, bytes_per_second=200_000, chunk=10_000)
+    bodega = await start_bodega()
+
+    async def hang_up_early() -> None:
+        async with (
+            httpx.AsyncClient(trust_env=False) as other,  # its own connection
+            other.stream("GET", file_url(bodega)) as response,
+        ):
+            await anext(response.aiter_raw())
+
+    patient = asyncio.create_task(client.get(file_url(bodega)))
+    await hang_up_early()
+    response = await patient
+    assert response.content == WHEEL.data
+    assert index.count("GET", WHEEL.filename) == 1
+
+
+async def test_when_every_client_hangs_up_the_download_still_completes(
+    index: FakeIndex, start_bodega: StartBodega, tmp_path: Path
+) -> None:
+    """Threat 29: bodega's policy is to finish the download, so the next request hits."""
+    index.throttle(WHEEL.filename, bytes_per_second=400_000, chunk=20_000)
+    bodega = await start_bodega()
+    async with (
+        httpx.AsyncClient(trust_env=False) as other,
+        other.stream("GET", file_url(bodega)) as response,
+    ):
+        await anext(response.aiter_raw())
+    for _ in range(100):
+        if stored_blobs(tmp_path / "data"):
+            break
+        await asyncio.sleep(0.05)
+    assert [p.name for p in stored_blobs(tmp_path / "data")] == [WHEEL.sha256]
+    assert list((tmp_path / "data" / "tmp").iterdir()) == []
+
+
+async def test_core_metadata_files_are_cached_the_same_way(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    """PEP 658: the bytes whose hash the page advertises."""
+    bodega = await start_bodega()
+    url = file_url(bodega) + ".metadata"
+    for _ in range(2):
+        response = await client.get(url)
+        assert response.status_code == 200
+        assert response.content == WHEEL.metadata
+    assert index.count("GET", WHEEL.filename + ".metadata") == 1
+    assert index.count("GET", WHEEL.filename) == 0
+
+
+async def test_no_metadata_file_for_files_without_one(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    sdist = build_sdist("demo", "1.0")
+    fake_index.add("demo", sdist)
+    bodega = await start_bodega()
+    response = await client.get(file_url(bodega, sdist) + ".metadata")
+    assert response.status_code == 404
+
+
+async def test_cached_files_answer_head_and_ranges(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    bodega = await start_bodega()
+    url = file_url(bodega)
+    await client.get(url)
+    head = await client.head(url, headers={"Accept-Encoding": "gzip"})
+    assert head.headers["Content-Length"] == str(len(WHEEL.data))
+    assert head.headers["Accept-Ranges"] == "bytes"
+    assert head.headers["Cache-Control"] == "max-age=31536000, immutable"
+    assert "Content-Encoding" not in head.headers
+    size = len(WHEEL.data)
+    for header, expected in [
+        ("bytes=0-99", WHEEL.data[:100]),
+        ("bytes=1000-", WHEEL.data[1000:]),
+        ("bytes=-10000", WHEEL.data[-10000:]),
+    ]:
+        response = await client.get(url, headers={"Range": header})
+        assert response.status_code == 206
+        assert response.content == expected
+        assert response.headers["Content-Range"].endswith(f"/{size}")
+    beyond = await client.get(url, headers={"Range": f"bytes={size + 10}-"})
+    assert beyond.status_code == 416
+
+
+async def test_cold_head_and_range_requests(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    """uv sends HEAD, Poetry a suffix range, before anything is cached."""
+    bodega = await start_bodega()
+    head = await client.head(file_url(bodega))
+    assert head.status_code == 200
+    assert head.headers["Content-Length"] == str(len(WHEEL.data))
+    assert head.headers["Accept-Ranges"] == "bytes"
+    response = await client.get(file_url(bodega), headers={"Range": "bytes=-10000"})
+    assert response.status_code == 206
+    assert response.content == WHEEL.data[-10000:]
+
+
+async def test_gzip_is_never_applied_to_files(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    """Conformance 26: a .tar.gz is served as the same bytes, with no Content-Encoding."""
+    sdist = build_sdist("demo", "1.0")
+    fake_index.add("demo", sdist)
+    bodega = await start_bodega()
+    for _ in range(2):  # cold (streamed), then cached (sendfile)
+        response = await client.get(file_url(bodega, sdist), headers={"Accept-Encoding": "gzip"})
+        assert "Content-Encoding" not in response.headers
+        assert response.content == sdist.data
+
+
+async def test_only_files_listed_upstream_are_fetched(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    """bodega is never an open proxy: an unlisted filename is 404 without a file request."""
+    bodega = await start_bodega()
+    for path in [
+        "files/demo/demo-9.9-py3-none-any.whl",
+        "files/demo/..%2f..%2fetc%2fpasswd",
+        "files/demo/a%00b.whl",
+        "files/..%2f..%2fetc/passwd",
+    ]:
+        response = await client.get(bodega + path)
+        assert response.status_code in (400, 404), path
+    assert [r for r in index.requests if r.server == "files"] == []
+
+
+async def test_files_without_a_declared_hash_are_streamed_but_never_cached(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The cache never keeps a file whose hash it could not verify."""
+    fake_index.add("demo", WHEEL, hash_in_page=False)
+    bodega = await start_bodega()
+    for _ in range(2):
+        response = await client.get(file_url(bodega))
+        assert response.content == WHEEL.data
+    assert stored_blobs(tmp_path / "data") == []
+    assert fake_index.count("GET", WHEEL.filename) == 2
+
+
+async def test_cached_files_are_served_while_upstream_is_down(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    bodega = await start_bodega(index_ttl=0)
+    await client.get(file_url(bodega))
+    index.set_down(True)
+    response = await client.get(file_url(bodega))
+    assert response.content == WHEEL.data
+
+
+async def test_a_cold_file_with_upstream_down_fails_fast_with_502(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    bodega = await start_bodega()
+    await client.get(f"{bodega}simple/demo/")
+    index.set_down(True)
+    started = time.monotonic()
+    response = await client.get(file_url(bodega))
+    assert response.status_code == 502
+    assert time.monotonic() - started < 5
