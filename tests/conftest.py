@@ -26,7 +26,8 @@ async def start_bodega(tmp_path: Path, fake_index: FakeIndex) -> AsyncIterator[S
 
         async def start(**overrides: Any) -> str:
             overrides.setdefault("data_dir", tmp_path / "data")
-            settings = make_settings(upstream=fake_index.simple_url, **overrides)
+            overrides.setdefault("upstream", fake_index.simple_url)
+            settings = make_settings(**overrides)
             return await stack.enter_async_context(bodega_in_process(settings))
 
         yield start

@@ -79,8 +79,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "upstream_timeout",
         float,
-        "Seconds to wait for upstream to connect or send more bytes.",
-        lambda: 10.0,
+        "Seconds to wait for upstream to connect, answer, or send more bytes.",
+        lambda: 5.0,
         _positive_seconds,
     ),
 )

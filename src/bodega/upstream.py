@@ -22,6 +22,8 @@ _PAGE_ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, {HTML};q=0.01"
 MAX_PAGE_BYTES = 64 * 1024 * 1024
 MAX_ROOT_BYTES = 512 * 1024 * 1024
 MAX_REDIRECTS = 3
+# A page that trickles in a byte at a time never trips the read timeout; this bounds it.
+PAGE_DEADLINE = 60.0
 _CHUNK = 256 * 1024
 
 
@@ -99,16 +101,22 @@ class UpstreamClient:
         return await self._fetch_page(self._base_url, {"Accept": _PAGE_ACCEPT}, MAX_ROOT_BYTES)
 
     async def _fetch_page(self, url: str, headers: dict[str, str], limit: int) -> UpstreamPage:
+        try:
+            async with asyncio.timeout(PAGE_DEADLINE):
+                return await self._read_page(url, headers, limit)
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream took over {PAGE_DEADLINE:.0f} s for {url}") from None
+
+    async def _read_page(self, url: str, headers: dict[str, str], limit: int) -> UpstreamPage:
         async with self._request(url, headers) as response:
             if response.status == 304:
                 return UpstreamPage(304, str(response.url))
-            media_type = response.content_type
             body = await _read_bounded(response, limit)
             return UpstreamPage(
                 status=200,
                 url=str(response.url),
                 body=body,
-                media_type=media_type,
+                media_type=response.content_type,
                 etag=response.headers.get("ETag"),
                 last_modified=response.headers.get("Last-Modified"),
             )

@@ -18,7 +18,7 @@ from bodega.web.server import running_server
 _READY = re.compile(r"at (http://\S+/)simple/")
 
 
-def make_settings(data_dir: Path, upstream: str, **overrides: Any) -> Settings:
+def make_settings(*, data_dir: Path, upstream: str, **overrides: Any) -> Settings:
     settings = Settings(
         host="127.0.0.1",
         port=0,
