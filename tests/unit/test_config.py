@@ -46,7 +46,7 @@ def test_defaults_when_no_source_sets_anything() -> None:
     assert settings.upstream == PyPI.simple_url
     assert settings.index_ttl == 600.0
     assert settings.offline is False
-    assert settings.upstream_timeout == 10.0
+    assert settings.upstream_timeout == 5.0
 
 
 def test_cli_values_that_are_none_count_as_not_given() -> None:
