@@ -17,7 +17,9 @@ from bodega.storage.metadata import StoredPage, StoredRoot
 
 T = TypeVar("T")
 
-_SCHEMA = """
+# Each entry upgrades the schema by one version; append, never edit a released one.
+_MIGRATIONS: tuple[str, ...] = (
+    """
 CREATE TABLE IF NOT EXISTS pages (
     project TEXT PRIMARY KEY,
     record TEXT NOT NULL,
@@ -37,8 +39,8 @@ CREATE TABLE IF NOT EXISTS root (
     project_count INTEGER NOT NULL,
     fetched_at REAL NOT NULL
 );
-"""
-_SCHEMA_VERSION = 1
+""",
+)
 
 
 class SqliteMetadataStore:
@@ -146,7 +148,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA busy_timeout=10000")
     version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version < _SCHEMA_VERSION:
-        connection.executescript(_SCHEMA)
-        connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+    for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+        connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
     return connection
