@@ -175,7 +175,8 @@ class FileCache:
     async def _fetch_into(self, download: Download, spool: Path) -> None:
         hasher = hashlib.sha256()
         limit = download.expected_size
-        with await asyncio.to_thread(open, spool, "wb") as out:
+        out = await asyncio.to_thread(open, spool, "wb")
+        try:
             async with self._upstream.open_file(download.url) as remote:
                 if download.total is None:
                     download.total = remote.content_length
@@ -187,7 +188,8 @@ class FileCache:
                     await asyncio.to_thread(_write_and_hash, out, hasher, chunk)
                     download.written += len(chunk)
                     download.notify()
-            await asyncio.to_thread(out.flush)
+        finally:
+            await asyncio.to_thread(out.close)
         _verify(download, hasher.hexdigest())
 
 

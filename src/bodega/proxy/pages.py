@@ -23,7 +23,7 @@ from bodega.upstream import UpstreamClient
 log = logging.getLogger(__name__)
 
 # Rendering and compressing a large page (thousands of files) takes milliseconds: off the loop.
-_RENDER_IN_THREAD_FILES = 200
+_IN_THREAD_FILES = 200
 _MIN_GZIP_BYTES = 1024
 
 
@@ -107,7 +107,7 @@ class ProjectPages:
     async def render(self, cached: CachedPage, media_type: str) -> RenderedPage:
         rendered = cached.renderings.get(media_type)
         if rendered is None:
-            if len(cached.page.files) > _RENDER_IN_THREAD_FILES:
+            if len(cached.page.files) > _IN_THREAD_FILES:
                 rendered = await asyncio.to_thread(_render, cached.page, media_type)
             else:
                 rendered = _render(cached.page, media_type)
@@ -125,8 +125,13 @@ class ProjectPages:
         stored = await self._store.get_page(project)
         if stored is None:
             return None
+        # Thousands of files take milliseconds to rebuild: off the loop for large pages.
+        if len(stored.record["files"]) > _IN_THREAD_FILES:
+            page = await asyncio.to_thread(ProjectPage.from_record, stored.record)
+        else:
+            page = ProjectPage.from_record(stored.record)
         cached = CachedPage(
-            page=ProjectPage.from_record(stored.record),
+            page=page,
             etag=stored.etag,
             last_modified=stored.last_modified,
             fetched_at=stored.fetched_at,
