@@ -40,8 +40,8 @@ from bodega.storage.metadata import MetadataStore, SearchDetails, StoredRoot
 
 log = logging.getLogger(__name__)
 
-SYNC_CHUNK = 10_000  # names per store transaction: ~0.1 s, so other store work interleaves
-CANDIDATES = 1_000  # matches per criterion before ranking; bounds the work of one search
+SYNC_CHUNK = 5_000  # names per store transaction, so other store work waits little
+CANDIDATES = 500  # matches per criterion before ranking; bounds the work of one search
 _QUEUE_SIZE = 1024
 _SEEN_METADATA = 10_000  # metadata blobs already read, so repeated hits cost nothing
 

@@ -248,8 +248,9 @@ class SqliteMetadataStore:
                 found += [
                     Match(k, n, Tier.PREFIX)
                     for k, n in db.execute(
+                        # In key order, which the index gives without sorting every match.
                         "SELECT key, name FROM search_names WHERE key > ? AND key < ?"
-                        " ORDER BY length(key), key LIMIT ?",
+                        " ORDER BY key LIMIT ?",
                         (key, key + "{", limit),
                     )
                 ]
@@ -257,9 +258,10 @@ class SqliteMetadataStore:
                 found += [
                     Match(k, n, Tier.WORD)
                     for k, n in db.execute(
-                        "SELECT n.key, n.name FROM search_text t"
-                        " JOIN search_names n ON n.id = t.rowid"
-                        " WHERE search_text MATCH ? ORDER BY length(n.key), n.key LIMIT ?",
+                        # The first matches in rowid order: ranking all of a common word's
+                        # tens of thousands of names would cost far more than a search may.
+                        "SELECT n.key, n.name FROM search_names n WHERE n.id IN"
+                        " (SELECT rowid FROM search_text WHERE search_text MATCH ? LIMIT ?)",
                         ("words : " + phrase, limit),
                     )
                 ]
@@ -330,9 +332,15 @@ def _sync_names(
             db.execute("DELETE FROM search_text WHERE rowid = ?", (row_id,))
         elif incoming[key] != name:
             db.execute("UPDATE search_names SET name = ? WHERE id = ?", (incoming[key], row_id))
-    for key, name in names:
-        if key not in existing:
-            _insert_name(db, key, name)
+    added = [(key, name) for key, name in names if key not in existing]
+    if added:
+        (last_id,) = db.execute("SELECT coalesce(max(id), 0) FROM search_names").fetchone()
+        db.executemany("INSERT INTO search_names (key, name) VALUES (?, ?)", added)
+        db.execute(
+            "INSERT INTO search_text (rowid, words, summary)"
+            " SELECT id, key, '' FROM search_names WHERE id > ?",
+            (last_id,),
+        )
 
 
 def _connect(path: Path) -> sqlite3.Connection:
