@@ -260,8 +260,7 @@ class SqliteMetadataStore:
                     for k, n in db.execute(
                         # The first matches in rowid order: ranking all of a common word's
                         # tens of thousands of names would cost far more than a search may.
-                        "SELECT n.key, n.name FROM search_names n WHERE n.id IN"
-                        " (SELECT rowid FROM search_text WHERE search_text MATCH ? LIMIT ?)",
+                        _FIRST_MATCHES,
                         ("words : " + phrase, limit),
                     )
                 ]
@@ -274,9 +273,7 @@ class SqliteMetadataStore:
             return [
                 Match(k, n, Tier.SUMMARY)
                 for k, n in db.execute(
-                    "SELECT n.key, n.name FROM search_text t"
-                    " JOIN search_names n ON n.id = t.rowid"
-                    " WHERE search_text MATCH ? ORDER BY rank LIMIT ?",
+                    _FIRST_MATCHES,
                     ("summary : " + phrase, limit),
                 )
             ]
@@ -298,6 +295,12 @@ class SqliteMetadataStore:
         self._executor.shutdown(wait=True)
 
 
+# The first FTS matches, then their names by primary key. Ordering by bm25 or joining
+# first makes SQLite score or visit every match: 50 ms for a common word (bench/search.py).
+_FIRST_MATCHES = (
+    "SELECT n.key, n.name FROM (SELECT rowid AS id FROM search_text WHERE search_text MATCH ?"
+    " LIMIT ?) AS m CROSS JOIN search_names n ON n.id = m.id"
+)
 _DETAILS_QUERY = (
     "SELECT d.key, n.name, d.version, d.summary, d.summary_version"
     " FROM search_details d JOIN search_names n USING (key)"
