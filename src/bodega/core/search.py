@@ -28,7 +28,7 @@ MAX_TERM_LENGTH = 100
 MAX_RESULTS = 100
 # Core metadata is a few KiB; a description can be large, but nothing needs more than this.
 MAX_METADATA_BYTES = 1024 * 1024
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: what FTS5 unicode61 keeps as tokens
 _SEPARATORS = re.compile(r"[-_.\s]+")
 
 
