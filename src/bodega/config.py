@@ -83,6 +83,13 @@ SETTINGS: tuple[Setting, ...] = (
         lambda: 5.0,
         _positive_seconds,
     ),
+    Setting(
+        "search_refresh",
+        float,
+        "Seconds between refreshes of the root list for search; 0: only what clients fetch.",
+        lambda: 3600.0,
+        _seconds,
+    ),
 )
 
 
@@ -95,6 +102,7 @@ class Settings:
     index_ttl: float
     offline: bool
     upstream_timeout: float
+    search_refresh: float
 
     @property
     def database_path(self) -> Path:

@@ -8,9 +8,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from bodega.config import Settings
+from bodega.proxy.catalog import Catalog
 from bodega.proxy.files import FileCache
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.root import RootList
+from bodega.proxy.search import ProjectSearch
+from bodega.proxy.stats import CacheStats
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
@@ -24,6 +27,9 @@ class Services:
     pages: ProjectPages
     root: RootList
     files: FileCache
+    stats: CacheStats
+    search: ProjectSearch
+    catalog: Catalog
 
 
 async def initialize(settings: Settings) -> None:
@@ -50,10 +56,28 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         stack.push_async_callback(upstream.close)
         offline, ttl = settings.offline, settings.index_ttl
-        pages = ProjectPages(upstream, store, ttl=ttl, offline=offline)
-        stack.push_async_callback(pages.close)
+        stats = CacheStats()
         root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
         stack.push_async_callback(root.close)
-        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline)
+        search = ProjectSearch(
+            store, blobs, root, refresh_interval=settings.search_refresh, offline=offline
+        )
+        pages = ProjectPages(
+            upstream, store, ttl=ttl, offline=offline, stats=stats, on_page=search.saw_page
+        )
+        stack.push_async_callback(pages.close)
+        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline, stats=stats)
         stack.push_async_callback(files.close)
-        yield Services(settings, instance_id, pages, root, files)
+        search.start()
+        stack.push_async_callback(search.close)
+        catalog = Catalog(
+            pages,
+            store,
+            blobs,
+            search,
+            stats,
+            data_dir=settings.data_dir,
+            upstream=settings.upstream,
+            offline=offline,
+        )
+        yield Services(settings, instance_id, pages, root, files, stats, search, catalog)

@@ -103,6 +103,7 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
     ("index_ttl", "1.5", "1.5", 1.5),
     ("offline", "true", "true", True),
     ("upstream_timeout", "30", "30", 30.0),
+    ("search_refresh", "0", "0", 0.0),
 ]
 
 

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from bodega.errors import IntegrityError, NotFound, UpstreamError
 from bodega.proxy.singleflight import SingleFlight
+from bodega.proxy.stats import CacheStats
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore
 from bodega.upstream import UpstreamClient
@@ -83,7 +84,9 @@ class FileCache:
         *,
         offline: bool,
         clock: Callable[[], float] = time.time,
+        stats: CacheStats | None = None,
     ) -> None:
+        self.stats = stats or CacheStats(clock)
         self._blobs = blobs
         self._store = store
         self._upstream = upstream
@@ -106,6 +109,7 @@ class FileCache:
         if self._offline:
             raise NotFound("file not cached and bodega is offline")
         download = Download(key, url, expected_size)
+        self.stats.fetch_started()
         self._active[flight_key] = download
         task = self._downloads.run(flight_key, lambda: self._run(download))
         task.add_done_callback(lambda _: self._active.pop(flight_key, None))
@@ -151,6 +155,7 @@ class FileCache:
 
     async def _run(self, download: Download) -> None:
         spool: Path | None = None
+        started = time.monotonic()
         try:
             spool = await asyncio.to_thread(_new_spool, self._spool_dir)
             download.spool = spool
@@ -165,8 +170,14 @@ class FileCache:
             raise
         except Exception as error:  # the download's failure is every reader's failure
             log.warning("download of %s failed: %s", download.url, error)
+            if isinstance(error, UpstreamError):
+                self.stats.upstream_failed(str(error))
             download.error = error
         finally:
+            failure = None if download.error is None else str(download.error)
+            self.stats.fetch_finished(
+                download.url, download.written, time.monotonic() - started, failure
+            )
             download.is_done = True
             download.notify()
             if spool is not None and not download.is_committed:
@@ -178,6 +189,7 @@ class FileCache:
         out = await asyncio.to_thread(open, spool, "wb")
         try:
             async with self._upstream.open_file(download.url) as remote:
+                self.stats.upstream_answered()
                 if download.total is None:
                     download.total = remote.content_length
                 download.is_started = True

@@ -17,6 +17,7 @@ from bodega.core.parsing import JSON_V1, parse_project_page
 from bodega.core.rendering import render_project_html, render_project_json
 from bodega.errors import NotFound, UpstreamError
 from bodega.proxy.singleflight import SingleFlight
+from bodega.proxy.stats import CacheStats
 from bodega.storage.metadata import MetadataStore, StoredPage
 from bodega.upstream import UpstreamClient
 
@@ -61,7 +62,11 @@ class ProjectPages:
         offline: bool,
         clock: Callable[[], float] = time.time,
         memory_entries: int = 1024,
+        stats: CacheStats | None = None,
+        on_page: Callable[[ProjectPage], None] | None = None,
     ) -> None:
+        self.stats = stats or CacheStats(clock)
+        self._on_page = on_page  # told of every page fetched from upstream (search listens)
         self._upstream = upstream
         self._store = store
         self.ttl = ttl
@@ -147,10 +152,12 @@ class ProjectPages:
                 last_modified=cached.last_modified if cached else None,
             )
         except UpstreamError as error:
+            self.stats.upstream_failed(str(error))
             if cached is None:
                 raise
             log.warning("serving %s stale: %s", project, error)
             return self._stale(project, cached)
+        self.stats.upstream_answered()
         now = self._clock()
         if response.status == 304 and cached is not None:
             await self._store.mark_page_fresh(project, now)
@@ -169,6 +176,8 @@ class ProjectPages:
             StoredPage(project, page.to_record(), fresh.etag, fresh.last_modified, now)
         )
         self._remember(project, fresh)
+        if self._on_page is not None:
+            self._on_page(page)
         return fresh
 
     def _stale(self, project: str, cached: CachedPage) -> CachedPage:

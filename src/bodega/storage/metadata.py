@@ -1,7 +1,11 @@
-"""The metadata store interface: project pages with their validators, and blob records."""
+"""The metadata store interface: project pages with their validators, blob records, and the
+search index (project names, summaries, latest versions)."""
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from bodega.core.search import Match
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,17 @@ class StoredRoot:
     fetched_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class SearchDetails:
+    """What bodega learned about a project from its page or its core metadata."""
+
+    key: str  # PEP 503 normalized name
+    name: str  # upstream's spelling
+    version: str | None  # the latest version seen
+    summary: str
+    summary_version: str | None  # the version the summary was read from
+
+
 class MetadataStore(Protocol):
     async def get_page(self, project: str) -> StoredPage | None: ...
 
@@ -43,5 +58,36 @@ class MetadataStore(Protocol):
     async def get_root(self) -> StoredRoot | None: ...
 
     async def put_root(self, root: StoredRoot) -> None: ...
+
+    async def blob_totals(self) -> tuple[int, int]:
+        """How many blobs are recorded, and their bytes."""
+
+    async def cached_keys(self, keys: Collection[str]) -> set[str]:
+        """Those of `keys` that are recorded blobs."""
+
+    async def sync_search_names(
+        self, names: Sequence[tuple[str, str]], after: str | None, is_last: bool
+    ) -> None:
+        """Make the searchable names between `after` (exclusive) and the last of `names` (or
+        the end, when `is_last`) exactly `names`: (key, name) pairs sorted by key. Names with
+        details stay even when upstream no longer lists them."""
+
+    async def search_root_key(self) -> str | None:
+        """The root-list blob the names were last synced from."""
+
+    async def set_search_root_key(self, key: str) -> None: ...
+
+    async def get_search_details(self, keys: Collection[str]) -> dict[str, SearchDetails]: ...
+
+    async def put_search_details(self, details: SearchDetails) -> None:
+        """Store (replace) a project's details and make its name and summary searchable."""
+
+    async def match_names(self, key: str, phrase: str | None, limit: int) -> list[Match]:
+        """Names equal to `key`, starting with it, or with the FTS5 `phrase` among their words."""
+
+    async def match_summaries(self, phrase: str, limit: int) -> list[Match]: ...
+
+    async def search_counts(self) -> tuple[int, int]:
+        """How many names are searchable, and how many projects have details."""
 
     async def close(self) -> None: ...

@@ -8,12 +8,13 @@ another process holding the lock for a while (threat 33).
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from bodega.storage.metadata import StoredPage, StoredRoot
+from bodega.core.search import Match, Tier
+from bodega.storage.metadata import SearchDetails, StoredPage, StoredRoot
 
 T = TypeVar("T")
 
@@ -38,6 +39,26 @@ CREATE TABLE IF NOT EXISTS root (
     json_key TEXT NOT NULL,
     project_count INTEGER NOT NULL,
     fetched_at REAL NOT NULL
+);
+""",
+    # 2: search. Names from the root list and the projects bodega has seen; FTS5 over the
+    # words of each name and its summary (rowid = search_names.id).
+    """
+CREATE TABLE IF NOT EXISTS search_names (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS search_details (
+    key TEXT PRIMARY KEY,
+    version TEXT,
+    summary TEXT NOT NULL,
+    summary_version TEXT
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(words, summary);
+CREATE TABLE IF NOT EXISTS search_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    root_key TEXT NOT NULL
 );
 """,
 )
@@ -137,9 +158,192 @@ class SqliteMetadataStore:
 
         await self._run(work)
 
+    async def blob_totals(self) -> tuple[int, int]:
+        def work(db: sqlite3.Connection) -> tuple[int, int]:
+            count, total = db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM blobs"
+            ).fetchone()
+            return int(count), int(total)
+
+        return await self._run(work)
+
+    async def cached_keys(self, keys: Collection[str]) -> set[str]:
+        wanted = list(keys)
+
+        def work(db: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(wanted), _IN_BATCH):
+                batch = wanted[start : start + _IN_BATCH]
+                marks = ",".join("?" * len(batch))
+                query = f"SELECT key FROM blobs WHERE key IN ({marks})"  # noqa: S608 (only ? placeholders)
+                found.update(row[0] for row in db.execute(query, batch))
+            return found
+
+        return await self._run(work)
+
+    async def sync_search_names(
+        self, names: Sequence[tuple[str, str]], after: str | None, is_last: bool
+    ) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                _sync_names(db, names, after or "", is_last)
+
+        await self._run(work)
+
+    async def search_root_key(self) -> str | None:
+        def work(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT root_key FROM search_state").fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(work)
+
+    async def set_search_root_key(self, key: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("INSERT OR REPLACE INTO search_state VALUES (1, ?)", (key,))
+
+        await self._run(work)
+
+    async def get_search_details(self, keys: Collection[str]) -> dict[str, SearchDetails]:
+        wanted = list(keys)
+
+        def work(db: sqlite3.Connection) -> dict[str, SearchDetails]:
+            found = {}
+            for start in range(0, len(wanted), _IN_BATCH):
+                batch = wanted[start : start + _IN_BATCH]
+                marks = ",".join("?" * len(batch))
+                query = _DETAILS_QUERY + f" WHERE d.key IN ({marks})"
+                for row in db.execute(query, batch):
+                    found[row[0]] = SearchDetails(*row)
+            return found
+
+        return await self._run(work)
+
+    async def put_search_details(self, details: SearchDetails) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                row = db.execute(
+                    "SELECT id FROM search_names WHERE key = ?", (details.key,)
+                ).fetchone()
+                row_id = _insert_name(db, details.key, details.name) if row is None else row[0]
+                db.execute(
+                    "INSERT OR REPLACE INTO search_details VALUES (?, ?, ?, ?)",
+                    (details.key, details.version, details.summary, details.summary_version),
+                )
+                db.execute(
+                    "UPDATE search_text SET summary = ? WHERE rowid = ?",
+                    (details.summary, row_id),
+                )
+
+        await self._run(work)
+
+    async def match_names(self, key: str, phrase: str | None, limit: int) -> list[Match]:
+        def work(db: sqlite3.Connection) -> list[Match]:
+            found = [
+                Match(k, n, Tier.EXACT)
+                for k, n in db.execute("SELECT key, name FROM search_names WHERE key = ?", (key,))
+            ]
+            if key:
+                # Keys are [a-z0-9-]: every key starting with `key` sorts below key + "{".
+                found += [
+                    Match(k, n, Tier.PREFIX)
+                    for k, n in db.execute(
+                        # In key order, which the index gives without sorting every match.
+                        "SELECT key, name FROM search_names WHERE key > ? AND key < ?"
+                        " ORDER BY key LIMIT ?",
+                        (key, key + "{", limit),
+                    )
+                ]
+            if phrase is not None:
+                found += [
+                    Match(k, n, Tier.WORD)
+                    for k, n in db.execute(
+                        # The first matches in rowid order: ranking all of a common word's
+                        # tens of thousands of names would cost far more than a search may.
+                        _FIRST_MATCHES,
+                        ("words : " + phrase, limit),
+                    )
+                ]
+            return found
+
+        return await self._run(work)
+
+    async def match_summaries(self, phrase: str, limit: int) -> list[Match]:
+        def work(db: sqlite3.Connection) -> list[Match]:
+            return [
+                Match(k, n, Tier.SUMMARY)
+                for k, n in db.execute(
+                    _FIRST_MATCHES,
+                    ("summary : " + phrase, limit),
+                )
+            ]
+
+        return await self._run(work)
+
+    async def search_counts(self) -> tuple[int, int]:
+        def work(db: sqlite3.Connection) -> tuple[int, int]:
+            # max(id) instead of count(*): counting 800k rows costs tens of ms, and ids
+            # only grow, so it is exact until names are removed and an upper bound after.
+            names = db.execute("SELECT coalesce(max(id), 0) FROM search_names").fetchone()[0]
+            details = db.execute("SELECT count(*) FROM search_details").fetchone()[0]
+            return int(names), int(details)
+
+        return await self._run(work)
+
     async def close(self) -> None:
         await self._run(lambda db: db.close())
         self._executor.shutdown(wait=True)
+
+
+# The first FTS matches, then their names by primary key. Ordering by bm25 or joining
+# first makes SQLite score or visit every match: 50 ms for a common word (bench/search.py).
+_FIRST_MATCHES = (
+    "SELECT n.key, n.name FROM (SELECT rowid AS id FROM search_text WHERE search_text MATCH ?"
+    " LIMIT ?) AS m CROSS JOIN search_names n ON n.id = m.id"
+)
+_DETAILS_QUERY = (
+    "SELECT d.key, n.name, d.version, d.summary, d.summary_version"
+    " FROM search_details d JOIN search_names n USING (key)"
+)
+_IN_BATCH = 500  # bound parameters per IN (...) query, well under SQLite's limit
+
+
+def _insert_name(db: sqlite3.Connection, key: str, name: str) -> int:
+    cursor = db.execute("INSERT INTO search_names (key, name) VALUES (?, ?)", (key, name))
+    row_id = int(cursor.lastrowid or 0)
+    db.execute("INSERT INTO search_text (rowid, words, summary) VALUES (?, ?, '')", (row_id, key))
+    return row_id
+
+
+def _sync_names(
+    db: sqlite3.Connection, names: Sequence[tuple[str, str]], after: str, is_last: bool
+) -> None:
+    if is_last:
+        rows = db.execute("SELECT id, key, name FROM search_names WHERE key > ?", (after,))
+    else:
+        rows = db.execute(
+            "SELECT id, key, name FROM search_names WHERE key > ? AND key <= ?",
+            (after, names[-1][0]),
+        )
+    existing = {key: (row_id, name) for row_id, key, name in rows}
+    incoming = dict(names)
+    for key, (row_id, name) in existing.items():
+        if key not in incoming:
+            if db.execute("SELECT 1 FROM search_details WHERE key = ?", (key,)).fetchone():
+                continue  # seen by bodega: still searchable while its page is cached
+            db.execute("DELETE FROM search_names WHERE id = ?", (row_id,))
+            db.execute("DELETE FROM search_text WHERE rowid = ?", (row_id,))
+        elif incoming[key] != name:
+            db.execute("UPDATE search_names SET name = ? WHERE id = ?", (incoming[key], row_id))
+    added = [(key, name) for key, name in names if key not in existing]
+    if added:
+        (last_id,) = db.execute("SELECT coalesce(max(id), 0) FROM search_names").fetchone()
+        db.executemany("INSERT INTO search_names (key, name) VALUES (?, ?)", added)
+        db.execute(
+            "INSERT INTO search_text (rowid, words, summary)"
+            " SELECT id, key, '' FROM search_names WHERE id > ?",
+            (last_id,),
+        )
 
 
 def _connect(path: Path) -> sqlite3.Connection:

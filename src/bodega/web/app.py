@@ -5,7 +5,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bodega import __version__
 from bodega.errors import (
     BodegaError,
     IntegrityError,
@@ -16,8 +15,8 @@ from bodega.errors import (
     UpstreamTimeout,
 )
 from bodega.services import Services
-from bodega.web import files, simple
-from bodega.web.routing import Match, Route, match
+from bodega.web import files, simple, ui, xmlrpc
+from bodega.web.routing import XMLRPC_PATHS, Match, Route, match
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,11 @@ _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
 def create_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[_errors])
     app[SERVICES] = services
+    app[ui.TEMPLATES] = ui.templates()
+    app[ui.STATIC] = ui.static_files()
     app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too
+    for path in XMLRPC_PATHS:
+        app.router.add_post(path, _dispatch)  # pip search posts XML-RPC here
     return app
 
 
@@ -53,21 +56,17 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     return await handler(request, services, found)
 
 
-async def _home(request: web.Request, services: Services, match: Match) -> web.Response:
-    base = f"{request.scheme}://{request.host}"
-    text = (
-        f"bodega {__version__}: a caching proxy of {services.settings.upstream}\n\n"
-        f"pip install --index-url {base}/simple/ PACKAGE\n"
-        f"uv pip install --default-index {base}/simple/ PACKAGE\n"
-    )
-    return web.Response(text=text, headers={"Cache-Control": "no-cache"})
-
-
 _HANDLERS: dict[Route, Handler] = {
-    Route.HOME: _home,
+    Route.HOME: ui.home,
     Route.ROOT_LIST: simple.root_list,
     Route.PROJECT: simple.project_page,
     Route.FILE: files.distribution_file,
+    Route.XMLRPC: xmlrpc.endpoint,
+    Route.UI_SEARCH: ui.search,
+    Route.UI_PROJECT: ui.project,
+    Route.UI_CACHE: ui.cache,
+    Route.STATUS: ui.status,
+    Route.STATIC: ui.static,
 }
 
 

@@ -1,6 +1,7 @@
 """Distribution files and their core metadata (PEP 658): from the cache with sendfile, or
 streamed to the client while the first download fills the cache."""
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -39,8 +40,15 @@ async def distribution_file(
 
     cached = await services.files.local_path(key)
     if cached is not None:
+        if is_metadata and key is not None:
+            # Search learns summaries and latest versions from the metadata clients fetch.
+            services.search.saw_metadata(project, key, None)
+        served = size if size is not None else (await asyncio.to_thread(cached.stat)).st_size
+        services.stats.served_from_cache(served)
         return _cached_response(cached)
     download = services.files.download(key, url, size)
+    if is_metadata and key is not None:
+        services.search.saw_metadata(project, key, download)
     if request.method == "HEAD":
         return await _head(download)
     if "Range" in request.headers and key is not None:

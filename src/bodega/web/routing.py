@@ -14,12 +14,24 @@ class Route(Enum):
     ROOT_LIST = "root-list"
     PROJECT = "project"
     FILE = "file"
+    XMLRPC = "xmlrpc"
+    UI_SEARCH = "ui-search"
+    UI_PROJECT = "ui-project"
+    UI_CACHE = "ui-cache"
+    STATUS = "status"
+    STATIC = "static"
     NOT_FOUND = "not-found"
 
 
 # The devpi layout, so a pip.conf written for devpi's root/pypi mirror works unchanged.
 _PREFIXES = (("simple",), ("root", "pypi", "+simple"))
 _FILE_PREFIXES = (("files",), ("root", "pypi", "files"))
+# Where pip search posts XML-RPC: its default (/pypi), the usual alias, and the devpi index
+# a seed pip.conf names ([search] index = .../root/pypi/).
+XMLRPC_PATHS = ("/pypi", "/pypi/", "/RPC2", "/root/pypi", "/root/pypi/")
+_XMLRPC = (("pypi",), ("RPC2",), ("root", "pypi"))
+# The web UI lives under "+" segments, which are no project names and no devpi index paths.
+_UI = {"+search": Route.UI_SEARCH, "+cache": Route.UI_CACHE, "+status.json": Route.STATUS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +48,8 @@ def match(path: str) -> Match:
     trailing = path.endswith("/")
     if not segments:
         return Match(Route.HOME)
+    if (found := _match_ui(segments)) is not None:
+        return found
     for prefix in _PREFIXES:
         rest = _strip(segments, prefix)
         if rest is None:
@@ -51,6 +65,18 @@ def match(path: str) -> Match:
             base = "/" + "/".join(prefix) + "/"
             return Match(Route.FILE, base, project=rest[0], filename=rest[1])
     return Match(Route.NOT_FOUND)
+
+
+def _match_ui(segments: list[str]) -> Match | None:
+    if tuple(segments) in _XMLRPC:
+        return Match(Route.XMLRPC)
+    if len(segments) == 1 and segments[0] in _UI:
+        return Match(_UI[segments[0]])
+    if len(segments) == 2 and segments[0] == "+project":
+        return Match(Route.UI_PROJECT, "/+project/", project=segments[1])
+    if len(segments) == 2 and segments[0] == "+static":
+        return Match(Route.STATIC, filename=segments[1])
+    return None
 
 
 def _strip(segments: list[str], prefix: tuple[str, ...]) -> list[str] | None:

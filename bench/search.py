@@ -1,0 +1,113 @@
+"""Search latency over a full-size name list.
+
+    python bench/search.py [--names 800000] [--repeat 50] [--db PATH]
+
+Generates ~800k project names shaped like the public index's (one to three words joined by
+"-", common prefixes such as python-/django-), syncs them into bodega's real SQLite store in
+the same chunks the background task uses, gives 5,000 of them summaries and versions, then
+times the searches `pip search` sends (name and summary, "or"), end to end through
+ProjectSearch.search on the store's thread. Prints the sync time, the slowest chunk (the
+longest any other store work waits) and per-query latency.
+"""
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bodega.core.search import Criterion, Query
+from bodega.proxy.search import SYNC_CHUNK, ProjectSearch
+from bodega.storage.metadata import SearchDetails
+from bodega.storage.sqlite import SqliteMetadataStore
+
+PREFIXES = ["python", "django", "flask", "pytest", "py", "aws", "azure", "mkdocs", "sphinx"]
+QUERIES = ["requests", "django", "flask-login", "py", "python", "zzzzzz", "http client", "a"]
+
+
+def vocabulary(rng: random.Random, size: int) -> list[str]:
+    syllables = ["ba", "co", "de", "fi", "go", "ha", "ji", "ka", "lo", "mu", "ne", "po", "qu"]
+    syllables += ["ra", "si", "tu", "vo", "wa", "xi", "yo", "ze", "str", "ex", "on", "er"]
+    words = {"requests", "http", "client", "login", "oauth", "json", "async", "test", "api"}
+    while len(words) < size:
+        words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+def names(count: int, seed: int = 8) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    words = vocabulary(rng, 20_000)
+    found: dict[str, str] = {}
+    while len(found) < count:
+        parts = [rng.choice(words) for _ in range(rng.choice((1, 2, 2, 3)))]
+        if rng.random() < 0.15:
+            parts.insert(0, rng.choice(PREFIXES))
+        key = "-".join(parts)
+        found[key] = "_".join(parts) if rng.random() < 0.2 else key
+    for fixed in ("requests", "requests-oauthlib", "django", "flask-login", "py"):
+        found[fixed] = fixed
+    return sorted(found.items())
+
+
+async def run(count: int, repeat: int, db: Path) -> None:
+    store = await SqliteMetadataStore.open(db)
+    try:
+        pairs = names(count)
+        started, slowest, after = time.perf_counter(), 0.0, None
+        for start in range(0, len(pairs), SYNC_CHUNK):
+            chunk = pairs[start : start + SYNC_CHUNK]
+            chunk_started = time.perf_counter()
+            await store.sync_search_names(chunk, after, start + SYNC_CHUNK >= len(pairs))
+            slowest = max(slowest, time.perf_counter() - chunk_started)
+            after = chunk[-1][0]
+        print(f"synced {len(pairs)} names in {time.perf_counter() - started:.1f} s")
+        print(f"slowest chunk of {SYNC_CHUNK}: {slowest * 1000:.0f} ms")
+        rng = random.Random(9)
+        for key, name in rng.sample(pairs, 5000):
+            summary = f"{rng.choice(['A', 'The', 'Fast'])} {name} http client for {key}"
+            await store.put_search_details(SearchDetails(key, name, "1.0", summary, "1.0"))
+        resync_started = time.perf_counter()
+        after = None
+        for start in range(0, len(pairs), SYNC_CHUNK):
+            chunk = pairs[start : start + SYNC_CHUNK]
+            await store.sync_search_names(chunk, after, start + SYNC_CHUNK >= len(pairs))
+            after = chunk[-1][0]
+        print(f"re-sync of an unchanged list: {time.perf_counter() - resync_started:.1f} s")
+        search: Any = ProjectSearch(store, None, None, refresh_interval=0, offline=True)  # type: ignore[arg-type]
+        print(f"{'query':<14}{'hits':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+        worst = 0.0
+        for text in QUERIES:
+            query = Query((Criterion("name", text), Criterion("summary", text)), match_all=False)
+            times = []
+            for _ in range(repeat):
+                began = time.perf_counter()
+                hits = await search.search(query)
+                times.append((time.perf_counter() - began) * 1000)
+            times.sort()
+            p95 = times[int(len(times) * 0.95) - 1]
+            worst = max(worst, p95)
+            median = statistics.median(times)
+            print(f"{text!r:<14}{len(hits):>6}{median:>10.2f}{p95:>10.2f}{times[-1]:>10.2f}")
+        print(f"worst p95: {worst:.1f} ms")
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--names", type=int, default=800_000)
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--db", type=Path, default=None, help="default: a temporary file")
+    args = parser.parse_args()
+    if args.db is not None:
+        asyncio.run(run(args.names, args.repeat, args.db))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        asyncio.run(run(args.names, args.repeat, Path(folder) / "bench.sqlite3"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Project search, the pure part: what a query asks, how matches rank, what a project's
+latest version and summary are.
+
+A query is the XML-RPC `search(spec, operator)` of the legacy PyPI API that `pip search`
+still sends: `spec` maps a field to a list of terms, and "or" takes projects matching any
+(field, term), "and" those matching all of them.
+"""
+
+import email.parser
+import email.policy
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+FIELDS = ("name", "summary")
+MAX_TERMS = 16
+MAX_TERM_LENGTH = 100
+MAX_RESULTS = 100
+# Core metadata is a few KiB; a description can be large, but nothing needs more than this.
+MAX_METADATA_BYTES = 1024 * 1024
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: what FTS5 unicode61 keeps as tokens
+_SEPARATORS = re.compile(r"[-_.\s]+")
+
+
+class Tier(IntEnum):
+    """How well a project matches, best first."""
+
+    EXACT = 0  # the whole name
+    PREFIX = 1  # the name starts with the term
+    WORD = 2  # a word of the name (or a word starting with the term)
+    SUMMARY = 3  # the summary has the term's words
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    field: str  # one of FIELDS
+    term: str
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    criteria: tuple[Criterion, ...]
+    match_all: bool  # "and"; "or" when False
+
+
+class QueryError(ValueError):
+    """A search spec bodega cannot answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    key: str  # the PEP 503 normalized name
+    name: str  # upstream's spelling
+    tier: Tier
+
+
+def parse_query(params: Sequence[Any]) -> Query:
+    """The parameters of an XML-RPC `search` call, validated."""
+    if not 1 <= len(params) <= 2 or not isinstance(params[0], Mapping):
+        raise QueryError("search takes a spec struct and an optional operator")
+    operator = params[1] if len(params) == 2 else "and"  # the legacy API's default
+    if operator not in ("and", "or"):
+        raise QueryError("the operator must be 'and' or 'or'")
+    criteria: list[Criterion] = []
+    for field, terms in params[0].items():
+        if field not in FIELDS:
+            raise QueryError(f"bodega searches only {' and '.join(FIELDS)}, not {field!r}")
+        for term in [terms] if isinstance(terms, str) else terms:
+            if not isinstance(term, str) or len(term) > MAX_TERM_LENGTH:
+                raise QueryError(f"a search term is a string of at most {MAX_TERM_LENGTH}")
+            if term.strip():
+                criteria.append(Criterion(field, term.strip()))
+    if len(criteria) > MAX_TERMS:
+        raise QueryError(f"at most {MAX_TERMS} search terms")
+    return Query(tuple(criteria), operator == "and")
+
+
+def name_key(term: str) -> str:
+    """A term in the form of normalized names (PEP 503), for exact and prefix matches."""
+    return _SEPARATORS.sub("-", term.lower()).strip("-")
+
+
+def fts_phrase(term: str) -> str | None:
+    """The term as an FTS5 phrase of its words, or None when it has none.
+
+    Only word characters reach the MATCH expression, so no term can inject FTS5 syntax
+    (column filters, NEAR, operators). A last word of three or more characters matches
+    as a prefix too: "reque" finds "requests".
+    """
+    words = _WORD.findall(term.lower())
+    if not words:
+        return None
+    phrase = '"' + " ".join(words) + '"'
+    return phrase + "*" if len(words[-1]) >= 3 else phrase
+
+
+def combine(per_criterion: Sequence[Mapping[str, Match]], *, match_all: bool) -> list[Match]:
+    """One ranked list: the best tier a project reached, then shorter names, then by name."""
+    if not per_criterion:
+        return []
+    best: dict[str, Match] = {}
+    for matches in per_criterion:
+        for key, found in matches.items():
+            if key not in best or found.tier < best[key].tier:
+                best[key] = found
+    if match_all:
+        keys = set(per_criterion[0]).intersection(*per_criterion[1:])
+        best = {key: best[key] for key in keys}
+    return sorted(best.values(), key=lambda m: (m.tier, len(m.key), m.key))[:MAX_RESULTS]
+
+
+def latest_version(versions: Iterable[str]) -> str | None:
+    """The highest final release, or the highest pre-release when there is no final one."""
+    parsed = []
+    for text in versions:
+        try:
+            parsed.append(Version(text))
+        except InvalidVersion:
+            continue
+    finals = [v for v in parsed if not v.is_prerelease]
+    chosen = max(finals or parsed, default=None)
+    return None if chosen is None else str(chosen)
+
+
+def versions_of_files(filenames: Iterable[str]) -> list[str]:
+    """The versions that wheel and sdist filenames carry (a page without PEP 700 versions)."""
+    found = []
+    for filename in filenames:
+        try:
+            if filename.endswith(".whl"):
+                found.append(str(parse_wheel_filename(filename)[1]))
+            else:
+                found.append(str(parse_sdist_filename(filename)[1]))
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            continue
+    return found
+
+
+def is_newer(version: str | None, than: str | None) -> bool:
+    """Whether `version` is a valid version above `than` (anything beats None or junk)."""
+    if version is None:
+        return False
+    try:
+        new = Version(version)
+    except InvalidVersion:
+        return False
+    try:
+        return than is None or new > Version(than)
+    except InvalidVersion:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class CoreMetadata:
+    """What search and the project page read from a METADATA file (core metadata spec)."""
+
+    version: str | None
+    summary: str
+    description: str
+
+
+def read_core_metadata(data: bytes) -> CoreMetadata:
+    """Version, Summary and the description (body or Description header) of METADATA bytes."""
+    text = data[:MAX_METADATA_BYTES].decode("utf-8", errors="replace")
+    message = email.parser.Parser(policy=email.policy.compat32).parsestr(text)
+    version = message.get("Version")
+    summary = " ".join(str(message.get("Summary", "")).split())
+    body = message.get_payload()
+    description = body if isinstance(body, str) and body.strip() else ""
+    if not description:
+        description = str(message.get("Description", ""))
+    return CoreMetadata(None if version is None else str(version).strip(), summary, description)

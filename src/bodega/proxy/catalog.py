@@ -1,0 +1,195 @@
+"""What the web UI shows: a project as the cache holds it, and a report on the cache."""
+
+import asyncio
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from bodega.core.model import DistributionFile
+from bodega.core.search import MAX_METADATA_BYTES, latest_version, read_core_metadata
+from bodega.core.search import versions_of_files as file_versions
+from bodega.proxy.pages import CachedPage, ProjectPages
+from bodega.proxy.search import ProjectSearch, SearchStatus
+from bodega.proxy.stats import CacheStats, Fetch
+from bodega.storage.blobs import BlobStore
+from bodega.storage.metadata import MetadataStore
+
+VERSIONS_PER_PAGE = 20  # a project with 10k versions is paginated (threat 45)
+_DESCRIPTION_CANDIDATES = 200  # metadata files looked at for a description, newest first
+_UNKNOWN = "(other files)"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    file: DistributionFile
+    is_cached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    version: str
+    files: tuple[FileRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectView:
+    name: str
+    latest: str | None
+    summary: str
+    description: str
+    releases: tuple[Release, ...]  # this page of them, newest first
+    version_count: int
+    file_count: int
+    cached_count: int  # of the files on this page
+    page_number: int
+    page_count: int
+    is_stale: bool
+    status: str | None  # PEP 792
+
+
+@dataclass(frozen=True, slots=True)
+class CacheReport:
+    files: int
+    bytes: int
+    disk_free: int
+    disk_total: int
+    hits: int
+    misses: int
+    hit_ratio: float | None
+    bytes_from_cache: int
+    bytes_fetched: int
+    fetch_errors: int
+    upstream: str
+    upstream_health: str
+    upstream_ok_at: float | None
+    upstream_failed_at: float | None
+    upstream_error: str | None
+    offline: bool
+    started_at: float
+    uptime: float
+    search: SearchStatus
+    recent_fetches: tuple[Fetch, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Catalog:
+    def __init__(
+        self,
+        pages: ProjectPages,
+        store: MetadataStore,
+        blobs: BlobStore,
+        search: ProjectSearch,
+        stats: CacheStats,
+        *,
+        data_dir: Path,
+        upstream: str,
+        offline: bool,
+    ) -> None:
+        self._pages = pages
+        self._store = store
+        self._blobs = blobs
+        self._search = search
+        self._stats = stats
+        self._data_dir = data_dir
+        self._upstream = upstream
+        self._offline = offline
+
+    async def project(self, project: str, page_number: int) -> ProjectView:
+        """A validated, normalized project as the cache holds it; NotFound when unknown."""
+        cached = await self._pages.get(project)
+        by_version = await asyncio.to_thread(_group_by_version, cached.page.files)
+        versions = list(by_version)
+        page_count = max(1, -(-len(versions) // VERSIONS_PER_PAGE))
+        page_number = min(max(1, page_number), page_count)
+        shown = versions[(page_number - 1) * VERSIONS_PER_PAGE :][:VERSIONS_PER_PAGE]
+        files = [f for version in shown for f in by_version[version]]
+        cached_keys = await self._store.cached_keys([f.sha256 for f in files if f.sha256])
+        releases = tuple(
+            Release(v, tuple(FileRow(f, f.sha256 in cached_keys) for f in by_version[v]))
+            for v in shown
+        )
+        summary, description = await self._description(cached, versions, by_version)
+        details = (await self._store.get_search_details([project])).get(project)
+        if not summary and details is not None:
+            summary = details.summary
+        return ProjectView(
+            name=details.name if details else project,
+            latest=latest_version(v for v in versions if v != _UNKNOWN),
+            summary=summary,
+            description=description,
+            releases=releases,
+            version_count=len(versions),
+            file_count=len(cached.page.files),
+            cached_count=sum(row.is_cached for release in releases for row in release.files),
+            page_number=page_number,
+            page_count=page_count,
+            is_stale=cached.is_stale,
+            status=None if cached.page.status is None else cached.page.status.status,
+        )
+
+    async def report(self) -> CacheReport:
+        files, size = await self._store.blob_totals()
+        disk = await asyncio.to_thread(shutil.disk_usage, self._data_dir)
+        stats = self._stats
+        return CacheReport(
+            files=files,
+            bytes=size,
+            disk_free=disk.free,
+            disk_total=disk.total,
+            hits=stats.hits,
+            misses=stats.misses,
+            hit_ratio=stats.hit_ratio,
+            bytes_from_cache=stats.bytes_from_cache,
+            bytes_fetched=stats.bytes_fetched,
+            fetch_errors=stats.fetch_errors,
+            upstream=self._upstream,
+            upstream_health="offline" if self._offline else stats.upstream_health,
+            upstream_ok_at=stats.upstream_ok_at,
+            upstream_failed_at=stats.upstream_failed_at,
+            upstream_error=stats.upstream_error,
+            offline=self._offline,
+            started_at=stats.started_at,
+            uptime=time.time() - stats.started_at,
+            search=await self._search.status(),
+            recent_fetches=tuple(stats.recent),
+        )
+
+    async def _description(
+        self,
+        cached: CachedPage,
+        versions: list[str],
+        by_version: dict[str, list[DistributionFile]],
+    ) -> tuple[str, str]:
+        """Summary and description from the newest core metadata the cache holds."""
+        candidates = [
+            f.metadata_sha256 for v in versions for f in by_version[v] if f.metadata_sha256
+        ][:_DESCRIPTION_CANDIDATES]
+        cached_keys = await self._store.cached_keys(candidates)
+        key = next((k for k in candidates if k in cached_keys), None)
+        if key is None:
+            return "", ""
+        data = b"".join([c async for c in self._blobs.read(key, 0, MAX_METADATA_BYTES)])
+        metadata = await asyncio.to_thread(read_core_metadata, data)
+        return metadata.summary, metadata.description
+
+
+def _group_by_version(files: tuple[DistributionFile, ...]) -> dict[str, list[DistributionFile]]:
+    """Files by version, newest version first; files whose name has no version go last."""
+    groups: dict[str, list[DistributionFile]] = {}
+    for file in files:
+        found = file_versions([file.filename])
+        groups.setdefault(found[0] if found else _UNKNOWN, []).append(file)
+    return dict(sorted(groups.items(), key=lambda item: _version_order(item[0]), reverse=True))
+
+
+def _version_order(version: str) -> tuple[int, Version]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, Version("0"))

@@ -1,0 +1,241 @@
+"""Project search: every name upstream lists, plus the summary and latest version of each
+project bodega has seen a page or core metadata for.
+
+The names come from the root list, synced into the metadata store by a background task in
+chunks, so no request ever waits for 800k names and other store work interleaves. Pages and
+core metadata are noted by a second background task fed through a bounded queue: a request
+only enqueues.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+
+from bodega.core.model import ProjectPage
+from bodega.core.parsing import JSON_V1, parse_project_list
+from bodega.core.search import (
+    MAX_METADATA_BYTES,
+    CoreMetadata,
+    Match,
+    Query,
+    combine,
+    fts_phrase,
+    is_newer,
+    latest_version,
+    name_key,
+    read_core_metadata,
+    versions_of_files,
+)
+from bodega.errors import BodegaError
+from bodega.proxy.files import Download
+from bodega.proxy.root import RootList
+from bodega.storage.blobs import BlobStore
+from bodega.storage.metadata import MetadataStore, SearchDetails, StoredRoot
+
+log = logging.getLogger(__name__)
+
+SYNC_CHUNK = 5_000  # names per store transaction, so other store work waits little
+CANDIDATES = 500  # matches per criterion before ranking; bounds the work of one search
+_QUEUE_SIZE = 1024
+_SEEN_METADATA = 10_000  # metadata blobs already read, so repeated hits cost nothing
+
+Job = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    key: str  # PEP 503 normalized
+    name: str
+    summary: str
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchStatus:
+    names: int
+    projects_with_details: int
+    root_key: str | None
+    is_syncing: bool
+
+
+class ProjectSearch:
+    def __init__(
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        root: RootList,
+        *,
+        refresh_interval: float,
+        offline: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._root = root
+        self._interval = refresh_interval
+        self._offline = offline
+        self._clock = clock
+        self._jobs: asyncio.Queue[Job] = asyncio.Queue(_QUEUE_SIZE)
+        self._seen_metadata: OrderedDict[str, None] = OrderedDict()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.is_syncing = False
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._work(), name="search-notes"),
+            asyncio.create_task(self._keep_names_fresh(), name="search-names"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def search(self, query: Query) -> list[Hit]:
+        per_criterion: list[dict[str, Match]] = []
+        for criterion in query.criteria:
+            phrase = fts_phrase(criterion.term)
+            if criterion.field == "name":
+                found = await self._store.match_names(name_key(criterion.term), phrase, CANDIDATES)
+            else:
+                found = (
+                    [] if phrase is None else await self._store.match_summaries(phrase, CANDIDATES)
+                )
+            best: dict[str, Match] = {}
+            for match in found:
+                if match.key not in best or match.tier < best[match.key].tier:
+                    best[match.key] = match
+            per_criterion.append(best)
+        ranked = combine(per_criterion, match_all=query.match_all)
+        details = await self._store.get_search_details([m.key for m in ranked])
+        hits = []
+        for match in ranked:
+            known = details.get(match.key)
+            if known is None:
+                hits.append(Hit(match.key, match.name, "", None))
+            else:
+                hits.append(Hit(match.key, match.name, known.summary, known.version))
+        return hits
+
+    async def status(self) -> SearchStatus:
+        names, details = await self._store.search_counts()
+        return SearchStatus(names, details, await self._store.search_root_key(), self.is_syncing)
+
+    def saw_page(self, page: ProjectPage) -> None:
+        """A project page came from upstream: note its latest version."""
+        self._enqueue(lambda: self._note_page(page))
+
+    def saw_metadata(self, project: str, key: str, download: Download | None) -> None:
+        """A client asked for a file's core metadata (PEP 658): note its summary and version."""
+        if key in self._seen_metadata:
+            self._seen_metadata.move_to_end(key)
+            return
+        self._enqueue(lambda: self._note_metadata(project, key, download))
+
+    async def sync_names(self) -> None:
+        """One pass: refresh the root list when it is older than the interval, then sync the
+        names if it changed since the last sync."""
+        stored = await self._store.get_root()
+        is_due = stored is None or self._clock() - stored.fetched_at >= self._interval
+        if self._interval > 0 and not self._offline and is_due:
+            try:
+                stored, _ = await self._root.get(revalidate=True)
+            except BodegaError as error:
+                log.warning("search: the root list could not be refreshed: %s", error)
+        if stored is not None and stored.json_key != await self._store.search_root_key():
+            self.is_syncing = True
+            try:
+                await self._sync(stored)
+            finally:
+                self.is_syncing = False
+
+    async def _sync(self, root: StoredRoot) -> None:
+        started = time.monotonic()
+        body = b"".join([chunk async for chunk in self._blobs.read(root.json_key)])
+        pairs = await asyncio.to_thread(_sorted_names, body)
+        after: str | None = None
+        for start in range(0, max(len(pairs), 1), SYNC_CHUNK):
+            chunk = pairs[start : start + SYNC_CHUNK]
+            await self._store.sync_search_names(chunk, after, start + SYNC_CHUNK >= len(pairs))
+            after = chunk[-1][0] if chunk else after
+        await self._store.set_search_root_key(root.json_key)
+        log.info("search: %d names synced in %.1f s", len(pairs), time.monotonic() - started)
+
+    async def _keep_names_fresh(self) -> None:
+        while True:
+            try:
+                await self.sync_names()
+            except BodegaError as error:
+                log.warning("search: syncing names failed: %s", error)
+            if self._interval <= 0:
+                return
+            await asyncio.sleep(self._interval)
+
+    def _enqueue(self, job: Job) -> None:
+        try:
+            self._jobs.put_nowait(job)
+        except asyncio.QueueFull:
+            log.debug("search: queue full, a note is dropped")  # the next fetch notes it again
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            try:
+                await job()
+            except BodegaError as error:
+                log.warning("search: %s", error)
+
+    async def _note_page(self, page: ProjectPage) -> None:
+        versions = page.versions
+        if not versions:
+            filenames = [f.filename for f in page.files]
+            versions = tuple(await asyncio.to_thread(versions_of_files, filenames))
+        version = latest_version(versions)
+        old = (await self._store.get_search_details([page.name])).get(page.name)
+        if old is None:
+            await self._store.put_search_details(
+                SearchDetails(page.name, page.name, version, "", None)
+            )
+        elif version != old.version:
+            await self._store.put_search_details(_with_version(old, version))
+
+    async def _note_metadata(self, project: str, key: str, download: Download | None) -> None:
+        if download is not None:
+            try:
+                await download.wait_until_done()
+            except BodegaError:
+                return  # not cached: nothing to read
+        data = b"".join([chunk async for chunk in self._blobs.read(key, 0, MAX_METADATA_BYTES)])
+        metadata = await asyncio.to_thread(read_core_metadata, data)
+        self._seen_metadata[key] = None
+        while len(self._seen_metadata) > _SEEN_METADATA:
+            self._seen_metadata.popitem(last=False)
+        old = (await self._store.get_search_details([project])).get(project)
+        await self._store.put_search_details(_merged(project, old, metadata))
+
+
+def _sorted_names(body: bytes) -> list[tuple[str, str]]:
+    by_key = {canonicalize_name(name): name for name in parse_project_list(body, JSON_V1)}
+    return sorted(by_key.items())
+
+
+def _with_version(old: SearchDetails, version: str | None) -> SearchDetails:
+    return SearchDetails(old.key, old.name, version, old.summary, old.summary_version)
+
+
+def _merged(project: str, old: SearchDetails | None, metadata: CoreMetadata) -> SearchDetails:
+    if old is None:
+        return SearchDetails(project, project, metadata.version, metadata.summary, metadata.version)
+    version = metadata.version if is_newer(metadata.version, old.version) else old.version
+    # The summary of the newest release wins; an older release's metadata never overrides it.
+    if old.summary_version is None or not is_newer(old.summary_version, metadata.version):
+        return SearchDetails(old.key, old.name, version, metadata.summary, metadata.version)
+    return _with_version(old, version)

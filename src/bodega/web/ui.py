@@ -1,0 +1,152 @@
+"""The web UI: server-rendered pages of what the cache holds, and the same numbers as JSON.
+
+Jinja2 autoescapes every value, so upstream strings (names, summaries, filenames, yanked
+reasons, descriptions) are text, never markup (threat 45). Pages load nothing from elsewhere
+and the Content-Security-Policy forbids it: no scripts at all, styles from this server only.
+"""
+
+import datetime
+import importlib.resources
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+
+from bodega import __version__
+from bodega.core.names import normalize_project_name
+from bodega.core.search import MAX_TERM_LENGTH, Criterion, Query
+from bodega.services import Services
+from bodega.web.routing import Match
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",
+}
+_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+STATIC = web.AppKey("static", dict)
+
+
+def templates() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("bodega.web", "templates"),
+        autoescape=True,  # every template is HTML
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["size"] = _size
+    environment.filters["when"] = _when
+    environment.filters["percent"] = _percent
+    return environment
+
+
+def static_files() -> dict[str, tuple[bytes, str]]:
+    """The stylesheet and icon, read once at start-up: (bytes, content type) by name."""
+    folder = importlib.resources.files("bodega.web") / "static"
+    found = {}
+    for entry in folder.iterdir():
+        suffix = "." + entry.name.rpartition(".")[2]
+        if suffix in _STATIC_TYPES:
+            found[entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
+    return found
+
+
+async def home(request: web.Request, services: Services, match: Match) -> web.Response:
+    base = f"{request.scheme}://{request.host}"
+    return _render(request, "home.html", snippets=_snippets(base, request.host), base=base)
+
+
+async def search(request: web.Request, services: Services, match: Match) -> web.Response:
+    text = request.query.get("q", "").strip()
+    error, hits = None, []
+    if len(text) > MAX_TERM_LENGTH:
+        error = f"A search is at most {MAX_TERM_LENGTH} characters."
+    elif text:
+        query = Query((Criterion("name", text), Criterion("summary", text)), match_all=False)
+        hits = await services.search.search(query)
+    status = await services.search.status()
+    return _render(request, "search.html", q=text, hits=hits, error=error, status=status)
+
+
+async def project(request: web.Request, services: Services, match: Match) -> web.Response:
+    name = normalize_project_name(match.project)
+    if name != match.project:
+        raise web.HTTPMovedPermanently(f"/+project/{quote(name)}")
+    try:
+        page_number = int(request.query.get("page", "1"))
+    except ValueError:
+        page_number = 1
+    view = await services.catalog.project(name, page_number)
+    base = f"{request.scheme}://{request.host}"
+    return _render(request, "project.html", project=view, key=name, base=base)
+
+
+async def cache(request: web.Request, services: Services, match: Match) -> web.Response:
+    return _render(request, "cache.html", report=await services.catalog.report())
+
+
+async def status(request: web.Request, services: Services, match: Match) -> web.Response:
+    report = await services.catalog.report()
+    return web.json_response(report.to_json(), headers={"Cache-Control": "no-store"})
+
+
+async def static(request: web.Request, services: Services, match: Match) -> web.Response:
+    found = request.app[STATIC].get(match.filename)
+    if found is None:
+        raise web.HTTPNotFound(text="no such file\n")
+    body, content_type = found
+    headers = {"Content-Type": content_type, "Cache-Control": "max-age=3600"}
+    return web.Response(body=body, headers=headers)
+
+
+def _render(request: web.Request, template: str, **values: Any) -> web.Response:
+    page = request.app[TEMPLATES].get_template(template)
+    body = page.render(version=__version__, **values)
+    return web.Response(text=body, content_type="text/html", charset="utf-8", headers=_HEADERS)
+
+
+def _snippets(base: str, host: str) -> list[tuple[str, str]]:
+    simple = f"{base}/simple/"
+    trusted = (
+        f"\ntrusted-host = {host.rpartition(':')[0] or host}" if base.startswith("http:") else ""
+    )
+    return [
+        ("pip", f"pip install --index-url {simple} PACKAGE"),
+        ("pip.conf", f"[global]\nindex-url = {simple}{trusted}\n\n[search]\nindex = {base}/pypi"),
+        ("uv", f"uv pip install --default-index {simple} PACKAGE"),
+        ("uv.toml", f'[[index]]\nurl = "{simple}"\ndefault = true'),
+        ("Poetry", f"poetry source add --priority=primary bodega {simple}"),
+        ("PDM", f"pdm config pypi.url {simple}"),
+        ("Pipenv (Pipfile)", f'[[source]]\nname = "bodega"\nurl = "{simple}"\nverify_ssl = false'),
+        ("pip search", f"pip search --index {base}/pypi QUERY"),
+    ]
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "?"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{value} B"
+
+
+def _when(value: float | None) -> str:
+    if value is None:
+        return "never"
+    moment = datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
