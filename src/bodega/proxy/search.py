@@ -40,7 +40,7 @@ from bodega.storage.metadata import MetadataStore, SearchDetails, StoredRoot
 
 log = logging.getLogger(__name__)
 
-SYNC_CHUNK = 5_000  # names per store transaction, so other store work waits little
+SYNC_CHUNK = 1_000  # names per bulk transaction, so a page write waits little behind one
 CANDIDATES = 500  # matches per criterion before ranking; bounds the work of one search
 _QUEUE_SIZE = 1024
 _SEEN_METADATA = 10_000  # metadata blobs already read, so repeated hits cost nothing

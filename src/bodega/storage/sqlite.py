@@ -65,22 +65,25 @@ CREATE TABLE IF NOT EXISTS search_state (
 
 
 class SqliteMetadataStore:
-    """A MetadataStore in one SQLite file."""
+    """A MetadataStore in one SQLite file.
 
-    def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
-        self._connection = connection
-        self._executor = executor
+    Bulk background work (syncing 800k project names for search) has a connection and a
+    thread of its own: in WAL mode the request path's reads never queue behind it, and its
+    writes wait at most one short bulk transaction.
+    """
+
+    def __init__(self, main: "_Worker", bulk: "_Worker") -> None:
+        self._main = main
+        self._bulk = bulk
 
     @classmethod
     async def open(cls, path: Path) -> "SqliteMetadataStore":
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bodega-sqlite")
-        loop = asyncio.get_running_loop()
-        connection = await loop.run_in_executor(executor, _connect, path)
-        return cls(connection, executor)
+        main = await _Worker.start(path, "bodega-sqlite")
+        bulk = await _Worker.start(path, "bodega-sqlite-bulk")
+        return cls(main, bulk)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, work, self._connection)
+        return await self._main.run(work)
 
     async def get_page(self, project: str) -> StoredPage | None:
         def work(db: sqlite3.Connection) -> StoredPage | None:
@@ -188,7 +191,7 @@ class SqliteMetadataStore:
             with db:
                 _sync_names(db, names, after or "", is_last)
 
-        await self._run(work)
+        await self._bulk.run(work)
 
     async def search_root_key(self) -> str | None:
         def work(db: sqlite3.Connection) -> str | None:
@@ -291,7 +294,30 @@ class SqliteMetadataStore:
         return await self._run(work)
 
     async def close(self) -> None:
-        await self._run(lambda db: db.close())
+        await self._bulk.close()
+        await self._main.close()
+
+
+class _Worker:
+    """One connection, used only from its one thread."""
+
+    def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self._connection = connection
+        self._executor = executor
+
+    @classmethod
+    async def start(cls, path: Path, name: str) -> "_Worker":
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        loop = asyncio.get_running_loop()
+        connection = await loop.run_in_executor(executor, _connect, path)
+        return cls(connection, executor)
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, work, self._connection)
+
+    async def close(self) -> None:
+        await self.run(lambda db: db.close())
         self._executor.shutdown(wait=True)
 
 
