@@ -83,6 +83,13 @@ SETTINGS: tuple[Setting, ...] = (
         lambda: 5.0,
         _positive_seconds,
     ),
+    Setting(
+        "shutdown_timeout",
+        float,
+        "Seconds that responses in flight get to finish after SIGTERM before they are cut.",
+        lambda: 10.0,
+        _seconds,
+    ),
 )
 
 
@@ -95,6 +102,7 @@ class Settings:
     index_ttl: float
     offline: bool
     upstream_timeout: float
+    shutdown_timeout: float
 
     @property
     def database_path(self) -> Path:
