@@ -15,17 +15,28 @@ from bodega import __version__
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
 from bodega.errors import ConfigError
 from bodega.services import initialize
+from bodega.systemd import next_steps, render_unit, unit_path
+from bodega.userfiles import write_keeping_original
 from bodega.web.server import serve as serve_forever
 
 _CONFIG_HELP = "A TOML file of settings, keys named as the long options. [env: BODEGA_CONFIG]"
 
 
-def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def _setting_options(
+    command: Callable[..., Any], exclude: tuple[str, ...] = ()
+) -> Callable[..., Any]:
     for setting in reversed(SETTINGS):
-        command = _option(setting)(command)
+        if setting.name not in exclude:
+            command = _option(setting)(command)
     return click.option(
         "--config", type=click.Path(path_type=Path), default=None, help=_CONFIG_HELP
     )(command)
+
+
+def _setting_options_except(
+    *names: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return lambda command: _setting_options(command, exclude=names)
 
 
 def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -79,6 +90,59 @@ def init(**options: Any) -> None:
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"initialised {settings.data_dir}")
+
+
+@main.group()
+def service() -> None:
+    """Run bodega as a systemd service."""
+
+
+@service.command("install")
+@click.option("--user", "is_user", is_flag=True, help="A unit for your own service manager.")
+@click.option("--print", "only_print", is_flag=True, help="Print the unit; write nothing.")
+@_setting_options_except("data_dir")
+def service_install(is_user: bool, only_print: bool, **options: Any) -> None:
+    """Write a systemd unit that runs `bodega serve` with these options.
+
+    The cache lives in the unit's state directory (/var/lib/bodega, or ~/.local/state/bodega
+    with --user), so --data-dir is not offered here.
+    """
+    config_file = options.pop("config")
+    arguments = _serve_arguments(options)
+    try:
+        # Checked now, with no environment, as the service will read them; not at 3 a.m.
+        settings = load_settings(options, {}, config_file)
+        if config_file is not None:
+            arguments += ["--config", str(config_file.resolve())]
+        text = render_unit(
+            sys.executable, arguments, user=is_user, stop_timeout=settings.shutdown_timeout
+        )
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    if only_print:
+        click.echo(text, nl=False)
+        return
+    path = unit_path(user=is_user)
+    try:
+        changed = write_keeping_original(path, text)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
+    click.echo(f"{'wrote' if changed else 'unchanged:'} {path}")
+    click.echo("start it now and at every boot:")
+    for step in next_steps(user=is_user):
+        click.echo(f"  {step}")
+
+
+def _serve_arguments(options: dict[str, Any]) -> list[str]:
+    """The options given on this command line, as `bodega serve` arguments."""
+    arguments: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            arguments.append(flag if value else f"--no-{flag[2:]}")
+        elif value is not None:
+            arguments += [flag, str(value)]
+    return arguments
 
 
 if __name__ == "__main__":  # pragma: no cover
