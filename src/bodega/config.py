@@ -90,6 +90,13 @@ SETTINGS: tuple[Setting, ...] = (
         lambda: 3600.0,
         _seconds,
     ),
+    Setting(
+        "shutdown_timeout",
+        float,
+        "Seconds that responses in flight get to finish after SIGTERM before they are cut.",
+        lambda: 10.0,
+        _seconds,
+    ),
 )
 
 
@@ -103,6 +110,7 @@ class Settings:
     offline: bool
     upstream_timeout: float
     search_refresh: float
+    shutdown_timeout: float
 
     @property
     def database_path(self) -> Path:

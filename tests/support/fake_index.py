@@ -108,6 +108,7 @@ class _Faults:
     corrupt: set[str] = field(default_factory=set)
     truncate: dict[str, bool] = field(default_factory=dict)  # filename -> with_content_length
     stall: dict[str, int] = field(default_factory=dict)  # filename -> bytes sent before hanging
+    pause: dict[str, int] = field(default_factory=dict)  # filename -> bytes sent before waiting
 
 
 def _bind(port: int) -> socket.socket:
@@ -375,6 +376,12 @@ class FakeIndex:
             self._faults.truncate.pop(filename, None)
             self._faults.stall[filename] = after_bytes
 
+    def pause(self, filename: str, after_bytes: int) -> None:
+        """Send ``after_bytes`` of the body, wait until reset_faults() releases it, then send the
+        rest: a download that is in flight for exactly as long as a test needs."""
+        with self._lock:
+            self._faults.pause[filename] = after_bytes
+
     def reset_faults(self) -> None:
         """Clear every fault and release stalled responses. Does not bring the server back up."""
         with self._lock:
@@ -616,6 +623,7 @@ class FakeIndex:
             throttle = faults.throttle.get(name)
             truncate = faults.truncate.get(name)
             stall = faults.stall.get(name)
+            pause = faults.pause.get(name)
         # Taken together with the fault snapshot: a reset_faults() that cleared this stall
         # releases exactly this event, even if it runs before we start waiting.
         release = self._stall_release
@@ -637,6 +645,11 @@ class FakeIndex:
         if stall is not None:
             limit = min(limit, stall)
         try:
+            if pause is not None and release is not None:
+                await _write_body(response, data[:pause], throttle)
+                await release.wait()
+                data = data[pause:]
+                limit -= pause
             await _write_body(response, data[:limit], throttle)
             if stall is not None and release is not None:
                 await release.wait()

@@ -28,6 +28,7 @@ def make_settings(*, data_dir: Path, upstream: str, **overrides: Any) -> Setting
         offline=False,
         upstream_timeout=5.0,
         search_refresh=0.0,  # no background root-list fetches unless a test asks
+        shutdown_timeout=5.0,
     )
     return dataclasses.replace(settings, **overrides)
 
@@ -42,8 +43,11 @@ async def bodega_in_process(settings: Settings) -> AsyncIterator[str]:
 class BodegaProcess:
     """`python -m bodega serve` as a child process, for tests that kill or restart it."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "bodega", "serve", "--port", "0", *args]
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> None:
+        """`command` replaces `python -m bodega serve --port 0` (e.g. a container's CMD)."""
+        command = [*(command or [sys.executable, "-m", "bodega", "serve", "--port", "0"]), *args]
         self.process = subprocess.Popen(
             command,
             stderr=subprocess.PIPE,

@@ -47,6 +47,7 @@ def test_defaults_when_no_source_sets_anything() -> None:
     assert settings.index_ttl == 600.0
     assert settings.offline is False
     assert settings.upstream_timeout == 5.0
+    assert settings.shutdown_timeout == 10.0
 
 
 def test_cli_values_that_are_none_count_as_not_given() -> None:
@@ -104,6 +105,7 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
     ("offline", "true", "true", True),
     ("upstream_timeout", "30", "30", 30.0),
     ("search_refresh", "0", "0", 0.0),
+    ("shutdown_timeout", "2.5", "2.5", 2.5),
 ]
 
 
@@ -307,6 +309,7 @@ def test_a_fractional_port_in_the_file_is_rejected(tmp_path: Path) -> None:
         ({"port": "-1"}, "--port: '-1' is not a port"),
         ({"index_ttl": "-1"}, "--index-ttl: '-1' is not a number of seconds >= 0"),
         ({"upstream_timeout": "0"}, "--upstream-timeout: '0' is not a number of seconds > 0"),
+        ({"shutdown_timeout": "-1"}, "--shutdown-timeout: '-1' is not a number of seconds >= 0"),
     ],
 )
 def test_out_of_range_numbers_are_rejected(cli: dict[str, str], message: str) -> None:
@@ -319,7 +322,7 @@ def test_an_out_of_range_value_names_its_source() -> None:
         settings_from(environ={"BODEGA_PORT": "70000"})
 
 
-@pytest.mark.parametrize("name", ["index_ttl", "upstream_timeout"])
+@pytest.mark.parametrize("name", ["index_ttl", "upstream_timeout", "shutdown_timeout"])
 def test_nan_durations_are_rejected(name: str) -> None:
     with pytest.raises(ConfigError):
         settings_from({name: "nan"})

@@ -374,6 +374,26 @@ def test_stall_until_reset(index: FakeIndex) -> None:
     assert received.partition(b"\r\n\r\n")[2] == WHEEL.data[:1000]
 
 
+def test_pause_until_reset_then_the_rest(index: FakeIndex) -> None:
+    index.pause(WHEEL.filename, after_bytes=1000)
+    with _raw_get(index.file_url(WHEEL.filename)) as sock:
+        received = b""
+        while len(received.partition(b"\r\n\r\n")[2]) < 1000:
+            chunk = sock.recv(65536)
+            assert chunk, "the connection closed instead of pausing"
+            received += chunk
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # nothing more comes until the release
+        index.reset_faults()
+        sock.settimeout(2)
+        while len(received.partition(b"\r\n\r\n")[2]) < len(WHEEL.data):
+            chunk = sock.recv(65536)
+            assert chunk, "the connection closed before the rest came"
+            received += chunk
+    assert received.partition(b"\r\n\r\n")[2] == WHEEL.data
+
+
 def test_set_down_refuses_then_comes_back_on_the_same_ports(
     index: FakeIndex, client: httpx.Client
 ) -> None:

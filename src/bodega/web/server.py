@@ -1,13 +1,19 @@
 """Running the server: bind first (so a taken port is one clear line), then serve until a
-signal asks to stop."""
+signal asks to stop.
+
+Stopping is graceful: the listening socket closes at once, responses in flight get up to
+`shutdown_timeout` seconds to finish (then they are cut, never completed falsely), and
+downloads that no response waits for any more are discarded with their spool files when the
+services close; nothing unverified is ever published.
+"""
 
 import asyncio
 import errno
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from aiohttp import web
 
@@ -15,6 +21,7 @@ from bodega.config import Settings
 from bodega.errors import ConfigError
 from bodega.services import open_services
 from bodega.web.app import create_app
+from bodega.web.notify import notify
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,11 @@ async def running_server(settings: Settings) -> AsyncIterator[str]:
                 create_app(services),
                 access_log_format=_ACCESS_LOG_FORMAT,
                 handle_signals=False,
-                shutdown_timeout=5.0,
+                shutdown_timeout=settings.shutdown_timeout,
+                # A handler whose client hung up stops at once instead of holding a shutdown
+                # for the whole bound; the work it waited for is shielded (SingleFlight), so a
+                # download goes on for everyone else (threat 28).
+                handler_cancellation=True,
             )
             await runner.setup()
             try:
@@ -62,18 +73,28 @@ async def running_server(settings: Settings) -> AsyncIterator[str]:
 
 async def serve(settings: Settings, on_ready: Callable[[str], None]) -> None:
     """Serve until SIGTERM or SIGINT; `on_ready` gets the URL once requests are accepted."""
-    async with running_server(settings) as url:
-        on_ready(url)
-        await _until_signalled()
-
-
-async def _until_signalled() -> None:
     stop = asyncio.Event()
+    # Handlers go in before the socket is bound, so no signal can arrive with the default
+    # (kill at once) action still in place; they stay during the bounded shutdown.
+    with _signals_call(stop.set):
+        async with running_server(settings) as url:
+            on_ready(url)
+            await asyncio.to_thread(notify, f"READY=1\nSTATUS=serving at {url}simple/")
+            await stop.wait()
+            await asyncio.to_thread(notify, "STOPPING=1")
+            log.info(
+                "stopping: no new connections; responses in flight get up to %g s to finish",
+                settings.shutdown_timeout,
+            )
+
+
+@contextmanager
+def _signals_call(callback: Callable[[], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, callback)
     try:
-        await stop.wait()
+        yield
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
