@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from bodega.config import Settings
+from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.files import FileCache
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.root import RootList
@@ -24,6 +25,7 @@ class Services:
     pages: ProjectPages
     root: RootList
     files: FileCache
+    core_metadata: CoreMetadataExtractor
 
 
 async def initialize(settings: Settings) -> None:
@@ -50,10 +52,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         stack.push_async_callback(upstream.close)
         offline, ttl = settings.offline, settings.index_ttl
-        pages = ProjectPages(upstream, store, ttl=ttl, offline=offline)
+        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline)
+        stack.push_async_callback(files.close)
+        core_metadata = CoreMetadataExtractor(upstream, blobs, store, files, offline=offline)
+        stack.push_async_callback(core_metadata.close)
+        pages = ProjectPages(upstream, store, ttl=ttl, offline=offline, core_metadata=core_metadata)
         stack.push_async_callback(pages.close)
         root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
         stack.push_async_callback(root.close)
-        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline)
-        stack.push_async_callback(files.close)
-        yield Services(settings, instance_id, pages, root, files)
+        yield Services(settings, instance_id, pages, root, files, core_metadata)

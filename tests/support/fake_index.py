@@ -196,6 +196,9 @@ class FakeIndex:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.page_cache_control = PAGE_CACHE_CONTROL
+        # Like the public files host, the files port answers Range requests; False makes it
+        # ignore them and send the whole file with 200, as some servers do.
+        self.serves_ranges = True
         self._lock = threading.Lock()
         self._projects: dict[str, _Project] = {}
         self._files: dict[str, _Entry] = {}
@@ -626,7 +629,11 @@ class FakeIndex:
         headers = {"Content-Type": "application/octet-stream", "Cache-Control": FILE_CACHE_CONTROL}
         if request.method == "HEAD":
             # aiohttp sends the Content-Length of the body but not the body itself on HEAD.
-            return web.Response(body=data, headers=headers)
+            ranges = {"Accept-Ranges": "bytes"} if self.serves_ranges else {}
+            return web.Response(body=data, headers={**headers, **ranges})
+        wanted = request.headers.get("Range")
+        if wanted is not None and self.serves_ranges:
+            return _range_response(wanted, data, headers)
         if truncate is False:
             return await _send_close_delimited(request, headers, data[: len(data) // 2], throttle)
 
@@ -665,6 +672,30 @@ class FakeIndex:
         if entry.has_metadata and entry.file.metadata is not None:
             return entry.file.metadata
         raise web.HTTPNotFound()
+
+
+def _range_response(wanted: str, data: bytes, headers: Mapping[str, str]) -> web.Response:
+    """A 206 for one range of the forms a-b, a- and -n (RFC 9110 14.1.2), else 416."""
+    unit, _, spec = wanted.partition("=")
+    first, dash, last = spec.strip().partition("-")
+    total = len(data)
+    try:
+        if unit.strip() != "bytes" or not dash or "," in spec:
+            raise ValueError(wanted)
+        if first:
+            start = int(first)
+            end = min(int(last), total - 1) if last else total - 1
+        else:
+            start, end = max(0, total - int(last)), total - 1
+    except ValueError:
+        start, end = total, -1
+    if start > end or start >= total:
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{total}"})
+    return web.Response(
+        status=206,
+        body=data[start : end + 1],
+        headers={**headers, "Content-Range": f"bytes {start}-{end}/{total}"},
+    )
 
 
 def _status_response(status: int) -> web.Response:

@@ -16,6 +16,7 @@ from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.parsing import JSON_V1, parse_project_page
 from bodega.core.rendering import render_project_html, render_project_json
 from bodega.errors import NotFound, UpstreamError
+from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.metadata import MetadataStore, StoredPage
 from bodega.upstream import UpstreamClient
@@ -61,7 +62,9 @@ class ProjectPages:
         offline: bool,
         clock: Callable[[], float] = time.time,
         memory_entries: int = 1024,
+        core_metadata: CoreMetadataExtractor | None = None,
     ) -> None:
+        self._core_metadata = core_metadata
         self._upstream = upstream
         self._store = store
         self.ttl = ttl
@@ -125,8 +128,9 @@ class ProjectPages:
         stored = await self._store.get_page(project)
         if stored is None:
             return None
+        extracted = await self._store.core_metadata_of(project)
         cached = CachedPage(
-            page=ProjectPage.from_record(stored.record),
+            page=ProjectPage.from_record(stored.record).with_core_metadata(extracted),
             etag=stored.etag,
             last_modified=stored.last_modified,
             fetched_at=stored.fetched_at,
@@ -153,18 +157,37 @@ class ProjectPages:
                 cached.page, cached.etag, cached.last_modified, now, renderings=cached.renderings
             )
             self._remember(project, fresh)
+            await self._extract_core_metadata(project, fresh)
             return fresh
         page = await _parse_off_loop(response.body, response.media_type, response.url, project)
         if cached is not None and _is_rollback(cached.page, page):
             # An upstream mirror behind the one we saw before (devpi#958): keep what we have.
             log.warning("upstream page of %s is older than the cached one", project)
             return self._stale(project, cached)
-        fresh = CachedPage(page, response.etag, response.last_modified, now)
+        # The store keeps upstream's word; what bodega extracted itself is laid over it.
         await self._store.put_page(
-            StoredPage(project, page.to_record(), fresh.etag, fresh.last_modified, now)
+            StoredPage(project, page.to_record(), response.etag, response.last_modified, now)
         )
+        extracted = await self._store.core_metadata_of(project)
+        page = page.with_core_metadata(extracted)
+        fresh = CachedPage(page, response.etag, response.last_modified, now)
         self._remember(project, fresh)
+        await self._extract_core_metadata(project, fresh)
         return fresh
+
+    async def _extract_core_metadata(self, project: str, cached: CachedPage) -> None:
+        """Starts extracting METADATA for wheels upstream offers none for, and waits a little
+        so this request's client already sees it; the rest is picked up when it lands."""
+        if self._core_metadata is None:
+            return
+        work = self._core_metadata.extract_for_page(project, cached.page, self._add_core_metadata)
+        await asyncio.wait([work], timeout=self._core_metadata.page_wait)
+
+    def _add_core_metadata(self, project: str, filename: str, sha256: str) -> None:
+        cached = self._memory.get(project)
+        if cached is not None:
+            cached.page = cached.page.with_core_metadata({filename: sha256})
+            cached.renderings.clear()  # a new rendering, so a new ETag
 
     def _stale(self, project: str, cached: CachedPage) -> CachedPage:
         stale = CachedPage(

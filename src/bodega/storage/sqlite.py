@@ -40,6 +40,15 @@ CREATE TABLE IF NOT EXISTS root (
     fetched_at REAL NOT NULL
 );
 """,
+    # Core metadata bodega extracted from wheels whose upstream page offered none (PEP 658).
+    """
+CREATE TABLE IF NOT EXISTS core_metadata (
+    project TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (project, filename)
+);
+""",
 )
 
 
@@ -136,6 +145,25 @@ class SqliteMetadataStore:
                 )
 
         await self._run(work)
+
+    async def put_core_metadata(self, project: str, filename: str, sha256: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    "INSERT OR REPLACE INTO core_metadata VALUES (?, ?, ?)",
+                    (project, filename, sha256),
+                )
+
+        await self._run(work)
+
+    async def core_metadata_of(self, project: str) -> dict[str, str]:
+        def work(db: sqlite3.Connection) -> dict[str, str]:
+            rows = db.execute(
+                "SELECT filename, sha256 FROM core_metadata WHERE project = ?", (project,)
+            )
+            return dict(rows.fetchall())
+
+        return await self._run(work)
 
     async def close(self) -> None:
         await self._run(lambda db: db.close())
