@@ -16,7 +16,7 @@ from bodega.errors import (
     UpstreamTimeout,
 )
 from bodega.services import Services
-from bodega.web import files, simple
+from bodega.web import files, json_api, simple
 from bodega.web.routing import Match, Route, match
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ _HANDLERS: dict[Route, Handler] = {
     Route.ROOT_LIST: simple.root_list,
     Route.PROJECT: simple.project_page,
     Route.FILE: files.distribution_file,
+    Route.JSON_API: json_api.project_json,
 }
 
 
