@@ -96,8 +96,11 @@ class ProjectPages:
         if cached is None or (file := cached.page.file_named(filename)) is None:
             if self._offline:
                 raise NotFound(f"{project}/{filename} is not cached and bodega is offline")
-            refreshed = await self._refreshes.call(project, lambda: self._refresh(project, cached))
-            file = refreshed.page.file_named(filename)
+            cached = await self._refreshes.call(project, lambda: self._refresh(project, cached))
+            file = cached.page.file_named(filename)
+        if cached.page.status is not None and cached.page.status.status == "quarantined":
+            # PEP 792: nothing of a quarantined project is offered, cached or not.
+            raise NotFound(f"{project} is quarantined")
         if file is None:
             raise NotFound(f"{project} has no file {filename}")
         return file
