@@ -27,6 +27,9 @@ NEWEST = {"app": "2.0", "liba": "1.1", "libb": "1.0", "libc": "2.0"}
 DEAD_PROXY = "http://127.0.0.1:9"
 REPOSITORY = Path(__file__).resolve().parents[2]
 CLIENT_VENVS = REPOSITORY / ".venv-clients"
+# The interpreter behind the test venv: a tool given the venv's own python would install
+# into the test environment itself instead of making a project venv.
+BASE_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
 _STRIPPED_PREFIXES = ("PIP_", "UV_", "BODEGA_", "POETRY_", "PDM_", "PIPENV_", "VIRTUALENV_")
 _STRIPPED = {
     "PYTHONPATH",
