@@ -86,8 +86,7 @@ def render_json_api(
     *,
     with_releases: bool,
 ) -> bytes:
-    """The JSON document. `files_base` is the URL of bodega's files tree relative to the
-    request's URL (a relative URL keeps the Host header out of the body: threat 11)."""
+    """The JSON document; `files_base` is the URL of bodega's files tree."""
     releases = release_versions(page)
     files = releases.get(version, []) if version is not None else []
     info: dict[str, Any] = {

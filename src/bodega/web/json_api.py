@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+from urllib.parse import urljoin
 
 from aiohttp import web
 
@@ -36,12 +37,12 @@ async def project_json(request: web.Request, services: Services, match: Match) -
             # PDM takes info.requires_dist as the release's dependencies: without METADATA,
             # a 404 sends it back to the simple API instead of a wrong answer.
             raise NotFound(f"no core metadata for {project} {version}")
+    # Absolute, like warehouse's: pip-tools matches these URLs against the simple page's
+    # links resolved by the same client, so both come from the URL that client asked for.
+    # Nothing rendered here is stored, so a forged Host reaches only its sender (threat 11).
+    files_base = urljoin(str(request.url), "../" * match.depth + "files/")
     body = render_json_api(
-        cached.page,
-        version,
-        metadata,
-        "../" * match.depth + "files/",
-        with_releases=not match.version,
+        cached.page, version, metadata, files_base, with_releases=not match.version
     )
     headers = {
         "Content-Type": "application/json",
