@@ -1,6 +1,7 @@
 """pip, the oldest supported (23.2) and the current release: install, hash-checked download,
 --refresh-package and `pip index versions` through bodega."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,27 @@ def test_pip_index_versions_lists_every_release(
     output = run(command, pip_env(tmp_path / "cache"), tmp_path, bodega)
     assert "liba (1.1)" in output
     assert "1.1, 1.0, 0.9" in output
+
+
+def test_pip_skips_a_yanked_release_unless_pinned_to_it(
+    bodega: BodegaProcess, fake_index: FakeIndex, tmp_path: Path
+) -> None:
+    # PEP 592 (spec 14): bodega keeps data-yanked with its reason.
+    fake_index.add("libb", build_wheel("libb", "2.0"), yanked="broken build")
+    env = pip_env(tmp_path / "cache")
+    command = [*pip("pip-current"), "download", "--no-deps", *index(bodega), "--dest", "out"]
+    run([*command, "libb"], env, tmp_path, bodega)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["libb-1.0-py3-none-any.whl"]
+    result = subprocess.run(
+        [*command, "libb==2.0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "yanked" in result.stderr.lower()
+    assert "broken build" in result.stderr
+    assert (tmp_path / "out" / "libb-2.0-py3-none-any.whl").is_file()

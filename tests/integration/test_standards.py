@@ -75,3 +75,25 @@ async def test_a_quarantined_project_lists_and_serves_no_files_even_when_cached(
     assert "<a " not in html
     assert (await client.get(wheel_url)).status_code == 404
     assert (await client.get(wheel_url + ".metadata")).status_code == 404
+
+
+async def test_the_last_serial_header_passes_through(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    fake_index.add("demo", WHEEL)
+    bodega = await start_bodega()
+    response = await client.get(f"{bodega}simple/demo/", headers=JSON)
+    upstream = [r for r in fake_index.requests if r.path == "/simple/demo/"]
+    assert upstream
+    assert int(response.headers["X-PyPI-Last-Serial"]) > 0
+    assert response.json()["meta"]["_last-serial"] == int(response.headers["X-PyPI-Last-Serial"])
+
+
+async def test_uploads_are_refused_never_forwarded(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    bodega = await start_bodega()
+    for path in ("legacy/", "simple/"):
+        response = await client.post(bodega + path, content=b"x")
+        assert response.status_code == 405
+    assert not [r for r in fake_index.requests if r.method == "POST"]

@@ -110,8 +110,7 @@ def _json_file(project: str, file: DistributionFile) -> dict[str, Any]:
         entry["upload-time"] = file.upload_time
     if file.provenance is not None:
         entry["provenance"] = file.provenance
-    if file.gpg_sig is not None:
-        entry["gpg-sig"] = file.gpg_sig
+    # No gpg-sig: bodega serves no <file>.asc, so it never claims one (spec 16).
     return entry
 
 
