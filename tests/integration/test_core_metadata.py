@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from bodega.proxy.core_metadata import WHEELS_PER_PAGE
 from tests.conftest import StartBodega
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
@@ -131,3 +132,17 @@ async def test_extracted_metadata_is_advertised_again_after_a_restart(
     assert found.group(1) == SMALL.metadata_sha256
     served = await client.get(f"{second}files/demo/{SMALL.filename}.metadata")
     assert served.content == SMALL.metadata
+
+
+async def test_one_page_fetch_extracts_a_bounded_number_of_the_newest_wheels(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    wheels = [build_wheel("demo", f"1.{minor}") for minor in range(WHEELS_PER_PAGE + 3)]
+    for wheel in wheels:
+        fake_index.add("demo", wheel, serve_metadata=False)
+    bodega = await start_bodega()
+    page = (await client.get(f"{bodega}simple/demo/", headers=JSON)).json()
+    advertised = {f["filename"] for f in page["files"] if f["core-metadata"]}
+    assert advertised == {w.filename for w in wheels[3:]}
+    ranged = [r for r in fake_index.requests if r.server == "files"]
+    assert len(ranged) == WHEELS_PER_PAGE

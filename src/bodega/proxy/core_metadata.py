@@ -92,7 +92,13 @@ class CoreMetadataExtractor:
                 if sha256 is not None:
                     on_found(project, file.filename, sha256)
 
-            await asyncio.gather(*(one(f) for f in candidates(page)))
+            # Sorting thousands of filenames by version takes a while: off the loop.
+            found = (
+                await asyncio.to_thread(candidates, page)
+                if len(page.files) > 200
+                else candidates(page)
+            )
+            await asyncio.gather(*(one(f) for f in found))
 
         task = asyncio.ensure_future(work())
         self._background.add(task)
