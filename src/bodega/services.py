@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from bodega.config import Settings
 from bodega.proxy.catalog import Catalog
+from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.files import FileCache
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.root import RootList
@@ -30,6 +31,7 @@ class Services:
     stats: CacheStats
     search: ProjectSearch
     catalog: Catalog
+    core_metadata: CoreMetadataExtractor
 
 
 async def initialize(settings: Settings) -> None:
@@ -62,12 +64,20 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         search = ProjectSearch(
             store, blobs, root, refresh_interval=settings.search_refresh, offline=offline
         )
-        pages = ProjectPages(
-            upstream, store, ttl=ttl, offline=offline, stats=stats, on_page=search.saw_page
-        )
-        stack.push_async_callback(pages.close)
         files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline, stats=stats)
         stack.push_async_callback(files.close)
+        core_metadata = CoreMetadataExtractor(upstream, blobs, store, files, offline=offline)
+        stack.push_async_callback(core_metadata.close)
+        pages = ProjectPages(
+            upstream,
+            store,
+            ttl=ttl,
+            offline=offline,
+            stats=stats,
+            on_page=search.saw_page,
+            core_metadata=core_metadata,
+        )
+        stack.push_async_callback(pages.close)
         search.start()
         stack.push_async_callback(search.close)
         catalog = Catalog(
@@ -80,4 +90,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             upstream=settings.upstream,
             offline=offline,
         )
-        yield Services(settings, instance_id, pages, root, files, stats, search, catalog)
+        yield Services(
+            settings, instance_id, pages, root, files, stats, search, catalog, core_metadata
+        )

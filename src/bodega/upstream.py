@@ -6,6 +6,7 @@ arbitrary host (threat 18).
 """
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -54,6 +55,18 @@ class UpstreamFile:
             raise UpstreamError(f"upstream download broke off: {error!r}") from error
         except TimeoutError as error:
             raise UpstreamTimeout("upstream download stalled") from error
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRange:
+    """A slice of a file: `body` is bytes [start, start + len(body)) of `total`."""
+
+    body: bytes
+    start: int
+    total: int
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
 class UpstreamClient:
@@ -129,6 +142,31 @@ class UpstreamClient:
         headers = {"Accept-Encoding": "identity"}
         async with self._request(url, headers, auto_decompress=False) as response:
             yield UpstreamFile(response.content_length, response)
+
+    async def fetch_range(self, url: str, first: int | None, last: int) -> UpstreamRange | None:
+        """Bytes `first`..`last` (inclusive) of a listed file, or its last `last` bytes when
+        `first` is None (RFC 9110 14.1.2); None when upstream ignores Range and would send it
+        all. The body must be exactly what Content-Range announces."""
+        wanted = f"bytes={first}-{last}" if first is not None else f"bytes=-{last}"
+        headers = {"Accept-Encoding": "identity", "Range": wanted}
+        async with self._request(url, headers, auto_decompress=False) as response:
+            if response.status != 206:
+                return None
+            found = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+            if found is None:
+                raise UpstreamError(f"upstream sent a 206 without a usable Content-Range: {url}")
+            start, end, total = (int(g) for g in found.groups())
+            length = end - start + 1
+            if first is None:
+                expected = length <= last and end == total - 1
+            else:
+                expected = start == first and end <= last
+            if end >= total or not expected:
+                raise UpstreamError(f"upstream sent another range than asked for: {url}")
+            body = await _read_bounded(response, length)
+            if len(body) != length:
+                raise UpstreamError(f"upstream range body cut short: {url}")
+            return UpstreamRange(body, start, total)
 
     @asynccontextmanager
     async def _request(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_installers import _isolated_env
+from tests.support.clients import isolated_env
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import BodegaProcess, bodega_process
@@ -51,7 +51,7 @@ def _pip_search(
 ) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "pip.conf"
     config.write_text(f"[search]\nindex = {server.url}root/pypi/\n")
-    env = _isolated_env(
+    env = isolated_env(
         PIP_CONFIG_FILE=str(config),
         PIP_CACHE_DIR=str(tmp_path / "pip-cache"),
         PIP_DISABLE_PIP_VERSION_CHECK="1",

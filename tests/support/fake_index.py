@@ -79,6 +79,7 @@ class _Entry:
     serve_metadata: bool
     hash_in_page: bool
     size_in_page: bool
+    provenance: str | None = None  # PEP 740
 
     @property
     def path(self) -> str:
@@ -97,6 +98,7 @@ class _Project:
     files: dict[str, _Entry] = field(default_factory=dict)
     serial: int = 0
     last_modified: float = 0.0
+    status: tuple[str, str | None] | None = None  # PEP 792 status and reason
 
 
 @dataclass
@@ -197,6 +199,9 @@ class FakeIndex:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.page_cache_control = PAGE_CACHE_CONTROL
+        # Like the public files host, the files port answers Range requests; False makes it
+        # ignore them and send the whole file with 200, as some servers do.
+        self.serves_ranges = True
         self._lock = threading.Lock()
         self._projects: dict[str, _Project] = {}
         self._files: dict[str, _Entry] = {}
@@ -286,6 +291,7 @@ class FakeIndex:
         serve_metadata: bool = True,
         hash_in_page: bool = True,
         size_in_page: bool = True,
+        provenance: str | None = None,
     ) -> None:
         """Publish ``file`` under ``project``; a file with the same name is replaced.
 
@@ -293,7 +299,9 @@ class FakeIndex:
         ``serve_metadata`` only has an effect on wheels: sdists never get ``.metadata``.
         """
         key = canonicalize_name(project)
-        entry = _Entry(key, file, yanked, upload_time, serve_metadata, hash_in_page, size_in_page)
+        entry = _Entry(
+            key, file, yanked, upload_time, serve_metadata, hash_in_page, size_in_page, provenance
+        )
         with self._lock:
             previous = self._files.get(file.filename)
             if previous is not None and previous.project != key:
@@ -302,6 +310,15 @@ class FakeIndex:
             proj = self._projects.setdefault(key, _Project(project))
             proj.files[file.filename] = entry
             self._files[file.filename] = entry
+            self._touch(proj)
+
+    def set_status(self, project: str, status: str | None, reason: str | None = None) -> None:
+        """Give a published project a PEP 792 status (active, archived, quarantined,
+        deprecated), or none; pages then claim API version 1.4."""
+        key = canonicalize_name(project)
+        with self._lock:
+            proj = self._projects[key]
+            proj.status = None if status is None else (status, reason)
             self._touch(proj)
 
     def remove(self, project: str, filename: str) -> None:
@@ -568,22 +585,29 @@ class FakeIndex:
             if proj is None:
                 raise web.HTTPNotFound()
             entries = sorted(proj.files.values(), key=lambda e: e.file.filename)
-            serial, modified = proj.serial, proj.last_modified
+            serial, modified, status = proj.serial, proj.last_modified, proj.status
+        # PEP 792: a quarantined project's index offers no files.
+        if status is not None and status[0] == "quarantined":
+            entries = []
         files_url = self.files_url
         content_type = _negotiate(request.headers.get("Accept"))
         if content_type == JSON_TYPE:
             versions = {v for e in entries if (v := _version_of(e.file.filename)) is not None}
-            doc = {
-                "meta": {"api-version": API_VERSION, "_last-serial": serial},
+            doc: dict[str, Any] = {
+                "meta": {"api-version": "1.4" if status else API_VERSION, "_last-serial": serial},
                 "name": key,
                 "versions": sorted(versions, key=Version),
                 "files": [_json_file(e, files_url) for e in entries],
             }
+            if status is not None:
+                doc["project-status"] = {"status": status[0]}
+                if status[1]:
+                    doc["project-status"]["reason"] = status[1]
             body = json.dumps(doc, indent=1).encode()
         else:
             links = "".join(f"    {_html_anchor(e, files_url)}<br />\n" for e in entries)
             body = _html_document(
-                f"Links for {key}", f"    <h1>Links for {key}</h1>\n{links}", serial
+                f"Links for {key}", f"    <h1>Links for {key}</h1>\n{links}", serial, status
             )
         return self._page_response(request, content_type, body, serial, modified)
 
@@ -634,7 +658,11 @@ class FakeIndex:
         headers = {"Content-Type": "application/octet-stream", "Cache-Control": FILE_CACHE_CONTROL}
         if request.method == "HEAD":
             # aiohttp sends the Content-Length of the body but not the body itself on HEAD.
-            return web.Response(body=data, headers=headers)
+            ranges = {"Accept-Ranges": "bytes"} if self.serves_ranges else {}
+            return web.Response(body=data, headers={**headers, **ranges})
+        wanted = request.headers.get("Range")
+        if wanted is not None and self.serves_ranges:
+            return _range_response(wanted, data, headers)
         if truncate is False:
             return await _send_close_delimited(request, headers, data[: len(data) // 2], throttle)
 
@@ -680,16 +708,50 @@ class FakeIndex:
         raise web.HTTPNotFound()
 
 
+def _range_response(wanted: str, data: bytes, headers: Mapping[str, str]) -> web.Response:
+    """A 206 for one range of the forms a-b, a- and -n (RFC 9110 14.1.2), else 416."""
+    unit, _, spec = wanted.partition("=")
+    first, dash, last = spec.strip().partition("-")
+    total = len(data)
+    try:
+        if unit.strip() != "bytes" or not dash or "," in spec:
+            raise ValueError(wanted)
+        if first:
+            start = int(first)
+            end = min(int(last), total - 1) if last else total - 1
+        else:
+            start, end = max(0, total - int(last)), total - 1
+    except ValueError:
+        start, end = total, -1
+    if start > end or start >= total:
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{total}"})
+    return web.Response(
+        status=206,
+        body=data[start : end + 1],
+        headers={**headers, "Content-Range": f"bytes {start}-{end}/{total}"},
+    )
+
+
 def _status_response(status: int) -> web.Response:
     if status < 200 or status in (204, 304):
         return web.Response(status=status)
     return web.Response(status=status, text=f"fake index: injected status {status}\n")
 
 
-def _html_document(title: str, body: str, serial: int) -> bytes:
+def _html_document(
+    title: str, body: str, serial: int, status: tuple[str, str | None] | None = None
+) -> bytes:
+    meta = (
+        f'    <meta name="pypi:repository-version" content="{"1.4" if status else API_VERSION}">\n'
+    )
+    if status is not None:
+        meta += f'    <meta name="pypi:project-status" content="{html.escape(status[0])}">\n'
+        if status[1]:
+            reason = html.escape(status[1])
+            meta += f'    <meta name="pypi:project-status-reason" content="{reason}">\n'
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"{meta}"
         f"    <title>{html.escape(title)}</title>\n"
         "  </head>\n  <body>\n"
         f"{body}"
@@ -716,6 +778,8 @@ def _json_file(entry: _Entry, files_url: str) -> dict[str, Any]:
     # JSON cannot carry an empty reason, so an empty reason string becomes plain True.
     doc["yanked"] = entry.yanked if entry.yanked != "" else True
     doc["core-metadata"] = metadata
+    if entry.provenance is not None:
+        doc["provenance"] = entry.provenance
     # The public index still emits this historical key (never "dist-info-metadata", PEP 714).
     doc["data-dist-info-metadata"] = metadata
     return doc
@@ -736,6 +800,8 @@ def _html_anchor(entry: _Entry, files_url: str) -> str:
         value = f"sha256={built.metadata_sha256}"
         attrs.append(f'data-core-metadata="{value}"')
         attrs.append(f'data-dist-info-metadata="{value}"')
+    if entry.provenance is not None:
+        attrs.append(f'data-provenance="{html.escape(entry.provenance)}"')
     return f"<a {' '.join(attrs)}>{html.escape(built.filename)}</a>"
 
 

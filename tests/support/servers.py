@@ -53,7 +53,8 @@ class BodegaProcess:
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
-            env={**os.environ, **(env or {})},
+            # No background root-list fetches for search unless a test asks for them.
+            env={**os.environ, "BODEGA_SEARCH_REFRESH": "0", **(env or {})},
         )
         self.url = self._wait_until_ready()
         self.log: list[str] = []

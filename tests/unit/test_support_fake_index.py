@@ -463,3 +463,24 @@ def test_builtfile_sha256_is_of_data() -> None:
     built = BuiltFile("x-1.0.tar.gz", b"abc", None)
     assert built.sha256 == hashlib.sha256(b"abc").hexdigest()
     assert built.metadata_sha256 is None
+
+
+def test_files_port_answers_the_three_range_forms_and_416(
+    index: FakeIndex, client: httpx.Client
+) -> None:
+    url = index.file_url(WHEEL.filename)
+    size = len(WHEEL.data)
+    for header, start, end in (
+        ("bytes=0-99", 0, 99),
+        ("bytes=100-", 100, size - 1),
+        ("bytes=-1000", size - 1000, size - 1),
+    ):
+        response = client.get(url, headers={"Range": header})
+        assert response.status_code == 206
+        assert response.headers["Content-Range"] == f"bytes {start}-{end}/{size}"
+        assert response.content == WHEEL.data[start : end + 1]
+    assert client.get(url, headers={"Range": f"bytes={size}-"}).status_code == 416
+    index.serves_ranges = False
+    whole = client.get(url, headers={"Range": "bytes=0-99"})
+    assert whole.status_code == 200
+    assert whole.content == WHEEL.data

@@ -3,7 +3,8 @@
 Field names follow the specs; each cites the PEP that brought it.
 """
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.utils import NormalizedName
@@ -66,6 +67,19 @@ class ProjectPage:
 
     def file_named(self, filename: str) -> DistributionFile | None:
         return self._by_filename.get(filename)
+
+    def with_core_metadata(self, found: Mapping[str, str]) -> "ProjectPage":
+        """This page with the METADATA sha256s bodega extracted itself (filename -> sha256)
+        on files whose upstream entry offered none; upstream's own word always wins."""
+        if not any(f.filename in found and not f.core_metadata for f in self.files):
+            return self
+        files = tuple(
+            replace(f, core_metadata={"sha256": found[f.filename]})
+            if f.filename in found and not f.core_metadata
+            else f
+            for f in self.files
+        )
+        return replace(self, files=files)
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready form for the metadata store."""

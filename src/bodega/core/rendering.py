@@ -26,7 +26,7 @@ def file_href(project: str, filename: str) -> str:
 
 
 def render_project_html(page: ProjectPage) -> bytes:
-    files = _listed_files(page)
+    files = listed_files(page)
     version = _html_version(page)
     head = [
         "<!DOCTYPE html>",
@@ -74,7 +74,7 @@ def _metadata_attribute(file: DistributionFile) -> str | None:
 
 
 def render_project_json(page: ProjectPage) -> bytes:
-    files = _listed_files(page)
+    files = listed_files(page)
     document: dict[str, Any] = {
         "meta": {"api-version": _json_version(page)},
         "name": page.name,
@@ -110,12 +110,11 @@ def _json_file(project: str, file: DistributionFile) -> dict[str, Any]:
         entry["upload-time"] = file.upload_time
     if file.provenance is not None:
         entry["provenance"] = file.provenance
-    if file.gpg_sig is not None:
-        entry["gpg-sig"] = file.gpg_sig
+    # No gpg-sig: bodega serves no <file>.asc, so it never claims one (spec 16).
     return entry
 
 
-def _listed_files(page: ProjectPage) -> tuple[DistributionFile, ...]:
+def listed_files(page: ProjectPage) -> tuple[DistributionFile, ...]:
     # PEP 792: a quarantined project's index MUST NOT offer its files.
     if page.status is not None and page.status.status == "quarantined":
         return ()

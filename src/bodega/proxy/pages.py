@@ -16,6 +16,7 @@ from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.parsing import JSON_V1, parse_project_page
 from bodega.core.rendering import render_project_html, render_project_json
 from bodega.errors import NotFound, UpstreamError
+from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.stats import CacheStats
 from bodega.storage.metadata import MetadataStore, StoredPage
@@ -64,9 +65,11 @@ class ProjectPages:
         memory_entries: int = 1024,
         stats: CacheStats | None = None,
         on_page: Callable[[ProjectPage], None] | None = None,
+        core_metadata: CoreMetadataExtractor | None = None,
     ) -> None:
         self.stats = stats or CacheStats(clock)
         self._on_page = on_page  # told of every page fetched from upstream (search listens)
+        self._core_metadata = core_metadata
         self._upstream = upstream
         self._store = store
         self.ttl = ttl
@@ -98,8 +101,11 @@ class ProjectPages:
         if cached is None or (file := cached.page.file_named(filename)) is None:
             if self._offline:
                 raise NotFound(f"{project}/{filename} is not cached and bodega is offline")
-            refreshed = await self._refreshes.call(project, lambda: self._refresh(project, cached))
-            file = refreshed.page.file_named(filename)
+            cached = await self._refreshes.call(project, lambda: self._refresh(project, cached))
+            file = cached.page.file_named(filename)
+        if cached.page.status is not None and cached.page.status.status == "quarantined":
+            # PEP 792: nothing of a quarantined project is offered, cached or not.
+            raise NotFound(f"{project} is quarantined")
         if file is None:
             raise NotFound(f"{project} has no file {filename}")
         return file
@@ -130,13 +136,14 @@ class ProjectPages:
         stored = await self._store.get_page(project)
         if stored is None:
             return None
+        extracted = await self._store.core_metadata_of(project)
         # Thousands of files take milliseconds to rebuild: off the loop for large pages.
         if len(stored.record["files"]) > _IN_THREAD_FILES:
             page = await asyncio.to_thread(ProjectPage.from_record, stored.record)
         else:
             page = ProjectPage.from_record(stored.record)
         cached = CachedPage(
-            page=page,
+            page=page.with_core_metadata(extracted),
             etag=stored.etag,
             last_modified=stored.last_modified,
             fetched_at=stored.fetched_at,
@@ -165,20 +172,39 @@ class ProjectPages:
                 cached.page, cached.etag, cached.last_modified, now, renderings=cached.renderings
             )
             self._remember(project, fresh)
+            await self._extract_core_metadata(project, fresh)
             return fresh
         page = await _parse_off_loop(response.body, response.media_type, response.url, project)
         if cached is not None and _is_rollback(cached.page, page):
             # An upstream mirror behind the one we saw before (devpi#958): keep what we have.
             log.warning("upstream page of %s is older than the cached one", project)
             return self._stale(project, cached)
-        fresh = CachedPage(page, response.etag, response.last_modified, now)
+        # The store keeps upstream's word; what bodega extracted itself is laid over it.
         await self._store.put_page(
-            StoredPage(project, page.to_record(), fresh.etag, fresh.last_modified, now)
+            StoredPage(project, page.to_record(), response.etag, response.last_modified, now)
         )
+        extracted = await self._store.core_metadata_of(project)
+        page = page.with_core_metadata(extracted)
+        fresh = CachedPage(page, response.etag, response.last_modified, now)
         self._remember(project, fresh)
         if self._on_page is not None:
             self._on_page(page)
+        await self._extract_core_metadata(project, fresh)
         return fresh
+
+    async def _extract_core_metadata(self, project: str, cached: CachedPage) -> None:
+        """Starts extracting METADATA for wheels upstream offers none for, and waits a little
+        so this request's client already sees it; the rest is picked up when it lands."""
+        if self._core_metadata is None:
+            return
+        work = self._core_metadata.extract_for_page(project, cached.page, self._add_core_metadata)
+        await asyncio.wait([work], timeout=self._core_metadata.page_wait)
+
+    def _add_core_metadata(self, project: str, filename: str, sha256: str) -> None:
+        cached = self._memory.get(project)
+        if cached is not None:
+            cached.page = cached.page.with_core_metadata({filename: sha256})
+            cached.renderings.clear()  # a new rendering, so a new ETag
 
     def _stale(self, project: str, cached: CachedPage) -> CachedPage:
         stale = CachedPage(

@@ -90,4 +90,10 @@ class MetadataStore(Protocol):
     async def search_counts(self) -> tuple[int, int]:
         """How many names are searchable, and how many projects have details."""
 
+    async def put_core_metadata(self, project: str, filename: str, sha256: str) -> None:
+        """bodega extracted the METADATA of a wheel (blob `sha256`); its page may advertise it."""
+
+    async def core_metadata_of(self, project: str) -> dict[str, str]:
+        """Filename -> sha256 of every METADATA bodega extracted for this project's wheels."""
+
     async def close(self) -> None: ...

@@ -61,6 +61,15 @@ CREATE TABLE IF NOT EXISTS search_state (
     root_key TEXT NOT NULL
 );
 """,
+    # 3: core metadata bodega extracted from wheels whose upstream page offered none (PEP 658).
+    """
+CREATE TABLE IF NOT EXISTS core_metadata (
+    project TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (project, filename)
+);
+""",
 )
 
 
@@ -290,6 +299,25 @@ class SqliteMetadataStore:
             names = db.execute("SELECT coalesce(max(id), 0) FROM search_names").fetchone()[0]
             details = db.execute("SELECT count(*) FROM search_details").fetchone()[0]
             return int(names), int(details)
+
+        return await self._run(work)
+
+    async def put_core_metadata(self, project: str, filename: str, sha256: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    "INSERT OR REPLACE INTO core_metadata VALUES (?, ?, ?)",
+                    (project, filename, sha256),
+                )
+
+        await self._run(work)
+
+    async def core_metadata_of(self, project: str) -> dict[str, str]:
+        def work(db: sqlite3.Connection) -> dict[str, str]:
+            rows = db.execute(
+                "SELECT filename, sha256 FROM core_metadata WHERE project = ?", (project,)
+            )
+            return dict(rows.fetchall())
 
         return await self._run(work)
 

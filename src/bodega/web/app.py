@@ -15,7 +15,7 @@ from bodega.errors import (
     UpstreamTimeout,
 )
 from bodega.services import Services
-from bodega.web import files, simple, ui, xmlrpc
+from bodega.web import files, json_api, simple, ui, xmlrpc
 from bodega.web.routing import XMLRPC_PATHS, Match, Route, match
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ _HANDLERS: dict[Route, Handler] = {
     Route.UI_CACHE: ui.cache,
     Route.STATUS: ui.status,
     Route.STATIC: ui.static,
+    Route.JSON_API: json_api.project_json,
 }
 
 

@@ -31,10 +31,15 @@ async def distribution_file(
     is_metadata = filename.endswith(_METADATA_SUFFIX)
     listed_name = filename.removesuffix(_METADATA_SUFFIX) if is_metadata else filename
     file = await services.pages.find_file(project, listed_name)
+    key: str | None
     if is_metadata:
-        if not file.core_metadata:
-            raise NotFound(f"{listed_name} has no core metadata upstream")
-        key, url, size = file.metadata_sha256, file.url + _METADATA_SUFFIX, None
+        key = file.metadata_sha256
+        if not file.core_metadata and listed_name.endswith(".whl"):
+            # Not advertised (yet): bodega extracts it from the wheel on demand.
+            key = await services.core_metadata.obtain(project, file)
+        if not file.core_metadata and key is None:
+            raise NotFound(f"{listed_name} has no core metadata")
+        url, size = file.url + _METADATA_SUFFIX, None
     else:
         key, url, size = file.sha256, file.url, file.size
 

@@ -20,6 +20,7 @@ class Route(Enum):
     UI_CACHE = "ui-cache"
     STATUS = "status"
     STATIC = "static"
+    JSON_API = "json-api"
     NOT_FOUND = "not-found"
 
 
@@ -32,6 +33,8 @@ XMLRPC_PATHS = ("/pypi", "/pypi/", "/RPC2", "/root/pypi", "/root/pypi/")
 _XMLRPC = (("pypi",), ("RPC2",), ("root", "pypi"))
 # The web UI lives under "+" segments, which are no project names and no devpi index paths.
 _UI = {"+search": Route.UI_SEARCH, "+cache": Route.UI_CACHE, "+status.json": Route.STATUS}
+# The PyPI JSON API (spec 40) at /pypi/<project>[/<version>]/json, and under the devpi tree.
+_JSON_API_PREFIXES = (("pypi",), ("root", "pypi", "pypi"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class Match:
     project: str = ""
     filename: str = ""
     has_trailing_slash: bool = True
+    version: str = ""  # the JSON API's release, when one is asked for
+    depth: int = 0  # the JSON API: directories from the request URL up to bodega's root
 
 
 def match(path: str) -> Match:
@@ -64,6 +69,22 @@ def match(path: str) -> Match:
         if rest is not None and len(rest) == 2 and not trailing:
             base = "/" + "/".join(prefix) + "/"
             return Match(Route.FILE, base, project=rest[0], filename=rest[1])
+    return _match_json_api(segments, trailing)
+
+
+def _match_json_api(segments: list[str], trailing: bool) -> Match:
+    if not segments or segments[-1] != "json":
+        return Match(Route.NOT_FOUND)
+    for prefix in _JSON_API_PREFIXES:
+        rest = _strip(segments, prefix)
+        if rest is not None and len(rest) in (2, 3):
+            base = "/" + "/".join(prefix) + "/"
+            version = rest[1] if len(rest) == 3 else ""
+            depth = len(prefix) + len(rest) - 1 + trailing
+            return Match(Route.JSON_API, base, project=rest[0], version=version, depth=depth)
+    # pip-tools >= 7.6.1 asks `<index URL minus "simple/">/<project>/json` (spec finding 7).
+    if len(segments) == 2:
+        return Match(Route.JSON_API, "/", project=segments[0], depth=1 + trailing)
     return Match(Route.NOT_FOUND)
 
 

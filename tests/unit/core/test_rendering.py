@@ -88,3 +88,9 @@ def test_root_list_renders_in_chunks_and_parses_back() -> None:
     assert b'href="project-0/"' in html
     document = json.loads(b"".join(render_root_json(names)))
     assert len(document["projects"]) == 5001
+
+
+def test_gpg_signatures_are_never_claimed_since_bodega_serves_no_asc_files() -> None:
+    signed = ProjectPage(PAGE.name, (DistributionFile("demo-1.0.tar.gz", BASE, gpg_sig=True),))
+    assert "gpg-sig" not in json.loads(render_project_json(signed))["files"][0]
+    assert b"data-gpg-sig" not in render_project_html(signed)

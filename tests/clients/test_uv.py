@@ -1,0 +1,72 @@
+"""uv: `uv pip install`, a project whose default index is bodega (`uv lock` + `uv sync`),
+`--refresh` seeing a new upstream release, and lazy metadata for a large wheel that
+upstream offers no metadata for (spec finding 8: bodega reads only ranges of it)."""
+
+import sys
+from pathlib import Path
+
+from tests.support.clients import MODULES, NEWEST, installed_versions, new_venv, run, uv_env
+from tests.support.distributions import build_wheel
+from tests.support.fake_index import FakeIndex
+from tests.support.servers import BodegaProcess, bodega_process
+
+UV = Path(sys.executable).parent / "uv"  # the dev extra pins uv
+
+
+def test_uv_pip_install_installs_the_newest_versions(bodega: BodegaProcess, tmp_path: Path) -> None:
+    python = new_venv(tmp_path / "venv")
+    command = [str(UV), "pip", "install", "--python", str(python)]
+    command += ["--default-index", f"{bodega.url}simple/", "app"]
+    run(command, uv_env(tmp_path / "cache"), tmp_path, bodega)
+    assert installed_versions(python, MODULES, tmp_path) == NEWEST
+
+
+def test_uv_lock_and_sync_a_project_and_refresh_sees_a_new_release(
+    bodega: BodegaProcess, fake_index: FakeIndex, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        "[project]\n"
+        'name = "consumer"\n'
+        'version = "0"\n'
+        'requires-python = ">=3.11"\n'
+        'dependencies = ["app"]\n'
+        "[tool.uv]\n"
+        "package = false\n"
+        "[[tool.uv.index]]\n"
+        'name = "bodega"\n'
+        f'url = "{bodega.url}simple/"\n'
+        "default = true\n"
+    )
+    # The project's own [tool.uv] must be read, so no UV_NO_CONFIG: an empty user config
+    # directory keeps this machine's uv.toml out instead.
+    env = uv_env(tmp_path / "cache", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    del env["UV_NO_CONFIG"]
+    python = ["--python", sys.executable]
+    run([str(UV), "lock", *python], env, project, bodega)
+    run([str(UV), "sync", *python], env, project, bodega)
+    venv_python = project / ".venv" / "bin" / "python"
+    assert installed_versions(venv_python, MODULES, tmp_path) == NEWEST
+
+    fake_index.add("app", build_wheel("app", "3.0", requires=["liba>=1", "libb"]))
+    run([str(UV), "lock", "--upgrade", "--refresh", *python], env, project, bodega)
+    lock = (project / "uv.lock").read_text()
+    assert 'name = "app"\nversion = "3.0"' in lock
+
+
+def test_uv_resolves_a_large_wheel_without_metadata_upstream_from_ranges_only(
+    fake_index: FakeIndex, tmp_path: Path
+) -> None:
+    # The issue's "done when": upstream has no .metadata; a whole download would be 8 MB.
+    large = build_wheel("big", "1.0", requires=["small"], payload_size=8_000_000)
+    fake_index.add("big", large, serve_metadata=False)
+    fake_index.add("small", build_wheel("small", "1.0"), serve_metadata=False)
+    with bodega_process(tmp_path / "data", fake_index.simple_url) as server:
+        command = [str(UV), "pip", "install", "--dry-run", "--python", sys.executable]
+        command += ["--default-index", f"{server.url}simple/", "big"]
+        run(command, uv_env(tmp_path / "cache"), tmp_path, server)
+    seen = [r for r in fake_index.requests if r.path.endswith("/" + large.filename)]
+    assert seen
+    assert all("Range" in r.headers for r in seen), [dict(r.headers) for r in seen]
+    assert sum(1 for r in seen if r.method == "GET") <= 3
