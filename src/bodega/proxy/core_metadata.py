@@ -48,7 +48,7 @@ ReadSpan = Callable[[Span], Awaitable[bytes]]
 WHEELS_PER_PAGE = 32
 CONCURRENT_EXTRACTIONS = 4
 # How long a page request waits for its first extractions before it is served without them.
-PAGE_WAIT = 5.0
+PAGE_WAIT = 2.0
 # A wheel that could not be read is not tried again for this long (it will not change).
 RETRY_AFTER = 3600.0
 _REMEMBERED_FAILURES = 10_000
@@ -185,13 +185,21 @@ class CoreMetadataExtractor:
 
 
 def candidates(page: ProjectPage) -> list[DistributionFile]:
-    """The wheels bodega should extract METADATA for: newest versions first, a bounded few.
-    A quarantined project is left alone (PEP 792: nothing of it is offered)."""
+    """The wheels bodega should extract METADATA for: those of the newest release that lack
+    it, which is what a resolver asks for first. Older releases are left to the clients'
+    own fallbacks; extracting every release's wheels made a cold page fetch wait on dozens
+    of upstream round trips. A quarantined project is left alone (PEP 792)."""
     if page.status is not None and page.status.status == "quarantined":
         return []
-    wheels = [f for f in page.files if f.filename.endswith(".whl") and not f.core_metadata]
-    wheels.sort(key=lambda f: _version_key(f.filename), reverse=True)
-    return wheels[:WHEELS_PER_PAGE]
+    wheels = [
+        f
+        for f in page.files
+        if f.filename.endswith(".whl") and not f.core_metadata and not f.is_yanked
+    ]
+    if not wheels:
+        return []
+    newest = max(_version_key(f.filename) for f in wheels)
+    return [f for f in wheels if _version_key(f.filename) == newest][:WHEELS_PER_PAGE]
 
 
 def _version_key(filename: str) -> Version:
