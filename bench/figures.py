@@ -1,0 +1,215 @@
+"""Each measurement, taken on one server in one round.
+
+A round of one server is three groups, each on a freshly started server with an empty data dir:
+`uv` installs (cold, then warm), `pip` installs (cold, then warm), and serving (first hits, the
+herd, wrk loads, throughput). Upstream traffic is read from nginx's log around each figure.
+"""
+
+import contextlib
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fetch
+import installers
+from loadgen import Load, run_wrk
+from nginx import LogTotals, Nginx
+from servers import Server
+from tree import Manifest
+
+MIB = 1024 * 1024
+Figures = dict[str, float]
+_HTML_ONLY = {"Accept": "text/html", "User-Agent": "bodega-bench"}
+_HREF = re.compile(r"""href=["']([^"']+)["']""")
+
+
+@dataclass
+class Bench:
+    """What every figure needs: the tree, the upstream, where to scratch, how long to load."""
+
+    manifest: Manifest
+    tree: Path
+    upstream: Nginx
+    scratch: Path
+    load_seconds: float
+    herd_size: int
+    errors: list[str] = field(default_factory=list)
+
+
+def _upstream(totals: LogTotals, prefix: str) -> Figures:
+    return {
+        f"{prefix}_upstream_requests": float(totals.requests),
+        f"{prefix}_upstream_mib": totals.bytes / MIB,
+    }
+
+
+def install_figures(server: Server, bench: Bench, tool: str) -> Figures:
+    """Cold install on the just-started server, then warm with a fresh client cache."""
+    figures: Figures = {}
+    for state in ("cold", "warm"):
+        mark = bench.upstream.log.mark()
+        seconds, installed = installers.install(
+            tool, server.index_url, bench.manifest.requirement, bench.scratch / "client"
+        )
+        figures[f"{tool}_{state}_s"] = seconds
+        figures[f"{tool}_installed"] = float(installed)
+        figures.update(_upstream(bench.upstream.log.since(mark), f"{tool}_{state}"))
+    return figures
+
+
+def file_url(server: Server, project: str, filename: str) -> str:
+    """The URL a client would follow: taken from the server's own project page."""
+    page_url = f"{server.index_url}{project}/"
+    page = fetch.get(page_url, _HTML_ONLY)
+    for href in _HREF.findall(page.body.decode(errors="replace")):
+        url = urllib.parse.urljoin(page.url, str(href)).split("#", 1)[0]
+        if urllib.parse.unquote(url.rsplit("/", 1)[-1]) == filename:
+            return url
+    raise RuntimeError(f"{server.name}: no link to {filename} on {page_url} ({page.status})")
+
+
+def _timed_ok(url: str) -> fetch.Response:
+    response = fetch.get(url)
+    if response.status != 200:
+        raise RuntimeError(f"GET {url} answered {response.status}")
+    return response
+
+
+def first_hit_figures(server: Server, bench: Bench) -> Figures:
+    # A project page first: devpi reads the whole root list before its first page, and a warm
+    # root list would hide that.
+    mark = bench.upstream.log.mark()
+    page = _timed_ok(f"{server.index_url}{bench.manifest.requirement}/")
+    figures = {"first_page_s": page.seconds}
+    figures.update(_upstream(bench.upstream.log.since(mark), "first_page"))
+    project, filename = bench.manifest.large_file
+    url = file_url(server, project, filename)
+    figures["first_file_s"] = _timed_ok(url).seconds
+    figures["first_root_s"] = _timed_ok(server.index_url).seconds
+    return figures
+
+
+def herd_figures(server: Server, bench: Bench) -> Figures:
+    """`herd_size` clients ask for the same cold file at once: wall time and upstream fetches."""
+    project, filename = bench.manifest.herd_file
+    url = file_url(server, project, filename)
+    expected = (bench.tree / "files" / project / filename).stat().st_size
+    start_line = threading.Barrier(bench.herd_size)
+
+    def one_client(_: int) -> int:
+        start_line.wait(timeout=30)
+        return len(fetch.get(url, {"User-Agent": "bodega-bench"}).body)
+
+    mark = bench.upstream.log.mark()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(bench.herd_size) as pool:
+        sizes = list(pool.map(one_client, range(bench.herd_size)))
+    seconds = time.perf_counter() - started
+    totals = bench.upstream.log.since(mark)
+    if any(size != expected for size in sizes):
+        bench.errors.append(f"{server.name}: herd got sizes {sorted(set(sizes))} != {expected}")
+    return {"herd_s": seconds, "herd_upstream_fetches": float(totals.count("/" + filename))}
+
+
+def _probe_latencies(url: str, until: float) -> list[float]:
+    latencies = []
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        # A refused or timed-out probe counts with the time it took.
+        with contextlib.suppress(OSError):
+            fetch.get(url, {"User-Agent": "bodega-bench"}, timeout=60)
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.02)
+    return latencies
+
+
+def _load(prefix: str, load: Load) -> Figures:
+    figures = {f"{prefix}_rps": load.requests_per_second}
+    if load.requests:  # wrk reports a p99 of 0 when nothing completed
+        figures[f"{prefix}_p99_ms"] = load.p99_ms
+    return figures
+
+
+def _percentile(values: list[float], percent: int) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, len(ordered) * percent // 100)]
+
+
+def load_figures(server: Server, bench: Bench) -> Figures:
+    index_path = urllib.parse.urlsplit(server.index_url).path
+    pages = [f"{index_path}{project}/" for project in bench.manifest.projects]
+    for page in pages:  # warm every page, so the loads measure serving from cache
+        _timed_ok(server.base_url + page)
+    scratch = bench.scratch / "wrk"
+    seconds = bench.load_seconds
+    figures: Figures = {}
+    one_page = run_wrk(server.base_url, pages[:1], scratch, seconds=seconds, connections=16)
+    figures |= _load("page", one_page)
+    root = run_wrk(server.base_url, [index_path], scratch, seconds=seconds, connections=4)
+    figures |= _load("root", root)
+
+    # The mix, with a tiny request probed alongside: its latency shows a blocked event loop.
+    probe: list[float] = []
+    until = time.perf_counter() + seconds
+    prober = threading.Thread(
+        target=lambda: probe.extend(_probe_latencies(server.base_url + server.tiny_path, until))
+    )
+    prober.start()
+    mix = run_wrk(server.base_url, [*pages, index_path], scratch, seconds=seconds, connections=16)
+    prober.join()
+    figures |= _load("mix", mix)
+    if probe:
+        figures["tiny_under_load_p99_ms"] = _percentile(probe, 99) * 1000
+        figures["tiny_under_load_max_ms"] = max(probe) * 1000
+    project, filename = bench.manifest.large_file
+    path = urllib.parse.urlsplit(file_url(server, project, filename)).path
+    large = run_wrk(server.base_url, [path], scratch, seconds=seconds, connections=2, headers={})
+    figures["file_mib_s"] = large.mib_per_second
+    for name, load in (("page", one_page), ("root", root), ("mix", mix), ("file", large)):
+        if load.errors or load.bad_status:
+            bench.errors.append(
+                f"{server.name}: wrk {name}: {load.errors} errors, {load.bad_status} bad status"
+            )
+    return figures
+
+
+def serving_figures(server: Server, bench: Bench) -> Figures:
+    return (
+        first_hit_figures(server, bench) | herd_figures(server, bench) | load_figures(server, bench)
+    )
+
+
+GROUPS: dict[str, Callable[[Server, Bench], Figures]] = {
+    "uv": lambda server, bench: install_figures(server, bench, "uv"),
+    "pip": lambda server, bench: install_figures(server, bench, "pip"),
+    "serve": serving_figures,
+}
+
+
+def measure_round(server: Server, bench: Bench, round_dir: Path) -> Figures:
+    """All groups on `server`, each on a fresh start; a failing group is logged and skipped."""
+    figures: Figures = {}
+    peak_rss = 0
+    for group, measure in GROUPS.items():
+        try:
+            startup = server.start(round_dir / server.name / group)
+        except Exception as error:
+            bench.errors.append(f"{server.name}: start for {group} failed: {error}")
+            continue
+        try:
+            if group == "serve" and server.process is not None:
+                figures["startup_s"] = startup
+            figures |= measure(server, bench)
+        except Exception as error:
+            bench.errors.append(f"{server.name}: {group} failed: {error}")
+        finally:
+            server.stop()
+            peak_rss = max(peak_rss, server.peak_rss or 0)
+    if peak_rss:
+        figures["peak_rss_mib"] = peak_rss / MIB
+    return figures

@@ -1,0 +1,132 @@
+"""The report: medians, min-max ranges and ratios to nginx paired by round; markdown, JSON."""
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import targets
+from figures import Figures
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    digits: int = 2
+    versus_nginx: bool = True  # shown as a ratio to the nginx column of the same round
+
+
+METRICS = (
+    Metric("startup_s", "start-up to ready (s)", versus_nginx=False),
+    Metric("uv_cold_s", "uv pip install, cold (s)"),
+    Metric("uv_warm_s", "uv pip install, warm (s)"),
+    Metric("uv_cold_upstream_requests", "  upstream requests, uv cold", 0, False),
+    Metric("uv_cold_upstream_mib", "  upstream MiB, uv cold", 1, False),
+    Metric("uv_warm_upstream_requests", "  upstream requests, uv warm", 0, False),
+    Metric("uv_warm_upstream_mib", "  upstream MiB, uv warm", 1, False),
+    Metric("uv_installed", "  distributions installed", 0, False),
+    Metric("pip_cold_s", "pip install, cold (s)"),
+    Metric("pip_warm_s", "pip install, warm (s)"),
+    Metric("pip_cold_upstream_requests", "  upstream requests, pip cold", 0, False),
+    Metric("pip_cold_upstream_mib", "  upstream MiB, pip cold", 1, False),
+    Metric("pip_warm_upstream_requests", "  upstream requests, pip warm", 0, False),
+    Metric("first_page_s", "first hit: project page (s)", 3),
+    Metric("first_page_upstream_mib", "  upstream MiB for it", 1, False),
+    Metric("first_file_s", "first hit: large file (s)", 3),
+    Metric("first_root_s", "first hit: root list (s)", 3),
+    Metric("page_rps", "one page (req/s)", 0),
+    Metric("page_p99_ms", "  p99 (ms)", 1, False),
+    Metric("mix_rps", "mix of pages + root list (req/s)", 0),
+    Metric("mix_p99_ms", "  p99 (ms)", 1, False),
+    Metric("root_rps", "root list (req/s)", 1),
+    Metric("root_p99_ms", "  p99 (ms)", 0, False),
+    Metric("file_mib_s", "large cached file (MiB/s)", 0),
+    Metric("herd_s", "herd on one cold file (s)", 2),
+    Metric("herd_upstream_fetches", "  upstream fetches of it", 0, False),
+    Metric("tiny_under_load_p99_ms", "tiny request under load, p99 (ms)", 1),
+    Metric("tiny_under_load_max_ms", "  max (ms)", 1, False),
+    Metric("peak_rss_mib", "peak RSS of the process tree (MiB)", 0, False),
+)
+REFERENCE = "nginx"
+
+
+def summarize(rounds: list[dict[str, Figures]], servers: list[str]) -> dict[str, Any]:
+    """Per server and metric: every round's value, median, min, max and median ratio to nginx."""
+    summary: dict[str, Any] = {}
+    for server in servers:
+        per_metric: dict[str, Any] = {}
+        for metric in METRICS:
+            values = [r[server][metric.key] for r in rounds if metric.key in r.get(server, {})]
+            if not values:
+                continue
+            entry: dict[str, Any] = {
+                "values": values,
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+            }
+            ratios = [
+                r[server][metric.key] / r[REFERENCE][metric.key]
+                for r in rounds
+                if metric.versus_nginx
+                and metric.key in r.get(server, {})
+                and r.get(REFERENCE, {}).get(metric.key)
+            ]
+            if ratios and server != REFERENCE:
+                entry["ratio_to_nginx"] = statistics.median(ratios)
+            per_metric[metric.key] = entry
+        summary[server] = per_metric
+    return summary
+
+
+def _cell(entry: dict[str, Any] | None, digits: int) -> str:
+    if entry is None:
+        return "—"
+    text = f"{entry['median']:,.{digits}f}"
+    if entry["min"] != entry["max"]:
+        text += f" ({entry['min']:,.{digits}f}–{entry['max']:,.{digits}f})"
+    if "ratio_to_nginx" in entry:
+        text += f" · {entry['ratio_to_nginx']:.2f}×"
+    return text
+
+
+def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    servers = list(summary)
+    lines = [
+        f"Benchmark {meta['date']} on {meta['machine']}, {meta['rounds']} round(s), "
+        f"tree: {meta['tree']}. Median (min–max) · ratio to nginx paired by round.",
+        "",
+        "| figure | " + " | ".join(servers) + " |",
+        "|---|" + "---|" * len(servers),
+    ]
+    for metric in METRICS:
+        cells = [_cell(summary[server].get(metric.key), metric.digits) for server in servers]
+        if all(cell == "—" for cell in cells):
+            continue
+        lines.append(f"| {metric.label} | " + " | ".join(cells) + " |")
+    lines += ["", "Targets (issue 6):", "", targets.markdown(summary).rstrip()]
+    if meta.get("versions"):
+        lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
+    if meta.get("errors"):
+        lines += ["", "Errors:", *(f"- {error}" for error in meta["errors"])]
+    return "\n".join(lines) + "\n"
+
+
+def write(
+    results_dir: Path,
+    summary: dict[str, Any],
+    meta: dict[str, Any],
+    rounds: list[dict[str, Figures]],
+) -> tuple[Path, Path]:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = meta["date"].replace(":", "").replace("-", "")
+    table = markdown(summary, meta)
+    markdown_path = results_dir / f"bench-{stamp}.md"
+    json_path = results_dir / f"bench-{stamp}.json"
+    markdown_path.write_text(table)
+    json_path.write_text(json.dumps({"meta": meta, "summary": summary, "rounds": rounds}, indent=1))
+    (results_dir / "latest.md").write_text(table)
+    (results_dir / "latest.json").write_text(json_path.read_text())
+    return markdown_path, json_path

@@ -1,0 +1,194 @@
+"""Benchmark bodega side by side with devpi-server, proxpi and nginx, in one run.
+
+    python bench/run.py [--rounds N] [--peers bodega,nginx,...] [--smoke] [--tree DIR]
+
+Run it with the repo's venv Python (`.venv/bin/python bench/run.py`): bodega runs from that venv.
+It generates the upstream tree (or serves `--tree DIR`), starts nginx on 127.0.0.1 as the upstream
+and the ceiling column, installs the peers into venvs under bench/.work, measures every server
+round by round (A B C A B C ...), prints the markdown table and writes it with a JSON file under
+bench/results/. All traffic stays on 127.0.0.1 and every process started is stopped at the end.
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import debian
+import installers
+import nginx
+import report
+import tree
+from figures import Bench, Figures, measure_round
+from servers import Bodega, Devpi, NginxDirect, Proxpi, Server, free_port
+from venvs import PEER_PACKAGES, ensure_venv, installed_versions
+
+BENCH = Path(__file__).resolve().parent
+WORK = BENCH / ".work"
+RESULTS = BENCH / "results"
+ALL_PEERS = ("nginx", "bodega", "devpi", "devpi-web", "proxpi")
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3, smoke 1)")
+    parser.add_argument(
+        "--peers",
+        default=",".join(ALL_PEERS),
+        help=f"comma-separated columns out of {','.join(ALL_PEERS)} (nginx is always measured)",
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny tree, one round, short loads")
+    parser.add_argument("--tree", type=Path, help="serve this PEP 503 tree (with manifest.json)")
+    parser.add_argument("--load-seconds", type=float, default=None, help="each wrk run's length")
+    parser.add_argument("--herd", type=int, default=None, help="clients in the herd (8-20)")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' data dirs")
+    return parser.parse_args()
+
+
+def bodega_python() -> str:
+    """The repo venv's Python: sys.executable when run from it."""
+    repo_venv = BENCH.parent / ".venv" / "bin" / "python"
+    if Path(sys.prefix).resolve() == (BENCH.parent / ".venv").resolve() or not repo_venv.exists():
+        return sys.executable
+    return str(repo_venv)
+
+
+def bodega_is_runnable(python: str) -> bool:
+    check = subprocess.run(
+        [python, "-m", "bodega", "serve", "--help"], check=False, capture_output=True, timeout=60
+    )
+    return check.returncode == 0
+
+
+def make_servers(
+    peers: list[str], upstream_url: str, versions: dict[str, str], notes: list[str]
+) -> list[Server]:
+    environment = installers.isolated_environment()
+    servers: list[Server] = [NginxDirect(upstream_url, environment)]
+    for peer in peers:
+        if peer == "bodega":
+            python = bodega_python()
+            if bodega_is_runnable(python):
+                servers.append(Bodega(upstream_url, environment, python))
+            else:
+                notes.append("bodega: `python -m bodega serve --help` failed; column skipped")
+        elif peer in PEER_PACKAGES:
+            bin_dir = ensure_venv(WORK, peer)
+            versions.update(installed_versions(bin_dir, PEER_PACKAGES[peer]))
+            if peer == "proxpi":
+                servers.append(Proxpi(upstream_url, environment, bin_dir))
+            else:
+                servers.append(Devpi(upstream_url, environment, bin_dir, peer))
+    return servers
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return (
+        f"{model}, {os.cpu_count()} cores, {memory_kib / 1024 / 1024:.0f} GiB, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def prepare_tree(arguments: argparse.Namespace) -> tuple[Path, tree.Manifest, str]:
+    if arguments.tree is not None:
+        root = arguments.tree.resolve()
+        if not (root / tree.MANIFEST).exists():
+            sys.exit(f"bench: {root} has no {tree.MANIFEST} (see bench/tree.py for its fields)")
+        return root, tree.Manifest.load(root), f"user tree {root.name}"
+    spec = tree.TreeSpec.smoke() if arguments.smoke else tree.TreeSpec.full()
+    root = WORK / f"tree-{spec.key}"
+    started = time.perf_counter()
+    manifest = tree.generate(spec, root)
+    print(f"bench: tree ready in {time.perf_counter() - started:.1f} s", flush=True)
+    description = (
+        f"{len(manifest.projects)} projects x {spec.versions} versions, "
+        f"{spec.root_names:,} names in the root list, largest file {spec.large_size >> 20} MiB"
+    )
+    return root, manifest, description
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    rounds = arguments.rounds or (1 if arguments.smoke else 3)
+    if rounds < 1:
+        sys.exit("bench: --rounds must be at least 1")
+    peers = [peer.strip() for peer in arguments.peers.split(",") if peer.strip()]
+    unknown = set(peers) - set(ALL_PEERS)
+    if unknown:
+        sys.exit(f"bench: unknown peers {sorted(unknown)}; choose from {','.join(ALL_PEERS)}")
+    WORK.mkdir(parents=True, exist_ok=True)
+    commands = debian.ensure_commands()
+    tree_root, manifest, tree_description = prepare_tree(arguments)
+    run_dir = WORK / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    upstream = nginx.Nginx(commands["nginx"], tree_root, run_dir / "nginx", free_port())
+    notes: list[str] = []
+    versions: dict[str, str] = {}
+    results: list[dict[str, Figures]] = []
+    bench = Bench(
+        manifest=manifest,
+        tree=tree_root,
+        upstream=upstream,
+        scratch=run_dir / "scratch",
+        load_seconds=arguments.load_seconds or (1.0 if arguments.smoke else 10.0),
+        herd_size=arguments.herd or 8,
+        errors=notes,
+    )
+    meta: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+        "rounds": 0,
+        "tree": tree_description,
+        "smoke": arguments.smoke,
+        "load_seconds": bench.load_seconds,
+        "herd_size": bench.herd_size,
+        "versions": versions,
+        "errors": notes,
+    }
+    upstream.start(installers.isolated_environment())
+    try:
+        servers = make_servers(peers, upstream.url, versions, notes)
+        names = [server.name for server in servers]
+        for number in range(1, rounds + 1):
+            round_results: dict[str, Figures] = {}
+            for server in servers:
+                print(f"bench: round {number}/{rounds}: {server.name}", flush=True)
+                round_results[server.name] = measure_round(
+                    server, bench, run_dir / f"round-{number}"
+                )
+            results.append(round_results)
+            # Written after every round, so an interrupted run still leaves its rounds behind.
+            meta["rounds"] = number
+            summary = report.summarize(results, names)
+            markdown_path, json_path = report.write(RESULTS, summary, meta, results)
+    finally:
+        upstream.stop()
+        if not arguments.keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    print()
+    print(report.markdown(summary, meta))
+    print(f"bench: wrote {markdown_path.relative_to(BENCH.parent)} and {json_path.name}")
+
+
+if __name__ == "__main__":
+    main()
