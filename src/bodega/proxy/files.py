@@ -21,6 +21,7 @@ from bodega.errors import IntegrityError, NotFound, UpstreamError
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.stats import CacheStats
 from bodega.storage.blobs import BlobStore
+from bodega.storage.localfiles import open_off_loop
 from bodega.storage.metadata import MetadataStore
 from bodega.upstream import UpstreamClient
 
@@ -146,11 +147,11 @@ class FileCache:
             await download.changed()
         if download.spool is not None:
             try:
-                return await asyncio.to_thread(open, download.spool, "rb")
+                return await open_off_loop(download.spool, "rb")
             except FileNotFoundError:
                 pass  # committed (renamed into the blob store) or discarded meanwhile
         if download.is_committed and (path := await self.local_path(download.key)):
-            return await asyncio.to_thread(open, path, "rb")
+            return await open_off_loop(path, "rb")
         raise download.error or UpstreamError("download ended before it could be read")
 
     async def _run(self, download: Download) -> None:
@@ -186,7 +187,7 @@ class FileCache:
     async def _fetch_into(self, download: Download, spool: Path) -> None:
         hasher = hashlib.sha256()
         limit = download.expected_size
-        out = await asyncio.to_thread(open, spool, "wb")
+        out = await open_off_loop(spool, "wb")
         try:
             async with self._upstream.open_file(download.url) as remote:
                 self.stats.upstream_answered()

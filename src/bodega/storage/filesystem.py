@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bodega.storage.blobs import check_key
+from bodega.storage.localfiles import open_off_loop
 
 _CHUNK = 256 * 1024
 
@@ -41,7 +42,7 @@ class FilesystemBlobStore:
         return path if await asyncio.to_thread(path.is_file) else None
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        handle = await asyncio.to_thread(open, self.path_for(key), "rb")
+        handle = await open_off_loop(self.path_for(key), "rb")
         try:
             await asyncio.to_thread(handle.seek, start)
             position = start
