@@ -11,12 +11,14 @@ from bodega.errors import (
     IntegrityError,
     InvalidName,
     NotFound,
+    StorageError,
     UpstreamError,
     UpstreamLoop,
     UpstreamTimeout,
 )
 from bodega.services import Services
 from bodega.web import files, simple
+from bodega.web.headers import add_security_headers
 from bodega.web.routing import Match, Route, match
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,14 @@ _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
     (UpstreamTimeout, 504),
     (UpstreamError, 502),
     (IntegrityError, 502),
+    (StorageError, 503),
 )
 
 
 def create_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[_errors])
     app[SERVICES] = services
+    app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too
     return app
 
