@@ -280,7 +280,18 @@ def _url_basename(url: str) -> str:
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
+# What a distribution file can be called: wheels and sdists (PEP 427, PEP 625), the archive
+# forms pip accepts, and the legacy kinds PEP 527 stopped new uploads of but the index keeps.
+# Anything else on an index page (a captive portal's "login" link) is not a file (threat 17).
+_DISTRIBUTION_SUFFIXES = (
+    ".whl", ".tar.gz", ".zip", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tgz", ".tar",
+    ".tar.lz", ".tlz", ".tar.lzma", ".egg", ".exe", ".msi", ".rpm", ".dmg", ".deb",
+)  # fmt: skip
+
+
 def _valid_filename(raw: str) -> str | None:
+    if not raw.lower().endswith(_DISTRIBUTION_SUFFIXES):
+        return None
     try:
         return validate_filename(raw)
     except BodegaError:
