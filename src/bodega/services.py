@@ -2,12 +2,14 @@
 concrete backends."""
 
 import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from bodega.config import Settings
+from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.files import FileCache
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.root import RootList
@@ -50,10 +52,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         stack.push_async_callback(upstream.close)
         offline, ttl = settings.offline, settings.index_ttl
-        pages = ProjectPages(upstream, store, ttl=ttl, offline=offline)
+        crash = CrashPoints.from_environment(os.environ)  # test-only; disarmed when unset
+        pages = ProjectPages(upstream, store, ttl=ttl, offline=offline, crash=crash)
         stack.push_async_callback(pages.close)
         root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
         stack.push_async_callback(root.close)
-        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline)
+        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline, crash=crash)
         stack.push_async_callback(files.close)
         yield Services(settings, instance_id, pages, root, files)

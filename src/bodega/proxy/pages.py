@@ -2,12 +2,13 @@
 served stale when upstream fails (stale-if-error)."""
 
 import asyncio
+import dataclasses
 import gzip
 import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName
@@ -15,7 +16,8 @@ from packaging.utils import NormalizedName
 from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.parsing import JSON_V1, parse_project_page
 from bodega.core.rendering import render_project_html, render_project_json
-from bodega.errors import NotFound, UpstreamError
+from bodega.errors import NotFound, StorageError, UpstreamError
+from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.metadata import MetadataStore, StoredPage
 from bodega.upstream import UpstreamClient
@@ -61,6 +63,7 @@ class ProjectPages:
         offline: bool,
         clock: Callable[[], float] = time.time,
         memory_entries: int = 1024,
+        crash: CrashPoints = CrashPoints.DISARMED,
     ) -> None:
         self._upstream = upstream
         self._store = store
@@ -70,6 +73,7 @@ class ProjectPages:
         self._memory: OrderedDict[str, CachedPage] = OrderedDict()
         self._memory_entries = memory_entries
         self._refreshes: SingleFlight[CachedPage] = SingleFlight()
+        self._crash = crash
 
     async def get(self, project: str, *, revalidate: bool = False) -> CachedPage:
         """The page of a validated, normalized project name; NotFound when there is none.
@@ -142,29 +146,55 @@ class ProjectPages:
                 last_modified=cached.last_modified if cached else None,
             )
         except UpstreamError as error:
-            if cached is None:
-                raise
-            log.warning("serving %s stale: %s", project, error)
-            return self._stale(project, cached)
+            return self._stale_or_raise(project, cached, error)
         now = self._clock()
         if response.status == 304 and cached is not None:
-            await self._store.mark_page_fresh(project, now)
+            await self._try_storing(self._store.mark_page_fresh(project, now), project)
             fresh = CachedPage(
                 cached.page, cached.etag, cached.last_modified, now, renderings=cached.renderings
             )
             self._remember(project, fresh)
             return fresh
-        page = await _parse_off_loop(response.body, response.media_type, response.url, project)
+        try:
+            page = await _parse_off_loop(response.body, response.media_type, response.url, project)
+        except UpstreamError as error:
+            # A page bodega cannot read (a captive portal, a page over the link cap) is an
+            # upstream failure like any other: stale-if-error applies (threats 17, 20).
+            return self._stale_or_raise(project, cached, error)
         if cached is not None and _is_rollback(cached.page, page):
             # An upstream mirror behind the one we saw before (devpi#958): keep what we have.
             log.warning("upstream page of %s is older than the cached one", project)
             return self._stale(project, cached)
+        if cached is not None:
+            page = _pin_known_hashes(cached.page, page)
         fresh = CachedPage(page, response.etag, response.last_modified, now)
-        await self._store.put_page(
-            StoredPage(project, page.to_record(), fresh.etag, fresh.last_modified, now)
+        self._crash.reached("page_fetched")
+        await self._try_storing(
+            self._store.put_page(
+                StoredPage(project, page.to_record(), fresh.etag, fresh.last_modified, now)
+            ),
+            project,
         )
+        self._crash.reached("page_stored")
         self._remember(project, fresh)
         return fresh
+
+    async def _try_storing(self, store_operation: Awaitable[None], project: str) -> None:
+        """Storing a page that upstream just confirmed may fail (disk full, the database
+        locked past busy_timeout: threats 32, 33); the page is still right, so it is served
+        from memory and stored on a later refresh."""
+        try:
+            await store_operation
+        except StorageError as error:
+            log.warning("could not store the page of %s: %s", project, error)
+
+    def _stale_or_raise(
+        self, project: str, cached: CachedPage | None, error: UpstreamError
+    ) -> CachedPage:
+        if cached is None:
+            raise error
+        log.warning("serving %s stale: %s", project, error)
+        return self._stale(project, cached)
 
     def _stale(self, project: str, cached: CachedPage) -> CachedPage:
         stale = CachedPage(
@@ -185,7 +215,32 @@ class ProjectPages:
             self._memory.popitem(last=False)
 
 
+def _pin_known_hashes(cached: ProjectPage, page: ProjectPage) -> ProjectPage:
+    """Invariant 3: a filename's sha256, once seen, never changes. The public index never
+    reuses a filename, so a different hash for a known one means a tampered or broken
+    upstream: keep the entry first seen, and say so loudly."""
+    files = []
+    for file in page.files:
+        known = cached.file_named(file.filename)
+        if known is not None and known.sha256 is not None and file.sha256 != known.sha256:
+            log.error(
+                "upstream changed the sha256 of %s/%s from %s to %s; keeping the first",
+                page.name,
+                file.filename,
+                known.sha256,
+                file.sha256,
+            )
+            files.append(known)
+        else:
+            files.append(file)
+    return dataclasses.replace(page, files=tuple(files))
+
+
 def _is_rollback(cached: ProjectPage, page: ProjectPage) -> bool:
+    if cached.files and not page.files:
+        # Every file gone at once: a captive portal's or a proxy's page sent with status
+        # 200, or a broken mirror, far more likely than a project emptied (threats 17, 22).
+        return True
     if cached.last_serial is None or page.last_serial is None:
         return False
     return page.last_serial < cached.last_serial

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from bodega.errors import StorageError
 from bodega.storage.metadata import StoredPage, StoredRoot
 
 T = TypeVar("T")
@@ -59,7 +60,12 @@ class SqliteMetadataStore:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, work, self._connection)
+        try:
+            return await loop.run_in_executor(self._executor, work, self._connection)
+        except sqlite3.OperationalError as error:
+            # "database is locked" past busy_timeout, "database or disk is full": the store
+            # cannot write now, which callers may survive (threats 32, 33).
+            raise StorageError(f"metadata store: {error}") from error
 
     async def get_page(self, project: str) -> StoredPage | None:
         def work(db: sqlite3.Connection) -> StoredPage | None:
