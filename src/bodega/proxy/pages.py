@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import hashlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -48,7 +49,9 @@ class CachedPage:
     renderings: dict[str, RenderedPage] = field(default_factory=dict)
 
     def age(self, now: float) -> float:
-        return max(0.0, now - self.fetched_at)
+        # A clock that stepped back (NTP, a restored VM) would make the page look younger
+        # than it is, fresh for as long as the step: count it as expired instead (threat 36).
+        return now - self.fetched_at if now >= self.fetched_at else math.inf
 
 
 class ProjectPages:
@@ -106,7 +109,8 @@ class ProjectPages:
     def max_age(self, cached: CachedPage) -> int:
         """What a client may cache the page for: never more than is left of the TTL, since a
         client's cache adds to bodega's."""
-        return max(0, int(self.ttl - cached.age(self._clock())))
+        left = self.ttl - cached.age(self._clock())
+        return int(left) if left > 0 else 0
 
     async def render(self, cached: CachedPage, media_type: str) -> RenderedPage:
         rendered = cached.renderings.get(media_type)
