@@ -41,8 +41,13 @@ async def bodega_in_process(settings: Settings) -> AsyncIterator[str]:
 class BodegaProcess:
     """`python -m bodega serve` as a child process, for tests that kill or restart it."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "bodega", "serve", "--port", "0", *args]
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        python_args: tuple[str, ...] = ("-m", "bodega"),  # or a launcher: -c "...", ...
+    ) -> None:
+        command = [sys.executable, *python_args, "serve", "--port", "0", *args]
         self.process = subprocess.Popen(
             command,
             stderr=subprocess.PIPE,
