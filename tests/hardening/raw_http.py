@@ -3,6 +3,7 @@
 
 import asyncio
 import re
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -39,7 +40,7 @@ def get(path: bytes, *headers: bytes, host: bytes = b"127.0.0.1") -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-def parse_response(raw: bytes) -> RawResponse:
+def parse_response(raw: bytes, *, is_head: bool = False) -> RawResponse:
     head, separator, body = raw.partition(b"\r\n\r\n")
     assert separator, f"no end of headers in {raw[:200]!r}"
     status_line, *lines = head.split(b"\r\n")
@@ -51,7 +52,9 @@ def parse_response(raw: bytes) -> RawResponse:
         assert found, f"bad header line {line!r}"
         header_lines.append((found.group(1).decode().lower(), found.group(2).decode("latin-1")))
     headers = dict(header_lines)
-    if headers.get("transfer-encoding", "").lower() == "chunked":
+    if is_head:
+        assert body == b"", "a body in answer to HEAD"
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
         body = _dechunk(body)
     elif "content-length" in headers:
         assert len(body) == int(headers["content-length"]), "body length differs"
@@ -69,3 +72,16 @@ def _dechunk(body: bytes) -> bytes:
         out, body = out + body[:size], body[size:]
         assert body.startswith(b"\r\n"), "chunk not followed by CRLF"
         body = body[2:]
+
+
+def send_raw_sync(base_url: str, request: bytes, *, is_head: bool = False) -> RawResponse:
+    """send_raw for synchronous tests (hypothesis drives those)."""
+    parts = urlsplit(base_url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    with socket.create_connection((parts.hostname, parts.port), timeout=15) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return parse_response(b"".join(chunks), is_head=is_head)
