@@ -210,21 +210,22 @@ async def test_scenario_20_enormous_pages_are_refused_with_bounded_memory(
 async def test_scenario_12_a_thousand_ranges_per_request_cost_little(
     fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:
-    """Scenario 12 (cf. Starlette CVE-2025-62727): 200 requests of 1,000 ranges each are
-    416s, with bounded memory and event-loop lag."""
+    """Scenario 12 (cf. Starlette CVE-2025-62727): 100 requests of 1,000 ranges each (just
+    under aiohttp's 8 KB header limit, so FileResponse parses them all) are 416s, with
+    bounded memory and event-loop lag (the lag includes the test's own 100 clients)."""
     fake_index.add("small", SMALL)
     bodega = await start_bodega()
     url = f"{bodega}files/small/{SMALL.filename}"
     assert (await client.get(url)).status_code == 200
-    ranges = "bytes=" + ",".join(f"{i * 7}-{i * 7 + 3}" for i in range(1000))
+    ranges = "bytes=" + ",".join(f"{i}-{i}" for i in range(1000))
+    assert len(ranges) < 8190
     async with measured() as figures:
         responses = await asyncio.gather(
-            *(client.get(url, headers={"Range": ranges}) for _ in range(200))
+            *(client.get(url, headers={"Range": ranges}) for _ in range(100))
         )
-    # Over 8 KB of header is a 400 from the parser; under it, a 416 from FileResponse.
-    assert {r.status_code for r in responses} <= {400, 416}
+    assert {r.status_code for r in responses} == {416}
     assert figures["rss_growth"] < 100 * MiB, figures
-    assert figures["lag"] < 0.5, figures
+    assert figures["lag"] < 1.0, figures
 
 
 async def test_slow_loris_clients_do_not_starve_others(

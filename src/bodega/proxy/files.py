@@ -151,7 +151,11 @@ class FileCache:
             try:
                 return await asyncio.to_thread(open, download.spool, "rb")
             except FileNotFoundError:
-                pass  # committed (renamed into the blob store) or discarded meanwhile
+                # Renamed into the blob store or discarded meanwhile. The rename runs in a
+                # thread, so is_committed may not be set yet: wait for the outcome (a race
+                # the load test found: a 200 with headers and then no body).
+                while not download.is_done:
+                    await download.changed()
         if download.is_committed and (path := await self.local_path(download.key)):
             return await asyncio.to_thread(open, path, "rb")
         raise download.error or UpstreamError("download ended before it could be read")
