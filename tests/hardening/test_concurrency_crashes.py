@@ -14,8 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bodega.proxy.crashpoints import ENV_VAR, FILE_POINTS, PAGE_POINTS
+from bodega.errors import ConfigError
+from bodega.proxy.crashpoints import ENV_VAR, FILE_POINTS, PAGE_POINTS, CrashPoints
 from bodega.proxy.pages import ProjectPages
+from bodega.proxy.root import RootList
+from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import UpstreamClient
 from tests.conftest import StartBodega
@@ -203,3 +206,33 @@ async def test_scenario_36_no_negative_cache_hides_a_new_project(
     assert (await client.get(f"{bodega}simple/demo/")).status_code == 404
     fake_index.add("demo", WHEEL)
     assert (await client.get(f"{bodega}simple/demo/")).status_code == 200
+
+
+async def test_scenario_36_the_root_list_expires_when_the_clock_steps_back(
+    fake_index: FakeIndex, tmp_path: Path
+) -> None:
+    fake_index.add("demo", WHEEL)
+    now = [1_000_000.0]
+    upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "clock-test")
+    store = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
+    blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
+    root = RootList(
+        upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=False, clock=lambda: now[0]
+    )
+    try:
+        await root.get()
+        await root.get()
+        assert fake_index.count("GET", "/simple/") == 1
+        now[0] -= 3600
+        await root.get()
+        assert fake_index.count("GET", "/simple/") == 2
+    finally:
+        await root.close()
+        await upstream.close()
+        await store.close()
+
+
+def test_an_unknown_crash_point_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        CrashPoints.from_environment({ENV_VAR: "nowhere"})
+    assert CrashPoints.from_environment({}) is not None

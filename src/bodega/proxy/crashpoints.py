@@ -11,6 +11,8 @@ import signal
 from collections.abc import Mapping
 from typing import ClassVar
 
+from bodega.errors import ConfigError
+
 ENV_VAR = "BODEGA_TEST_CRASH_AT"
 
 # In the order a cold file or page passes them.
@@ -31,7 +33,7 @@ class CrashPoints:
 
     def __init__(self, armed: str | None) -> None:
         if armed is not None and armed not in FILE_POINTS + PAGE_POINTS:
-            raise ValueError(f"{ENV_VAR}: no crash point named {armed!r}")
+            raise ConfigError(f"{ENV_VAR}: no crash point named {armed!r}")
         self._armed = armed
 
     @classmethod
