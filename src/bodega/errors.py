@@ -7,6 +7,7 @@ BodegaError
 │   ├── UpstreamTimeout    504
 │   └── UpstreamLoop       508  the request came back to this bodega (a Via loop)
 ├── IntegrityError         502  bytes that do not match the declared hash or size
+├── StorageError           503  the cache's disk is full or its database stays locked
 └── ConfigError                 settings that cannot work; the CLI prints one line and exits
 """
 
@@ -37,6 +38,10 @@ class UpstreamLoop(UpstreamError):
 
 class IntegrityError(BodegaError):
     """Downloaded bytes do not match the hash or size the index declared."""
+
+
+class StorageError(BodegaError):
+    """The cache cannot store right now (disk full, database locked); it can still serve."""
 
 
 class ConfigError(BodegaError):

@@ -2,6 +2,7 @@
 concrete backends."""
 
 import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from bodega.config import Settings
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.core_metadata import CoreMetadataExtractor
+from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.files import FileCache
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.root import RootList
@@ -58,13 +60,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         stack.push_async_callback(upstream.close)
         offline, ttl = settings.offline, settings.index_ttl
+        crash = CrashPoints.from_environment(os.environ)  # test-only; disarmed when unset
         stats = CacheStats()
         root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
         stack.push_async_callback(root.close)
         search = ProjectSearch(
             store, blobs, root, refresh_interval=settings.search_refresh, offline=offline
         )
-        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline, stats=stats)
+        files = FileCache(
+            blobs, store, upstream, settings.spool_dir, offline=offline, stats=stats, crash=crash
+        )
         stack.push_async_callback(files.close)
         core_metadata = CoreMetadataExtractor(upstream, blobs, store, files, offline=offline)
         stack.push_async_callback(core_metadata.close)
@@ -76,6 +81,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             stats=stats,
             on_page=search.saw_page,
             core_metadata=core_metadata,
+            crash=crash,
         )
         stack.push_async_callback(pages.close)
         search.start()

@@ -20,7 +20,8 @@ JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 HTML = "text/html"
 
-# A bound on what one page may list; the largest real projects list tens of thousands.
+# A bound on what one page may list; the largest real projects list tens of thousands. A page
+# over it is refused whole (threat 20): cutting it short would hide the newest releases.
 MAX_FILES_PER_PAGE = 200_000
 _HEX = re.compile(r"[0-9a-f]+")
 _HASH_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "md5": 32, "blake2b_256": 64}
@@ -78,6 +79,9 @@ def _load_json(body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except ValueError as error:
         raise PageFormatError(f"upstream sent invalid JSON: {error}") from None
+    except RecursionError:
+        # json.loads recurses per nesting level: "[" * 100_000 is a few bytes (threat 20).
+        raise PageFormatError("upstream sent JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise PageFormatError("upstream JSON page is not an object")
     return data
@@ -88,7 +92,9 @@ def _parse_json_page(body: bytes, page_url: str, name: NormalizedName) -> Projec
     entries = data.get("files")
     if not isinstance(entries, list):
         raise PageFormatError("upstream JSON page has no 'files' list")
-    files = [_json_file(entry, page_url) for entry in entries[:MAX_FILES_PER_PAGE]]
+    if len(entries) > MAX_FILES_PER_PAGE:
+        raise PageFormatError(f"upstream page lists more than {MAX_FILES_PER_PAGE} files")
+    files = [_json_file(entry, page_url) for entry in entries]
     versions = data.get("versions")
     meta = data.get("meta")
     serial = meta.get("_last-serial") if isinstance(meta, dict) else None
@@ -161,7 +167,10 @@ class _AnchorCollector(HTMLParser):
         self.base: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a" and len(self.anchors) < MAX_FILES_PER_PAGE:
+        if tag == "a":
+            if len(self.anchors) == MAX_FILES_PER_PAGE:
+                # Raised from inside feed(), so the rest of a hostile page is never parsed.
+                raise PageFormatError(f"upstream page lists more than {MAX_FILES_PER_PAGE} files")
             self.anchors.append(dict(attrs))
         elif tag == "meta":
             found = dict(attrs)
@@ -271,7 +280,18 @@ def _url_basename(url: str) -> str:
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
+# What a distribution file can be called: wheels and sdists (PEP 427, PEP 625), the archive
+# forms pip accepts, and the legacy kinds PEP 527 stopped new uploads of but the index keeps.
+# Anything else on an index page (a captive portal's "login" link) is not a file (threat 17).
+_DISTRIBUTION_SUFFIXES = (
+    ".whl", ".tar.gz", ".zip", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tgz", ".tar",
+    ".tar.lz", ".tlz", ".tar.lzma", ".egg", ".exe", ".msi", ".rpm", ".dmg", ".deb",
+)  # fmt: skip
+
+
 def _valid_filename(raw: str) -> str | None:
+    if not raw.lower().endswith(_DISTRIBUTION_SUFFIXES):
+        return None
     try:
         return validate_filename(raw)
     except BodegaError:

@@ -11,13 +11,15 @@ import asyncio
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import IO, Any
 
-from bodega.errors import IntegrityError, NotFound, UpstreamError
+from bodega.errors import IntegrityError, NotFound, StorageError, UpstreamError
+from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.stats import CacheStats
 from bodega.storage.blobs import BlobStore
@@ -28,6 +30,9 @@ from bodega.upstream import UpstreamClient
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 256 * 1024
+# Room a download must leave free: SQLite's WAL needs space to record what was cached, and
+# the cached files must stay servable when the disk fills up (threat 32).
+MIN_FREE_BYTES = 256 * 1024
 
 
 class Download:
@@ -86,6 +91,7 @@ class FileCache:
         offline: bool,
         clock: Callable[[], float] = time.time,
         stats: CacheStats | None = None,
+        crash: CrashPoints = CrashPoints.DISARMED,
     ) -> None:
         self.stats = stats or CacheStats(clock)
         self._blobs = blobs
@@ -96,6 +102,7 @@ class FileCache:
         self._clock = clock
         self._downloads: SingleFlight[None] = SingleFlight()
         self._active: dict[str, Download] = {}
+        self._crash = crash
 
     async def local_path(self, key: str | None) -> Path | None:
         """Where a verified copy lies, when there is one."""
@@ -149,7 +156,11 @@ class FileCache:
             try:
                 return await open_off_loop(download.spool, "rb")
             except FileNotFoundError:
-                pass  # committed (renamed into the blob store) or discarded meanwhile
+                # Renamed into the blob store or discarded meanwhile. The rename runs in a
+                # thread, so is_committed may not be set yet: wait for the outcome (a race
+                # the load test found: a 200 with headers and then no body).
+                while not download.is_done:
+                    await download.changed()
         if download.is_committed and (path := await self.local_path(download.key)):
             return await open_off_loop(path, "rb")
         raise download.error or UpstreamError("download ended before it could be read")
@@ -164,8 +175,10 @@ class FileCache:
             await self._fetch_into(download, spool)
             if download.key is not None:
                 await self._blobs.put_file(download.key, spool)
-                await self._store.record_blob(download.key, download.written, self._clock())
                 download.is_committed = True
+                self._crash.reached("file_committed")
+                await self._record(download.key, download.written)
+                self._crash.reached("file_recorded")
         except asyncio.CancelledError:
             download.error = UpstreamError("bodega is shutting down")
             raise
@@ -184,6 +197,14 @@ class FileCache:
             if spool is not None and not download.is_committed:
                 await asyncio.to_thread(spool.unlink, missing_ok=True)
 
+    async def _record(self, key: str, size: int) -> None:
+        # The blob is verified and visible already; a database that cannot take its row now
+        # (threats 32, 33) leaves an orphan blob that `cache verify` adopts, not a failure.
+        try:
+            await self._store.record_blob(key, size, self._clock())
+        except StorageError as error:
+            log.warning("blob %s stored but not recorded: %s", key, error)
+
     async def _fetch_into(self, download: Download, spool: Path) -> None:
         hasher = hashlib.sha256()
         limit = download.expected_size
@@ -193,16 +214,20 @@ class FileCache:
                 self.stats.upstream_answered()
                 if download.total is None:
                     download.total = remote.content_length
+                # Before any client gets headers, so a full disk is a clean 503 (threat 32).
+                await asyncio.to_thread(_check_room, self._spool_dir, download.total)
                 download.is_started = True
                 download.notify()
                 async for chunk in remote.chunks():
                     if limit is not None and download.written + len(chunk) > limit:
                         raise IntegrityError(f"{download.url} is larger than the index says")
-                    await asyncio.to_thread(_write_and_hash, out, hasher, chunk)
+                    await _spool_chunk(out, hasher, chunk)
                     download.written += len(chunk)
                     download.notify()
+                    self._crash.reached("file_spooling")
         finally:
             await asyncio.to_thread(out.close)
+        self._crash.reached("file_spooled")
         _verify(download, hasher.hexdigest())
 
 
@@ -222,6 +247,20 @@ def _new_spool(spool_dir: Path) -> Path:
     fd, name = tempfile.mkstemp(dir=spool_dir, suffix=".part")
     os.close(fd)
     return Path(name)
+
+
+def _check_room(spool_dir: Path, size: int | None) -> None:
+    free = shutil.disk_usage(spool_dir).free
+    if free - (size or 0) < MIN_FREE_BYTES:
+        raise StorageError(f"not enough free space to cache {size} bytes ({free} free)")
+
+
+async def _spool_chunk(out: IO[bytes], hasher: Any, chunk: bytes) -> None:
+    try:
+        await asyncio.to_thread(_write_and_hash, out, hasher, chunk)
+    except OSError as error:
+        # ENOSPC, or EFBIG under RLIMIT_FSIZE (threat 32); the spool file is removed by _run.
+        raise StorageError(f"cannot write to the cache: {error.strerror or error}") from error
 
 
 def _write_and_hash(out: IO[bytes], hasher: Any, chunk: bytes) -> None:

@@ -2,12 +2,14 @@
 served stale when upstream fails (stale-if-error)."""
 
 import asyncio
+import dataclasses
 import gzip
 import hashlib
 import logging
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName
@@ -15,8 +17,9 @@ from packaging.utils import NormalizedName
 from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.parsing import JSON_V1, parse_project_page
 from bodega.core.rendering import render_project_html, render_project_json
-from bodega.errors import NotFound, UpstreamError
+from bodega.errors import NotFound, StorageError, UpstreamError
 from bodega.proxy.core_metadata import CoreMetadataExtractor
+from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.stats import CacheStats
 from bodega.storage.metadata import MetadataStore, StoredPage
@@ -48,7 +51,9 @@ class CachedPage:
     renderings: dict[str, RenderedPage] = field(default_factory=dict)
 
     def age(self, now: float) -> float:
-        return max(0.0, now - self.fetched_at)
+        # A clock that stepped back (NTP, a restored VM) would make the page look younger
+        # than it is, fresh for as long as the step: count it as expired instead (threat 36).
+        return now - self.fetched_at if now >= self.fetched_at else math.inf
 
 
 class ProjectPages:
@@ -66,6 +71,7 @@ class ProjectPages:
         stats: CacheStats | None = None,
         on_page: Callable[[ProjectPage], None] | None = None,
         core_metadata: CoreMetadataExtractor | None = None,
+        crash: CrashPoints = CrashPoints.DISARMED,
     ) -> None:
         self.stats = stats or CacheStats(clock)
         self._on_page = on_page  # told of every page fetched from upstream (search listens)
@@ -78,6 +84,7 @@ class ProjectPages:
         self._memory: OrderedDict[str, CachedPage] = OrderedDict()
         self._memory_entries = memory_entries
         self._refreshes: SingleFlight[CachedPage] = SingleFlight()
+        self._crash = crash
 
     async def get(self, project: str, *, revalidate: bool = False) -> CachedPage:
         """The page of a validated, normalized project name; NotFound when there is none.
@@ -113,7 +120,8 @@ class ProjectPages:
     def max_age(self, cached: CachedPage) -> int:
         """What a client may cache the page for: never more than is left of the TTL, since a
         client's cache adds to bodega's."""
-        return max(0, int(self.ttl - cached.age(self._clock())))
+        left = self.ttl - cached.age(self._clock())
+        return int(left) if left > 0 else 0
 
     async def render(self, cached: CachedPage, media_type: str) -> RenderedPage:
         rendered = cached.renderings.get(media_type)
@@ -160,29 +168,38 @@ class ProjectPages:
             )
         except UpstreamError as error:
             self.stats.upstream_failed(str(error))
-            if cached is None:
-                raise
-            log.warning("serving %s stale: %s", project, error)
-            return self._stale(project, cached)
+            return self._stale_or_raise(project, cached, error)
         self.stats.upstream_answered()
         now = self._clock()
         if response.status == 304 and cached is not None:
-            await self._store.mark_page_fresh(project, now)
+            await self._try_storing(self._store.mark_page_fresh(project, now), project)
             fresh = CachedPage(
                 cached.page, cached.etag, cached.last_modified, now, renderings=cached.renderings
             )
             self._remember(project, fresh)
             await self._extract_core_metadata(project, fresh)
             return fresh
-        page = await _parse_off_loop(response.body, response.media_type, response.url, project)
+        try:
+            page = await _parse_off_loop(response.body, response.media_type, response.url, project)
+        except UpstreamError as error:
+            # A page bodega cannot read (a captive portal, a page over the link cap) is an
+            # upstream failure like any other: stale-if-error applies (threats 17, 20).
+            return self._stale_or_raise(project, cached, error)
         if cached is not None and _is_rollback(cached.page, page):
             # An upstream mirror behind the one we saw before (devpi#958): keep what we have.
             log.warning("upstream page of %s is older than the cached one", project)
             return self._stale(project, cached)
+        if cached is not None:
+            page = _pin_known_hashes(cached.page, page)
+        self._crash.reached("page_fetched")
         # The store keeps upstream's word; what bodega extracted itself is laid over it.
-        await self._store.put_page(
-            StoredPage(project, page.to_record(), response.etag, response.last_modified, now)
+        await self._try_storing(
+            self._store.put_page(
+                StoredPage(project, page.to_record(), response.etag, response.last_modified, now)
+            ),
+            project,
         )
+        self._crash.reached("page_stored")
         extracted = await self._store.core_metadata_of(project)
         page = page.with_core_metadata(extracted)
         fresh = CachedPage(page, response.etag, response.last_modified, now)
@@ -206,6 +223,23 @@ class ProjectPages:
             cached.page = cached.page.with_core_metadata({filename: sha256})
             cached.renderings.clear()  # a new rendering, so a new ETag
 
+    async def _try_storing(self, store_operation: Awaitable[None], project: str) -> None:
+        """Storing a page that upstream just confirmed may fail (disk full, the database
+        locked past busy_timeout: threats 32, 33); the page is still right, so it is served
+        from memory and stored on a later refresh."""
+        try:
+            await store_operation
+        except StorageError as error:
+            log.warning("could not store the page of %s: %s", project, error)
+
+    def _stale_or_raise(
+        self, project: str, cached: CachedPage | None, error: UpstreamError
+    ) -> CachedPage:
+        if cached is None:
+            raise error
+        log.warning("serving %s stale: %s", project, error)
+        return self._stale(project, cached)
+
     def _stale(self, project: str, cached: CachedPage) -> CachedPage:
         stale = CachedPage(
             cached.page,
@@ -225,7 +259,33 @@ class ProjectPages:
             self._memory.popitem(last=False)
 
 
+def _pin_known_hashes(cached: ProjectPage, page: ProjectPage) -> ProjectPage:
+    """Invariant 3: a filename's sha256, once seen, never changes. The public index never
+    reuses a filename, so a different hash for a known one means a tampered or broken
+    upstream: keep the entry first seen, and say so loudly."""
+    files = []
+    for file in page.files:
+        known = cached.file_named(file.filename)
+        if known is not None and known.sha256 is not None and file.sha256 != known.sha256:
+            log.error(
+                "upstream changed the sha256 of %s/%s from %s to %s; keeping the first",
+                page.name,
+                file.filename,
+                known.sha256,
+                file.sha256,
+            )
+            files.append(known)
+        else:
+            files.append(file)
+    return dataclasses.replace(page, files=tuple(files))
+
+
 def _is_rollback(cached: ProjectPage, page: ProjectPage) -> bool:
+    if cached.files and not page.files and page.status is None:
+        # Every file gone at once: a captive portal's or a proxy's page sent with status
+        # 200, or a broken mirror, far more likely than a project emptied (threats 17, 22).
+        # A page that says why (PEP 792: quarantined) is taken at its word.
+        return True
     if cached.last_serial is None or page.last_serial is None:
         return False
     return page.last_serial < cached.last_serial

@@ -51,7 +51,9 @@ class RootList:
             if stored is None:
                 raise NotFound("the root list is not cached and bodega is offline")
             return stored, False
-        if stored is not None and not revalidate and self._clock() - stored.fetched_at < self._ttl:
+        # A negative age is a clock that stepped back: expired, not fresh (threat 36).
+        is_fresh = stored is not None and 0 <= self._clock() - stored.fetched_at < self._ttl
+        if stored is not None and not revalidate and is_fresh:
             return stored, False
         try:
             return await self._refresh.call("root", self._fetch), False

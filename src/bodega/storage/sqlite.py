@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bodega.core.search import Match, Tier
+from bodega.errors import StorageError
 from bodega.storage.metadata import SearchDetails, StoredPage, StoredRoot
 
 T = TypeVar("T")
@@ -342,7 +343,12 @@ class _Worker:
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, work, self._connection)
+        try:
+            return await loop.run_in_executor(self._executor, work, self._connection)
+        except sqlite3.OperationalError as error:
+            # "database is locked" past busy_timeout, "database or disk is full": the store
+            # cannot write now, which callers may survive (threats 32, 33).
+            raise StorageError(f"metadata store: {error}") from error
 
     async def close(self) -> None:
         await self.run(lambda db: db.close())

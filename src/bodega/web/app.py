@@ -10,12 +10,14 @@ from bodega.errors import (
     IntegrityError,
     InvalidName,
     NotFound,
+    StorageError,
     UpstreamError,
     UpstreamLoop,
     UpstreamTimeout,
 )
 from bodega.services import Services
 from bodega.web import files, json_api, simple, ui, xmlrpc
+from bodega.web.headers import add_security_headers
 from bodega.web.routing import XMLRPC_PATHS, Match, Route, match
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
     (UpstreamTimeout, 504),
     (UpstreamError, 502),
     (IntegrityError, 502),
+    (StorageError, 503),
 )
 
 
@@ -39,6 +42,7 @@ def create_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app[ui.TEMPLATES] = ui.templates()
     app[ui.STATIC] = ui.static_files()
+    app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too
     for path in XMLRPC_PATHS:
         app.router.add_post(path, _dispatch)  # pip search posts XML-RPC here

@@ -4,6 +4,19 @@ from aiohttp import web
 
 FILE_CACHE_CONTROL = "max-age=31536000, immutable"  # filenames are never reused upstream
 
+# Defaults for every response: simple pages and error bodies run no script and load nothing,
+# so an upstream string that slipped past escaping still could not act (threat 9). A handler
+# that needs more (a web UI) sets its own.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
 
 def wants_revalidation(request: web.Request) -> bool:
     """`Cache-Control: no-cache` or `max-age=0`: pip --refresh-package, uv --refresh."""
