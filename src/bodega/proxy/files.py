@@ -167,10 +167,13 @@ class FileCache:
             log.warning("download of %s failed: %s", download.url, error)
             download.error = error
         finally:
-            download.is_done = True
-            download.notify()
+            # The spool goes before the download is marked done: nothing may await between
+            # "done" and the end of this task, or a client that retries at once would join
+            # this failed download instead of starting a new one.
             if spool is not None and not download.is_committed:
                 await asyncio.to_thread(spool.unlink, missing_ok=True)
+            download.is_done = True
+            download.notify()
 
     async def _fetch_into(self, download: Download, spool: Path) -> None:
         hasher = hashlib.sha256()
