@@ -5,16 +5,20 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from bodega import __version__
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
-from bodega.errors import ConfigError
-from bodega.services import initialize
+from bodega.core.names import normalize_project_name
+from bodega.core.units import format_size, parse_duration
+from bodega.errors import ConfigError, InvalidName
+from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
+from bodega.services import initialize, open_maintenance
 from bodega.web.server import serve as serve_forever
 
 _CONFIG_HELP = "A TOML file of settings, keys named as the long options. [env: BODEGA_CONFIG]"
@@ -79,6 +83,99 @@ def init(**options: Any) -> None:
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"initialised {settings.data_dir}")
+
+
+T = TypeVar("T")
+
+
+@main.group()
+def cache() -> None:
+    """Look at, prune, verify and correct the cache; works beside a running server."""
+
+
+def _maintain(
+    options: dict[str, Any], work: Callable[[CacheMaintenance, Settings], Awaitable[T]]
+) -> T:
+    async def run(settings: Settings) -> T:
+        async with open_maintenance(settings) as maintenance:
+            return await work(maintenance, settings)
+
+    try:
+        return asyncio.run(run(_settings(options)))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@cache.command("stats")
+@_setting_options
+def cache_stats(**options: Any) -> None:
+    """How many files the cache holds, their size, and the oldest last use."""
+
+    async def work(maintenance: CacheMaintenance, settings: Settings) -> tuple[CacheSummary, int]:
+        return await maintenance.summary(), settings.max_cache_size
+
+    summary, limit = _maintain(options, work)
+    click.echo(f"files:  {summary.files} ({format_size(summary.total_bytes)})")
+    click.echo(f"limit:  {format_size(limit) if limit else 'none (--max-cache-size)'}")
+    click.echo(f"pages:  {summary.pages}")
+    if summary.least_recent_access is not None:
+        days = (time.time() - summary.least_recent_access) / 86400
+        click.echo(f"least recently used file: last asked for {days:.1f} days ago")
+
+
+@cache.command("prune")
+@click.option(
+    "--unused-for",
+    required=True,
+    help="Delete files nobody asked for in this long: 90d, 12h, 2w.",
+)
+@_setting_options
+def cache_prune(unused_for: str, **options: Any) -> None:
+    """Delete the files nobody asked for in a while."""
+    try:
+        seconds = parse_duration(unused_for)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--unused-for") from None
+    count, size = _maintain(options, lambda maintenance, _: maintenance.prune(seconds))
+    click.echo(f"pruned {count} files ({format_size(size)}) unused for {unused_for}")
+
+
+@cache.command("verify")
+@_setting_options
+def cache_verify(**options: Any) -> None:
+    """Re-hash every file; quarantine the ones that fail, reconcile the database.
+
+    Exits 1 when anything had to be corrected."""
+
+    def report_problem(line: str) -> None:
+        click.echo(line, err=True)
+
+    report = _maintain(options, lambda maintenance, _: maintenance.verify(report_problem))
+    click.echo(
+        f"checked {report.checked} files: {report.quarantined} quarantined,"
+        f" {report.missing} missing, {report.adopted} adopted, {report.unknown} unknown"
+    )
+    if not report.is_clean:
+        sys.exit(1)
+
+
+@cache.command("forget")
+@click.argument("project")
+@_setting_options
+def cache_forget(project: str, **options: Any) -> None:
+    """Drop a project's stored page, so the next request fetches it in full.
+
+    A running server holds pages in memory too: it fetches the page in full at its next
+    revalidation (after --index-ttl, or at once for a no-cache request such as
+    `pip --refresh-package`)."""
+    try:
+        name = normalize_project_name(project)
+    except InvalidName as error:
+        raise click.BadParameter(str(error), param_hint="PROJECT") from None
+    if _maintain(options, lambda maintenance, _: maintenance.forget(name)):
+        click.echo(f"forgot the page of {name}")
+    else:
+        click.echo(f"no stored page for {name}")
 
 
 if __name__ == "__main__":  # pragma: no cover

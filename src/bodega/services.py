@@ -8,9 +8,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from bodega.config import Settings
+from bodega.errors import ConfigError
+from bodega.proxy.eviction import Eviction
 from bodega.proxy.files import FileCache
+from bodega.proxy.maintenance import CacheMaintenance
 from bodega.proxy.pages import ProjectPages
+from bodega.proxy.readiness import Readiness
 from bodega.proxy.root import RootList
+from bodega.proxy.stats import Stats
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
@@ -24,6 +29,9 @@ class Services:
     pages: ProjectPages
     root: RootList
     files: FileCache
+    stats: Stats
+    eviction: Eviction
+    readiness: Readiness
 
 
 async def initialize(settings: Settings) -> None:
@@ -34,6 +42,20 @@ async def initialize(settings: Settings) -> None:
         await store.close()
     finally:
         await asyncio.to_thread(lock.close)
+
+
+@asynccontextmanager
+async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance]:
+    """The cache's stores for the `bodega cache` commands, without the serving lock: they
+    work beside a running server (SQLite WAL; busy_timeout waits out its writes)."""
+    if not settings.database_path.is_file():
+        raise ConfigError(f"no bodega cache in {settings.data_dir}")
+    store = await SqliteMetadataStore.open(settings.database_path)
+    try:
+        blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
+        yield CacheMaintenance(blobs, store, settings.data_dir / "quarantine")
+    finally:
+        await store.close()
 
 
 @asynccontextmanager
@@ -50,10 +72,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         stack.push_async_callback(upstream.close)
         offline, ttl = settings.offline, settings.index_ttl
-        pages = ProjectPages(upstream, store, ttl=ttl, offline=offline)
+        stats = Stats()
+        pages = ProjectPages(upstream, store, ttl=ttl, offline=offline, stats=stats)
         stack.push_async_callback(pages.close)
         root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
         stack.push_async_callback(root.close)
-        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline)
+        files = FileCache(blobs, store, upstream, settings.spool_dir, offline=offline, stats=stats)
         stack.push_async_callback(files.close)
-        yield Services(settings, instance_id, pages, root, files)
+        eviction = Eviction(blobs, store, files, stats, max_bytes=settings.max_cache_size)
+        await eviction.start()
+        stack.push_async_callback(eviction.close)
+        readiness = Readiness(store, upstream, settings.spool_dir, offline=offline)
+        yield Services(settings, instance_id, pages, root, files, stats, eviction, readiness)

@@ -27,6 +27,7 @@ def make_settings(*, data_dir: Path, upstream: str, **overrides: Any) -> Setting
         index_ttl=600.0,
         offline=False,
         upstream_timeout=5.0,
+        max_cache_size=0,
     )
     return dataclasses.replace(settings, **overrides)
 

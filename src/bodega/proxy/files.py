@@ -13,12 +13,15 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from bodega.errors import IntegrityError, NotFound, UpstreamError
 from bodega.proxy.singleflight import SingleFlight
+from bodega.proxy.stats import Stats
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore
 from bodega.upstream import UpstreamClient
@@ -71,6 +74,19 @@ class Download:
             raise self.error
 
 
+class CachedFile:
+    """A verified blob on local disk, held against eviction until released."""
+
+    def __init__(self, path: Path, release: Callable[[], None]) -> None:
+        self.path = path
+        self._release: Callable[[], None] | None = release
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+
 class FileCache:
     """Verified files (distributions and their core metadata), by their sha256."""
 
@@ -82,6 +98,7 @@ class FileCache:
         spool_dir: Path,
         *,
         offline: bool,
+        stats: Stats,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._blobs = blobs
@@ -92,6 +109,58 @@ class FileCache:
         self._clock = clock
         self._downloads: SingleFlight[None] = SingleFlight()
         self._active: dict[str, Download] = {}
+        self._stats = stats
+        self._leases: Counter[str] = Counter()  # blobs being served from disk right now
+        self._accessed: dict[str, float] = {}  # hits not yet written to the store
+        self._evicting: dict[str, asyncio.Event] = {}
+        self.on_commit: Callable[[int], None] | None = None  # gets the new blob's size
+
+    @property
+    def in_flight(self) -> int:
+        """Downloads from upstream under way."""
+        return len(self._active)
+
+    async def open_cached(self, key: str | None) -> CachedFile | None:
+        """A verified local copy, held against eviction until released; notes the access."""
+        if key is None or key in self._evicting:
+            return None
+        self._leases[key] += 1
+        path = None
+        try:
+            path = await self._blobs.local_path(key)
+        finally:
+            if path is None:
+                self._release(key)
+        if path is None:
+            return None
+        self._accessed[key] = self._clock()
+        return CachedFile(path, lambda: self._release(key))
+
+    def is_busy(self, key: str) -> bool:
+        """Being served or downloaded: not to be evicted."""
+        return self._leases[key] > 0 or key in self._active
+
+    @contextmanager
+    def evicting(self, key: str) -> Iterator[None]:
+        """While a blob is being deleted: lookups miss, and a new download of the same file
+        waits for the deletion before it commits, so the deletion cannot remove it."""
+        done = asyncio.Event()
+        self._evicting[key] = done
+        try:
+            yield
+        finally:
+            del self._evicting[key]
+            done.set()
+
+    def take_accesses(self) -> dict[str, float]:
+        """The hits noted since the last call, for writing to the store in one batch."""
+        accessed, self._accessed = self._accessed, {}
+        return accessed
+
+    def _release(self, key: str) -> None:
+        self._leases[key] -= 1
+        if self._leases[key] <= 0:
+            del self._leases[key]
 
     async def local_path(self, key: str | None) -> Path | None:
         """Where a verified copy lies, when there is one."""
@@ -157,15 +226,20 @@ class FileCache:
             download.notify()
             await self._fetch_into(download, spool)
             if download.key is not None:
+                if (evicting := self._evicting.get(download.key)) is not None:
+                    await evicting.wait()
                 await self._blobs.put_file(download.key, spool)
                 await self._store.record_blob(download.key, download.written, self._clock())
                 download.is_committed = True
+                if self.on_commit is not None:
+                    self.on_commit(download.written)
         except asyncio.CancelledError:
             download.error = UpstreamError("bodega is shutting down")
             raise
         except Exception as error:  # the download's failure is every reader's failure
             log.warning("download of %s failed: %s", download.url, error)
             download.error = error
+            self._stats.upstream_errors["file"] += 1
         finally:
             # The spool goes before the download is marked done: nothing may await between
             # "done" and the end of this task, or a client that retries at once would join
@@ -179,7 +253,9 @@ class FileCache:
         hasher = hashlib.sha256()
         limit = download.expected_size
         with await asyncio.to_thread(open, spool, "wb") as out:
+            asked = time.monotonic()
             async with self._upstream.open_file(download.url) as remote:
+                self._stats.observe_upstream("file", time.monotonic() - asked, failed=False)
                 if download.total is None:
                     download.total = remote.content_length
                 download.is_started = True
@@ -189,6 +265,7 @@ class FileCache:
                         raise IntegrityError(f"{download.url} is larger than the index says")
                     await asyncio.to_thread(_write_and_hash, out, hasher, chunk)
                     download.written += len(chunk)
+                    self._stats.bytes_from_upstream["file"] += len(chunk)
                     download.notify()
             await asyncio.to_thread(out.flush)
         _verify(download, hasher.hexdigest())

@@ -16,7 +16,7 @@ from bodega.errors import (
     UpstreamTimeout,
 )
 from bodega.services import Services
-from bodega.web import files, simple
+from bodega.web import files, health, metrics, simple
 from bodega.web.routing import Match, Route, match
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,13 @@ def create_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[_errors])
     app[SERVICES] = services
     app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too
+    app.on_response_prepare.append(_count_request)
     return app
+
+
+async def _count_request(request: web.Request, response: web.StreamResponse) -> None:
+    # Every response passes here, error pages and redirects included, with its final status.
+    request.app[SERVICES].stats.count_request(match(request.path).route.value, response.status)
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
@@ -68,6 +74,9 @@ _HANDLERS: dict[Route, Handler] = {
     Route.ROOT_LIST: simple.root_list,
     Route.PROJECT: simple.project_page,
     Route.FILE: files.distribution_file,
+    Route.HEALTH: health.health,
+    Route.READY: health.ready,
+    Route.METRICS: metrics.metrics,
 }
 
 

@@ -3,6 +3,8 @@
 from aiohttp import web
 
 FILE_CACHE_CONTROL = "max-age=31536000, immutable"  # filenames are never reused upstream
+# HIT, MISS, STALE or REVALIDATED: for clients, and for the access log line of each request.
+CACHE_OUTCOME = "X-Bodega-Cache"
 
 
 def wants_revalidation(request: web.Request) -> bool:

@@ -14,12 +14,17 @@ class Route(Enum):
     ROOT_LIST = "root-list"
     PROJECT = "project"
     FILE = "file"
+    HEALTH = "health"
+    READY = "ready"
+    METRICS = "metrics"
     NOT_FOUND = "not-found"
 
 
 # The devpi layout, so a pip.conf written for devpi's root/pypi mirror works unchanged.
 _PREFIXES = (("simple",), ("root", "pypi", "+simple"))
 _FILE_PREFIXES = (("files",), ("root", "pypi", "files"))
+# Operations endpoints under /-/, a segment no project or devpi index can be named.
+_OPERATIONS = {"health": Route.HEALTH, "ready": Route.READY, "metrics": Route.METRICS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,8 @@ def match(path: str) -> Match:
     trailing = path.endswith("/")
     if not segments:
         return Match(Route.HOME)
+    if len(segments) == 2 and segments[0] == "-" and segments[1] in _OPERATIONS:
+        return Match(_OPERATIONS[segments[1]])
     for prefix in _PREFIXES:
         rest = _strip(segments, prefix)
         if rest is None:
