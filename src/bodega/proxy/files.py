@@ -213,7 +213,10 @@ class FileCache:
             try:
                 return await asyncio.to_thread(open, download.spool, "rb")
             except FileNotFoundError:
-                pass  # committed (renamed into the blob store) or discarded meanwhile
+                pass  # being committed (renamed into the blob store), or discarded
+        # The rename happens before is_committed is set; only "done" settles which it was.
+        while not download.is_done:
+            await download.changed()
         if download.is_committed and (path := await self.local_path(download.key)):
             return await asyncio.to_thread(open, path, "rb")
         raise download.error or UpstreamError("download ended before it could be read")
