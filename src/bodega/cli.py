@@ -14,9 +14,12 @@ import click
 
 from bodega import __version__
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
+from bodega.core.lockfiles import Pin, parse_pins
 from bodega.core.names import normalize_project_name
 from bodega.core.units import format_size, parse_duration
-from bodega.errors import ConfigError, InvalidName
+from bodega.errors import ConfigError, InvalidLockfile, InvalidName
+from bodega.prefetch import Outcome, State
+from bodega.prefetch import prefetch as prefetch_pins
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
 from bodega.services import initialize, open_maintenance
 from bodega.web.server import serve as serve_forever
@@ -176,6 +179,100 @@ def cache_forget(project: str, **options: Any) -> None:
         click.echo(f"forgot the page of {name}")
     else:
         click.echo(f"no stored page for {name}")
+
+
+@main.command()
+@click.argument(
+    "lock_files",
+    metavar="FILE...",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--url",
+    default="http://127.0.0.1:3141/",
+    show_default=True,
+    envvar="BODEGA_URL",
+    help="The running bodega whose cache to fill. [env: BODEGA_URL]",
+)
+@click.option(
+    "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="Files at a time."
+)
+def prefetch(lock_files: tuple[Path, ...], url: str, jobs: int) -> None:
+    """Fetch every file pinned by FILE... into a running bodega's cache.
+
+    FILE is a requirements file (name==version, with or without --hash), uv.lock,
+    poetry.lock, Pipfile.lock or pylock.toml. Exits 1 if any file could not be fetched."""
+    pins, skipped = _read_pins(lock_files)
+    for entry in skipped:
+        click.echo(f"skipped {entry}", err=True)
+    progress = _Progress()
+    try:
+        outcomes = asyncio.run(
+            prefetch_pins(url, pins, jobs=jobs, on_total=progress.start, on_outcome=progress.add)
+        )
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    progress.finish()
+    counts = {state: [o for o in outcomes if o.state is state] for state in State}
+    fetched_bytes = sum(o.size for o in counts[State.FETCHED])
+    for failure in counts[State.FAILED]:
+        click.echo(f"failed: {failure.name}: {failure.error}", err=True)
+    click.echo(
+        f"{len(pins)} pins, {len(outcomes)} files: {len(counts[State.CACHED])} already cached,"
+        f" {len(counts[State.FETCHED])} fetched ({format_size(fetched_bytes)}),"
+        f" {len(counts[State.FAILED])} failed"
+    )
+    if counts[State.FAILED]:
+        sys.exit(1)
+
+
+def _read_pins(paths: tuple[Path, ...]) -> tuple[list[Pin], list[str]]:
+    pins: list[Pin] = []
+    skipped: list[str] = []
+    pending, seen = list(paths), set()
+    while pending:
+        path = pending.pop(0)
+        if path.resolve() in seen:
+            continue  # a file included twice, or an include loop
+        seen.add(path.resolve())
+        try:
+            found = parse_pins(str(path), path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as error:
+            raise click.ClickException(f"cannot read {path}: {error}") from None
+        except InvalidLockfile as error:
+            raise click.ClickException(str(error)) from None
+        pins += [pin for pin in found.pins if pin not in pins]
+        skipped += found.skipped
+        pending += [path.parent / include for include in found.includes]
+    return pins, skipped
+
+
+class _Progress:
+    """Progress on stderr: one line rewritten in place on a terminal, a line per file in a
+    log (where carriage returns would pile up)."""
+
+    def __init__(self) -> None:
+        self._is_terminal = sys.stderr.isatty()
+        self._total = 0
+        self._done = 0
+
+    def start(self, total: int) -> None:
+        self._total = total
+
+    def add(self, outcome: Outcome) -> None:
+        self._done += 1
+        width = len(str(self._total))
+        line = f"[{self._done:>{width}}/{self._total}] {outcome.state}: {outcome.name}"
+        if self._is_terminal:
+            click.echo(f"\r\033[K{line}", err=True, nl=False)
+        else:
+            click.echo(line, err=True)
+
+    def finish(self) -> None:
+        if self._is_terminal and self._done:
+            click.echo("", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,8 @@ BodegaError
 │   ├── UpstreamTimeout    504
 │   └── UpstreamLoop       508  the request came back to this bodega (a Via loop)
 ├── IntegrityError         502  bytes that do not match the declared hash or size
-└── ConfigError                 settings that cannot work; the CLI prints one line and exits
+├── ConfigError                 settings that cannot work; the CLI prints one line and exits
+└── InvalidLockfile             a requirements or lock file `bodega prefetch` cannot read
 """
 
 
@@ -41,3 +42,7 @@ class IntegrityError(BodegaError):
 
 class ConfigError(BodegaError):
     """Settings that cannot work."""
+
+
+class InvalidLockfile(BodegaError):
+    """A requirements or lock file that pins nothing bodega can fetch, or is malformed."""
