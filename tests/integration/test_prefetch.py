@@ -1,12 +1,16 @@
 """`bodega prefetch` against a running bodega in front of the fake upstream."""
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bodega.core.lockfiles import parse_pins
+from bodega.prefetch import Outcome, State
+from bodega.prefetch import prefetch as run_prefetch
 from tests.conftest import StartBodega
 from tests.integration.test_cli import clean_environ
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
@@ -132,3 +136,50 @@ async def test_prefetch_refuses_an_unpinned_requirement(tmp_path: Path) -> None:
     code, _, err = await prefetch("http://127.0.0.1:9/", requirements)
     assert code == 1
     assert "requirements.txt:1: 'pkg-00>=1.0' is not pinned to one version" in err
+
+
+def lock_files(wheel: BuiltFile, sdist: BuiltFile) -> dict[str, str]:
+    """The same pin, `pkg-00==1.0` with its wheel and sdist, in every format prefetch reads."""
+    w, s = wheel, sdist
+    pipfile = {"default": {"pkg-00": {"version": "==1.0", "hashes": [f"sha256:{w.sha256}"]}}}
+    return {
+        "requirements.txt": f"pkg-00==1.0 --hash=sha256:{w.sha256} --hash=sha256:{s.sha256}\n",
+        "uv.lock": uv_lock({"pkg-00": [w, s]}),
+        "poetry.lock": (
+            '[[package]]\nname = "pkg-00"\nversion = "1.0"\nfiles = [\n'
+            f'  {{file = "{w.filename}", hash = "sha256:{w.sha256}"}},\n'
+            f'  {{file = "{s.filename}", hash = "sha256:{s.sha256}"}},\n]\n'
+        ),
+        "Pipfile.lock": json.dumps(pipfile),
+        "pylock.toml": (
+            'lock-version = "1.0"\n[[packages]]\nname = "pkg-00"\nversion = "1.0"\n'
+            f'sdist = {{ name = "{s.filename}", hashes = {{ sha256 = "{s.sha256}" }} }}\n'
+            f'wheels = [{{ name = "{w.filename}", hashes = {{ sha256 = "{w.sha256}" }} }}]\n'
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "lock_name", ["requirements.txt", "uv.lock", "poetry.lock", "Pipfile.lock", "pylock.toml"]
+)
+async def test_each_format_prefetches_exactly_its_locked_files(
+    index: FakeIndex, start_bodega: StartBodega, lock_name: str
+) -> None:
+    text = lock_files(WHEELS["pkg-00"], SDIST)[lock_name]
+    pins = parse_pins(lock_name, text).pins
+    bodega = await start_bodega()
+    seen: list[Outcome] = []
+    totals: list[int] = []
+
+    outcomes = await run_prefetch(
+        bodega, pins, jobs=2, on_total=totals.append, on_outcome=seen.append
+    )
+
+    expected = {WHEELS["pkg-00"].filename}
+    if lock_name != "Pipfile.lock":  # that one locks the wheel's hash only
+        expected.add(SDIST.filename)
+    assert {o.name for o in outcomes} == expected
+    assert {o.state for o in outcomes} == {State.FETCHED}
+    assert sorted(seen, key=str) == sorted(outcomes, key=str)  # each reported as it landed
+    assert totals == [len(expected)]
+    assert index.count("GET", "pkg-00-0.9-py3-none-any.whl") == 0
