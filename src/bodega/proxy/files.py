@@ -201,7 +201,9 @@ class FileCache:
                 else:
                     await download.changed()
         finally:
-            await asyncio.to_thread(handle.close)
+            # Shielded: a handler cancelled again while closing (server shutdown cancels
+            # twice) would otherwise drop the queued close and leak the file.
+            await asyncio.shield(asyncio.to_thread(handle.close))
 
     async def close(self) -> None:
         await self._downloads.close()
