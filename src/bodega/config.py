@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from bodega.core.units import parse_size
 from bodega.errors import ConfigError
 
 ENV_PREFIX = "BODEGA_"
@@ -53,6 +54,13 @@ def _seconds(value: float) -> str | None:
 
 def _positive_seconds(value: float) -> str | None:
     return None if math.isfinite(value) and value > 0 else "is not a number of seconds > 0"
+
+
+class ByteSize(int):
+    """A number of bytes, given as `50G`, `512M`, `1.5T` or plain bytes."""
+
+    def __new__(cls, raw: object) -> "ByteSize":
+        return super().__new__(cls, parse_size(str(raw)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,12 @@ SETTINGS: tuple[Setting, ...] = (
         lambda: 10.0,
         _seconds,
     ),
+    Setting(
+        "max_cache_size",
+        ByteSize,
+        "Evict least recently used files above this size (50G, 512M); 0: no limit.",
+        lambda: ByteSize(0),
+    ),
 )
 
 
@@ -111,6 +125,7 @@ class Settings:
     upstream_timeout: float
     search_refresh: float
     shutdown_timeout: float
+    max_cache_size: int  # bytes; 0: no limit
 
     @property
     def database_path(self) -> Path:

@@ -8,7 +8,8 @@ BodegaError
 │   └── UpstreamLoop       508  the request came back to this bodega (a Via loop)
 ├── IntegrityError         502  bytes that do not match the declared hash or size
 ├── StorageError           503  the cache's disk is full or its database stays locked
-└── ConfigError                 settings that cannot work; the CLI prints one line and exits
+├── ConfigError                 settings that cannot work; the CLI prints one line and exits
+└── InvalidLockfile             a requirements or lock file `bodega prefetch` cannot read
 """
 
 
@@ -46,3 +47,7 @@ class StorageError(BodegaError):
 
 class ConfigError(BodegaError):
     """Settings that cannot work."""
+
+
+class InvalidLockfile(BodegaError):
+    """A requirements or lock file that pins nothing bodega can fetch, or is malformed."""

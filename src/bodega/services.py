@@ -9,14 +9,19 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from bodega.config import Settings
+from bodega.errors import ConfigError
+from bodega.proxy.activity import Activity
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
+from bodega.proxy.eviction import Eviction
 from bodega.proxy.files import FileCache
+from bodega.proxy.maintenance import CacheMaintenance
 from bodega.proxy.pages import ProjectPages
+from bodega.proxy.readiness import Readiness
 from bodega.proxy.root import RootList
 from bodega.proxy.search import ProjectSearch
-from bodega.proxy.stats import CacheStats
+from bodega.proxy.stats import Stats
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
@@ -30,10 +35,13 @@ class Services:
     pages: ProjectPages
     root: RootList
     files: FileCache
-    stats: CacheStats
+    stats: Stats  # counters for /-/metrics
+    activity: Activity  # what the web UI's cache page shows
     search: ProjectSearch
     catalog: Catalog
     core_metadata: CoreMetadataExtractor
+    eviction: Eviction
+    readiness: Readiness
 
 
 async def initialize(settings: Settings) -> None:
@@ -44,6 +52,20 @@ async def initialize(settings: Settings) -> None:
         await store.close()
     finally:
         await asyncio.to_thread(lock.close)
+
+
+@asynccontextmanager
+async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance]:
+    """The cache's stores for the `bodega cache` commands, without the serving lock: they
+    work beside a running server (SQLite WAL; busy_timeout waits out its writes)."""
+    if not settings.database_path.is_file():
+        raise ConfigError(f"no bodega cache in {settings.data_dir}")
+    store = await SqliteMetadataStore.open(settings.database_path)
+    try:
+        blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
+        yield CacheMaintenance(blobs, store, settings.data_dir / "quarantine")
+    finally:
+        await store.close()
 
 
 @asynccontextmanager
@@ -61,14 +83,22 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(upstream.close)
         offline, ttl = settings.offline, settings.index_ttl
         crash = CrashPoints.from_environment(os.environ)  # test-only; disarmed when unset
-        stats = CacheStats()
+        stats = Stats()
+        activity = Activity()
         root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
         stack.push_async_callback(root.close)
         search = ProjectSearch(
             store, blobs, root, refresh_interval=settings.search_refresh, offline=offline
         )
         files = FileCache(
-            blobs, store, upstream, settings.spool_dir, offline=offline, stats=stats, crash=crash
+            blobs,
+            store,
+            upstream,
+            settings.spool_dir,
+            offline=offline,
+            stats=stats,
+            activity=activity,
+            crash=crash,
         )
         stack.push_async_callback(files.close)
         core_metadata = CoreMetadataExtractor(upstream, blobs, store, files, offline=offline)
@@ -79,6 +109,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             ttl=ttl,
             offline=offline,
             stats=stats,
+            activity=activity,
             on_page=search.saw_page,
             core_metadata=core_metadata,
             crash=crash,
@@ -86,16 +117,31 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(pages.close)
         search.start()
         stack.push_async_callback(search.close)
+        eviction = Eviction(blobs, store, files, stats, max_bytes=settings.max_cache_size)
+        await eviction.start()
+        stack.push_async_callback(eviction.close)
+        readiness = Readiness(store, upstream, settings.spool_dir, offline=offline)
         catalog = Catalog(
             pages,
             store,
             blobs,
             search,
-            stats,
+            activity,
             data_dir=settings.data_dir,
             upstream=settings.upstream,
             offline=offline,
         )
         yield Services(
-            settings, instance_id, pages, root, files, stats, search, catalog, core_metadata
+            settings,
+            instance_id,
+            pages,
+            root,
+            files,
+            stats,
+            activity,
+            search,
+            catalog,
+            core_metadata,
+            eviction,
+            readiness,
         )

@@ -196,6 +196,22 @@ class UpstreamClient:
         except aiohttp.ClientError as error:
             raise UpstreamError(f"upstream request failed: {error!r}") from error
 
+    async def probe(self, within: float) -> None:
+        """Raises UpstreamError unless upstream answers a HEAD of its index root (any status
+        below 500 shows it is there) within `within` seconds."""
+        try:
+            async with asyncio.timeout(within):
+                response = await self._session.head(
+                    self._base_url, headers={"Via": self._via}, allow_redirects=False
+                )
+                response.release()
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream did not answer within {within:g} s") from None
+        except aiohttp.ClientError as error:
+            raise UpstreamError(f"upstream unreachable: {error!r}") from None
+        if response.status >= 500:
+            raise UpstreamError(f"upstream answered {response.status}")
+
     async def close(self) -> None:
         await self._session.close()
         await asyncio.sleep(0)  # let the connector's transports finish closing

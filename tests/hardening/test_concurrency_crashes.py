@@ -18,6 +18,7 @@ from bodega.errors import ConfigError
 from bodega.proxy.crashpoints import ENV_VAR, FILE_POINTS, PAGE_POINTS, CrashPoints
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.root import RootList
+from bodega.proxy.stats import Stats
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import UpstreamClient
@@ -172,7 +173,9 @@ async def test_scenario_36_ttl_boundaries_and_a_clock_that_steps_back(
     now = [1_000_000.0]
     upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "clock-test")
     store = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
-    pages = ProjectPages(upstream, store, ttl=600, offline=False, clock=lambda: now[0])
+    pages = ProjectPages(
+        upstream, store, ttl=600, offline=False, stats=Stats(), clock=lambda: now[0]
+    )
     try:
 
         def fetches() -> int:

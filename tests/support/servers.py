@@ -29,6 +29,7 @@ def make_settings(*, data_dir: Path, upstream: str, **overrides: Any) -> Setting
         upstream_timeout=5.0,
         search_refresh=0.0,  # no background root-list fetches unless a test asks
         shutdown_timeout=5.0,
+        max_cache_size=0,
     )
     return dataclasses.replace(settings, **overrides)
 

@@ -106,6 +106,7 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
     ("upstream_timeout", "30", "30", 30.0),
     ("search_refresh", "0", "0", 0.0),
     ("shutdown_timeout", "2.5", "2.5", 2.5),
+    ("max_cache_size", "50G", '"50G"', 50 * 1024**3),
 ]
 
 
@@ -275,6 +276,15 @@ def test_text_that_is_not_a_number_names_the_cli_option(name: str, raw: str) -> 
     option = "--" + name.replace("_", "-")
     with pytest.raises(ConfigError, match=f"^{option}: .* is not a valid"):
         settings_from({name: raw})
+
+
+def test_max_cache_size_defaults_to_no_limit() -> None:
+    assert settings_from().max_cache_size == 0
+
+
+def test_a_max_cache_size_that_is_no_size_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^--max-cache-size: '50X' is not a valid"):
+        settings_from({"max_cache_size": "50X"})
 
 
 def test_a_bad_number_in_the_environment_names_the_env_var() -> None:

@@ -12,9 +12,9 @@ from packaging.version import InvalidVersion, Version
 from bodega.core.model import DistributionFile
 from bodega.core.search import MAX_METADATA_BYTES, latest_version, read_core_metadata
 from bodega.core.search import versions_of_files as file_versions
+from bodega.proxy.activity import Activity, Fetch
 from bodega.proxy.pages import CachedPage, ProjectPages
 from bodega.proxy.search import ProjectSearch, SearchStatus
-from bodega.proxy.stats import CacheStats, Fetch
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore
 
@@ -85,7 +85,7 @@ class Catalog:
         store: MetadataStore,
         blobs: BlobStore,
         search: ProjectSearch,
-        stats: CacheStats,
+        stats: Activity,
         *,
         data_dir: Path,
         upstream: str,

@@ -14,14 +14,17 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from bodega.errors import IntegrityError, NotFound, StorageError, UpstreamError
+from bodega.proxy.activity import Activity
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
-from bodega.proxy.stats import CacheStats
+from bodega.proxy.stats import Stats
 from bodega.storage.blobs import BlobStore
 from bodega.storage.localfiles import open_off_loop
 from bodega.storage.metadata import MetadataStore
@@ -78,6 +81,19 @@ class Download:
             raise self.error
 
 
+class CachedFile:
+    """A verified blob on local disk, held against eviction until released."""
+
+    def __init__(self, path: Path, release: Callable[[], None]) -> None:
+        self.path = path
+        self._release: Callable[[], None] | None = release
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+
 class FileCache:
     """Verified files (distributions and their core metadata), by their sha256."""
 
@@ -89,11 +105,12 @@ class FileCache:
         spool_dir: Path,
         *,
         offline: bool,
+        stats: Stats,
         clock: Callable[[], float] = time.time,
-        stats: CacheStats | None = None,
+        activity: Activity | None = None,
         crash: CrashPoints = CrashPoints.DISARMED,
     ) -> None:
-        self.stats = stats or CacheStats(clock)
+        self.activity = activity or Activity(clock)
         self._blobs = blobs
         self._store = store
         self._upstream = upstream
@@ -103,6 +120,58 @@ class FileCache:
         self._downloads: SingleFlight[None] = SingleFlight()
         self._active: dict[str, Download] = {}
         self._crash = crash
+        self._stats = stats
+        self._leases: Counter[str] = Counter()  # blobs being served from disk right now
+        self._accessed: dict[str, float] = {}  # hits not yet written to the store
+        self._evicting: dict[str, asyncio.Event] = {}
+        self.on_commit: Callable[[int], None] | None = None  # gets the new blob's size
+
+    @property
+    def in_flight(self) -> int:
+        """Downloads from upstream under way."""
+        return len(self._active)
+
+    async def open_cached(self, key: str | None) -> CachedFile | None:
+        """A verified local copy, held against eviction until released; notes the access."""
+        if key is None or key in self._evicting:
+            return None
+        self._leases[key] += 1
+        path = None
+        try:
+            path = await self._blobs.local_path(key)
+        finally:
+            if path is None:
+                self._release(key)
+        if path is None:
+            return None
+        self._accessed[key] = self._clock()
+        return CachedFile(path, lambda: self._release(key))
+
+    def is_busy(self, key: str) -> bool:
+        """Being served or downloaded: not to be evicted."""
+        return self._leases[key] > 0 or key in self._active
+
+    @contextmanager
+    def evicting(self, key: str) -> Iterator[None]:
+        """While a blob is being deleted: lookups miss, and a new download of the same file
+        waits for the deletion before it commits, so the deletion cannot remove it."""
+        done = asyncio.Event()
+        self._evicting[key] = done
+        try:
+            yield
+        finally:
+            del self._evicting[key]
+            done.set()
+
+    def take_accesses(self) -> dict[str, float]:
+        """The hits noted since the last call, for writing to the store in one batch."""
+        accessed, self._accessed = self._accessed, {}
+        return accessed
+
+    def _release(self, key: str) -> None:
+        self._leases[key] -= 1
+        if self._leases[key] <= 0:
+            del self._leases[key]
 
     async def local_path(self, key: str | None) -> Path | None:
         """Where a verified copy lies, when there is one."""
@@ -117,7 +186,7 @@ class FileCache:
         if self._offline:
             raise NotFound("file not cached and bodega is offline")
         download = Download(key, url, expected_size)
-        self.stats.fetch_started()
+        self.activity.fetch_started()
         self._active[flight_key] = download
         task = self._downloads.run(flight_key, lambda: self._run(download))
         task.add_done_callback(lambda _: self._active.pop(flight_key, None))
@@ -144,7 +213,9 @@ class FileCache:
                 else:
                     await download.changed()
         finally:
-            await asyncio.to_thread(handle.close)
+            # Shielded: a handler cancelled again while closing (server shutdown cancels
+            # twice) would otherwise drop the queued close and leak the file.
+            await asyncio.shield(asyncio.to_thread(handle.close))
 
     async def close(self) -> None:
         await self._downloads.close()
@@ -156,11 +227,11 @@ class FileCache:
             try:
                 return await open_off_loop(download.spool, "rb")
             except FileNotFoundError:
-                # Renamed into the blob store or discarded meanwhile. The rename runs in a
-                # thread, so is_committed may not be set yet: wait for the outcome (a race
-                # the load test found: a 200 with headers and then no body).
-                while not download.is_done:
-                    await download.changed()
+                pass  # being committed (renamed into the blob store), or discarded
+        # The rename happens before is_committed is set; only "done" settles which it was
+        # (a race the load test found: a 200 with headers and then no body).
+        while not download.is_done:
+            await download.changed()
         if download.is_committed and (path := await self.local_path(download.key)):
             return await open_off_loop(path, "rb")
         raise download.error or UpstreamError("download ended before it could be read")
@@ -174,28 +245,36 @@ class FileCache:
             download.notify()
             await self._fetch_into(download, spool)
             if download.key is not None:
+                if (evicting := self._evicting.get(download.key)) is not None:
+                    await evicting.wait()
                 await self._blobs.put_file(download.key, spool)
                 download.is_committed = True
                 self._crash.reached("file_committed")
                 await self._record(download.key, download.written)
                 self._crash.reached("file_recorded")
+                if self.on_commit is not None:
+                    self.on_commit(download.written)
         except asyncio.CancelledError:
             download.error = UpstreamError("bodega is shutting down")
             raise
         except Exception as error:  # the download's failure is every reader's failure
             log.warning("download of %s failed: %s", download.url, error)
             if isinstance(error, UpstreamError):
-                self.stats.upstream_failed(str(error))
+                self.activity.upstream_failed(str(error))
             download.error = error
+            self._stats.upstream_errors["file"] += 1
         finally:
             failure = None if download.error is None else str(download.error)
-            self.stats.fetch_finished(
+            self.activity.fetch_finished(
                 download.url, download.written, time.monotonic() - started, failure
             )
-            download.is_done = True
-            download.notify()
+            # The spool goes before the download is marked done: nothing may await between
+            # "done" and the end of this task, or a client that retries at once would join
+            # this failed download instead of starting a new one.
             if spool is not None and not download.is_committed:
                 await asyncio.to_thread(spool.unlink, missing_ok=True)
+            download.is_done = True
+            download.notify()
 
     async def _record(self, key: str, size: int) -> None:
         # The blob is verified and visible already; a database that cannot take its row now
@@ -210,8 +289,10 @@ class FileCache:
         limit = download.expected_size
         out = await open_off_loop(spool, "wb")
         try:
+            asked = time.monotonic()
             async with self._upstream.open_file(download.url) as remote:
-                self.stats.upstream_answered()
+                self._stats.observe_upstream("file", time.monotonic() - asked, failed=False)
+                self.activity.upstream_answered()
                 if download.total is None:
                     download.total = remote.content_length
                 # Before any client gets headers, so a full disk is a clean 503 (threat 32).
@@ -223,6 +304,7 @@ class FileCache:
                         raise IntegrityError(f"{download.url} is larger than the index says")
                     await _spool_chunk(out, hasher, chunk)
                     download.written += len(chunk)
+                    self._stats.bytes_from_upstream["file"] += len(chunk)
                     download.notify()
                     self._crash.reached("file_spooling")
         finally:

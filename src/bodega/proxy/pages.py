@@ -18,10 +18,11 @@ from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.parsing import JSON_V1, parse_project_page
 from bodega.core.rendering import render_project_html, render_project_json
 from bodega.errors import NotFound, StorageError, UpstreamError
+from bodega.proxy.activity import Activity
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
-from bodega.proxy.stats import CacheStats
+from bodega.proxy.stats import CacheOutcome, Stats
 from bodega.storage.metadata import MetadataStore, StoredPage
 from bodega.upstream import UpstreamClient
 
@@ -48,6 +49,7 @@ class CachedPage:
     last_modified: str | None
     fetched_at: float
     is_stale: bool = False  # served although upstream could not confirm it
+    origin: CacheOutcome = CacheOutcome.MISS  # how this copy came to be: MISS, REVALIDATED, STALE
     renderings: dict[str, RenderedPage] = field(default_factory=dict)
 
     def age(self, now: float) -> float:
@@ -66,20 +68,22 @@ class ProjectPages:
         *,
         ttl: float,
         offline: bool,
+        stats: Stats,
         clock: Callable[[], float] = time.time,
         memory_entries: int = 1024,
-        stats: CacheStats | None = None,
+        activity: Activity | None = None,
         on_page: Callable[[ProjectPage], None] | None = None,
         core_metadata: CoreMetadataExtractor | None = None,
         crash: CrashPoints = CrashPoints.DISARMED,
     ) -> None:
-        self.stats = stats or CacheStats(clock)
+        self.activity = activity or Activity(clock)
         self._on_page = on_page  # told of every page fetched from upstream (search listens)
         self._core_metadata = core_metadata
         self._upstream = upstream
         self._store = store
         self.ttl = ttl
         self._offline = offline
+        self._stats = stats
         self._clock = clock
         self._memory: OrderedDict[str, CachedPage] = OrderedDict()
         self._memory_entries = memory_entries
@@ -92,14 +96,24 @@ class ProjectPages:
         `revalidate` (a client's `Cache-Control: no-cache` or `max-age=0`) asks upstream even
         within the TTL, so a release published a minute ago shows up.
         """
+        return (await self.lookup(project, revalidate=revalidate))[0]
+
+    async def lookup(
+        self, project: str, *, revalidate: bool = False
+    ) -> tuple[CachedPage, CacheOutcome]:
+        """Like get(), and how this request was answered."""
         cached = await self._cached(project)
         if self._offline:
             if cached is None:
                 raise NotFound(f"{project} is not cached and bodega is offline")
-            return cached
-        if cached is not None and not revalidate and cached.age(self._clock()) < self.ttl:
-            return cached
-        return await self._refreshes.call(project, lambda: self._refresh(project, cached))
+            outcome = CacheOutcome.HIT
+        elif cached is not None and not revalidate and cached.age(self._clock()) < self.ttl:
+            outcome = CacheOutcome.HIT
+        else:
+            # Every caller that joined this refresh was answered the way the refresh went.
+            cached = await self._refreshes.call(project, lambda: self._refresh(project, cached))
+            outcome = cached.origin
+        return cached, outcome
 
     async def find_file(self, project: str, filename: str) -> DistributionFile:
         """A file listed on the project's page, as cached; asks upstream only for an unknown page
@@ -160,25 +174,34 @@ class ProjectPages:
         return cached
 
     async def _refresh(self, project: str, cached: CachedPage | None) -> CachedPage:
+        if cached is not None and not await self._store.has_page(project):
+            cached = None  # `bodega cache forget` dropped it: fetch in full, without validators
         try:
-            response = await self._upstream.fetch_project_page(
-                project,
-                etag=cached.etag if cached else None,
-                last_modified=cached.last_modified if cached else None,
-            )
+            with self._stats.upstream_call("page"):
+                response = await self._upstream.fetch_project_page(
+                    project,
+                    etag=cached.etag if cached else None,
+                    last_modified=cached.last_modified if cached else None,
+                )
         except UpstreamError as error:
-            self.stats.upstream_failed(str(error))
+            self.activity.upstream_failed(str(error))
             return self._stale_or_raise(project, cached, error)
-        self.stats.upstream_answered()
+        self.activity.upstream_answered()
         now = self._clock()
         if response.status == 304 and cached is not None:
             await self._try_storing(self._store.mark_page_fresh(project, now), project)
             fresh = CachedPage(
-                cached.page, cached.etag, cached.last_modified, now, renderings=cached.renderings
+                cached.page,
+                cached.etag,
+                cached.last_modified,
+                now,
+                origin=CacheOutcome.REVALIDATED,
+                renderings=cached.renderings,
             )
             self._remember(project, fresh)
             await self._extract_core_metadata(project, fresh)
             return fresh
+        self._stats.bytes_from_upstream["page"] += len(response.body)
         try:
             page = await _parse_off_loop(response.body, response.media_type, response.url, project)
         except UpstreamError as error:
@@ -247,6 +270,7 @@ class ProjectPages:
             cached.last_modified,
             cached.fetched_at,
             is_stale=True,
+            origin=CacheOutcome.STALE,
             renderings=cached.renderings,
         )
         self._remember(project, stale)

@@ -1,73 +1,95 @@
-"""What the cache has done since this process started: hits, bytes, fetches, upstream health.
+"""What the cache has done since this server started: requests, cache outcomes, bytes, and
+upstream latency and errors. Plain counters in memory, owned by the services; the metrics
+endpoint and the web UI read them, the use cases and the web edge add to them.
 
-Plain counters in memory, written by the use cases and the file handler, read by the status
-page and JSON (and by anything else that reports on bodega). Nothing here does I/O.
+Everything runs on the event loop, so plain integers need no lock.
 """
 
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
 
-RECENT_FETCHES = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Fetch:
-    """One download from upstream into the cache."""
-
-    url: str
-    bytes: int
-    seconds: float
-    finished_at: float  # epoch seconds
-    error: str | None  # None: verified and cached
+from bodega.errors import IntegrityError, UpstreamError
 
 
-class CacheStats:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self.started_at = clock()
-        self.hits = 0  # files served from the cache
-        self.misses = 0  # files that had to come from upstream
-        self.bytes_from_cache = 0
-        self.bytes_fetched = 0  # bytes read from upstream into the cache
-        self.fetch_errors = 0
-        self.recent: deque[Fetch] = deque(maxlen=RECENT_FETCHES)
-        self.upstream_ok_at: float | None = None
-        self.upstream_failed_at: float | None = None
-        self.upstream_error: str | None = None
+class CacheOutcome(StrEnum):
+    """How one request was answered, in the words of nginx's `$upstream_cache_status`."""
 
-    def served_from_cache(self, size: int) -> None:
-        self.hits += 1
-        self.bytes_from_cache += size
+    HIT = "HIT"  # from the cache, upstream not asked
+    MISS = "MISS"  # the body came from upstream (nothing cached, or upstream had a newer page)
+    STALE = "STALE"  # upstream failed; the cached copy was served anyway (stale-if-error)
+    REVALIDATED = "REVALIDATED"  # upstream confirmed the cached copy (304)
 
-    def fetch_started(self) -> None:
-        self.misses += 1
 
-    def fetch_finished(self, url: str, size: int, seconds: float, error: str | None) -> None:
-        self.bytes_fetched += size
-        if error is not None:
-            self.fetch_errors += 1
-        self.recent.appendleft(Fetch(url, size, seconds, self._clock(), error))
+# Seconds; upstream answers range from a few ms (a nearby mirror) to the 60 s page deadline.
+LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
-    def upstream_answered(self) -> None:
-        self.upstream_ok_at = self._clock()
 
-    def upstream_failed(self, error: str) -> None:
-        self.upstream_failed_at = self._clock()
-        self.upstream_error = error
+@dataclass(slots=True)
+class Histogram:
+    """Observations counted into cumulative buckets, as Prometheus histograms are."""
 
-    @property
+    bounds: tuple[float, ...] = LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        for index, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.counts[index] += 1
+        self.total += value
+        self.count += 1
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters since start. `kind` labels are "page" (project pages, the root list) or
+    "file" (distribution files and their core metadata)."""
+
+    requests: Counter[tuple[str, int]] = field(default_factory=Counter)  # (route, status)
+    outcomes: Counter[tuple[str, CacheOutcome]] = field(default_factory=Counter)  # (kind, ...)
+    bytes_from_cache: int = 0  # file bytes answered from verified blobs
+    bytes_from_upstream: Counter[str] = field(default_factory=Counter)  # by kind
+    upstream_latency: dict[str, Histogram] = field(default_factory=dict)  # by kind
+    upstream_errors: Counter[str] = field(default_factory=Counter)  # by kind
+    evicted_blobs: int = 0
+    evicted_bytes: int = 0
+
+    def count_request(self, route: str, status: int) -> None:
+        self.requests[route, status] += 1
+
+    def count_outcome(self, kind: str, outcome: CacheOutcome) -> None:
+        self.outcomes[kind, outcome] += 1
+
+    def observe_upstream(self, kind: str, seconds: float, *, failed: bool) -> None:
+        """One upstream request: time until its answer (headers) or its failure."""
+        self.upstream_latency.setdefault(kind, Histogram()).observe(seconds)
+        if failed:
+            self.upstream_errors[kind] += 1
+
+    @contextmanager
+    def upstream_call(self, kind: str) -> Iterator[None]:
+        """Times the block as one upstream request; an UpstreamError or IntegrityError out of
+        it counts as an upstream error (a 404 is an answer, not an error)."""
+        started = time.monotonic()
+        failed = False
+        try:
+            yield
+        except (UpstreamError, IntegrityError):
+            failed = True
+            raise
+        finally:
+            self.observe_upstream(kind, time.monotonic() - started, failed=failed)
+
     def hit_ratio(self) -> float | None:
-        total = self.hits + self.misses
-        return None if total == 0 else self.hits / total
-
-    @property
-    def upstream_health(self) -> str:
-        """ "ok", "failing" (the last contact failed) or "unknown" (no contact yet)."""
-        ok, failed = self.upstream_ok_at, self.upstream_failed_at
-        if ok is None and failed is None:
-            return "unknown"
-        if failed is not None and (ok is None or failed >= ok):
-            return "failing"
-        return "ok"
+        """Share of cache lookups answered without upstream sending a body (HIT, STALE and
+        REVALIDATED count as hits); None before the first lookup."""
+        total = sum(self.outcomes.values())
+        if total == 0:
+            return None
+        misses = sum(n for (_, outcome), n in self.outcomes.items() if outcome is CacheOutcome.MISS)
+        return (total - misses) / total

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bodega.storage.blobs import check_key
-from bodega.storage.localfiles import open_off_loop
 
 _CHUNK = 256 * 1024
 
@@ -42,19 +41,17 @@ class FilesystemBlobStore:
         return path if await asyncio.to_thread(path.is_file) else None
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        handle = await open_off_loop(self.path_for(key), "rb")
-        try:
-            await asyncio.to_thread(handle.seek, start)
-            position = start
-            while end is None or position < end:
-                want = _CHUNK if end is None else min(_CHUNK, end - position)
-                chunk = await asyncio.to_thread(handle.read, want)
-                if not chunk:
-                    return
-                position += len(chunk)
-                yield chunk
-        finally:
-            await asyncio.to_thread(handle.close)
+        path = self.path_for(key)
+        position = start
+        while end is None or position < end:
+            want = _CHUNK if end is None else min(_CHUNK, end - position)
+            # Each chunk opens and closes its own handle in the thread: a reader cancelled or
+            # abandoned between chunks leaves no descriptor open.
+            chunk = await asyncio.to_thread(_read_chunk, path, position, want)
+            if not chunk:
+                return
+            position += len(chunk)
+            yield chunk
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path_for(key).unlink, missing_ok=True)
@@ -84,6 +81,12 @@ class FilesystemBlobStore:
         with tempfile.NamedTemporaryFile(dir=self._temp_dir, suffix=".bytes", delete=False) as f:
             f.write(data)
         self._adopt(final, Path(f.name))
+
+
+def _read_chunk(path: Path, position: int, size: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(position)
+        return handle.read(size)
 
 
 def _fsync_file(path: Path) -> None:

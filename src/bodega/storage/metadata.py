@@ -1,7 +1,7 @@
 """The metadata store interface: project pages with their validators, blob records, and the
 search index (project names, summaries, latest versions)."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +40,15 @@ class SearchDetails:
     summary_version: str | None  # the version the summary was read from
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A blob's record: its size and when a client last asked for it."""
+
+    key: str
+    size: int
+    accessed_at: float  # epoch seconds; the time it was stored until first asked for
+
+
 class MetadataStore(Protocol):
     async def get_page(self, project: str) -> StoredPage | None: ...
 
@@ -54,6 +63,28 @@ class MetadataStore(Protocol):
     async def blob_keys(self) -> set[str]: ...
 
     async def forget_blob(self, key: str) -> None: ...
+
+    async def is_writable(self) -> bool:
+        """Whether a write could start now (for readiness checks)."""
+
+    async def has_page(self, project: str) -> bool: ...
+
+    async def forget_page(self, project: str) -> bool:
+        """Drop the stored page, so the next request fetches it in full; False if none."""
+
+    async def page_count(self) -> int: ...
+
+    async def touch_blobs(self, accessed: Mapping[str, float]) -> None:
+        """Record last-access times, many at once (hits are batched, not one write each)."""
+
+    async def blob_usage(self) -> tuple[int, int]:
+        """How many blobs are recorded, and their total size in bytes."""
+
+    async def blobs_by_access(
+        self, *, unused_since: float | None = None, limit: int | None = None
+    ) -> list[StoredBlob]:
+        """Recorded blobs, least recently used first, optionally only those not used since
+        `unused_since`; never the blobs the root list is served from."""
 
     async def get_root(self) -> StoredRoot | None: ...
 

@@ -7,15 +7,16 @@ another process holding the lock for a while (threat 33).
 
 import asyncio
 import json
+import math
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from bodega.core.search import Match, Tier
 from bodega.errors import StorageError
-from bodega.storage.metadata import SearchDetails, StoredPage, StoredRoot
+from bodega.storage.metadata import SearchDetails, StoredBlob, StoredPage, StoredRoot
 
 T = TypeVar("T")
 
@@ -71,7 +72,21 @@ CREATE TABLE IF NOT EXISTS core_metadata (
     PRIMARY KEY (project, filename)
 );
 """,
+    # 4: last access per blob, for least-recently-used eviction and `bodega cache prune`.
+    """
+ALTER TABLE blobs ADD COLUMN accessed_at REAL NOT NULL DEFAULT 0;
+UPDATE blobs SET accessed_at = stored_at;
+CREATE INDEX blobs_by_access ON blobs (accessed_at);
+""",
 )
+
+# The root list's two renderings are blobs without a row; eviction and pruning must skip them.
+_BLOBS_BY_ACCESS = """
+SELECT key, size, accessed_at FROM blobs
+WHERE accessed_at < ?
+  AND key NOT IN (SELECT html_key FROM root UNION ALL SELECT json_key FROM root)
+ORDER BY accessed_at LIMIT ?
+"""
 
 
 class SqliteMetadataStore:
@@ -135,7 +150,11 @@ class SqliteMetadataStore:
     async def record_blob(self, key: str, size: int, stored_at: float) -> None:
         def work(db: sqlite3.Connection) -> None:
             with db:
-                db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?)", (key, size, stored_at))
+                db.execute(
+                    "INSERT OR REPLACE INTO blobs (key, size, stored_at, accessed_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (key, size, stored_at, stored_at),
+                )
 
         await self._run(work)
 
@@ -151,6 +170,71 @@ class SqliteMetadataStore:
                 db.execute("DELETE FROM blobs WHERE key = ?", (key,))
 
         await self._run(work)
+
+    async def is_writable(self) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            try:
+                db.execute("BEGIN IMMEDIATE")  # takes the write lock, writes nothing
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                return False
+            return True
+
+        return await self._run(work)
+
+    async def has_page(self, project: str) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            return (
+                db.execute("SELECT 1 FROM pages WHERE project = ?", (project,)).fetchone()
+                is not None
+            )
+
+        return await self._run(work)
+
+    async def forget_page(self, project: str) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            with db:
+                return db.execute("DELETE FROM pages WHERE project = ?", (project,)).rowcount > 0
+
+        return await self._run(work)
+
+    async def page_count(self) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            return int(db.execute("SELECT count(*) FROM pages").fetchone()[0])
+
+        return await self._run(work)
+
+    async def touch_blobs(self, accessed: Mapping[str, float]) -> None:
+        rows = [(at, key, at) for key, at in accessed.items()]
+
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.executemany(
+                    "UPDATE blobs SET accessed_at = ? WHERE key = ? AND accessed_at < ?", rows
+                )
+
+        await self._run(work)
+
+    async def blob_usage(self) -> tuple[int, int]:
+        def work(db: sqlite3.Connection) -> tuple[int, int]:
+            count, total = db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM blobs"
+            ).fetchone()
+            return int(count), int(total)
+
+        return await self._run(work)
+
+    async def blobs_by_access(
+        self, *, unused_since: float | None = None, limit: int | None = None
+    ) -> list[StoredBlob]:
+        # LIMIT -1 is no limit in SQLite.
+        parameters = (math.inf if unused_since is None else unused_since, limit or -1)
+
+        def work(db: sqlite3.Connection) -> list[StoredBlob]:
+            rows = db.execute(_BLOBS_BY_ACCESS, parameters)
+            return [StoredBlob(*row) for row in rows]
+
+        return await self._run(work)
 
     async def get_root(self) -> StoredRoot | None:
         def work(db: sqlite3.Connection) -> StoredRoot | None:

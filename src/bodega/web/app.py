@@ -16,7 +16,7 @@ from bodega.errors import (
     UpstreamTimeout,
 )
 from bodega.services import Services
-from bodega.web import files, json_api, simple, ui, xmlrpc
+from bodega.web import files, health, json_api, metrics, simple, ui, xmlrpc
 from bodega.web.headers import add_security_headers
 from bodega.web.routing import XMLRPC_PATHS, Match, Route, match
 
@@ -46,7 +46,13 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too
     for path in XMLRPC_PATHS:
         app.router.add_post(path, _dispatch)  # pip search posts XML-RPC here
+    app.on_response_prepare.append(_count_request)
     return app
+
+
+async def _count_request(request: web.Request, response: web.StreamResponse) -> None:
+    # Every response passes here, error pages and redirects included, with its final status.
+    request.app[SERVICES].stats.count_request(match(request.path).route.value, response.status)
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
@@ -72,6 +78,9 @@ _HANDLERS: dict[Route, Handler] = {
     Route.STATUS: ui.status,
     Route.STATIC: ui.static,
     Route.JSON_API: json_api.project_json,
+    Route.HEALTH: health.health,
+    Route.READY: health.ready,
+    Route.METRICS: metrics.metrics,
 }
 
 

@@ -4,15 +4,17 @@ streamed to the client while the first download fills the cache."""
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
+import weakref
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from bodega.core.names import normalize_project_name, validate_filename
 from bodega.errors import BodegaError, NotFound
-from bodega.proxy.files import Download
+from bodega.proxy.files import CachedFile, Download
+from bodega.proxy.stats import CacheOutcome, Stats
 from bodega.services import Services
-from bodega.web.headers import FILE_CACHE_CONTROL
+from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
 from bodega.web.routing import Match
 
 log = logging.getLogger(__name__)
@@ -43,15 +45,18 @@ async def distribution_file(
     else:
         key, url, size = file.sha256, file.url, file.size
 
-    cached = await services.files.local_path(key)
+    cached = await services.files.open_cached(key)
     if cached is not None:
         if is_metadata and key is not None:
             # Search learns summaries and latest versions from the metadata clients fetch.
             services.search.saw_metadata(project, key, None)
-        served = size if size is not None else (await asyncio.to_thread(cached.stat)).st_size
-        services.stats.served_from_cache(served)
-        return _cached_response(cached)
+        if size is None:
+            size = (await asyncio.to_thread(cached.path.stat)).st_size
+        services.activity.served_from_cache(size)
+        services.stats.count_outcome("file", CacheOutcome.HIT)
+        return _CachedResponse(cached, services.stats, CacheOutcome.HIT)
     download = services.files.download(key, url, size)
+    services.stats.count_outcome("file", CacheOutcome.MISS)
     if is_metadata and key is not None:
         services.search.saw_metadata(project, key, download)
     if request.method == "HEAD":
@@ -59,17 +64,38 @@ async def distribution_file(
     if "Range" in request.headers and key is not None:
         # A slice of a file must come from verified bytes: fill the cache, then slice it.
         await download.wait_until_done()
-        cached = await services.files.local_path(key)
+        cached = await services.files.open_cached(key)
         if cached is None:
             raise NotFound(f"{filename} could not be cached")
-        return _cached_response(cached)
+        return _CachedResponse(cached, services.stats, CacheOutcome.MISS)
     return await _stream(request, services, download)
 
 
-def _cached_response(path: Path) -> web.FileResponse:
-    # FileResponse answers HEAD, Range (a-b, a-, -N), If-Range and 416 itself, with sendfile.
-    headers = {"Cache-Control": FILE_CACHE_CONTROL, "Content-Type": _OCTET_STREAM}
-    return web.FileResponse(path, headers=headers)
+class _CachedResponse(web.FileResponse):
+    """A cached file, held against eviction until it is sent."""
+
+    def __init__(self, cached: CachedFile, stats: Stats, outcome: CacheOutcome) -> None:
+        # FileResponse answers HEAD, Range (a-b, a-, -N), If-Range and 416 itself, with sendfile.
+        headers = {
+            "Cache-Control": FILE_CACHE_CONTROL,
+            "Content-Type": _OCTET_STREAM,
+            CACHE_OUTCOME: outcome,
+        }
+        super().__init__(cached.path, headers=headers)
+        self._cached = cached
+        self._stats = stats
+        # aiohttp prepares every response a handler returns; should one be dropped unsent,
+        # the hold on the blob still ends with it.
+        weakref.finalize(self, cached.release)
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        try:
+            writer = await super().prepare(request)  # sends the whole body
+        finally:
+            self._cached.release()
+        if request.method == "GET" and self.status in (200, 206) and self.content_length:
+            self._stats.bytes_from_cache += self.content_length
+        return writer
 
 
 async def _head(download: Download) -> web.StreamResponse:
@@ -77,6 +103,7 @@ async def _head(download: Download) -> web.StreamResponse:
     if download.error is not None:
         raise download.error
     response = web.StreamResponse(headers=_live_headers())
+    response.headers[CACHE_OUTCOME] = CacheOutcome.MISS
     if total is not None:
         response.content_length = total
     return response
@@ -88,6 +115,7 @@ async def _stream(
     # Until upstream answers nothing is sent, so a failure is still a clean error status.
     await download.wait_until_started()
     response = web.StreamResponse(headers=_live_headers())
+    response.headers[CACHE_OUTCOME] = CacheOutcome.MISS
     if download.total is not None:
         response.content_length = download.total
     await response.prepare(request)

@@ -3,6 +3,8 @@
 from aiohttp import web
 
 FILE_CACHE_CONTROL = "max-age=31536000, immutable"  # filenames are never reused upstream
+# HIT, MISS, STALE or REVALIDATED: for clients, and for the access log line of each request.
+CACHE_OUTCOME = "X-Bodega-Cache"
 
 # Defaults for every response: simple pages and error bodies run no script and load nothing,
 # so an upstream string that slipped past escaping still could not act (threat 9). A handler

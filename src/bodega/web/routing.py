@@ -21,6 +21,9 @@ class Route(Enum):
     STATUS = "status"
     STATIC = "static"
     JSON_API = "json-api"
+    HEALTH = "health"
+    READY = "ready"
+    METRICS = "metrics"
     NOT_FOUND = "not-found"
 
 
@@ -35,6 +38,8 @@ _XMLRPC = (("pypi",), ("RPC2",), ("root", "pypi"))
 _UI = {"+search": Route.UI_SEARCH, "+cache": Route.UI_CACHE, "+status.json": Route.STATUS}
 # The PyPI JSON API (spec 40) at /pypi/<project>[/<version>]/json, and under the devpi tree.
 _JSON_API_PREFIXES = (("pypi",), ("root", "pypi", "pypi"))
+# Operations endpoints under /-/, a segment no project or devpi index can be named.
+_OPERATIONS = {"health": Route.HEALTH, "ready": Route.READY, "metrics": Route.METRICS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,9 @@ def _match_json_api(segments: list[str], trailing: bool) -> Match:
 
 
 def _match_ui(segments: list[str]) -> Match | None:
+    """The routes outside the simple API: operations under /-/, XML-RPC, the web UI."""
+    if len(segments) == 2 and segments[0] == "-" and segments[1] in _OPERATIONS:
+        return Match(_OPERATIONS[segments[1]])
     if tuple(segments) in _XMLRPC:
         return Match(Route.XMLRPC)
     if len(segments) == 1 and segments[0] in _UI:

@@ -25,7 +25,9 @@ from bodega.web.notify import notify
 
 log = logging.getLogger(__name__)
 
-_ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+# The last field is the cache outcome the handler set (HIT, MISS, STALE, REVALIDATED; "-" for
+# requests that are no cache lookup).
+_ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs %{X-Bodega-Cache}o'
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -6,7 +6,7 @@ from bodega.core.names import normalize_project_name
 from bodega.core.negotiation import choose_media_type
 from bodega.core.parsing import HTML, JSON_V1
 from bodega.services import Services
-from bodega.web.headers import accepts_gzip, etag_matches, wants_revalidation
+from bodega.web.headers import CACHE_OUTCOME, accepts_gzip, etag_matches, wants_revalidation
 from bodega.web.routing import Match
 
 _VARY = "Accept, Accept-Encoding"
@@ -19,9 +19,11 @@ async def project_page(request: web.Request, services: Services, match: Match) -
         raise web.HTTPMovedPermanently(f"{match.prefix}{project}/")
     media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
     pages = services.pages
-    cached = await pages.get(project, revalidate=wants_revalidation(request))
+    cached, outcome = await pages.lookup(project, revalidate=wants_revalidation(request))
+    services.stats.count_outcome("page", outcome)
     rendered = await pages.render(cached, media_type)
     headers = {
+        CACHE_OUTCOME: outcome,
         "Vary": _VARY,
         "Content-Type": _content_type(media_type),
         "Cache-Control": f"max-age={pages.max_age(cached)}, public",
