@@ -134,7 +134,7 @@ class Catalog:
         )
 
     async def report(self) -> CacheReport:
-        files, size = await self._store.blob_totals()
+        files, size = await self._store.blob_usage()
         disk = await asyncio.to_thread(shutil.disk_usage, self._data_dir)
         stats = self._stats
         return CacheReport(

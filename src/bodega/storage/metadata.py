@@ -90,9 +90,6 @@ class MetadataStore(Protocol):
 
     async def put_root(self, root: StoredRoot) -> None: ...
 
-    async def blob_totals(self) -> tuple[int, int]:
-        """How many blobs are recorded, and their bytes."""
-
     async def cached_keys(self, keys: Collection[str]) -> set[str]:
         """Those of `keys` that are recorded blobs."""
 

@@ -255,15 +255,6 @@ class SqliteMetadataStore:
 
         await self._run(work)
 
-    async def blob_totals(self) -> tuple[int, int]:
-        def work(db: sqlite3.Connection) -> tuple[int, int]:
-            count, total = db.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM blobs"
-            ).fetchone()
-            return int(count), int(total)
-
-        return await self._run(work)
-
     async def cached_keys(self, keys: Collection[str]) -> set[str]:
         wanted = list(keys)
 
