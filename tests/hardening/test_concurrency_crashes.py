@@ -7,6 +7,7 @@ dir and check the invariants on disk and in SQLite, then that the next request h
 
 import asyncio
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,37 @@ from tests.support.fake_index import FakeIndex
 from tests.support.servers import BodegaProcess, bodega_process
 
 WHEEL = build_wheel("demo", "1.0", payload_size=600_000)  # a few chunks: a mid-write point
+
+
+def cache_verify(data_dir: Path, upstream: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bodega",
+            "cache",
+            "verify",
+            "--data-dir",
+            str(data_dir),
+            "--upstream",
+            upstream,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_verify_finds_no_problem(data_dir: Path, upstream: str) -> None:
+    """`bodega cache verify` after a crash: nothing corrupt, nothing missing. A verified blob
+    whose row the crash prevented is adopted (threat 31's expected recovery); after that
+    a second run finds nothing at all to correct."""
+    first = cache_verify(data_dir, upstream)
+    assert ": 0 quarantined, 0 missing," in first.stdout, first.stdout + first.stderr
+    second = cache_verify(data_dir, upstream)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert ": 0 quarantined, 0 missing, 0 adopted, 0 unknown" in second.stdout
 
 
 def crash_at(point: str, data_dir: Path, upstream: str) -> BodegaProcess:
@@ -56,6 +88,7 @@ def test_scenarios_30_31_killed_while_storing_a_file(
     finally:
         doomed.stop()
     committed = point in ("file_committed", "file_recorded")
+    assert_verify_finds_no_problem(data_dir, fake_index.simple_url)
     with bodega_process(data_dir, fake_index.simple_url) as bodega:
         state = check_invariants(data_dir)
         assert list((data_dir / "tmp").iterdir()) == []
@@ -88,6 +121,7 @@ def test_scenario_31_killed_while_storing_a_page(
         doomed.stop()
     state = check_invariants(data_dir)
     assert state.pages == ({"demo"} if point == "page_stored" else set())
+    assert_verify_finds_no_problem(data_dir, fake_index.simple_url)
     with (
         bodega_process(data_dir, fake_index.simple_url) as bodega,
         httpx.Client(trust_env=False, timeout=30) as client,
