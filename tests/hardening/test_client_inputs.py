@@ -361,7 +361,7 @@ async def test_scenario_12_range_abuse(
     await client.get(url)
     started = time.monotonic()
     response = await client.get(url, headers={"Range": range_header})
-    assert time.monotonic() - started < 2  # generous: a single request, bounded work
+    assert time.monotonic() - started < 5  # generous: a single request, bounded work
     assert response.status_code == status, range_header
     if status == 206:
         start, _, end = range_header.removeprefix("bytes=").partition("-")

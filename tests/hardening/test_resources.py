@@ -260,7 +260,7 @@ async def test_slow_loris_clients_do_not_starve_others(
             await asyncio.sleep(0.02)
     for writer in writers:
         writer.close()
-    assert worst < 0.5
+    assert worst < 2.0  # generous: a page still answers while 200 clients trickle
     assert figures["rss_growth"] < 100 * MiB, figures
     assert figures["lag"] < 1.0, figures  # generous: CI shares 2 cores
 

@@ -440,7 +440,7 @@ def test_stop_releases_stalls_and_joins_thread() -> None:
         received = sock.recv(1)  # the response has started, so the handler is now stalled
         started = time.monotonic()
         fake.stop()
-        assert time.monotonic() - started < 1
+        assert time.monotonic() - started < 5  # not the minute aiohttp would wait by default
         received += _read_to_eof(sock)  # stop() closed the connection
     assert received.startswith(b"HTTP/1.1 200")
     body = received.partition(b"\r\n\r\n")[2]
