@@ -7,10 +7,10 @@ import httpx
 import pytest
 
 from tests.support.fake_index import FakeIndex
-from tests.support.fixtures import fake_index
+from tests.support.fixtures import bodega, fake_index, published
 from tests.support.servers import bodega_in_process, make_settings
 
-__all__ = ["fake_index"]
+__all__ = ["bodega", "fake_index", "published"]
 
 StartBodega = Callable[..., Awaitable[str]]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,14 @@ from tests.support.clients import (
     MODULES,
     NEWEST,
     installed_versions,
-    isolated_env,
     new_venv,
     pip_env,
-    published_tree,
     run,
     uv_env,
 )
 from tests.support.distributions import BuiltFile
 from tests.support.fake_index import FakeIndex
-from tests.support.servers import BodegaProcess, bodega_process
+from tests.support.servers import BodegaProcess
 
 UV = Path(sys.executable).parent / "uv"
 
@@ -72,28 +69,6 @@ def current_installers(tmp_path_factory: pytest.TempPathFactory) -> None:
         timeout=60,
         check=True,
     )
-
-
-@pytest.fixture
-def published(fake_index: FakeIndex) -> dict[str, list[BuiltFile]]:
-    files = published_tree()
-    for project, built in files.items():
-        for file in built:
-            fake_index.add(project, file)
-    return files
-
-
-@pytest.fixture
-def bodega(
-    tmp_path: Path, fake_index: FakeIndex, published: dict[str, list[BuiltFile]]
-) -> Iterator[BodegaProcess]:
-    # Requesting `published` puts the tree on the fake index before bodega starts. bodega gets
-    # the dead proxies too: it may reach the fake index on 127.0.0.1 and nothing else.
-    proxies = {k: v for k, v in isolated_env().items() if k.upper().endswith("_PROXY")}
-    with bodega_process(
-        tmp_path / "data", fake_index.simple_url, "--index-ttl", "600", env=proxies
-    ) as server:
-        yield server
 
 
 def test_current_pip_installs_newest_versions_with_dependencies_through_bodega(
