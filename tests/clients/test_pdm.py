@@ -11,6 +11,7 @@ from tests.support.clients import (
     MODULES,
     NEWEST,
     client_tool,
+    consumer_project,
     installed_versions,
     isolated_env,
     run,
@@ -23,16 +24,9 @@ def test_pdm_locks_and_installs_through_bodega(
     bodega: BodegaProcess, tmp_path: Path, json_api: bool
 ) -> None:
     pdm = str(client_tool("pdm", "pdm"))
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pyproject.toml").write_text(
-        "[project]\n"
-        'name = "consumer"\n'
-        'version = "0"\n'
-        'requires-python = ">=3.11"\n'
-        'dependencies = ["app"]\n'
-        "[tool.pdm]\n"
-        "distribution = false\n"
+    project = consumer_project(
+        tmp_path,
+        "[tool.pdm]\ndistribution = false\n",
     )
     env = isolated_env(
         PDM_CONFIG_FILE=str(tmp_path / "pdm-config.toml"),

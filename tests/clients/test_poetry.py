@@ -7,6 +7,7 @@ from tests.support.clients import (
     MODULES,
     NEWEST,
     client_tool,
+    consumer_project,
     installed_versions,
     isolated_env,
     run,
@@ -18,16 +19,9 @@ def test_poetry_locks_and_installs_from_bodega_as_its_primary_source(
     bodega: BodegaProcess, tmp_path: Path
 ) -> None:
     poetry = str(client_tool("poetry", "poetry"))
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pyproject.toml").write_text(
-        "[project]\n"
-        'name = "consumer"\n'
-        'version = "0"\n'
-        'requires-python = ">=3.11"\n'
-        'dependencies = ["app"]\n'
-        "[tool.poetry]\n"
-        "package-mode = false\n"
+    project = consumer_project(
+        tmp_path,
+        "[tool.poetry]\npackage-mode = false\n",
     )
     env = isolated_env(
         POETRY_CONFIG_DIR=str(tmp_path / "config"),

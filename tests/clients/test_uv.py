@@ -5,7 +5,15 @@ upstream offers no metadata for (spec finding 8: bodega reads only ranges of it)
 import sys
 from pathlib import Path
 
-from tests.support.clients import MODULES, NEWEST, installed_versions, new_venv, run, uv_env
+from tests.support.clients import (
+    MODULES,
+    NEWEST,
+    consumer_project,
+    installed_versions,
+    new_venv,
+    run,
+    uv_env,
+)
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import BodegaProcess, bodega_process
@@ -24,20 +32,14 @@ def test_uv_pip_install_installs_the_newest_versions(bodega: BodegaProcess, tmp_
 def test_uv_lock_and_sync_a_project_and_refresh_sees_a_new_release(
     bodega: BodegaProcess, fake_index: FakeIndex, tmp_path: Path
 ) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pyproject.toml").write_text(
-        "[project]\n"
-        'name = "consumer"\n'
-        'version = "0"\n'
-        'requires-python = ">=3.11"\n'
-        'dependencies = ["app"]\n'
+    project = consumer_project(
+        tmp_path,
         "[tool.uv]\n"
         "package = false\n"
         "[[tool.uv.index]]\n"
         'name = "bodega"\n'
         f'url = "{bodega.url}simple/"\n'
-        "default = true\n"
+        "default = true\n",
     )
     # The project's own [tool.uv] must be read, so no UV_NO_CONFIG: an empty user config
     # directory keeps this machine's uv.toml out instead.

@@ -152,3 +152,18 @@ def published_tree() -> dict[str, list[BuiltFile]]:
             build_wheel("libc", "3.0", requires_python=">=4"),
         ],
     }
+
+
+def consumer_project(parent: Path, tool_table: str) -> Path:
+    """A project that depends on `app` (the published tree's root), for lock-and-install
+    flows; `tool_table` is the client's own table, e.g. '[tool.uv]\npackage = false\n'."""
+    project = parent / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        "[project]\n"
+        'name = "consumer"\n'
+        'version = "0"\n'
+        'requires-python = ">=3.11"\n'
+        'dependencies = ["app"]\n' + tool_table
+    )
+    return project
