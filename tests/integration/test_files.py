@@ -49,9 +49,12 @@ async def test_first_request_streams_and_caches_the_verified_file(
     assert response.status_code == 200
     assert response.content == WHEEL.data
     assert response.headers["Content-Length"] == str(len(WHEEL.data))
-    assert [p.name for p in stored_blobs(tmp_path / "data")] == [WHEEL.sha256]
+    # The last byte goes out once verified; the commit follows, and a request now waits
+    # for it rather than fetch again.
     again = await client.get(file_url(bodega))
     assert again.content == WHEEL.data
+    assert again.headers["X-Bodega-Cache"] == "HIT"
+    assert [p.name for p in stored_blobs(tmp_path / "data")] == [WHEEL.sha256]
     assert index.count("GET", WHEEL.filename) == 1
 
 

@@ -4,17 +4,20 @@ of them while it is written to a spool file, and published only once its hash is
 A download belongs to the cache, not to a request: a client hanging up does not stop it for
 the others (threat 28), and when every client has gone it still finishes, so the next
 request is a hit (threat 29). The last byte is held back from every client until the hash
-matches, so a corrupt or short download never ends as a clean, complete response.
+matches, so a corrupt or short download never ends as a clean, complete response; it goes
+out as soon as the hash matches, before the blob is fsynced and recorded, so clients never
+wait for the cache's own durability.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +39,9 @@ _READ_CHUNK = 256 * 1024
 # Room a download must leave free: SQLite's WAL needs space to record what was cached, and
 # the cached files must stay servable when the disk fills up (threat 32).
 MIN_FREE_BYTES = 256 * 1024
+_COMMIT_GRACE = 10.0  # seconds a shutdown waits for verified downloads to be committed
+_WRITE_BATCH = 256 * 1024  # bytes received before they are written to the spool in one go
+_WINDOW_BYTES = 1024 * 1024  # spooled bytes a download keeps in memory for its readers
 
 
 class Download:
@@ -47,8 +53,16 @@ class Download:
         self.expected_size = expected_size
         self.total: int | None = expected_size  # known once upstream's headers arrive
         self.spool: Path | None = None
-        self.written = 0
+        self.written = 0  # bytes received from upstream
+        self.spooled = 0  # of those, bytes written to the spool file
+        # The newest bytes, [window_start, written), stay in memory: readers keeping up with
+        # the download take them from here and never touch the disk (one thread hop less
+        # per chunk and reader). Only spooled bytes ever leave the window.
+        self.window_start = 0
+        self._window: deque[bytes] = deque()
+        self._window_bytes = 0
         self.is_started = False  # upstream answered with a body on its way
+        self.is_verified = False  # every byte is in the spool and matches size and hash
         self.is_done = False
         self.is_committed = False
         self.error: BaseException | None = None
@@ -57,6 +71,33 @@ class Download:
     def notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def received(self, chunk: bytes) -> None:
+        self._window.append(chunk)
+        self._window_bytes += len(chunk)
+        self.written += len(chunk)
+        self.notify()
+
+    def spooled_up_to(self, position: int) -> None:
+        self.spooled = position
+        while self._window and self._window_bytes > _WINDOW_BYTES:
+            oldest = self._window[0]
+            if self.window_start + len(oldest) > self.spooled:
+                break  # not on disk yet: the only copy
+            self._window.popleft()
+            self._window_bytes -= len(oldest)
+            self.window_start += len(oldest)
+
+    def from_memory(self, position: int, end: int) -> bytes | None:
+        """Bytes from `position` (up to `end`) if the window still holds them."""
+        if position < self.window_start:
+            return None
+        offset = self.window_start
+        for chunk in self._window:
+            if position < offset + len(chunk):
+                return chunk[position - offset : end - offset]
+            offset += len(chunk)
+        return None
 
     async def changed(self) -> None:
         await self._changed.wait()
@@ -135,6 +176,11 @@ class FileCache:
         """A verified local copy, held against eviction until released; notes the access."""
         if key is None or key in self._evicting:
             return None
+        committing = self._active.get(key)
+        if committing is not None and committing.is_verified:
+            # Verified and being committed: milliseconds from a hit, so wait for it.
+            with contextlib.suppress(Exception):
+                await committing.wait_until_done()
         self._leases[key] += 1
         path = None
         try:
@@ -194,30 +240,47 @@ class FileCache:
 
     async def stream(self, download: Download) -> AsyncGenerator[bytes, None]:
         """The download's bytes from the start; raises if it fails before the end."""
-        handle = await self._open_for_reading(download)
+        handle: IO[bytes] | None = None
         try:
             position = 0
             while True:
-                if download.error is not None:
+                # Verified bytes are good whatever happens to the cache after (a failed
+                # commit): only an unverified download's failure stops the stream.
+                if download.error is not None and not download.is_verified:
                     raise download.error
                 # Hold the last byte back until the download is verified (or unverifiable
                 # and complete), so a failure can still make the response incomplete.
-                readable = download.written if download.is_done else download.written - 1
+                is_complete = download.is_verified or download.is_done
+                readable = download.written if is_complete else download.written - 1
                 if position < readable:
-                    size = min(_READ_CHUNK, readable - position)
-                    chunk = await asyncio.to_thread(_read_at, handle, position, size)
+                    chunk = download.from_memory(position, readable)
+                    if chunk is None:  # fell behind the window: from the spool (or blob)
+                        if handle is None:
+                            handle = await self._open_for_reading(download)
+                        size = min(_READ_CHUNK, readable - position)
+                        chunk = await asyncio.to_thread(_read_at, handle, position, size)
                     position += len(chunk)
                     yield chunk
-                elif download.is_done:
+                elif is_complete:
                     return
                 else:
                     await download.changed()
         finally:
-            # Shielded: a handler cancelled again while closing (server shutdown cancels
-            # twice) would otherwise drop the queued close and leak the file.
-            await asyncio.shield(asyncio.to_thread(handle.close))
+            if handle is not None:
+                # Shielded: a handler cancelled again while closing (server shutdown cancels
+                # twice) would otherwise drop the queued close and leak the file.
+                await asyncio.shield(asyncio.to_thread(handle.close))
 
     async def close(self) -> None:
+        # A verified download is only its commit (a fsync and a row) away from the cache, and
+        # its clients may have it whole already: let it land rather than fetch it again later.
+        committing = [
+            task
+            for flight_key, download in self._active.items()
+            if download.is_verified and (task := self._downloads.running(flight_key))
+        ]
+        if committing:
+            await asyncio.wait(committing, timeout=_COMMIT_GRACE)
         await self._downloads.close()
 
     async def _open_for_reading(self, download: Download) -> IO[bytes]:
@@ -237,13 +300,11 @@ class FileCache:
         raise download.error or UpstreamError("download ended before it could be read")
 
     async def _run(self, download: Download) -> None:
-        spool: Path | None = None
         started = time.monotonic()
         try:
-            spool = await asyncio.to_thread(_new_spool, self._spool_dir)
-            download.spool = spool
+            spool = await self._fetch_into(download)
+            download.is_verified = True
             download.notify()
-            await self._fetch_into(download, spool)
             if download.key is not None:
                 if (evicting := self._evicting.get(download.key)) is not None:
                     await evicting.wait()
@@ -271,8 +332,8 @@ class FileCache:
             # The spool goes before the download is marked done: nothing may await between
             # "done" and the end of this task, or a client that retries at once would join
             # this failed download instead of starting a new one.
-            if spool is not None and not download.is_committed:
-                await asyncio.to_thread(spool.unlink, missing_ok=True)
+            if download.spool is not None and not download.is_committed:
+                await asyncio.to_thread(download.spool.unlink, missing_ok=True)
             download.is_done = True
             download.notify()
 
@@ -284,10 +345,12 @@ class FileCache:
         except StorageError as error:
             log.warning("blob %s stored but not recorded: %s", key, error)
 
-    async def _fetch_into(self, download: Download, spool: Path) -> None:
+    async def _fetch_into(self, download: Download) -> Path:
+        """Streams the file into a new spool file, verified; returns the spool's path."""
         hasher = hashlib.sha256()
         limit = download.expected_size
-        out = await open_off_loop(spool, "wb")
+        out: IO[bytes] | None = None
+        pending: list[bytes] = []  # received, not yet written: written in batches
         try:
             asked = time.monotonic()
             async with self._upstream.open_file(download.url) as remote:
@@ -296,21 +359,28 @@ class FileCache:
                 if download.total is None:
                     download.total = remote.content_length
                 # Before any client gets headers, so a full disk is a clean 503 (threat 32).
-                await asyncio.to_thread(_check_room, self._spool_dir, download.total)
+                spool, spool_out = await _open_spool_off_loop(self._spool_dir, download.total)
+                out = spool_out
+                download.spool = spool
                 download.is_started = True
                 download.notify()
                 async for chunk in remote.chunks():
                     if limit is not None and download.written + len(chunk) > limit:
                         raise IntegrityError(f"{download.url} is larger than the index says")
-                    await _spool_chunk(out, hasher, chunk)
-                    download.written += len(chunk)
+                    download.received(chunk)
                     self._stats.bytes_from_upstream["file"] += len(chunk)
-                    download.notify()
-                    self._crash.reached("file_spooling")
+                    pending.append(chunk)
+                    if download.written - download.spooled >= _WRITE_BATCH:
+                        await _spool(spool_out, hasher, pending, download)
+                        self._crash.reached("file_spooling")
+                await _spool(spool_out, hasher, pending, download)
+                self._crash.reached("file_spooling")
         finally:
-            await asyncio.to_thread(out.close)
+            if out is not None:
+                await asyncio.to_thread(out.close)
         self._crash.reached("file_spooled")
         _verify(download, hasher.hexdigest())
+        return spool
 
 
 def _verify(download: Download, digest: str) -> None:
@@ -324,31 +394,51 @@ def _verify(download: Download, digest: str) -> None:
         raise IntegrityError(f"{download.url}: sha256 {digest} does not match the index")
 
 
-def _new_spool(spool_dir: Path) -> Path:
+def _open_spool(spool_dir: Path, size: int | None) -> tuple[Path, IO[bytes]]:
     spool_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=spool_dir, suffix=".part")
-    os.close(fd)
-    return Path(name)
-
-
-def _check_room(spool_dir: Path, size: int | None) -> None:
     free = shutil.disk_usage(spool_dir).free
     if free - (size or 0) < MIN_FREE_BYTES:
         raise StorageError(f"not enough free space to cache {size} bytes ({free} free)")
+    fd, name = tempfile.mkstemp(dir=spool_dir, suffix=".part")
+    return Path(name), os.fdopen(fd, "wb")
 
 
-async def _spool_chunk(out: IO[bytes], hasher: Any, chunk: bytes) -> None:
+async def _open_spool_off_loop(spool_dir: Path, size: int | None) -> tuple[Path, IO[bytes]]:
+    # As open_off_loop: a cancelled open still completes in its thread, and its file is then
+    # closed and removed there instead of leaking.
+    opening = asyncio.ensure_future(asyncio.to_thread(_open_spool, spool_dir, size))
     try:
-        await asyncio.to_thread(_write_and_hash, out, hasher, chunk)
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_discard_opened_spool)
+        raise
+
+
+def _discard_opened_spool(opening: "asyncio.Future[tuple[Path, IO[bytes]]]") -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        path, out = opening.result()
+        out.close()
+        path.unlink(missing_ok=True)
+
+
+async def _spool(out: IO[bytes], hasher: Any, pending: list[bytes], download: Download) -> None:
+    if not pending:
+        return
+    batch = pending.copy()
+    pending.clear()
+    try:
+        await asyncio.to_thread(_write_and_hash, out, hasher, batch)
     except OSError as error:
         # ENOSPC, or EFBIG under RLIMIT_FSIZE (threat 32); the spool file is removed by _run.
         raise StorageError(f"cannot write to the cache: {error.strerror or error}") from error
+    download.spooled_up_to(download.spooled + sum(map(len, batch)))
 
 
-def _write_and_hash(out: IO[bytes], hasher: Any, chunk: bytes) -> None:
-    out.write(chunk)
+def _write_and_hash(out: IO[bytes], hasher: Any, batch: list[bytes]) -> None:
+    for chunk in batch:
+        out.write(chunk)
+        hasher.update(chunk)
     out.flush()  # readers of the spool open their own handle; they must see these bytes
-    hasher.update(chunk)
 
 
 def _read_at(handle: IO[bytes], position: int, size: int) -> bytes:

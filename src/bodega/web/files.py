@@ -1,7 +1,6 @@
 """Distribution files and their core metadata (PEP 658): from the cache with sendfile, or
 streamed to the client while the first download fills the cache."""
 
-import asyncio
 import contextlib
 import logging
 import weakref
@@ -12,7 +11,7 @@ from aiohttp.abc import AbstractStreamWriter
 from bodega.core.names import normalize_project_name, validate_filename
 from bodega.errors import BodegaError, NotFound
 from bodega.proxy.files import CachedFile, Download
-from bodega.proxy.stats import CacheOutcome, Stats
+from bodega.proxy.stats import CacheOutcome
 from bodega.services import Services
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
 from bodega.web.routing import Match
@@ -50,11 +49,8 @@ async def distribution_file(
         if is_metadata and key is not None:
             # Search learns summaries and latest versions from the metadata clients fetch.
             services.search.saw_metadata(project, key, None)
-        if size is None:
-            size = (await asyncio.to_thread(cached.path.stat)).st_size
-        services.activity.served_from_cache(size)
         services.stats.count_outcome("file", CacheOutcome.HIT)
-        return _CachedResponse(cached, services.stats, CacheOutcome.HIT)
+        return _CachedResponse(cached, services, CacheOutcome.HIT)
     download = services.files.download(key, url, size)
     services.stats.count_outcome("file", CacheOutcome.MISS)
     if is_metadata and key is not None:
@@ -67,14 +63,14 @@ async def distribution_file(
         cached = await services.files.open_cached(key)
         if cached is None:
             raise NotFound(f"{filename} could not be cached")
-        return _CachedResponse(cached, services.stats, CacheOutcome.MISS)
+        return _CachedResponse(cached, services, CacheOutcome.MISS)
     return await _stream(request, services, download)
 
 
 class _CachedResponse(web.FileResponse):
     """A cached file, held against eviction until it is sent."""
 
-    def __init__(self, cached: CachedFile, stats: Stats, outcome: CacheOutcome) -> None:
+    def __init__(self, cached: CachedFile, services: Services, outcome: CacheOutcome) -> None:
         # FileResponse answers HEAD, Range (a-b, a-, -N), If-Range and 416 itself, with sendfile.
         headers = {
             "Cache-Control": FILE_CACHE_CONTROL,
@@ -83,7 +79,8 @@ class _CachedResponse(web.FileResponse):
         }
         super().__init__(cached.path, headers=headers)
         self._cached = cached
-        self._stats = stats
+        self._services = services
+        self._outcome = outcome
         # aiohttp prepares every response a handler returns; should one be dropped unsent,
         # the hold on the blob still ends with it.
         weakref.finalize(self, cached.release)
@@ -93,8 +90,12 @@ class _CachedResponse(web.FileResponse):
             writer = await super().prepare(request)  # sends the whole body
         finally:
             self._cached.release()
-        if request.method == "GET" and self.status in (200, 206) and self.content_length:
-            self._stats.bytes_from_cache += self.content_length
+        # The size comes with the response (FileResponse stats the file to send it anyway).
+        sent = self.content_length or 0
+        if request.method == "GET" and self.status in (200, 206) and sent:
+            self._services.stats.bytes_from_cache += sent
+        if self._outcome == CacheOutcome.HIT:
+            self._services.activity.served_from_cache(sent if request.method == "GET" else 0)
         return writer
 
 

@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 
 from aiohttp import web
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # The last field is the cache outcome the handler set (HIT, MISS, STALE, REVALIDATED; "-" for
 # requests that are no cache lookup).
+_IO_THREADS = 64  # threads mostly wait on the disk: many are cheap, too few serialize it
 _ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs %{X-Bodega-Cache}o'
 
 
@@ -50,6 +52,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
 async def running_server(settings: Settings) -> AsyncIterator[str]:
     """bodega accepting requests for the duration of the block; yields its base URL."""
     sock = bind_socket(settings.host, settings.port)
+    # Every disk and database step runs in a worker thread; the default pool (cores + 4
+    # threads) lets a burst of fsyncs stall the spool writes and reads of every download.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="bodega-io")
+    )
     try:
         async with open_services(settings) as services:
             runner = web.AppRunner(
