@@ -76,6 +76,11 @@ def make_servers(
         if peer == "bodega":
             python = bodega_python()
             if bodega_is_runnable(python):
+                # The peers come from wheels, compiled to bytecode when installed; bodega runs
+                # from the working tree, so compile it the same way before any start is timed.
+                subprocess.run(
+                    [python, "-m", "compileall", "-q", str(BENCH.parent / "src")], check=True
+                )
                 servers.append(Bodega(upstream_url, environment, python))
             else:
                 notes.append("bodega: `python -m bodega serve --help` failed; column skipped")

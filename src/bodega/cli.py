@@ -1,5 +1,8 @@
 """The command line: parse, build Settings, call. Every serve option is also a BODEGA_*
-environment variable and a key of the optional TOML config file."""
+environment variable and a key of the optional TOML config file.
+
+`prefetch` imports its lock-file parsers when it runs: `bodega serve` never needs them, and
+start-up time is what a restarted service costs its clients."""
 
 import asyncio
 import logging
@@ -8,24 +11,25 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from bodega import __version__
 from bodega.clients import CLIENTS, check_index_url, commands, config_files, config_paths
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
-from bodega.core.lockfiles import Pin, parse_pins
 from bodega.core.names import normalize_project_name
 from bodega.core.units import format_size, parse_duration
 from bodega.errors import ConfigError, InvalidLockfile, InvalidName
-from bodega.prefetch import Outcome, State
-from bodega.prefetch import prefetch as prefetch_pins
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
 from bodega.services import initialize, open_maintenance
 from bodega.systemd import next_steps, render_unit, unit_path
 from bodega.userfiles import backup_path, restore_original, write_keeping_original
 from bodega.web.server import serve as serve_forever
+
+if TYPE_CHECKING:
+    from bodega.core.lockfiles import Pin
+    from bodega.prefetch import Outcome
 
 _CONFIG_HELP = "A TOML file of settings, keys named as the long options. [env: BODEGA_CONFIG]"
 
@@ -349,6 +353,9 @@ def prefetch(lock_files: tuple[Path, ...], url: str, jobs: int) -> None:
 
     FILE is a requirements file (name==version, with or without --hash), uv.lock,
     poetry.lock, Pipfile.lock or pylock.toml. Exits 1 if any file could not be fetched."""
+    from bodega.prefetch import State
+    from bodega.prefetch import prefetch as prefetch_pins
+
     pins, skipped = _read_pins(lock_files)
     for entry in skipped:
         click.echo(f"skipped {entry}", err=True)
@@ -373,7 +380,9 @@ def prefetch(lock_files: tuple[Path, ...], url: str, jobs: int) -> None:
         sys.exit(1)
 
 
-def _read_pins(paths: tuple[Path, ...]) -> tuple[list[Pin], list[str]]:
+def _read_pins(paths: tuple[Path, ...]) -> tuple[list["Pin"], list[str]]:
+    from bodega.core.lockfiles import parse_pins
+
     pins: list[Pin] = []
     skipped: list[str] = []
     pending, seen = list(paths), set()
@@ -406,7 +415,7 @@ class _Progress:
     def start(self, total: int) -> None:
         self._total = total
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: "Outcome") -> None:
         self._done += 1
         width = len(str(self._total))
         line = f"[{self._done:>{width}}/{self._total}] {outcome.state}: {outcome.name}"

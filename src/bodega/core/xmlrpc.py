@@ -3,16 +3,15 @@
 Parsing goes through defusedxml's expat parser with DTDs forbidden, so entity expansion
 (billion laughs) and external entities never run (threat 44, TOB-PYPI-23); the caller caps
 the body size before it gets here.
+
+The XML libraries (and the character-class regex) load on the first call: few bodegas ever
+see one, and every start-up would otherwise pay for them.
 """
 
+import functools
 import re
-import xmlrpc.client
 from dataclasses import dataclass
 from typing import Any
-from xml.parsers.expat import ExpatError
-
-from defusedxml import DefusedXmlException
-from defusedxml.xmlrpc import DefusedExpatParser
 
 # Fault codes from the XML-RPC fault interoperability spec (xmlrpc-epi); PyPI answers its
 # disabled search with -32500 (application error), which pip prints as a clean message.
@@ -22,9 +21,12 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 APPLICATION_ERROR = -32500
 
-# XML 1.0 allows only these characters; upstream strings may hold anything (a summary with
-# a NUL or a lone surrogate would make the whole response unparseable for the client).
-_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+@functools.cache
+def _not_xml_char() -> re.Pattern[str]:
+    # XML 1.0 allows only these characters; upstream strings may hold anything (a summary
+    # with a NUL or a lone surrogate would make the whole response unparseable for the client).
+    return re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,12 @@ class CallError(Exception):
 
 def parse_call(body: bytes) -> Call:
     """A methodCall document, or CallError."""
+    import xmlrpc.client
+    from xml.parsers.expat import ExpatError
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.xmlrpc import DefusedExpatParser
+
     unmarshaller = xmlrpc.client.Unmarshaller()
     parser = DefusedExpatParser(unmarshaller, forbid_dtd=True)
     try:
@@ -61,16 +69,20 @@ def parse_call(body: bytes) -> Call:
 
 def render_result(value: Any) -> bytes:
     """A methodResponse carrying `value`, with every string made XML-safe."""
+    import xmlrpc.client
+
     return xmlrpc.client.dumps((_xml_safe(value),), methodresponse=True).encode()
 
 
 def render_fault(code: int, message: str) -> bytes:
+    import xmlrpc.client
+
     return xmlrpc.client.dumps(xmlrpc.client.Fault(code, _xml_safe(message))).encode()
 
 
 def _xml_safe(value: Any) -> Any:
     if isinstance(value, str):
-        return _NOT_XML_CHAR.sub("\ufffd", value)
+        return _not_xml_char().sub("\ufffd", value)
     if isinstance(value, dict):
         return {_xml_safe(k): _xml_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -40,7 +40,7 @@ _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
 def create_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[_errors])
     app[SERVICES] = services
-    app[ui.TEMPLATES] = ui.templates()
+    app[ui.TEMPLATES] = ui.Templates()
     app[ui.STATIC] = ui.static_files()
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too

@@ -5,12 +5,12 @@ reasons, descriptions) are text, never markup (threat 45). Pages load nothing fr
 and the Content-Security-Policy forbids it: no scripts at all, styles from this server only.
 """
 
+import asyncio
 import datetime
 import importlib.resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import jinja2
 from aiohttp import web
 
 from bodega import __version__
@@ -32,11 +32,30 @@ _HEADERS = {
 }
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
+if TYPE_CHECKING:
+    import jinja2
+
+
+class Templates:
+    """The Jinja2 environment, built (in a thread) on the first page view: importing Jinja2
+    is a tenth of bodega's start-up, and a bodega only installers talk to never needs it."""
+
+    def __init__(self) -> None:
+        self._environment: jinja2.Environment | None = None
+
+    async def get(self, name: str) -> "jinja2.Template":
+        if self._environment is None:
+            self._environment = await asyncio.to_thread(templates)
+        return self._environment.get_template(name)
+
+
+TEMPLATES = web.AppKey("templates", Templates)
 STATIC = web.AppKey("static", dict)
 
 
-def templates() -> jinja2.Environment:
+def templates() -> "jinja2.Environment":
+    import jinja2
+
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("bodega.web", "templates"),
         autoescape=True,  # every template is HTML
@@ -61,7 +80,7 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 async def home(request: web.Request, services: Services, match: Match) -> web.Response:
     base = f"{request.scheme}://{request.host}"
-    return _render(request, "home.html", snippets=_snippets(base, request.host), base=base)
+    return await _render(request, "home.html", snippets=_snippets(base, request.host), base=base)
 
 
 async def search(request: web.Request, services: Services, match: Match) -> web.Response:
@@ -73,7 +92,7 @@ async def search(request: web.Request, services: Services, match: Match) -> web.
         query = Query((Criterion("name", text), Criterion("summary", text)), match_all=False)
         hits = await services.search.search(query)
     status = await services.search.status()
-    return _render(request, "search.html", q=text, hits=hits, error=error, status=status)
+    return await _render(request, "search.html", q=text, hits=hits, error=error, status=status)
 
 
 async def project(request: web.Request, services: Services, match: Match) -> web.Response:
@@ -86,11 +105,11 @@ async def project(request: web.Request, services: Services, match: Match) -> web
         page_number = 1
     view = await services.catalog.project(name, page_number)
     base = f"{request.scheme}://{request.host}"
-    return _render(request, "project.html", project=view, key=name, base=base)
+    return await _render(request, "project.html", project=view, key=name, base=base)
 
 
 async def cache(request: web.Request, services: Services, match: Match) -> web.Response:
-    return _render(request, "cache.html", report=await services.catalog.report())
+    return await _render(request, "cache.html", report=await services.catalog.report())
 
 
 async def status(request: web.Request, services: Services, match: Match) -> web.Response:
@@ -107,8 +126,8 @@ async def static(request: web.Request, services: Services, match: Match) -> web.
     return web.Response(body=body, headers=headers)
 
 
-def _render(request: web.Request, template: str, **values: Any) -> web.Response:
-    page = request.app[TEMPLATES].get_template(template)
+async def _render(request: web.Request, template: str, **values: Any) -> web.Response:
+    page = await request.app[TEMPLATES].get(template)
     body = page.render(version=__version__, **values)
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers=_HEADERS)
 
