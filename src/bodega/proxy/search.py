@@ -138,7 +138,13 @@ class ProjectSearch:
         if key in self._seen_metadata:
             self._seen_metadata.move_to_end(key)
             return
-        self._enqueue(lambda: self._note_metadata(project, key, download))
+        # Seen from now on, not from when the note is done: a burst of installs asks for the
+        # same metadata again while the first note still waits in the queue.
+        self._seen_metadata[key] = None
+        while len(self._seen_metadata) > _SEEN_METADATA:
+            self._seen_metadata.popitem(last=False)
+        if not self._enqueue(lambda: self._note_metadata(project, key, download)):
+            self._seen_metadata.pop(key, None)
 
     async def sync_names(self) -> None:
         """One pass: refresh the root list when it is older than the interval, then sync the
@@ -179,11 +185,13 @@ class ProjectSearch:
                 return
             await asyncio.sleep(self._interval)
 
-    def _enqueue(self, job: Job) -> None:
+    def _enqueue(self, job: Job) -> bool:
         try:
             self._jobs.put_nowait(job)
         except asyncio.QueueFull:
             log.debug("search: queue full, a note is dropped")  # the next fetch notes it again
+            return False
+        return True
 
     async def _work(self) -> None:
         while True:
@@ -208,16 +216,16 @@ class ProjectSearch:
             await self._store.put_search_details(_with_version(old, version))
 
     async def _note_metadata(self, project: str, key: str, download: Download | None) -> None:
-        if download is not None:
-            try:
+        try:
+            if download is not None:
                 await download.wait_until_done()
-            except BodegaError:
-                return  # not cached: nothing to read
-        data = b"".join([chunk async for chunk in self._blobs.read(key, 0, MAX_METADATA_BYTES)])
+            data = b"".join(
+                [chunk async for chunk in self._blobs.read(key, 0, MAX_METADATA_BYTES)]
+            )
+        except BodegaError:
+            self._seen_metadata.pop(key, None)  # not cached: the next request notes it
+            return
         metadata = await asyncio.to_thread(read_core_metadata, data)
-        self._seen_metadata[key] = None
-        while len(self._seen_metadata) > _SEEN_METADATA:
-            self._seen_metadata.popitem(last=False)
         old = (await self._store.get_search_details([project])).get(project)
         await self._store.put_search_details(_merged(project, old, metadata))
 
