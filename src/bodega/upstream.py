@@ -6,6 +6,7 @@ arbitrary host (threat 18).
 """
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
+import yarl
+from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
 
 from bodega import __version__
 from bodega.core.parsing import HTML, HTML_V1, JSON_V1
@@ -76,6 +79,7 @@ class UpstreamClient:
         self._session = session
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._via = via
+        self._routes: dict[tuple[str, str], _Route] = {}
 
     @classmethod
     async def open(cls, base_url: str, read_timeout: float, instance_id: str) -> "UpstreamClient":
@@ -86,7 +90,9 @@ class UpstreamClient:
             connector=aiohttp.TCPConnector(limit=256, limit_per_host=64),
             headers={"User-Agent": f"bodega/{__version__}"},
             auto_decompress=True,
-            trust_env=True,
+            # The environment's proxies and ~/.netrc are honoured per host by _route():
+            # aiohttp's trust_env reads both in two worker threads on every request.
+            trust_env=False,
         )
         return cls(session, base_url, f"1.1 bodega-{instance_id}")
 
@@ -176,8 +182,15 @@ class UpstreamClient:
         allowed_hosts = {urlsplit(url).hostname, urlsplit(self._base_url).hostname}
         try:
             for _ in range(MAX_REDIRECTS + 1):
+                route = await self._route(url)
                 response = await self._session.get(
-                    url, headers=headers, allow_redirects=False, auto_decompress=auto_decompress
+                    url,
+                    headers=headers,
+                    allow_redirects=False,
+                    auto_decompress=auto_decompress,
+                    auth=route.auth,
+                    proxy=route.proxy,
+                    proxy_auth=route.proxy_auth,
                 )
                 if response.status not in (301, 302, 303, 307, 308):
                     break
@@ -201,8 +214,14 @@ class UpstreamClient:
         below 500 shows it is there) within `within` seconds."""
         try:
             async with asyncio.timeout(within):
+                route = await self._route(self._base_url)
                 response = await self._session.head(
-                    self._base_url, headers={"Via": self._via}, allow_redirects=False
+                    self._base_url,
+                    headers={"Via": self._via},
+                    allow_redirects=False,
+                    auth=route.auth,
+                    proxy=route.proxy,
+                    proxy_auth=route.proxy_auth,
                 )
                 response.release()
         except TimeoutError:
@@ -212,9 +231,40 @@ class UpstreamClient:
         if response.status >= 500:
             raise UpstreamError(f"upstream answered {response.status}")
 
+    async def _route(self, url: str) -> "_Route":
+        """How to reach the URL's host: read from the environment once per host."""
+        parts = yarl.URL(url)
+        key = (parts.scheme, parts.host or "")
+        route = self._routes.get(key)
+        if route is None:
+            route = await asyncio.to_thread(_route_from_environment, parts)
+            self._routes[key] = route
+        return route
+
     async def close(self) -> None:
         await self._session.close()
         await asyncio.sleep(0)  # let the connector's transports finish closing
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    proxy: yarl.URL | None
+    proxy_auth: aiohttp.BasicAuth | None
+    auth: aiohttp.BasicAuth | None  # from ~/.netrc (or $NETRC), as pip and aiohttp read it
+
+
+def _route_from_environment(url: yarl.URL) -> _Route:
+    # The same rules aiohttp applies with trust_env: *_PROXY / NO_PROXY, then netrc.
+    try:
+        proxy, proxy_auth = get_env_proxy_for_url(url)
+    except LookupError:
+        proxy, proxy_auth = None, None
+    auth = None
+    netrc = netrc_from_env()
+    if netrc is not None and url.host is not None and url.user is None:
+        with contextlib.suppress(LookupError):
+            auth = basicauth_from_netrc(netrc, url.host)
+    return _Route(proxy, proxy_auth, auth)
 
 
 def _redirect_target(current: str, location: str, allowed_hosts: set[str | None]) -> str:
