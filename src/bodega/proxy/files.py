@@ -373,7 +373,8 @@ class FileCache:
                     if download.written - download.spooled >= _WRITE_BATCH:
                         await _spool(spool_out, hasher, pending, download)
                         self._crash.reached("file_spooling")
-                await _spool(spool_out, hasher, pending, download)
+                out = None  # the last batch and the close are one hop
+                await _spool(spool_out, hasher, pending, download, close=True)
                 self._crash.reached("file_spooling")
         finally:
             if out is not None:
@@ -421,24 +422,28 @@ def _discard_opened_spool(opening: "asyncio.Future[tuple[Path, IO[bytes]]]") -> 
         path.unlink(missing_ok=True)
 
 
-async def _spool(out: IO[bytes], hasher: Any, pending: list[bytes], download: Download) -> None:
-    if not pending:
-        return
+async def _spool(
+    out: IO[bytes], hasher: Any, pending: list[bytes], download: Download, *, close: bool = False
+) -> None:
     batch = pending.copy()
     pending.clear()
     try:
-        await asyncio.to_thread(_write_and_hash, out, hasher, batch)
+        await asyncio.to_thread(_write_and_hash, out, hasher, batch, close)
     except OSError as error:
         # ENOSPC, or EFBIG under RLIMIT_FSIZE (threat 32); the spool file is removed by _run.
         raise StorageError(f"cannot write to the cache: {error.strerror or error}") from error
     download.spooled_up_to(download.spooled + sum(map(len, batch)))
 
 
-def _write_and_hash(out: IO[bytes], hasher: Any, batch: list[bytes]) -> None:
-    for chunk in batch:
-        out.write(chunk)
-        hasher.update(chunk)
-    out.flush()  # readers of the spool open their own handle; they must see these bytes
+def _write_and_hash(out: IO[bytes], hasher: Any, batch: list[bytes], close: bool) -> None:
+    try:
+        for chunk in batch:
+            out.write(chunk)
+            hasher.update(chunk)
+        out.flush()  # readers of the spool open their own handle; they must see these bytes
+    finally:
+        if close:
+            out.close()
 
 
 def _read_at(handle: IO[bytes], position: int, size: int) -> bytes:
