@@ -82,9 +82,15 @@ class CoreMetadataExtractor:
 
     def extract_for_page(
         self, project: str, page: ProjectPage, on_found: OnFound
-    ) -> asyncio.Task[None]:
+    ) -> asyncio.Task[None] | None:
         """Starts extraction for the page's newest wheels that lack metadata; the task is
-        owned here (cancelled by close()), `on_found` hears of each success."""
+        owned here (cancelled by close()), `on_found` hears of each success. None when
+        there is nothing to extract (upstream serves every wheel's metadata)."""
+        # Sorting thousands of filenames by version takes a while: off the loop, in the task.
+        is_large = len(page.files) > 200
+        found = [] if is_large else candidates(page)
+        if not is_large and not found:
+            return None
 
         async def work() -> None:
             async def one(file: DistributionFile) -> None:
@@ -92,13 +98,8 @@ class CoreMetadataExtractor:
                 if sha256 is not None:
                     on_found(project, file.filename, sha256)
 
-            # Sorting thousands of filenames by version takes a while: off the loop.
-            found = (
-                await asyncio.to_thread(candidates, page)
-                if len(page.files) > 200
-                else candidates(page)
-            )
-            await asyncio.gather(*(one(f) for f in found))
+            wheels = await asyncio.to_thread(candidates, page) if is_large else found
+            await asyncio.gather(*(one(f) for f in wheels))
 
         task = asyncio.ensure_future(work())
         self._background.add(task)

@@ -2,6 +2,7 @@
 served stale when upstream fails (stale-if-error)."""
 
 import asyncio
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -88,6 +89,7 @@ class ProjectPages:
         self._memory: OrderedDict[str, CachedPage] = OrderedDict()
         self._memory_entries = memory_entries
         self._refreshes: SingleFlight[CachedPage] = SingleFlight()
+        self._writes: set[asyncio.Task[None]] = set()  # stores not yet done (write-behind)
         self._crash = crash
 
     async def get(self, project: str, *, revalidate: bool = False) -> CachedPage:
@@ -149,6 +151,7 @@ class ProjectPages:
 
     async def close(self) -> None:
         await self._refreshes.close()
+        await asyncio.gather(*self._writes)  # each catches its own storage errors
 
     async def _cached(self, project: str) -> CachedPage | None:
         cached = self._memory.get(project)
@@ -176,6 +179,9 @@ class ProjectPages:
     async def _refresh(self, project: str, cached: CachedPage | None) -> CachedPage:
         if cached is not None and not await self._store.has_page(project):
             cached = None  # `bodega cache forget` dropped it: fetch in full, without validators
+        # What bodega extracted itself is read while upstream answers, not after.
+        extracted = asyncio.ensure_future(self._store.core_metadata_of(project))
+        extracted.add_done_callback(_observe)  # a refresh cancelled meanwhile leaves it behind
         try:
             with self._stats.upstream_call("page"):
                 response = await self._upstream.fetch_project_page(
@@ -184,12 +190,14 @@ class ProjectPages:
                     last_modified=cached.last_modified if cached else None,
                 )
         except UpstreamError as error:
+            await _settle(extracted)
             self.activity.upstream_failed(str(error))
             return self._stale_or_raise(project, cached, error)
         self.activity.upstream_answered()
         now = self._clock()
         if response.status == 304 and cached is not None:
-            await self._try_storing(self._store.mark_page_fresh(project, now), project)
+            await _settle(extracted)
+            self._store_behind(project, self._store.mark_page_fresh(project, now))
             fresh = CachedPage(
                 cached.page,
                 cached.etag,
@@ -207,24 +215,23 @@ class ProjectPages:
         except UpstreamError as error:
             # A page bodega cannot read (a captive portal, a page over the link cap) is an
             # upstream failure like any other: stale-if-error applies (threats 17, 20).
+            await _settle(extracted)
             return self._stale_or_raise(project, cached, error)
         if cached is not None and _is_rollback(cached.page, page):
             # An upstream mirror behind the one we saw before (devpi#958): keep what we have.
+            await _settle(extracted)
             log.warning("upstream page of %s is older than the cached one", project)
             return self._stale(project, cached)
         if cached is not None:
             page = _pin_known_hashes(cached.page, page)
         self._crash.reached("page_fetched")
         # The store keeps upstream's word; what bodega extracted itself is laid over it.
-        await self._try_storing(
-            self._store.put_page(
-                StoredPage(project, page.to_record(), response.etag, response.last_modified, now)
-            ),
-            project,
-        )
-        self._crash.reached("page_stored")
-        extracted = await self._store.core_metadata_of(project)
-        page = page.with_core_metadata(extracted)
+        record = StoredPage(project, page.to_record(), response.etag, response.last_modified, now)
+        self._store_behind(project, self._store.put_page(record))
+        try:
+            page = page.with_core_metadata(await extracted)
+        except StorageError as error:
+            log.warning("could not read extracted metadata of %s: %s", project, error)
         fresh = CachedPage(page, response.etag, response.last_modified, now)
         self._remember(project, fresh)
         if self._on_page is not None:
@@ -238,13 +245,27 @@ class ProjectPages:
         if self._core_metadata is None:
             return
         work = self._core_metadata.extract_for_page(project, cached.page, self._add_core_metadata)
-        await asyncio.wait([work], timeout=self._core_metadata.page_wait)
+        if work is not None:
+            await asyncio.wait([work], timeout=self._core_metadata.page_wait)
 
     def _add_core_metadata(self, project: str, filename: str, sha256: str) -> None:
         cached = self._memory.get(project)
         if cached is not None:
             cached.page = cached.page.with_core_metadata({filename: sha256})
             cached.renderings.clear()  # a new rendering, so a new ETag
+
+    def _store_behind(self, project: str, store_operation: Awaitable[None]) -> None:
+        """Stores in the background: the page is right and in memory already, so its client
+        need not wait for the write; a crash before it lands only means a fetch again.
+        Writes run in order (one store connection) and close() waits for them."""
+
+        async def store() -> None:
+            await self._try_storing(store_operation, project)
+            self._crash.reached("page_stored")
+
+        task = asyncio.ensure_future(store())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def _try_storing(self, store_operation: Awaitable[None], project: str) -> None:
         """Storing a page that upstream just confirmed may fail (disk full, the database
@@ -281,6 +302,17 @@ class ProjectPages:
         self._memory.move_to_end(project)
         while len(self._memory) > self._memory_entries:
             self._memory.popitem(last=False)
+
+
+def _observe(done: "asyncio.Future[dict[str, str]]") -> None:
+    if not done.cancelled():
+        done.exception()  # retrieved: no "exception was never retrieved" warning
+
+
+async def _settle(pending: "asyncio.Future[dict[str, str]]") -> None:
+    """Waits out a read whose result is no longer wanted (so it never runs unobserved)."""
+    with contextlib.suppress(StorageError):
+        await pending
 
 
 def _pin_known_hashes(cached: ProjectPage, page: ProjectPage) -> ProjectPage:

@@ -219,9 +219,7 @@ class ProjectSearch:
         try:
             if download is not None:
                 await download.wait_until_done()
-            data = b"".join(
-                [chunk async for chunk in self._blobs.read(key, 0, MAX_METADATA_BYTES)]
-            )
+            data = b"".join([chunk async for chunk in self._blobs.read(key, 0, MAX_METADATA_BYTES)])
         except BodegaError:
             self._seen_metadata.pop(key, None)  # not cached: the next request notes it
             return
