@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from packaging.utils import canonicalize_name
 
 from bodega.core.model import ProjectPage
-from bodega.core.parsing import JSON_V1, parse_project_list
+from bodega.core.parsing import JSON_V1
+from bodega.core.root_list import parse_project_list
 from bodega.core.search import (
     MAX_METADATA_BYTES,
     CoreMetadata,
