@@ -4,8 +4,9 @@ project bodega has seen a page or core metadata for.
 The names come from the root list, synced into the metadata store by a background task: the
 JSON rendering is scanned a batch at a time and staged in the store, which merges it in
 chunks, so no request ever waits for 800k names, other store work interleaves and memory
-stays at one batch. Pages and core metadata are noted by a second background task fed
-through a bounded queue: a request only enqueues.
+stays at one batch. The task's first pass waits FIRST_REFRESH_DELAY, so a new bodega's
+start-up and its first clients never compete with it. Pages and core metadata are noted by a
+second background task fed through a bounded queue: a request only enqueues.
 """
 
 import asyncio
@@ -41,6 +42,7 @@ from bodega.storage.metadata import MetadataStore, SearchDetails, StoredRoot
 log = logging.getLogger(__name__)
 
 SYNC_CHUNK = 1_000  # names per bulk transaction, so a page write waits little behind one
+FIRST_REFRESH_DELAY = 60.0  # seconds from start to the first pass of the names sync
 CANDIDATES = 500  # matches per criterion before ranking; bounds the work of one search
 _QUEUE_SIZE = 1024
 # Of the JSON rendering per thread hop: ~10k names, whose staged pairs are a few MiB.
@@ -75,6 +77,7 @@ class ProjectSearch:
         *,
         refresh_interval: float,
         offline: bool,
+        first_refresh_delay: float = FIRST_REFRESH_DELAY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -82,6 +85,7 @@ class ProjectSearch:
         self._root = root
         self._interval = refresh_interval
         self._offline = offline
+        self._first_refresh_delay = first_refresh_delay
         self._clock = clock
         self._sync_lock = asyncio.Lock()  # one staging area in the store: one sync at a time
         self._jobs: asyncio.Queue[Job] = asyncio.Queue(_QUEUE_SIZE)
@@ -181,11 +185,16 @@ class ProjectSearch:
         log.info("search: %d names synced in %.1f s", count, time.monotonic() - started)
 
     async def _keep_names_fresh(self) -> None:
+        await asyncio.sleep(self._first_refresh_delay)
         while True:
             try:
                 await self.sync_names()
             except BodegaError as error:
                 log.warning("search: syncing names failed: %s", error)
+            except Exception:
+                # Whatever one pass hit, the next interval tries again: only cancellation
+                # ends this task (a constraint error once ended search's freshness for good).
+                log.exception("search: syncing names failed unexpectedly")
             if self._interval <= 0:
                 return
             await asyncio.sleep(self._interval)
