@@ -4,7 +4,7 @@
 
 Generates ~800k project names shaped like the public index's (one to three words joined by
 "-", common prefixes such as python-/django-), syncs them into bodega's real SQLite store in
-the same chunks the background task uses, gives 5,000 of them summaries and versions, then
+the same chunks the background task merges, gives 5,000 of them summaries and versions, then
 times the searches `pip search` sends (name and summary, "or"), end to end through
 ProjectSearch.search on the store's thread. Prints the sync time, the slowest chunk (the
 longest any other store work waits) and per-query latency.
@@ -52,29 +52,35 @@ def names(count: int, seed: int = 8) -> list[tuple[str, str]]:
     return sorted(found.items())
 
 
+async def sync(store: SqliteMetadataStore, pairs: list[tuple[str, str]]) -> float:
+    """Stages the names and merges them as ProjectSearch does; the slowest merge chunk (the
+    longest any other store write waits) in seconds."""
+    await store.start_search_sync()
+    for start in range(0, len(pairs), 10_000):
+        await store.stage_search_names(pairs[start : start + 10_000])
+    slowest, after = 0.0, None
+    while True:
+        chunk_started = time.perf_counter()
+        after = await store.merge_search_names(after, SYNC_CHUNK)
+        slowest = max(slowest, time.perf_counter() - chunk_started)
+        if after is None:
+            return slowest
+
+
 async def run(count: int, repeat: int, db: Path) -> None:
     store = await SqliteMetadataStore.open(db)
     try:
         pairs = names(count)
-        started, slowest, after = time.perf_counter(), 0.0, None
-        for start in range(0, len(pairs), SYNC_CHUNK):
-            chunk = pairs[start : start + SYNC_CHUNK]
-            chunk_started = time.perf_counter()
-            await store.sync_search_names(chunk, after, start + SYNC_CHUNK >= len(pairs))
-            slowest = max(slowest, time.perf_counter() - chunk_started)
-            after = chunk[-1][0]
+        started = time.perf_counter()
+        slowest = await sync(store, pairs)
         print(f"synced {len(pairs)} names in {time.perf_counter() - started:.1f} s")
-        print(f"slowest chunk of {SYNC_CHUNK}: {slowest * 1000:.0f} ms")
+        print(f"slowest merge chunk of {SYNC_CHUNK}: {slowest * 1000:.0f} ms")
         rng = random.Random(9)
         for key, name in rng.sample(pairs, 5000):
             summary = f"{rng.choice(['A', 'The', 'Fast'])} {name} http client for {key}"
             await store.put_search_details(SearchDetails(key, name, "1.0", summary, "1.0"))
         resync_started = time.perf_counter()
-        after = None
-        for start in range(0, len(pairs), SYNC_CHUNK):
-            chunk = pairs[start : start + SYNC_CHUNK]
-            await store.sync_search_names(chunk, after, start + SYNC_CHUNK >= len(pairs))
-            after = chunk[-1][0]
+        await sync(store, pairs)
         print(f"re-sync of an unchanged list: {time.perf_counter() - resync_started:.1f} s")
         search: Any = ProjectSearch(store, None, None, refresh_interval=0, offline=True)  # type: ignore[arg-type]
         print(f"{'query':<14}{'hits':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")

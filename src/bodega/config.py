@@ -17,6 +17,7 @@ import platformdirs
 
 from bodega.core.units import parse_size
 from bodega.errors import ConfigError
+from bodega.proxy.search import FIRST_REFRESH_DELAY
 
 ENV_PREFIX = "BODEGA_"
 
@@ -94,8 +95,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "search_refresh",
         float,
-        "Seconds between refreshes of the root list for search; 0: only what clients fetch.",
+        "Seconds between refreshes of the root list for search (the first comes"
+        " --search-first-refresh seconds after start); 0: only what clients fetch.",
         lambda: 3600.0,
+        _seconds,
+    ),
+    Setting(
+        "search_first_refresh",
+        float,
+        "Seconds after start before search first syncs the root list, so start-up and the"
+        " first clients never compete with fetching 800k names.",
+        lambda: FIRST_REFRESH_DELAY,
         _seconds,
     ),
     Setting(
@@ -124,6 +134,7 @@ class Settings:
     offline: bool
     upstream_timeout: float
     search_refresh: float
+    search_first_refresh: float
     shutdown_timeout: float
     max_cache_size: int  # bytes; 0: no limit
 

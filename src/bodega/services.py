@@ -88,7 +88,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
         stack.push_async_callback(root.close)
         search = ProjectSearch(
-            store, blobs, root, refresh_interval=settings.search_refresh, offline=offline
+            store,
+            blobs,
+            root,
+            refresh_interval=settings.search_refresh,
+            offline=offline,
+            first_refresh_delay=settings.search_first_refresh,
         )
         files = FileCache(
             blobs,

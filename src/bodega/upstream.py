@@ -8,8 +8,8 @@ arbitrary host (threat 18).
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -58,6 +58,31 @@ class UpstreamFile:
             raise UpstreamError(f"upstream download broke off: {error!r}") from error
         except TimeoutError as error:
             raise UpstreamTimeout("upstream download stalled") from error
+
+
+@dataclass(slots=True)
+class UpstreamListing:
+    """The root list as it streams in: its bytes are bounded in size (decompressed) and in
+    time (the page deadline, which the reader's own work between chunks does not extend)."""
+
+    url: str
+    media_type: str
+    response: aiohttp.ClientResponse
+    deadline: float  # event loop time
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async with aclosing(_bounded_chunks(self.response, MAX_ROOT_BYTES)) as reading:
+            while True:
+                try:
+                    async with asyncio.timeout_at(self.deadline):
+                        chunk = await anext(reading, None)
+                except TimeoutError:
+                    raise UpstreamTimeout(_overdue(self.url)) from None
+                except (aiohttp.ClientError, OSError) as error:
+                    raise UpstreamError(f"upstream root list broke off: {error!r}") from error
+                if chunk is None:
+                    return
+                yield chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +141,27 @@ class UpstreamClient:
             headers["If-Modified-Since"] = last_modified
         return await self._fetch_page(self.project_url(project), headers, MAX_PAGE_BYTES)
 
-    async def fetch_root(self) -> UpstreamPage:
-        return await self._fetch_page(self._base_url, {"Accept": _PAGE_ACCEPT}, MAX_ROOT_BYTES)
+    @asynccontextmanager
+    async def open_root(self) -> AsyncIterator[UpstreamListing]:
+        """The root list (/simple/), streamed: tens of MB that are never held whole."""
+        url = self._base_url
+        deadline = asyncio.get_running_loop().time() + PAGE_DEADLINE
+        async with AsyncExitStack() as stack:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    response = await stack.enter_async_context(
+                        self._request(url, {"Accept": _PAGE_ACCEPT})
+                    )
+            except TimeoutError:
+                raise UpstreamTimeout(_overdue(url)) from None
+            yield UpstreamListing(str(response.url), response.content_type, response, deadline)
 
     async def _fetch_page(self, url: str, headers: dict[str, str], limit: int) -> UpstreamPage:
         try:
             async with asyncio.timeout(PAGE_DEADLINE):
                 return await self._read_page(url, headers, limit)
         except TimeoutError:
-            raise UpstreamTimeout(f"upstream took over {PAGE_DEADLINE:.0f} s for {url}") from None
+            raise UpstreamTimeout(_overdue(url)) from None
 
     async def _read_page(self, url: str, headers: dict[str, str], limit: int) -> UpstreamPage:
         async with self._request(url, headers) as response:
@@ -291,12 +328,21 @@ def _check_status(response: aiohttp.ClientResponse) -> None:
     raise UpstreamError(f"upstream answered {response.status} for {response.url}")
 
 
+def _overdue(url: str) -> str:
+    return f"upstream took over {PAGE_DEADLINE:.0f} s for {url}"
+
+
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    return b"".join([chunk async for chunk in _bounded_chunks(response, limit)])
+
+
+async def _bounded_chunks(
+    response: aiohttp.ClientResponse, limit: int
+) -> AsyncGenerator[bytes, None]:
     # Count decompressed bytes: a small gzip body can expand enormously (threat 20).
-    parts, total = [], 0
+    total = 0
     async for chunk in response.content.iter_chunked(_CHUNK):
         total += len(chunk)
         if total > limit:
             raise UpstreamError(f"upstream page larger than {limit} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
+        yield chunk

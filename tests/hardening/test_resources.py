@@ -210,6 +210,32 @@ async def test_scenario_20_enormous_pages_are_refused_with_bounded_memory(
         assert figures["lag"] < 1.0, figures
 
 
+# The root list is streamed, never held whole: an entry that never closes is refused once its
+# unfinished rest passes 64 KiB, long before the 512 MiB root budget.
+ENORMOUS_ROOTS = {
+    "unclosed-anchor": huge_page_handler(
+        b'<a href="' + b"x" * (MiB - 9), 100, **{"Content-Type": "text/html"}
+    ),
+    "unclosed-name": huge_page_handler(
+        b'{"projects":[{"name":"' + b"x" * (MiB - 22), 100, **{"Content-Type": JSON}
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", ENORMOUS_ROOTS)
+async def test_scenario_20_a_root_list_entry_that_never_closes_is_refused_early(
+    start_bodega: StartBodega, client: httpx.AsyncClient, kind: str
+) -> None:
+    async with hostile_upstream() as upstream:
+        upstream.routes["/simple/"] = ENORMOUS_ROOTS[kind]
+        bodega = await start_bodega(upstream=upstream.simple_url)
+        async with measured() as figures:
+            response = await client.get(f"{bodega}simple/")
+        assert response.status_code == 502
+        assert figures["rss_growth"] < 100 * MiB, figures
+        assert figures["lag"] < 1.0, figures
+
+
 # --- scenario 12: many ranges; slow-loris clients --------------------------------------
 
 

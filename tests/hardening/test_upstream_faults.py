@@ -304,6 +304,36 @@ async def test_scenario_22_and_invariant_3_a_known_filename_keeps_its_hash(
         assert set(blobs(tmp_path / "data")) <= {WHEEL.sha256, WHEEL.metadata_sha256}
 
 
+async def test_a_gzipped_html_root_list_in_small_chunks_streams_into_both_renderings(
+    start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    """The root list is scanned as it arrives: names cut anywhere by chunking and gzip come
+    out whole, once each, in HTML and JSON."""
+    names = [f"Project_{i}" for i in range(50_000)]
+    anchors = "".join(f'<a href="/simple/project-{i}/">{n}</a>\n' for i, n in enumerate(names))
+    body = gzip.compress(f"<html><body>\n{anchors}</body></html>\n".encode())
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/html", "Content-Encoding": "gzip"}
+        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), 997):
+            await response.write(body[start : start + 997])
+        await response.write_eof()
+        return response
+
+    async with hostile_upstream() as upstream:
+        upstream.routes["/simple/"] = chunked
+        bodega = await start_bodega(upstream=upstream.simple_url)
+        html = await client.get(f"{bodega}simple/")
+        assert html.headers["X-Bodega-Projects"] == "50000"
+        assert '<a href="project-49999/">Project_49999</a>' in html.text
+        as_json = await client.get(f"{bodega}simple/", headers={"Accept": JSON})
+        assert [p["name"] for p in as_json.json()["projects"]] == names
+
+
 async def test_scenario_23_a_gzip_content_encoding_on_a_tar_gz_is_not_undone(
     start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:

@@ -28,6 +28,7 @@ def make_settings(*, data_dir: Path, upstream: str, **overrides: Any) -> Setting
         offline=False,
         upstream_timeout=5.0,
         search_refresh=0.0,  # no background root-list fetches unless a test asks
+        search_first_refresh=0.0,  # and none waits a minute when one does
         shutdown_timeout=5.0,
         max_cache_size=0,
     )
@@ -54,8 +55,14 @@ class BodegaProcess:
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
-            # No background root-list fetches for search unless a test asks for them.
-            env={**os.environ, "BODEGA_SEARCH_REFRESH": "0", **(env or {})},
+            # No background root-list fetches for search unless a test asks for them, and
+            # then no minute's wait for the first.
+            env={
+                **os.environ,
+                "BODEGA_SEARCH_REFRESH": "0",
+                "BODEGA_SEARCH_FIRST_REFRESH": "0",
+                **(env or {}),
+            },
         )
         self.url = self._wait_until_ready()
         self.log: list[str] = []

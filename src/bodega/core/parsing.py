@@ -1,7 +1,8 @@
 """Parsing upstream simple-API pages (PEP 503 HTML and PEP 691 JSON) into the index model.
 
 Upstream pages are untrusted input: every file entry is checked on its own and a bad one
-is skipped, never the whole page (threat 21). Sizes are bounded by the caller.
+is skipped, never the whole page (threat 21). Sizes are bounded by the caller. The root list
+(/simple/) has a streaming parser of its own, in root_list.py.
 """
 
 import json
@@ -13,7 +14,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 from packaging.utils import NormalizedName
 
 from bodega.core.model import DistributionFile, ProjectPage, ProjectStatus
-from bodega.core.names import normalize_project_name, validate_filename
+from bodega.core.names import validate_filename
 from bodega.errors import BodegaError, UpstreamError
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -40,35 +41,6 @@ def parse_project_page(
     if media_type in (HTML_V1, HTML):
         return _parse_html_page(body, page_url, name)
     raise PageFormatError(f"upstream answered with an unsupported content type {media_type!r}")
-
-
-def parse_project_list(body: bytes, media_type: str) -> list[str]:
-    """The project names of a root page (/simple/), in upstream's spelling."""
-    if media_type == JSON_V1:
-        data = _load_json(body)
-        projects = data.get("projects")
-        if not isinstance(projects, list):
-            raise PageFormatError("upstream root list has no 'projects' list")
-        names = (p.get("name") for p in projects if isinstance(p, dict))
-        return [n for n in names if isinstance(n, str) and _is_project_name(n)]
-    if media_type in (HTML_V1, HTML):
-        # The root page is tens of MB of one anchor per project: a regex is an order of
-        # magnitude faster than an HTML parser here, and the names are validated anyway.
-        text = body.decode("utf-8", errors="replace")
-        found = (m.group(1).strip() for m in _ROOT_ANCHOR.finditer(text))
-        return [n for n in found if _is_project_name(n)]
-    raise PageFormatError(f"upstream answered with an unsupported content type {media_type!r}")
-
-
-_ROOT_ANCHOR = re.compile(r"<a\b[^>]*>([^<]*)</a>", re.IGNORECASE)
-
-
-def _is_project_name(raw: str) -> bool:
-    try:
-        normalize_project_name(raw)
-    except BodegaError:
-        return False
-    return True
 
 
 # --- JSON (PEP 691) ---------------------------------------------------------------------

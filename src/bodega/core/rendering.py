@@ -5,19 +5,15 @@ Every file URL is bodega's own, relative to the page, so the same bytes work und
 """
 
 import json
-from collections.abc import Iterable, Iterator
 from html import escape
 from typing import Any
 from urllib.parse import quote
-
-from packaging.utils import canonicalize_name
 
 from bodega.core.filenames import version_of
 from bodega.core.model import DistributionFile, ProjectPage
 
 # PEP 833 froze the HTML form at 1.4; bodega only claims what it fills in.
 _HTML_BASE_VERSION = "1.0"
-_CHUNK_NAMES = 2048
 
 
 def file_href(project: str, filename: str) -> str:
@@ -143,45 +139,3 @@ def _html_version(page: ProjectPage) -> str:
 def _versions_from_files(page: ProjectPage) -> list[str]:
     versions = {v for v in (version_of(f.filename) for f in page.files) if v is not None}
     return sorted(versions)
-
-
-# --- the root list ----------------------------------------------------------------------
-
-
-def render_root_html(names: Iterable[str]) -> Iterator[bytes]:
-    """The root list as HTML, in chunks, so 800k names never sit in one string."""
-    yield (
-        b"<!DOCTYPE html>\n<html>\n  <head>\n"
-        b'    <meta name="pypi:repository-version" content="1.0">\n'
-        b"    <title>Simple index</title>\n  </head>\n  <body>\n"
-    )
-    for chunk in _chunks(names):
-        lines = (f'    <a href="{_project_href(n)}">{escape(n)}</a>\n' for n in chunk)
-        yield "".join(lines).encode()
-    yield b"  </body>\n</html>\n"
-
-
-def render_root_json(names: Iterable[str]) -> Iterator[bytes]:
-    """The root list as PEP 691 JSON, in chunks."""
-    yield b'{"meta":{"api-version":"1.0"},"projects":['
-    separator = ""
-    for chunk in _chunks(names):
-        body = ",".join(json.dumps({"name": n}, separators=(",", ":")) for n in chunk)
-        yield (separator + body).encode()
-        separator = ","
-    yield b"]}"
-
-
-def _project_href(display_name: str) -> str:
-    return f"{quote(canonicalize_name(display_name))}/"
-
-
-def _chunks(names: Iterable[str]) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for name in names:
-        chunk.append(name)
-        if len(chunk) == _CHUNK_NAMES:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -1,17 +1,30 @@
-"""The root list (/simple/): fetched from upstream, rendered once per refresh into two blobs
-(HTML and JSON), and served from those, so 800k names cost one render, not one per request."""
+"""The root list (/simple/): streamed from upstream and rendered as it comes into two blobs
+(HTML and JSON), which are served as they are. 800k names cost one pass over upstream's
+bytes in a few MiB, never the whole list in memory, and one render per refresh, not one per
+request."""
 
 import asyncio
 import hashlib
 import logging
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
 from pathlib import Path
 
-from bodega.core.parsing import parse_project_list
-from bodega.core.rendering import render_root_html, render_root_json
+from bodega.core.root_list import (
+    ROOT_HTML_END,
+    ROOT_HTML_START,
+    ROOT_JSON_END,
+    ROOT_JSON_START,
+    Entry,
+    project_list_scanner,
+    root_html_anchors,
+    root_json_entries,
+)
 from bodega.errors import NotFound, UpstreamError
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore
@@ -19,6 +32,8 @@ from bodega.storage.metadata import MetadataStore, StoredRoot
 from bodega.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
+
+BATCH_BYTES = 1024 * 1024  # what one worker-thread hop scans and renders
 
 
 class RootList:
@@ -70,26 +85,130 @@ class RootList:
         await self._refresh.close()
 
     async def _fetch(self) -> StoredRoot:
-        response = await self._upstream.fetch_root()
-        names = await asyncio.to_thread(parse_project_list, response.body, response.media_type)
-        html_key = await self._store_rendering(render_root_html(names))
-        json_key = await self._store_rendering(render_root_json(names))
-        root = StoredRoot(html_key, json_key, len(names), self._clock())
+        async with self._upstream.open_root() as listing:
+            spooled = await spool_root_list(listing.chunks(), listing.media_type, self._spool_dir)
+        try:
+            await self._blobs.put_file(spooled.html_key, spooled.html_path)
+            await self._blobs.put_file(spooled.json_key, spooled.json_path)
+        finally:
+            await asyncio.to_thread(spooled.discard)  # whatever put_file did not consume
+        root = StoredRoot(spooled.html_key, spooled.json_key, spooled.project_count, self._clock())
         await self._store.put_root(root)
         return root
 
-    async def _store_rendering(self, chunks: Iterator[bytes]) -> str:
-        path, key = await asyncio.to_thread(_write_spooled, self._spool_dir, chunks)
-        await self._blobs.put_file(key, path)
-        return key
+
+@dataclass(frozen=True, slots=True)
+class SpooledRoot:
+    """The two renderings of a root list, complete in the spool, named by their sha256."""
+
+    html_path: Path
+    html_key: str
+    json_path: Path
+    json_key: str
+    project_count: int
+
+    def discard(self) -> None:
+        self.html_path.unlink(missing_ok=True)
+        self.json_path.unlink(missing_ok=True)
 
 
-def _write_spooled(spool_dir: Path, chunks: Iterator[bytes]) -> tuple[Path, str]:
-    spool_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=spool_dir, suffix=".root")
-    hasher = hashlib.sha256()
-    with os.fdopen(fd, "wb") as out:
-        for chunk in chunks:
-            hasher.update(chunk)
-            out.write(chunk)
-    return Path(name), hasher.hexdigest()
+async def spool_root_list(
+    chunks: AsyncIterable[bytes], media_type: str, spool_dir: Path
+) -> SpooledRoot:
+    """A root page scanned and rendered into two spool files while its bytes stream in.
+
+    The scanning, rendering, hashing and writing all run in worker threads, a batch of
+    chunks per hop, so the event loop only moves bytes along.
+    """
+    spool = await asyncio.to_thread(_RootSpool, spool_dir, media_type)
+    try:
+        async with aclosing(batches(chunks, BATCH_BYTES)) as batched:
+            async for batch in batched:
+                await asyncio.to_thread(spool.feed, batch)
+        return await asyncio.to_thread(spool.finish)
+    except BaseException:
+        # Shielded: a second cancellation must not leave the files behind.
+        await asyncio.shield(asyncio.to_thread(spool.abort))
+        raise
+
+
+async def batches(chunks: AsyncIterable[bytes], size: int) -> AsyncGenerator[list[bytes], None]:
+    """Chunks gathered into lists of at least `size` bytes (but the last)."""
+    batch: list[bytes] = []
+    total = 0
+    async for chunk in chunks:
+        batch.append(chunk)
+        total += len(chunk)
+        if total >= size:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
+
+
+class _RootSpool:
+    """The two renderings being written, one batch of names at a time.
+
+    Used by one worker thread at a time; the lock makes abort() wait for a batch that is
+    still running in its thread after the task that awaited it was cancelled.
+    """
+
+    def __init__(self, spool_dir: Path, media_type: str) -> None:
+        self._scanner = project_list_scanner(media_type)  # an unknown type fails before any file
+        self._lock = threading.Lock()
+        self._count = 0
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        self._html = _SpoolFile(spool_dir)
+        try:
+            self._json = _SpoolFile(spool_dir)
+        except BaseException:
+            self._html.abort()
+            raise
+        self._html.write(ROOT_HTML_START)
+        self._json.write(ROOT_JSON_START)
+
+    def feed(self, batch: list[bytes]) -> None:
+        with self._lock:
+            for chunk in batch:
+                self._render(self._scanner.feed(chunk))
+
+    def finish(self) -> SpooledRoot:
+        with self._lock:
+            self._render(self._scanner.close())
+            self._html.write(ROOT_HTML_END)
+            self._json.write(ROOT_JSON_END)
+            html_key, json_key = self._html.close(), self._json.close()
+            return SpooledRoot(self._html.path, html_key, self._json.path, json_key, self._count)
+
+    def abort(self) -> None:
+        with self._lock:
+            self._html.abort()
+            self._json.abort()
+
+    def _render(self, entries: list[Entry]) -> None:
+        if entries:
+            self._html.write(root_html_anchors(entries))
+            self._json.write(root_json_entries(entries, is_first=self._count == 0))
+            self._count += len(entries)
+
+
+class _SpoolFile:
+    """A spool file that hashes what is written to it, for its blob key."""
+
+    def __init__(self, spool_dir: Path) -> None:
+        fd, name = tempfile.mkstemp(dir=spool_dir, suffix=".root")
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        self._hasher = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self._hasher.update(data)
+        self._file.write(data)
+
+    def close(self) -> str:
+        self._file.close()
+        return self._hasher.hexdigest()
+
+    def abort(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)

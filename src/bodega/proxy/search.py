@@ -1,10 +1,12 @@
 """Project search: every name upstream lists, plus the summary and latest version of each
 project bodega has seen a page or core metadata for.
 
-The names come from the root list, synced into the metadata store by a background task in
-chunks, so no request ever waits for 800k names and other store work interleaves. Pages and
-core metadata are noted by a second background task fed through a bounded queue: a request
-only enqueues.
+The names come from the root list, synced into the metadata store by a background task: the
+JSON rendering is scanned a batch at a time and staged in the store, which merges it in
+chunks, so no request ever waits for 800k names, other store work interleaves and memory
+stays at one batch. The task's first pass waits FIRST_REFRESH_DELAY, so a new bodega's
+start-up and its first clients never compete with it. Pages and core metadata are noted by a
+second background task fed through a bounded queue: a request only enqueues.
 """
 
 import asyncio
@@ -15,10 +17,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from packaging.utils import canonicalize_name
-
 from bodega.core.model import ProjectPage
-from bodega.core.parsing import JSON_V1, parse_project_list
+from bodega.core.parsing import JSON_V1
+from bodega.core.root_list import Entry, ProjectListScanner, project_list_scanner
 from bodega.core.search import (
     MAX_METADATA_BYTES,
     CoreMetadata,
@@ -34,15 +35,18 @@ from bodega.core.search import (
 )
 from bodega.errors import BodegaError
 from bodega.proxy.files import Download
-from bodega.proxy.root import RootList
+from bodega.proxy.root import RootList, batches
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore, SearchDetails, StoredRoot
 
 log = logging.getLogger(__name__)
 
 SYNC_CHUNK = 1_000  # names per bulk transaction, so a page write waits little behind one
+FIRST_REFRESH_DELAY = 60.0  # seconds from start to the first pass of the names sync
 CANDIDATES = 500  # matches per criterion before ranking; bounds the work of one search
 _QUEUE_SIZE = 1024
+# Of the JSON rendering per thread hop: ~10k names, whose staged pairs are a few MiB.
+_SCAN_BYTES = 256 * 1024
 _SEEN_METADATA = 10_000  # metadata blobs already read, so repeated hits cost nothing
 
 Job = Callable[[], Awaitable[None]]
@@ -73,6 +77,7 @@ class ProjectSearch:
         *,
         refresh_interval: float,
         offline: bool,
+        first_refresh_delay: float = FIRST_REFRESH_DELAY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -80,7 +85,9 @@ class ProjectSearch:
         self._root = root
         self._interval = refresh_interval
         self._offline = offline
+        self._first_refresh_delay = first_refresh_delay
         self._clock = clock
+        self._sync_lock = asyncio.Lock()  # one staging area in the store: one sync at a time
         self._jobs: asyncio.Queue[Job] = asyncio.Queue(_QUEUE_SIZE)
         self._seen_metadata: OrderedDict[str, None] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,31 +163,44 @@ class ProjectSearch:
                 stored, _ = await self._root.get(revalidate=True)
             except BodegaError as error:
                 log.warning("search: the root list could not be refreshed: %s", error)
-        if stored is not None and stored.json_key != await self._store.search_root_key():
-            self.is_syncing = True
-            try:
-                await self._sync(stored)
-            finally:
-                self.is_syncing = False
+        async with self._sync_lock:
+            if stored is not None and stored.json_key != await self._store.search_root_key():
+                self.is_syncing = True
+                try:
+                    await self._sync(stored)
+                finally:
+                    self.is_syncing = False
 
     async def _sync(self, root: StoredRoot) -> None:
         started = time.monotonic()
-        body = b"".join([chunk async for chunk in self._blobs.read(root.json_key)])
-        pairs = await asyncio.to_thread(_sorted_names, body)
-        after: str | None = None
-        for start in range(0, max(len(pairs), 1), SYNC_CHUNK):
-            chunk = pairs[start : start + SYNC_CHUNK]
-            await self._store.sync_search_names(chunk, after, start + SYNC_CHUNK >= len(pairs))
-            after = chunk[-1][0] if chunk else after
+        scanner = project_list_scanner(JSON_V1)
+        await self._store.start_search_sync()
+        count = 0
+        async with contextlib.aclosing(
+            batches(self._blobs.read(root.json_key), _SCAN_BYTES)
+        ) as batched:
+            async for batch in batched:
+                entries = await asyncio.to_thread(_scan, scanner, batch)
+                await self._store.stage_search_names(entries)
+                count += len(entries)
+        await self._store.stage_search_names(await asyncio.to_thread(scanner.close))
+        after = await self._store.merge_search_names(None, SYNC_CHUNK)
+        while after is not None:
+            after = await self._store.merge_search_names(after, SYNC_CHUNK)
         await self._store.set_search_root_key(root.json_key)
-        log.info("search: %d names synced in %.1f s", len(pairs), time.monotonic() - started)
+        log.info("search: %d names synced in %.1f s", count, time.monotonic() - started)
 
     async def _keep_names_fresh(self) -> None:
+        await asyncio.sleep(self._first_refresh_delay)
         while True:
             try:
                 await self.sync_names()
             except BodegaError as error:
                 log.warning("search: syncing names failed: %s", error)
+            except Exception:
+                # Whatever one pass hit, the next interval tries again: only cancellation
+                # ends this task (a constraint error once ended search's freshness for good).
+                log.exception("search: syncing names failed unexpectedly")
             if self._interval <= 0:
                 return
             await asyncio.sleep(self._interval)
@@ -228,9 +248,8 @@ class ProjectSearch:
         await self._store.put_search_details(_merged(project, old, metadata))
 
 
-def _sorted_names(body: bytes) -> list[tuple[str, str]]:
-    by_key = {canonicalize_name(name): name for name in parse_project_list(body, JSON_V1)}
-    return sorted(by_key.items())
+def _scan(scanner: ProjectListScanner, batch: list[bytes]) -> list[Entry]:
+    return [entry for chunk in batch for entry in scanner.feed(chunk)]
 
 
 def _with_version(old: SearchDetails, version: str | None) -> SearchDetails:

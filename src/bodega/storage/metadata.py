@@ -93,12 +93,17 @@ class MetadataStore(Protocol):
     async def cached_keys(self, keys: Collection[str]) -> set[str]:
         """Those of `keys` that are recorded blobs."""
 
-    async def sync_search_names(
-        self, names: Sequence[tuple[str, str]], after: str | None, is_last: bool
-    ) -> None:
-        """Make the searchable names between `after` (exclusive) and the last of `names` (or
-        the end, when `is_last`) exactly `names`: (key, name) pairs sorted by key. Names with
-        details stay even when upstream no longer lists them."""
+    async def start_search_sync(self) -> None:
+        """Begin staging a new list of names; what an unfinished sync staged is dropped."""
+
+    async def stage_search_names(self, names: Sequence[tuple[str, str]]) -> None:
+        """Stage (key, name) pairs, in any order; a key staged again keeps its last name."""
+
+    async def merge_search_names(self, after: str | None, limit: int) -> str | None:
+        """Make the searchable names after `after` (exclusive) the staged ones, up to the
+        returned key: at most `limit` of each side, in one short transaction. None when the
+        whole index matches the staging (which is then dropped). Names with details stay
+        even when the staging lacks them."""
 
     async def search_root_key(self) -> str | None:
         """The root-list blob the names were last synced from."""

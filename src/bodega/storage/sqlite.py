@@ -9,8 +9,9 @@ import asyncio
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -94,7 +95,8 @@ class SqliteMetadataStore:
 
     Bulk background work (syncing 800k project names for search) has a connection and a
     thread of its own: in WAL mode the request path's reads never queue behind it, and its
-    writes wait at most one short bulk transaction.
+    writes wait at most one short bulk transaction. The names are staged in a TEMP table of
+    that connection (on disk, sorted by SQLite), then merged a chunk per transaction.
     """
 
     def __init__(self, main: "_Worker", bulk: "_Worker") -> None:
@@ -269,14 +271,31 @@ class SqliteMetadataStore:
 
         return await self._run(work)
 
-    async def sync_search_names(
-        self, names: Sequence[tuple[str, str]], after: str | None, is_last: bool
-    ) -> None:
+    async def start_search_sync(self) -> None:
+        await self._bulk.run(_start_staging)
+
+    async def stage_search_names(self, names: Sequence[tuple[str, str]]) -> None:
         def work(db: sqlite3.Connection) -> None:
-            with db:
-                _sync_names(db, names, after or "", is_last)
+            # The TEMP table is the bulk connection's own: these transactions take no lock
+            # another connection waits on, and SQLite sorts and de-duplicates on disk.
+            for start in range(0, len(names), _STAGE_BATCH):
+                with db:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO temp.search_staging VALUES (?, ?)",
+                        names[start : start + _STAGE_BATCH],
+                    )
 
         await self._bulk.run(work)
+
+    async def merge_search_names(self, after: str | None, limit: int) -> str | None:
+        def work(db: sqlite3.Connection) -> str | None:
+            with _immediate(db):
+                upper = _merge_names(db, after or "", limit)
+            if upper is None:
+                db.execute("DROP TABLE temp.search_staging")
+            return upper
+
+        return await self._bulk.run(work)
 
     async def search_root_key(self) -> str | None:
         def work(db: sqlite3.Connection) -> str | None:
@@ -309,7 +328,9 @@ class SqliteMetadataStore:
 
     async def put_search_details(self, details: SearchDetails) -> None:
         def work(db: sqlite3.Connection) -> None:
-            with db:
+            # IMMEDIATE: the read of the name's row and the insert are one step that the
+            # bulk connection's merge cannot come between.
+            with _immediate(db):
                 row = db.execute(
                     "SELECT id FROM search_names WHERE key = ?", (details.key,)
                 ).fetchone()
@@ -424,6 +445,9 @@ class _Worker:
             # "database is locked" past busy_timeout, "database or disk is full": the store
             # cannot write now, which callers may survive (threats 32, 33).
             raise StorageError(f"metadata store: {error}") from error
+        except sqlite3.IntegrityError as error:
+            # A constraint another writer's row broke: this write failed, the store is fine.
+            raise StorageError(f"metadata store: {error}") from error
 
     async def close(self) -> None:
         await self.run(lambda db: db.close())
@@ -441,6 +465,7 @@ _DETAILS_QUERY = (
     " FROM search_details d JOIN search_names n USING (key)"
 )
 _IN_BATCH = 500  # bound parameters per IN (...) query, well under SQLite's limit
+_STAGE_BATCH = 5_000  # staged names per transaction: bounds the temp journal, not the lock
 
 
 def _insert_name(db: sqlite3.Connection, key: str, name: str) -> int:
@@ -450,19 +475,45 @@ def _insert_name(db: sqlite3.Connection, key: str, name: str) -> int:
     return row_id
 
 
-def _sync_names(
-    db: sqlite3.Connection, names: Sequence[tuple[str, str]], after: str, is_last: bool
-) -> None:
-    if is_last:
-        rows = db.execute("SELECT id, key, name FROM search_names WHERE key > ?", (after,))
-    else:
-        rows = db.execute(
-            "SELECT id, key, name FROM search_names WHERE key > ? AND key <= ?",
-            (after, names[-1][0]),
-        )
-    existing = {key: (row_id, name) for row_id, key, name in rows}
-    incoming = dict(names)
-    for key, (row_id, name) in existing.items():
+@contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction that holds the write lock from its first read."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+
+
+def _start_staging(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE IF EXISTS temp.search_staging")
+    db.execute(
+        "CREATE TEMP TABLE search_staging (key TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID"
+    )
+
+
+def _merge_names(db: sqlite3.Connection, after: str, limit: int) -> str | None:
+    """Reconcile the next keys after `after` of search_names with the staging: at most
+    `limit` of each, up to the last key both sides have read past. Returns that key, or None
+    when both are exhausted."""
+    staged = db.execute(
+        "SELECT key, name FROM temp.search_staging WHERE key > ? ORDER BY key LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    existing = db.execute(
+        "SELECT key, id, name FROM search_names WHERE key > ? ORDER BY key LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    # A side that returned fewer than `limit` rows has nothing more: it does not bound.
+    bounds = [rows[-1][0] for rows in (staged, existing) if len(rows) == limit]
+    upper = min(bounds) if bounds else None
+    if upper is not None:
+        staged = [row for row in staged if row[0] <= upper]
+        existing = [row for row in existing if row[0] <= upper]
+    incoming = dict(staged)
+    for key, row_id, name in existing:
         if key not in incoming:
             if db.execute("SELECT 1 FROM search_details WHERE key = ?", (key,)).fetchone():
                 continue  # seen by bodega: still searchable while its page is cached
@@ -470,15 +521,19 @@ def _sync_names(
             db.execute("DELETE FROM search_text WHERE rowid = ?", (row_id,))
         elif incoming[key] != name:
             db.execute("UPDATE search_names SET name = ? WHERE id = ?", (incoming[key], row_id))
-    added = [(key, name) for key, name in names if key not in existing]
+    known = {key for key, _, _ in existing}
+    added = [(key, name) for key, name in staged if key not in known]
     if added:
+        # Ids chosen here, under the write lock this transaction holds, so the full-text
+        # rows get exactly the ids of the names it inserted.
         (last_id,) = db.execute("SELECT coalesce(max(id), 0) FROM search_names").fetchone()
-        db.executemany("INSERT INTO search_names (key, name) VALUES (?, ?)", added)
-        db.execute(
-            "INSERT INTO search_text (rowid, words, summary)"
-            " SELECT id, key, '' FROM search_names WHERE id > ?",
-            (last_id,),
+        rows = [(last_id + n, key, name) for n, (key, name) in enumerate(added, start=1)]
+        db.executemany("INSERT INTO search_names (id, key, name) VALUES (?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO search_text (rowid, words, summary) VALUES (?, ?, '')",
+            [(row_id, key) for row_id, key, _ in rows],
         )
+    return upper
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -486,6 +541,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA busy_timeout=10000")
+    # Staged names for search (800k) spill to a temp file, never to memory, on every build.
+    connection.execute("PRAGMA temp_store=FILE")
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
         connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")

@@ -11,7 +11,6 @@ from bodega.core.parsing import (
     HTML,
     JSON_V1,
     PageFormatError,
-    parse_project_list,
     parse_project_page,
 )
 
@@ -173,13 +172,6 @@ def test_the_record_round_trips() -> None:
     body = html_page(f'<a href="/demo-1.0.tar.gz#sha256={SHA}" data-yanked="">x</a>')
     page = parse_project_page(body, HTML, PAGE_URL, NAME)
     assert ProjectPage.from_record(json.loads(json.dumps(page.to_record()))) == page
-
-
-def test_root_list_in_both_formats() -> None:
-    html = b'<html><a href="/simple/a/">A</a><a href="/simple/b-c/">b_c</a><a href="x">\xff</a>'
-    assert parse_project_list(html, HTML) == ["A", "b_c"]
-    document = {"meta": {}, "projects": [{"name": "A"}, {"name": 3}, {"name": "ｆｏｏ"}]}
-    assert parse_project_list(json.dumps(document).encode(), JSON_V1) == ["A"]
 
 
 @settings(max_examples=200)

@@ -3,13 +3,8 @@ import json
 from packaging.utils import NormalizedName
 
 from bodega.core.model import DistributionFile, ProjectPage, ProjectStatus
-from bodega.core.parsing import HTML, JSON_V1, parse_project_list, parse_project_page
-from bodega.core.rendering import (
-    render_project_html,
-    render_project_json,
-    render_root_html,
-    render_root_json,
-)
+from bodega.core.parsing import HTML, JSON_V1, parse_project_page
+from bodega.core.rendering import render_project_html, render_project_json
 
 SHA = "a" * 64
 FILE = DistributionFile(
@@ -78,16 +73,6 @@ def test_a_quarantined_project_lists_no_files() -> None:
     page = ProjectPage(NormalizedName("demo"), (FILE,), status=ProjectStatus("quarantined"))
     assert json.loads(render_project_json(page))["files"] == []
     assert b"<a " not in render_project_html(page)
-
-
-def test_root_list_renders_in_chunks_and_parses_back() -> None:
-    names = [f"Project_{i}" for i in range(5000)] + ['x"><script>']
-    html = b"".join(render_root_html(names))
-    assert parse_project_list(html, HTML)[:2] == ["Project_0", "Project_1"]
-    assert b"<script>" not in html
-    assert b'href="project-0/"' in html
-    document = json.loads(b"".join(render_root_json(names)))
-    assert len(document["projects"]) == 5001
 
 
 def test_gpg_signatures_are_never_claimed_since_bodega_serves_no_asc_files() -> None:

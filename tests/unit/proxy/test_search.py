@@ -1,0 +1,100 @@
+"""The background names sync: when its first pass comes, and that no failure ends it."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from bodega.core.parsing import HTML
+from bodega.proxy.root import RootList, spool_root_list
+from bodega.proxy.search import ProjectSearch
+from bodega.storage.filesystem import FilesystemBlobStore
+from bodega.storage.metadata import StoredRoot
+from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.upstream import UpstreamClient
+from tests.support.distributions import build_wheel
+from tests.support.fake_index import FakeIndex
+
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
+    for _ in range(600):
+        if done(value := await probe()):
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still {value!r} after 30 s")
+
+
+class FailingOnce(FilesystemBlobStore):
+    """A blob store whose first read hits a bug: not a BodegaError, just an exception."""
+
+    failures = 1
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("a bug in one pass")
+        async for chunk in super().read(key, start, end):
+            yield chunk
+
+
+async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
+    blobs = FailingOnce(tmp_path / "blobs", tmp_path / "tmp")
+    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "search-test")
+    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
+    page = b'<a href="a/">a</a><a href="b/">b</a><a href="c/">c</a>'
+
+    async def one_page() -> AsyncIterator[bytes]:
+        yield page
+
+    spooled = await spool_root_list(one_page(), HTML, tmp_path / "tmp")
+    await blobs.put_file(spooled.json_key, spooled.json_path)
+    await store.put_root(StoredRoot(spooled.html_key, spooled.json_key, 3, 0.0))
+    search = ProjectSearch(
+        store, blobs, root, refresh_interval=0.05, offline=True, first_refresh_delay=0
+    )
+    search.start()
+    try:
+        await eventually(search.status, lambda status: status.names == 3)
+    finally:
+        await search.close()
+        await upstream.close()
+        await store.close()
+    failure = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert failure
+    assert failure[0].exc_info is not None
+
+
+async def test_the_first_pass_waits_its_delay_so_start_up_fetches_no_root_list(
+    tmp_path: Path, fake_index: FakeIndex
+) -> None:
+    fake_index.add("demo", build_wheel("demo", "1.0"))
+    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
+    blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
+    upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "search-test")
+    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=False)
+    waiting = ProjectSearch(store, blobs, root, refresh_interval=3600, offline=False)
+    prompt = ProjectSearch(
+        store, blobs, root, refresh_interval=3600, offline=False, first_refresh_delay=0
+    )
+    try:
+        waiting.start()
+        await asyncio.sleep(0.5)
+        assert fake_index.count("GET", "/simple/") == 0
+        await waiting.close()  # cancelled while it waits
+        prompt.start()
+        await eventually(prompt.status, lambda status: status.names == 1)
+        assert fake_index.count("GET", "/simple/") == 1
+    finally:
+        await waiting.close()
+        await prompt.close()
+        await root.close()
+        await upstream.close()
+        await store.close()
