@@ -61,6 +61,7 @@ class Download:
         self.window_start = 0
         self._window: deque[bytes] = deque()
         self._window_bytes = 0
+        self.asked_at = 0.0  # when a client first asked for it (the blob's first access)
         self.is_started = False  # upstream answered with a body on its way
         self.is_verified = False  # every byte is in the spool and matches size and hash
         self.is_done = False
@@ -232,6 +233,9 @@ class FileCache:
         if self._offline:
             raise NotFound("file not cached and bodega is offline")
         download = Download(key, url, expected_size)
+        # The file's last use is when it was asked for: its commit may land after the
+        # client's next request for another file, which must count as more recent.
+        download.asked_at = self._clock()
         self.activity.fetch_started()
         self._active[flight_key] = download
         task = self._downloads.run(flight_key, lambda: self._run(download))
@@ -311,7 +315,7 @@ class FileCache:
                 await self._blobs.put_file(download.key, spool)
                 download.is_committed = True
                 self._crash.reached("file_committed")
-                await self._record(download.key, download.written)
+                await self._record(download.key, download.written, download.asked_at)
                 self._crash.reached("file_recorded")
                 if self.on_commit is not None:
                     self.on_commit(download.written)
@@ -337,11 +341,11 @@ class FileCache:
             download.is_done = True
             download.notify()
 
-    async def _record(self, key: str, size: int) -> None:
+    async def _record(self, key: str, size: int, accessed_at: float) -> None:
         # The blob is verified and visible already; a database that cannot take its row now
         # (threats 32, 33) leaves an orphan blob that `cache verify` adopts, not a failure.
         try:
-            await self._store.record_blob(key, size, self._clock())
+            await self._store.record_blob(key, size, accessed_at)
         except StorageError as error:
             log.warning("blob %s stored but not recorded: %s", key, error)
 

@@ -159,6 +159,10 @@ class ProjectPages:
             self._memory.move_to_end(project)
             return cached
         stored = await self._store.get_page(project)
+        # A refresh may have finished while the store was read: its page is the newest (and
+        # may not be stored yet: pages are written behind their responses).
+        if (cached := self._memory.get(project)) is not None:
+            return cached
         if stored is None:
             return None
         extracted = await self._store.core_metadata_of(project)
@@ -173,6 +177,8 @@ class ProjectPages:
             last_modified=stored.last_modified,
             fetched_at=stored.fetched_at,
         )
+        if (newer := self._memory.get(project)) is not None:
+            return newer  # refreshed while this was read: never overwrite it with the store's
         self._remember(project, cached)
         return cached
 
