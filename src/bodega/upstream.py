@@ -28,7 +28,7 @@ MAX_ROOT_BYTES = 512 * 1024 * 1024
 MAX_REDIRECTS = 3
 # A page that trickles in a byte at a time never trips the read timeout; this bounds it.
 PAGE_DEADLINE = 60.0
-_CHUNK = 256 * 1024
+_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +115,10 @@ class UpstreamClient:
             connector=aiohttp.TCPConnector(limit=256, limit_per_host=64),
             headers={"User-Agent": f"bodega/{__version__}"},
             auto_decompress=True,
+            # Up to 1 MiB buffered per response (aiohttp's default is 64 KiB): a large file
+            # from a fast upstream arrives in a few big chunks instead of hundreds of
+            # pause/resume cycles of the event loop.
+            read_bufsize=_CHUNK,
             # The environment's proxies and ~/.netrc are honoured per host by _route():
             # aiohttp's trust_env reads both in two worker threads on every request.
             trust_env=False,

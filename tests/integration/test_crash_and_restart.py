@@ -109,7 +109,8 @@ def test_a_download_killed_midway_is_never_served_and_is_fetched_again_after_res
         [spool] = spool_files(data_dir)
         assert spool.name.endswith(".part")
         partial = spool.read_bytes()
-        assert len(received) < len(partial) <= STALL_AFTER
+        # Readers are fed from memory; the spool is written in batches behind them.
+        assert len(partial) <= STALL_AFTER
         assert WHEEL.data.startswith(partial)
 
         bodega.kill()

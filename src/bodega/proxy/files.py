@@ -20,6 +20,7 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,8 +41,8 @@ _READ_CHUNK = 256 * 1024
 # the cached files must stay servable when the disk fills up (threat 32).
 MIN_FREE_BYTES = 256 * 1024
 _COMMIT_GRACE = 10.0  # seconds a shutdown waits for verified downloads to be committed
-_WRITE_BATCH = 256 * 1024  # bytes received before they are written to the spool in one go
-_WINDOW_BYTES = 1024 * 1024  # spooled bytes a download keeps in memory for its readers
+_WRITE_BATCH = 1024 * 1024  # bytes received before they are written to the spool in one go
+_WINDOW_BYTES = 2 * 1024 * 1024  # spooled bytes a download keeps in memory for its readers
 
 
 class Download:
@@ -90,15 +91,21 @@ class Download:
             self.window_start += len(oldest)
 
     def from_memory(self, position: int, end: int) -> bytes | None:
-        """Bytes from `position` (up to `end`) if the window still holds them."""
+        """Bytes from `position` (up to `end`, at most _READ_CHUNK) if the window still holds
+        them; consecutive chunks come as one, so a reader writes to its socket less often."""
         if position < self.window_start:
             return None
+        end = min(end, position + _READ_CHUNK)
+        parts: list[memoryview] = []
         offset = self.window_start
         for chunk in self._window:
+            if offset >= end:
+                break
             if position < offset + len(chunk):
-                return chunk[position - offset : end - offset]
+                start = max(position, offset)
+                parts.append(memoryview(chunk)[start - offset : end - offset])
             offset += len(chunk)
-        return None
+        return b"".join(parts) if parts else None
 
     async def changed(self) -> None:
         await self._changed.wait()
@@ -121,6 +128,15 @@ class Download:
             await self.changed()
         if self.error is not None:
             raise self.error
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Bytes [offset, offset + count) of an open file, verified or held back as any others."""
+
+    handle: IO[bytes]
+    offset: int
+    count: int
 
 
 class CachedFile:
@@ -242,8 +258,16 @@ class FileCache:
         task.add_done_callback(lambda _: self._active.pop(flight_key, None))
         return download
 
-    async def stream(self, download: Download) -> AsyncGenerator[bytes, None]:
-        """The download's bytes from the start; raises if it fails before the end."""
+    async def stream(
+        self, download: Download, *, spans: bool = False
+    ) -> AsyncGenerator["bytes | Span", None]:
+        """The download's bytes from the start; raises if it fails before the end.
+
+        With `spans`, bytes already on disk that the reader fell behind on come as a Span of
+        the open spool (or blob) for the caller to sendfile, instead of being read into
+        memory here a chunk and a thread hop at a time: a herd of clients on one large file
+        falls behind a download from a fast upstream at once.
+        """
         handle: IO[bytes] | None = None
         try:
             position = 0
@@ -261,6 +285,13 @@ class FileCache:
                     if chunk is None:  # fell behind the window: from the spool (or blob)
                         if handle is None:
                             handle = await self._open_for_reading(download)
+                        if spans:
+                            # Everything before the window is spooled (only spooled bytes
+                            # ever leave it), and the spool is flushed up to `spooled`.
+                            end = min(readable, download.spooled)
+                            yield Span(handle, position, end - position)
+                            position = end
+                            continue
                         size = min(_READ_CHUNK, readable - position)
                         chunk = await asyncio.to_thread(_read_at, handle, position, size)
                     position += len(chunk)
@@ -355,6 +386,9 @@ class FileCache:
         limit = download.expected_size
         out: IO[bytes] | None = None
         pending: list[bytes] = []  # received, not yet written: written in batches
+        pending_bytes = 0
+        # One batch is written (and hashed) in a thread while the next one arrives.
+        writing: asyncio.Future[None] | None = None
         try:
             asked = time.monotonic()
             async with self._upstream.open_file(download.url) as remote:
@@ -374,13 +408,27 @@ class FileCache:
                     download.received(chunk)
                     self._stats.bytes_from_upstream["file"] += len(chunk)
                     pending.append(chunk)
-                    if download.written - download.spooled >= _WRITE_BATCH:
-                        await _spool(spool_out, hasher, pending, download)
-                        self._crash.reached("file_spooling")
+                    pending_bytes += len(chunk)
+                    if pending_bytes >= _WRITE_BATCH:
+                        if writing is not None:
+                            await writing
+                            self._crash.reached("file_spooling")
+                        writing = asyncio.ensure_future(
+                            _spool(spool_out, hasher, pending, download)
+                        )
+                        pending, pending_bytes = [], 0
+                if writing is not None:
+                    await writing
+                    writing = None
                 out = None  # the last batch and the close are one hop
                 await _spool(spool_out, hasher, pending, download, close=True)
                 self._crash.reached("file_spooling")
         finally:
+            if writing is not None:
+                # Failed or cancelled meanwhile: the write must end before the file closes.
+                await asyncio.shield(asyncio.wait([writing]))
+                if not writing.cancelled():
+                    writing.exception()  # retrieved; the failure that got here is raised
             if out is not None:
                 await asyncio.to_thread(out.close)
         self._crash.reached("file_spooled")
@@ -427,10 +475,8 @@ def _discard_opened_spool(opening: "asyncio.Future[tuple[Path, IO[bytes]]]") -> 
 
 
 async def _spool(
-    out: IO[bytes], hasher: Any, pending: list[bytes], download: Download, *, close: bool = False
+    out: IO[bytes], hasher: Any, batch: list[bytes], download: Download, *, close: bool = False
 ) -> None:
-    batch = pending.copy()
-    pending.clear()
     try:
         await asyncio.to_thread(_write_and_hash, out, hasher, batch, close)
     except OSError as error:

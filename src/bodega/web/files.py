@@ -1,6 +1,7 @@
 """Distribution files and their core metadata (PEP 658): from the cache with sendfile, or
 streamed to the client while the first download fills the cache."""
 
+import asyncio
 import contextlib
 import logging
 import weakref
@@ -10,7 +11,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from bodega.core.names import normalize_project_name, validate_filename
 from bodega.errors import BodegaError, NotFound
-from bodega.proxy.files import CachedFile, Download
+from bodega.proxy.files import CachedFile, Download, Span
 from bodega.proxy.stats import CacheOutcome
 from bodega.services import Services
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
@@ -120,10 +121,15 @@ async def _stream(
     if download.total is not None:
         response.content_length = download.total
     await response.prepare(request)
-    async with contextlib.aclosing(services.files.stream(download)) as chunks:
+    # With a Content-Length (no chunked framing) bytes already on disk go out by sendfile.
+    spans = response.content_length is not None
+    async with contextlib.aclosing(services.files.stream(download, spans=spans)) as chunks:
         try:
             async for chunk in chunks:
-                await response.write(chunk)
+                if isinstance(chunk, Span):
+                    await _sendfile(request, chunk)
+                else:
+                    await response.write(chunk)
         except ConnectionResetError:
             return response  # the client went away; the download goes on for the others
         except BodegaError as error:
@@ -135,6 +141,15 @@ async def _stream(
             return response
     await response.write_eof()
     return response
+
+
+async def _sendfile(request: web.Request, span: Span) -> None:
+    # As aiohttp's FileResponse sends a cached file: the loop waits for the transport's
+    # buffer to drain first, so the bytes written before stay in order.
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("the client went away")
+    await asyncio.get_running_loop().sendfile(transport, span.handle, span.offset, span.count)
 
 
 def _live_headers() -> dict[str, str]:
