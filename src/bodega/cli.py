@@ -5,7 +5,6 @@ environment variable and a key of the optional TOML config file.
 start-up time is what a restarted service costs its clients."""
 
 import asyncio
-import logging
 import os
 import sys
 import time
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from bodega import __version__
+from bodega import __version__, logs
 from bodega.clients import CLIENTS, check_index_url, commands, config_files, config_paths
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
 from bodega.core.names import normalize_project_name
@@ -76,7 +75,7 @@ def main() -> None:
 @_setting_options
 def serve(**options: Any) -> None:
     """Run the caching proxy (creates the data dir on first start)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure()
     try:
         settings = _settings(options)
 

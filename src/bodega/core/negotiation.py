@@ -1,5 +1,7 @@
 """PEP 691 content negotiation for simple-API pages."""
 
+import functools
+
 from bodega.core.parsing import HTML, HTML_V1, JSON_V1
 
 # Warehouse's offer order: on equal q-values the earlier offer wins, so `*/*` (or no Accept
@@ -13,6 +15,7 @@ _ALIASES = {
 _MAX_RANGES = 64
 
 
+@functools.lru_cache(maxsize=64)  # clients send the same few Accept headers every time
 def choose_media_type(accept: str | None, format_param: str | None = None) -> str:
     """The media type to answer with; HTML when nothing offered is acceptable.
 

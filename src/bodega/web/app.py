@@ -23,6 +23,7 @@ from bodega.web.routing import XMLRPC_PATHS, Match, Route, match
 log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", Services)
+_MATCH = web.RequestKey("match", Match)
 
 Handler = Callable[[web.Request, Services, Match], Awaitable[web.StreamResponse]]
 
@@ -52,7 +53,8 @@ def create_app(services: Services) -> web.Application:
 
 async def _count_request(request: web.Request, response: web.StreamResponse) -> None:
     # Every response passes here, error pages and redirects included, with its final status.
-    request.app[SERVICES].stats.count_request(match(request.path).route.value, response.status)
+    found = request.get(_MATCH) or match(request.path)
+    request.app[SERVICES].stats.count_request(found.route.value, response.status)
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
@@ -60,6 +62,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if f"bodega-{services.instance_id}" in request.headers.get("Via", ""):
         raise UpstreamLoop("this request came back to the bodega that sent it")
     found = match(request.path)
+    request[_MATCH] = found  # routed once: _count_request reads it
     handler = _HANDLERS.get(found.route)
     if handler is None:
         raise NotFound(f"no such page: {request.path}")

@@ -21,15 +21,13 @@ from aiohttp import web
 from bodega.config import Settings
 from bodega.errors import ConfigError
 from bodega.services import open_services
+from bodega.web.access_log import AccessLogger
 from bodega.web.app import create_app
 from bodega.web.notify import notify
 
 log = logging.getLogger(__name__)
 
-# The last field is the cache outcome the handler set (HIT, MISS, STALE, REVALIDATED; "-" for
-# requests that are no cache lookup).
 _IO_THREADS = 64  # threads mostly wait on the disk: many are cheap, too few serialize it
-_ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs %{X-Bodega-Cache}o'
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -61,7 +59,7 @@ async def running_server(settings: Settings) -> AsyncIterator[str]:
         async with open_services(settings) as services:
             runner = web.AppRunner(
                 create_app(services),
-                access_log_format=_ACCESS_LOG_FORMAT,
+                access_log_class=AccessLogger,
                 handle_signals=False,
                 shutdown_timeout=settings.shutdown_timeout,
                 # A handler whose client hung up stops at once instead of holding a shutdown
