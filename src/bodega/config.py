@@ -17,7 +17,6 @@ import platformdirs
 
 from bodega.core.units import parse_size
 from bodega.errors import ConfigError
-from bodega.proxy.search import FIRST_REFRESH_DELAY
 
 ENV_PREFIX = "BODEGA_"
 
@@ -105,7 +104,7 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         "Seconds after start before search first syncs the root list, so start-up and the"
         " first clients never compete with fetching 800k names.",
-        lambda: FIRST_REFRESH_DELAY,
+        lambda: 60.0,
         _seconds,
     ),
     Setting(

@@ -4,9 +4,9 @@ project bodega has seen a page or core metadata for.
 The names come from the root list, synced into the metadata store by a background task: the
 JSON rendering is scanned a batch at a time and staged in the store, which merges it in
 chunks, so no request ever waits for 800k names, other store work interleaves and memory
-stays at one batch. The task's first pass waits FIRST_REFRESH_DELAY, so a new bodega's
-start-up and its first clients never compete with it. Pages and core metadata are noted by a
-second background task fed through a bounded queue: a request only enqueues.
+stays at one batch. The task's first pass waits `first_refresh_delay` (a setting), so a
+new bodega's start-up and its first clients never compete with it. Pages and core metadata
+are noted by a second background task fed through a bounded queue: a request only enqueues.
 """
 
 import asyncio
@@ -42,7 +42,6 @@ from bodega.storage.metadata import MetadataStore, SearchDetails, StoredRoot
 log = logging.getLogger(__name__)
 
 SYNC_CHUNK = 1_000  # names per bulk transaction, so a page write waits little behind one
-FIRST_REFRESH_DELAY = 60.0  # seconds from start to the first pass of the names sync
 CANDIDATES = 500  # matches per criterion before ranking; bounds the work of one search
 _QUEUE_SIZE = 1024
 # Of the JSON rendering per thread hop: ~10k names, whose staged pairs are a few MiB.
@@ -77,7 +76,7 @@ class ProjectSearch:
         *,
         refresh_interval: float,
         offline: bool,
-        first_refresh_delay: float = FIRST_REFRESH_DELAY,
+        first_refresh_delay: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store

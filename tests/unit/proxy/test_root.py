@@ -68,7 +68,9 @@ async def test_200k_names_are_spooled_and_synced_for_search_in_a_few_mib(tmp_pat
     blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
     upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "memory-test")
     root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
-    search = ProjectSearch(store, blobs, root, refresh_interval=0, offline=True)
+    search = ProjectSearch(
+        store, blobs, root, refresh_interval=0, offline=True, first_refresh_delay=0
+    )
     try:
         tracemalloc.start()
         try:

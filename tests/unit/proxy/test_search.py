@@ -80,7 +80,9 @@ async def test_the_first_pass_waits_its_delay_so_start_up_fetches_no_root_list(
     blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
     upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "search-test")
     root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=False)
-    waiting = ProjectSearch(store, blobs, root, refresh_interval=3600, offline=False)
+    waiting = ProjectSearch(
+        store, blobs, root, refresh_interval=3600, offline=False, first_refresh_delay=60
+    )
     prompt = ProjectSearch(
         store, blobs, root, refresh_interval=3600, offline=False, first_refresh_delay=0
     )
