@@ -1,12 +1,22 @@
 """The simple API: the root list and project pages, negotiated between HTML and JSON."""
 
-from aiohttp import web
+from pathlib import Path
+
+from aiohttp import ETag, web
+from aiohttp.abc import AbstractStreamWriter
 
 from bodega.core.names import normalize_project_name
 from bodega.core.negotiation import choose_media_type
 from bodega.core.parsing import HTML, JSON_V1
 from bodega.services import Services
-from bodega.web.headers import CACHE_OUTCOME, accepts_gzip, etag_matches, wants_revalidation
+from bodega.web.headers import (
+    CACHE_OUTCOME,
+    accepts_gzip,
+    answered_by_etag,
+    etag_matches,
+    if_match_fails,
+    wants_revalidation,
+)
 from bodega.web.routing import Match
 
 _VARY = "Accept, Accept-Encoding"
@@ -52,9 +62,6 @@ async def root_list(request: web.Request, services: Services, match: Match) -> w
     media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
     root, is_stale = await services.root.get(revalidate=wants_revalidation(request))
     key = root.json_key if media_type == JSON_V1 else root.html_key
-    path = await services.files.local_path(key)
-    if path is None:
-        raise web.HTTPServiceUnavailable(text="the root list is being rebuilt; try again\n")
     headers = {
         "Vary": _VARY,
         "Content-Type": _content_type(media_type),
@@ -64,10 +71,50 @@ async def root_list(request: web.Request, services: Services, match: Match) -> w
     if is_stale:
         headers["X-Bodega-Stale"] = "1"
         headers["Warning"] = '110 bodega "Response is Stale"'
-    # Streamed from disk with sendfile; the file is the rendering, so its hash is the ETag.
-    response = web.FileResponse(path, headers=headers)
-    response.etag = key[:32]
-    return response
+    # The file is the rendering, so its hash is the ETag.
+    etag = f'"{key[:32]}"'
+    if if_match_fails(request, etag):
+        return web.Response(status=412, headers={"ETag": etag})
+    if etag_matches(request, (etag,)):
+        del headers["Content-Type"]
+        return web.Response(status=304, headers={**headers, "ETag": etag})
+    path = await services.files.local_path(key)
+    if path is None:
+        raise web.HTTPServiceUnavailable(text="the root list is being rebuilt; try again\n")
+    return _StoredRendering(path, etag, headers, answered=answered_by_etag(request, etag))
+
+
+class _StoredRendering(web.FileResponse):
+    """A stored rendering, sent from its blob with sendfile under the blob's ETag.
+
+    FileResponse answers HEAD, Range, If-Modified-Since and 416 itself, but it judges entity
+    tags against one of its own (the file's mtime and size) and sends that one. The blob's
+    ETag is stable across restarts and data dirs; the handler judges If-Match and If-Range
+    against it, and FileResponse gets the request without them (and without its Range,
+    when If-Range failed).
+    """
+
+    def __init__(
+        self, path: Path, etag: str, headers: dict[str, str], *, answered: tuple[str, ...]
+    ) -> None:
+        super().__init__(path, headers={**headers, "ETag": etag})
+        self._answered = answered
+
+    @property
+    def etag(self) -> ETag | None:
+        return super().etag
+
+    @etag.setter
+    def etag(self, value: ETag | str | None) -> None:
+        pass  # FileResponse's own, from the file's mtime and size: the blob's key stays
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._answered:
+            kept = request.headers.copy()
+            for name in self._answered:
+                kept.popall(name, None)
+            request = request.clone(headers=kept)
+        return await super().prepare(request)
 
 
 def _content_type(media_type: str) -> str:
