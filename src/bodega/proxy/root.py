@@ -93,8 +93,7 @@ class RootList:
         finally:
             await asyncio.to_thread(spooled.discard)  # whatever put_file did not consume
         root = StoredRoot(spooled.html_key, spooled.json_key, spooled.project_count, self._clock())
-        await self._store.put_root(root)
-        return root
+        return await self._store.put_root(root)
 
 
 @dataclass(frozen=True, slots=True)
