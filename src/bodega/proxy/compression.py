@@ -12,6 +12,7 @@ import tempfile
 import threading
 import zlib
 from pathlib import Path
+from typing import IO
 
 from bodega.storage.blobs import BlobStore
 
@@ -29,7 +30,7 @@ async def gzip_blob(blobs: BlobStore, key: str, spool_dir: Path, *, level: int =
     The copy is deterministic: the same bytes make the same copy, so its key is a stable
     ETag (zlib writes mtime 0 and no file name into the gzip header).
     """
-    spool = await asyncio.to_thread(_GzipSpool, spool_dir, level)
+    spool = _GzipSpool(spool_dir, level)
     try:
         async for chunk in blobs.read(key):
             await asyncio.to_thread(spool.feed, chunk)
@@ -45,18 +46,24 @@ async def gzip_blob(blobs: BlobStore, key: str, spool_dir: Path, *, level: int =
 class _GzipSpool:
     """A gzip copy being written to a spool file, hashed for its blob key as it goes.
 
-    Used by one worker thread at a time; the lock makes abort() wait for a chunk still
-    being compressed in its thread after the task that awaited it was cancelled.
+    The file is made by the first worker thread that writes, never by the event loop nor
+    in a thread whose awaiting task may be cancelled before it has the spool to abort.
+    Used by one thread at a time; the lock makes abort() wait for a chunk still being
+    compressed in its thread after the task that awaited it was cancelled.
     """
 
     def __init__(self, spool_dir: Path, level: int) -> None:
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=spool_dir, suffix=".gz")
-        self.path = Path(name)
-        self._file = os.fdopen(fd, "wb")
+        self._spool_dir = spool_dir
+        self._file: IO[bytes] | None = None
+        self._path: Path | None = None
         self._hasher = hashlib.sha256()
         self._compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WINDOW)
         self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        assert self._path is not None, "nothing written yet"
+        return self._path
 
     def feed(self, chunk: bytes) -> None:
         with self._lock:
@@ -65,14 +72,22 @@ class _GzipSpool:
     def finish(self) -> str:
         with self._lock:
             self._write(self._compressor.flush())
+            assert self._file is not None
             self._file.close()
             return self._hasher.hexdigest()
 
     def abort(self) -> None:
         with self._lock:
-            self._file.close()
-            self.path.unlink(missing_ok=True)
+            if self._file is not None:
+                self._file.close()
+            if self._path is not None:
+                self._path.unlink(missing_ok=True)
 
     def _write(self, data: bytes) -> None:
+        if self._file is None:
+            self._spool_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self._spool_dir, suffix=".gz")
+            self._path = Path(name)
+            self._file = os.fdopen(fd, "wb")
         self._hasher.update(data)
         self._file.write(data)

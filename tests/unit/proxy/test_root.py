@@ -2,6 +2,7 @@
 bounded memory."""
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import os
@@ -182,6 +183,24 @@ async def test_a_cancelled_gzip_copy_leaves_no_spool_file(tmp_path: Path) -> Non
         with pytest.raises(asyncio.CancelledError):
             await task
         assert os.listdir(tmp_path / "tmp") == []
+    finally:
+        await store.close()
+
+
+async def test_a_gzip_copy_cancelled_as_it_starts_leaves_no_spool_file(tmp_path: Path) -> None:
+    """As RootList.close() does when a test or a shutdown follows the first request."""
+    store, blobs = await stored_root(tmp_path, 1_000)
+    try:
+        root = await store.get_root()
+        assert root is not None
+        for ticks in range(4):
+            task = asyncio.create_task(gzip_blob(blobs, root.html_key, tmp_path / "tmp"))
+            for _ in range(ticks):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert os.listdir(tmp_path / "tmp") == []
     finally:
         await store.close()
 
