@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bodega.config import Settings
-from bodega.web.server import running_server
+from bodega.services import Services
+from bodega.web.server import running_server, serving
 
 _READY = re.compile(r"at (http://\S+/)simple/")
 
@@ -40,6 +41,14 @@ async def bodega_in_process(settings: Settings) -> AsyncIterator[str]:
     """The real server on 127.0.0.1, in the test's event loop; yields its base URL."""
     async with running_server(settings) as url:
         yield url
+
+
+@asynccontextmanager
+async def bodega_and_services(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
+    """As bodega_in_process, with the services behind it, for tests that hold or wait for
+    its background work."""
+    async with serving(settings) as started:
+        yield started
 
 
 class BodegaProcess:

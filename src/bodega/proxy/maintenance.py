@@ -86,7 +86,7 @@ class CacheMaintenance:
         recorded = await self._store.blob_keys()
         known = set(recorded)
         root = await self._store.get_root()
-        root_keys = {root.html_key, root.json_key} if root else set()
+        root_keys = root.blob_keys if root else frozenset()
         async for name in self._blobs.keys():
             try:
                 key = check_key(name)

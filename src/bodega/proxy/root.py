@@ -1,16 +1,22 @@
 """The root list (/simple/): streamed from upstream and rendered as it comes into two blobs
 (HTML and JSON), which are served as they are. 800k names cost one pass over upstream's
 bytes in a few MiB, never the whole list in memory, and one render per refresh, not one per
-request."""
+request.
+
+Once the renderings are served, a background task makes a gzip copy of each (issue 6: tens
+of MB that clients take gzipped at a quarter of the size); until the copies are recorded
+the renderings are served as they are.
+"""
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +31,8 @@ from bodega.core.root_list import (
     root_html_anchors,
     root_json_entries,
 )
-from bodega.errors import NotFound, UpstreamError
+from bodega.errors import BodegaError, NotFound, UpstreamError
+from bodega.proxy.compression import GZIP_LEVEL, gzip_blob
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore, StoredRoot
@@ -48,6 +55,7 @@ class RootList:
         *,
         ttl: float,
         offline: bool,
+        gzip_level: int = GZIP_LEVEL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._upstream = upstream
@@ -56,11 +64,29 @@ class RootList:
         self._spool_dir = spool_dir
         self._ttl = ttl
         self._offline = offline
+        self._gzip_level = gzip_level
         self._clock = clock
         self._refresh: SingleFlight[StoredRoot] = SingleFlight()
+        self._compressions: set[asyncio.Task[None]] = set()
+        # The renderings whose copies were last begun: one attempt per list and process, so
+        # a failing one (a full disk) is not retried on every request.
+        self._compressing: tuple[str, str] | None = None
+        # Awaited before each compression begins: tests hold it to see what is served
+        # while the copies are not made yet.
+        self.before_compressing: Callable[[], Awaitable[object]] | None = None
 
     async def get(self, *, revalidate: bool = False) -> tuple[StoredRoot, bool]:
         """The stored root list and whether it is stale (upstream could not refresh it)."""
+        root, is_stale = await self._get(revalidate)
+        self._compress_in_background(root)
+        return root, is_stale
+
+    async def compressed(self) -> None:
+        """Wait until the gzip copies being made, if any, are recorded (or have failed)."""
+        while self._compressions:
+            await asyncio.wait(set(self._compressions))
+
+    async def _get(self, revalidate: bool) -> tuple[StoredRoot, bool]:
         stored = await self._store.get_root()
         if self._offline:
             if stored is None:
@@ -83,6 +109,51 @@ class RootList:
 
     async def close(self) -> None:
         await self._refresh.close()
+        for task in self._compressions:
+            task.cancel()
+        await asyncio.gather(*self._compressions, return_exceptions=True)
+
+    def _compress_in_background(self, root: StoredRoot) -> None:
+        renderings = (root.html_key, root.json_key)
+        if root.is_compressed or renderings == self._compressing:
+            return
+        for task in self._compressions:
+            task.cancel()  # copies of renderings no longer served
+        self._compressing = renderings
+        task = asyncio.create_task(self._compress(root), name="bodega-root-gzip")
+        self._compressions.add(task)
+        task.add_done_callback(self._compressions.discard)
+
+    async def _compress(self, root: StoredRoot) -> None:
+        if self.before_compressing is not None:
+            await self.before_compressing()
+        started = time.monotonic()
+        made: list[str] = []
+        is_recorded = False
+        try:
+            # JSON first: what installers and mirrors ask for.
+            for key in (root.json_key, root.html_key):
+                made.append(await self._gzip(key))
+            json_gzip_key, html_gzip_key = made
+            compressed = dataclasses.replace(
+                root, html_gzip_key=html_gzip_key, json_gzip_key=json_gzip_key
+            )
+            is_recorded = await self._store.add_root_gzip(compressed)
+            if is_recorded:
+                log.info("root list gzip copies made in %.1f s", time.monotonic() - started)
+        except (OSError, BodegaError) as error:
+            log.warning("the root list stays uncompressed: %s", error)
+        finally:
+            if not is_recorded:
+                # Failed, cancelled or overtaken by a refresh: nothing refers to these copies.
+                await asyncio.shield(self._delete(made))
+
+    async def _delete(self, keys: list[str]) -> None:
+        for key in keys:
+            await self._blobs.delete(key)
+
+    async def _gzip(self, key: str) -> str:
+        return await gzip_blob(self._blobs, key, self._spool_dir, level=self._gzip_level)
 
     async def _fetch(self) -> StoredRoot:
         async with self._upstream.open_root() as listing:
@@ -93,8 +164,7 @@ class RootList:
         finally:
             await asyncio.to_thread(spooled.discard)  # whatever put_file did not consume
         root = StoredRoot(spooled.html_key, spooled.json_key, spooled.project_count, self._clock())
-        await self._store.put_root(root)
-        return root
+        return await self._store.put_root(root)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,12 +21,25 @@ class StoredPage:
 
 @dataclass(frozen=True, slots=True)
 class StoredRoot:
-    """The root list, rendered once per refresh and kept as two blobs."""
+    """The root list, rendered once per refresh and kept as two blobs, with a gzip copy of
+    each once it is made (in the background, after the renderings are served)."""
 
     html_key: str
     json_key: str
     project_count: int
     fetched_at: float
+    html_gzip_key: str | None = None
+    json_gzip_key: str | None = None
+
+    @property
+    def blob_keys(self) -> frozenset[str]:
+        """Every blob the root list is served from: none is evicted, pruned or adopted."""
+        keys = (self.html_key, self.json_key, self.html_gzip_key, self.json_gzip_key)
+        return frozenset(key for key in keys if key is not None)
+
+    @property
+    def is_compressed(self) -> bool:
+        return self.html_gzip_key is not None and self.json_gzip_key is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +101,13 @@ class MetadataStore(Protocol):
 
     async def get_root(self) -> StoredRoot | None: ...
 
-    async def put_root(self, root: StoredRoot) -> None: ...
+    async def put_root(self, root: StoredRoot) -> StoredRoot:
+        """Store the root list; returns it as stored: a root with the same renderings as the
+        one it replaces keeps the gzip copies recorded for them."""
+
+    async def add_root_gzip(self, root: StoredRoot) -> bool:
+        """Record `root`'s gzip copies if its renderings are still the stored ones; False
+        (and nothing changed) when a newer root list replaced them meanwhile."""
 
     async def cached_keys(self, keys: Collection[str]) -> set[str]:
         """Those of `keys` that are recorded blobs."""

@@ -79,15 +79,40 @@ ALTER TABLE blobs ADD COLUMN accessed_at REAL NOT NULL DEFAULT 0;
 UPDATE blobs SET accessed_at = stored_at;
 CREATE INDEX blobs_by_access ON blobs (accessed_at);
 """,
+    # 5: the gzip copies of the root list's renderings, NULL until they are made (issue 6).
+    """
+ALTER TABLE root ADD COLUMN html_gzip_key TEXT;
+ALTER TABLE root ADD COLUMN json_gzip_key TEXT;
+""",
 )
 
-# The root list's two renderings are blobs without a row; eviction and pruning must skip them.
+# The root list's blobs (two renderings, their gzip copies) have no row; eviction and
+# pruning must skip them all the same. NOT EXISTS, not NOT IN: a NULL gzip key in a NOT IN
+# list would make it match no key at all.
 _BLOBS_BY_ACCESS = """
 SELECT key, size, accessed_at FROM blobs
 WHERE accessed_at < ?
-  AND key NOT IN (SELECT html_key FROM root UNION ALL SELECT json_key FROM root)
+  AND NOT EXISTS (
+    SELECT 1 FROM root WHERE blobs.key IN (html_key, json_key, html_gzip_key, json_gzip_key)
+  )
 ORDER BY accessed_at LIMIT ?
 """
+_ROOT_COLUMNS = "html_key, json_key, project_count, fetched_at, html_gzip_key, json_gzip_key"
+# The gzip copies stay while the renderings they were made from do (a refresh that found
+# the same list); a root with other renderings brings its own, or none yet.
+_PUT_ROOT = f"""
+INSERT INTO root (id, {_ROOT_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+  html_gzip_key = CASE WHEN (html_key, json_key) = (excluded.html_key, excluded.json_key)
+    THEN coalesce(excluded.html_gzip_key, html_gzip_key) ELSE excluded.html_gzip_key END,
+  json_gzip_key = CASE WHEN (html_key, json_key) = (excluded.html_key, excluded.json_key)
+    THEN coalesce(excluded.json_gzip_key, json_gzip_key) ELSE excluded.json_gzip_key END,
+  html_key = excluded.html_key,
+  json_key = excluded.json_key,
+  project_count = excluded.project_count,
+  fetched_at = excluded.fetched_at
+RETURNING {_ROOT_COLUMNS}
+"""  # noqa: S608 (constant column names)
 
 
 class SqliteMetadataStore:
@@ -240,22 +265,41 @@ class SqliteMetadataStore:
 
     async def get_root(self) -> StoredRoot | None:
         def work(db: sqlite3.Connection) -> StoredRoot | None:
-            row = db.execute(
-                "SELECT html_key, json_key, project_count, fetched_at FROM root"
-            ).fetchone()
+            row = db.execute(f"SELECT {_ROOT_COLUMNS} FROM root").fetchone()  # noqa: S608
             return None if row is None else StoredRoot(*row)
 
         return await self._run(work)
 
-    async def put_root(self, root: StoredRoot) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    "INSERT OR REPLACE INTO root VALUES (1, ?, ?, ?, ?)",
-                    (root.html_key, root.json_key, root.project_count, root.fetched_at),
-                )
+    async def put_root(self, root: StoredRoot) -> StoredRoot:
+        values = (
+            root.html_key,
+            root.json_key,
+            root.project_count,
+            root.fetched_at,
+            root.html_gzip_key,
+            root.json_gzip_key,
+        )
 
-        await self._run(work)
+        def work(db: sqlite3.Connection) -> StoredRoot:
+            with db:
+                (row,) = db.execute(_PUT_ROOT, values).fetchall()
+                return StoredRoot(*row)
+
+        return await self._run(work)
+
+    async def add_root_gzip(self, root: StoredRoot) -> bool:
+        values = (root.html_gzip_key, root.json_gzip_key, root.html_key, root.json_key)
+
+        def work(db: sqlite3.Connection) -> bool:
+            with db:
+                cursor = db.execute(
+                    "UPDATE root SET html_gzip_key = ?, json_gzip_key = ?"
+                    " WHERE html_key = ? AND json_key = ?",
+                    values,
+                )
+                return cursor.rowcount > 0
+
+        return await self._run(work)
 
     async def cached_keys(self, keys: Collection[str]) -> set[str]:
         wanted = list(keys)

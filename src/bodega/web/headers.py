@@ -45,3 +45,27 @@ def accepts_gzip(request: web.Request) -> bool:
         if name.strip().lower() == "gzip" and params.replace(" ", "") not in ("q=0", "q=0.0"):
             return True
     return False
+
+
+def if_match_fails(request: web.Request, etag: str) -> bool:
+    """If-Match compares strongly: a weak tag never matches, `*` matches any (RFC 9110
+    13.1.1)."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return False
+    sent = {tag.strip() for tag in header.split(",")}
+    return "*" not in sent and etag not in sent
+
+
+def answered_by_etag(request: web.Request, etag: str) -> tuple[str, ...]:
+    """The request headers judged against `etag` already, for a FileResponse that would judge
+    them against its own tag (the file's mtime and size): If-Match (and If-Unmodified-Since,
+    which it overrides), and an If-Range holding an entity tag, with the Range it voids
+    when the tag is not `etag` (RFC 9110 13.1.5: then the whole representation is sent)."""
+    answered: tuple[str, ...] = ()
+    if "If-Match" in request.headers:
+        answered += ("If-Match", "If-Unmodified-Since")
+    if_range = request.headers.get("If-Range", "").strip()
+    if if_range.startswith(('"', 'W/"')):
+        answered += ("If-Range",) if if_range == etag else ("If-Range", "Range")
+    return answered

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bodega.config import Settings
 from bodega.errors import ConfigError
-from bodega.services import open_services
+from bodega.services import Services, open_services
 from bodega.web.access_log import AccessLogger
 from bodega.web.app import create_app
 from bodega.web.notify import notify
@@ -49,6 +49,14 @@ def bind_socket(host: str, port: int) -> socket.socket:
 @asynccontextmanager
 async def running_server(settings: Settings) -> AsyncIterator[str]:
     """bodega accepting requests for the duration of the block; yields its base URL."""
+    async with serving(settings) as (url, _):
+        yield url
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
+    """As running_server, with the services that answer the requests (for tests that
+    hold or observe their background work)."""
     sock = bind_socket(settings.host, settings.port)
     # Every disk and database step runs in a worker thread; the default pool (cores + 4
     # threads) lets a burst of fsyncs stall the spool writes and reads of every download.
@@ -71,7 +79,7 @@ async def running_server(settings: Settings) -> AsyncIterator[str]:
             try:
                 await web.SockSite(runner, sock).start()
                 host, port = sock.getsockname()[:2]
-                yield f"http://{_url_host(host)}:{port}/"
+                yield f"http://{_url_host(host)}:{port}/", services
             finally:
                 await runner.cleanup()
     finally:

@@ -1,12 +1,24 @@
 """The simple API: the root list and project pages, negotiated between HTML and JSON."""
 
-from aiohttp import web
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import ETag, web
+from aiohttp.abc import AbstractStreamWriter
 
 from bodega.core.names import normalize_project_name
 from bodega.core.negotiation import choose_media_type
 from bodega.core.parsing import HTML, JSON_V1
 from bodega.services import Services
-from bodega.web.headers import CACHE_OUTCOME, accepts_gzip, etag_matches, wants_revalidation
+from bodega.storage.metadata import StoredRoot
+from bodega.web.headers import (
+    CACHE_OUTCOME,
+    accepts_gzip,
+    answered_by_etag,
+    etag_matches,
+    if_match_fails,
+    wants_revalidation,
+)
 from bodega.web.routing import Match
 
 _VARY = "Accept, Accept-Encoding"
@@ -51,10 +63,6 @@ async def root_list(request: web.Request, services: Services, match: Match) -> w
         raise web.HTTPMovedPermanently(match.prefix)
     media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
     root, is_stale = await services.root.get(revalidate=wants_revalidation(request))
-    key = root.json_key if media_type == JSON_V1 else root.html_key
-    path = await services.files.local_path(key)
-    if path is None:
-        raise web.HTTPServiceUnavailable(text="the root list is being rebuilt; try again\n")
     headers = {
         "Vary": _VARY,
         "Content-Type": _content_type(media_type),
@@ -64,10 +72,90 @@ async def root_list(request: web.Request, services: Services, match: Match) -> w
     if is_stale:
         headers["X-Bodega-Stale"] = "1"
         headers["Warning"] = '110 bodega "Response is Stale"'
-    # Streamed from disk with sendfile; the file is the rendering, so its hash is the ETag.
-    response = web.FileResponse(path, headers=headers)
-    response.etag = key[:32]
-    return response
+    variants = _variants(root, media_type, accepts_gzip(request))
+    # A client holding a current variant gets it confirmed, even when another is preferred
+    # now (the gzip copy made since), rather than the whole list again.
+    held = [variant for variant in variants if etag_matches(request, (variant.etag,))]
+    variant, path = (held[0], None) if held else await _first_stored(services, variants)
+    if if_match_fails(request, variant.etag):
+        return web.Response(status=412, headers={"ETag": variant.etag})
+    if held:
+        del headers["Content-Type"]
+        return web.Response(status=304, headers={**headers, "ETag": variant.etag})
+    if path is None:
+        raise web.HTTPServiceUnavailable(text="the root list is being rebuilt; try again\n")
+    if variant.is_gzip:
+        headers["Content-Encoding"] = "gzip"
+    answered = answered_by_etag(request, variant.etag)
+    return _StoredRendering(path, variant.etag, headers, answered=answered)
+
+
+@dataclass(frozen=True, slots=True)
+class _Variant:
+    """A blob the root list can be sent from; its hash is its ETag."""
+
+    key: str
+    is_gzip: bool
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.key[:32]}"'
+
+
+def _variants(root: StoredRoot, media_type: str, accepts_gzip: bool) -> list[_Variant]:
+    """What the client can take, the smallest first: the gzip copy, when it is made and
+    the client accepts gzip, then the rendering itself."""
+    is_json = media_type == JSON_V1
+    identity = _Variant(root.json_key if is_json else root.html_key, is_gzip=False)
+    gzip_key = root.json_gzip_key if is_json else root.html_gzip_key
+    if gzip_key is None or not accepts_gzip:
+        return [identity]
+    return [_Variant(gzip_key, is_gzip=True), identity]
+
+
+async def _first_stored(
+    services: Services, variants: list[_Variant]
+) -> tuple[_Variant, Path | None]:
+    """The first variant whose blob is there (a gzip copy `cache verify` quarantined is
+    not: the rendering itself will do)."""
+    for variant in variants:
+        path = await services.files.local_path(variant.key)
+        if path is not None:
+            return variant, path
+    return variants[-1], None
+
+
+class _StoredRendering(web.FileResponse):
+    """A stored rendering, sent from its blob with sendfile under the blob's ETag.
+
+    FileResponse answers HEAD, Range, If-Modified-Since and 416 itself, but it judges entity
+    tags against one of its own (the file's mtime and size) and sends that one. The blob's
+    ETag is stable across restarts and data dirs; the handler judges If-Match and If-Range
+    against it, and FileResponse gets the request without them (and without its Range,
+    when If-Range failed).
+    """
+
+    def __init__(
+        self, path: Path, etag: str, headers: dict[str, str], *, answered: tuple[str, ...]
+    ) -> None:
+        super().__init__(path, headers={**headers, "ETag": etag})
+        self._answered = answered
+
+    @property
+    def etag(self) -> ETag | None:
+        return super().etag
+
+    @etag.setter
+    def etag(self, value: ETag | str | None) -> None:
+        pass  # FileResponse's own, from the file's mtime and size: the blob's key stays
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._answered:
+            kept = request.headers.copy()
+            for name in self._answered:
+                kept.popall(name, None)
+            request = request.clone(headers=kept)
+        return await super().prepare(request)
 
 
 def _content_type(media_type: str) -> str:
