@@ -82,7 +82,14 @@ async def run(count: int, repeat: int, db: Path) -> None:
         resync_started = time.perf_counter()
         await sync(store, pairs)
         print(f"re-sync of an unchanged list: {time.perf_counter() - resync_started:.1f} s")
-        search: Any = ProjectSearch(store, None, None, refresh_interval=0, offline=True)  # type: ignore[arg-type]
+        search: Any = ProjectSearch(
+            store,
+            None,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            refresh_interval=0,
+            offline=True,
+            first_refresh_delay=0,
+        )
         print(f"{'query':<14}{'hits':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
         worst = 0.0
         for text in QUERIES:
