@@ -29,6 +29,7 @@ from tests.hardening.invariants import check_invariants
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import BodegaProcess, bodega_process
+from tests.support.waiting import eventually
 
 WHEEL = build_wheel("demo", "1.0", payload_size=600_000)  # a few chunks: a mid-write point
 
@@ -212,10 +213,11 @@ async def test_scenario_33_another_process_holding_the_write_lock(
     assert time.monotonic() - started < 9  # inside busy_timeout (10 s), not after it
     assert await holder.wait() == 0
     # The page is written behind its response: it lands once the lock is released.
-    deadline = time.monotonic() + 10
-    while "other" not in check_invariants(data_dir).pages:
-        assert time.monotonic() < deadline, "the page was never stored"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: asyncio.to_thread(lambda: check_invariants(data_dir).pages),
+        lambda pages: "other" in pages,
+        seconds=10,
+    )
 
 
 async def test_scenario_36_ttl_boundaries_and_a_clock_that_steps_back(

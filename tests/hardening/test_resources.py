@@ -34,6 +34,7 @@ from tests.hardening.invariants import check_invariants
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import BodegaProcess
+from tests.support.waiting import eventually
 
 MiB = 1024 * 1024
 SMALL = build_wheel("small", "1.0", payload_size=20_000)
@@ -100,7 +101,11 @@ async def check_disk_full_behaviour(bodega: str, data_dir: Path) -> None:
         assert again.content == SMALL.data  # cached files are still served
         later = await client.get(f"{bodega}simple/later/")
         assert later.status_code == 200  # SQLite keeps working (the free-space reserve)
-        assert "later" in check_invariants(data_dir).pages
+        # Pages are written behind their responses.
+        await eventually(
+            lambda: asyncio.to_thread(lambda: check_invariants(data_dir).pages),
+            lambda pages: "later" in pages,
+        )
 
 
 async def test_scenario_32_disk_full_on_a_small_tmpfs(

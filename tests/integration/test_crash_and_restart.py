@@ -4,8 +4,6 @@ then started again on the same data dir. What was committed is served; nothing p
 
 import hashlib
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,6 +12,7 @@ import pytest
 from tests.support.distributions import BuiltFile, build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import BodegaProcess, bodega_process
+from tests.support.waiting import wait_for
 
 JSON = "application/vnd.pypi.simple.v1+json"
 HTML = "text/html"
@@ -49,13 +48,6 @@ def file_url(bodega: BodegaProcess, file: BuiltFile = WHEEL) -> str:
 def fetch(url: str, accept: str | None = None) -> httpx.Response:
     headers = {"Accept": accept} if accept else {}
     return httpx.get(url, headers=headers, trust_env=False, timeout=10)
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def blob_files(data_dir: Path) -> list[Path]:

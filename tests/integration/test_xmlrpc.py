@@ -1,9 +1,8 @@
 """XML-RPC search over HTTP against the real bodega: results, ranking, and a 200 fault for
 everything it cannot answer (threat 44)."""
 
-import asyncio
 import xmlrpc.client
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 from tests.conftest import StartBodega
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
+from tests.support.waiting import eventually
 
 PROJECTS = ("requests", "requests-oauthlib", "django-requests", "grequests", "flask")
 T = TypeVar("T")
@@ -24,15 +24,6 @@ def index(fake_index: FakeIndex) -> FakeIndex:
         fake_index.add(name, build_wheel(name, "1.0", summary=f"The {name} project"))
     fake_index.add("flask", build_wheel("flask", "2.0", summary="Web apps, with requests"))
     return fake_index
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
-    """Polls a background effect (the names sync, the metadata queue) for up to 30 s."""
-    for _ in range(600):
-        if done(value := await probe()):
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"still {value!r} after 30 s")
 
 
 async def wait_for_names(client: httpx.AsyncClient, url: str, count: int) -> None:

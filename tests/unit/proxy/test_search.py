@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,16 +17,9 @@ from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import UpstreamClient
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
+from tests.support.waiting import eventually
 
 T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
-    for _ in range(600):
-        if done(value := await probe()):
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"still {value!r} after 30 s")
 
 
 class FailingOnce(FilesystemBlobStore):
