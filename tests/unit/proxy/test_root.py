@@ -21,6 +21,9 @@ from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import StoredRoot
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import UpstreamClient
+from tests.support.distributions import build_wheel
+from tests.support.fake_index import FakeIndex
+from tests.support.waiting import eventually
 
 MIB = 1024 * 1024
 
@@ -237,5 +240,45 @@ async def test_copies_of_a_list_a_refresh_replaced_are_dropped_and_the_new_one_c
         assert await stored_keys(blobs) == before | compressed.blob_keys
     finally:
         await root_list.close()
+        await upstream.close()
+        await store.close()
+
+
+async def test_a_replaced_list_s_blobs_are_deleted_after_the_grace_period(
+    tmp_path: Path, fake_index: FakeIndex
+) -> None:
+    """The hourly refresh for search must not leave every old list behind on disk."""
+    fake_index.add("one", build_wheel("one", "1.0"))
+    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
+    blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
+    upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "retire-test")
+    root = RootList(
+        upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=False, retire_after=0.2
+    )
+
+    async def present(keys: set[str]) -> list[bool]:
+        return [await blobs.local_path(key) is not None for key in sorted(keys)]
+
+    try:
+        await root.get()
+        await root.compressed()
+        first = await store.get_root()
+        assert first is not None
+        assert first.is_compressed
+        old_keys = set(first.blob_keys)
+        fake_index.add("two", build_wheel("two", "1.0"))
+        second, _ = await root.get(revalidate=True)
+        new_keys = {second.html_key, second.json_key}
+        assert new_keys.isdisjoint(old_keys)
+        assert all(await present(old_keys))  # kept for requests that just looked them up
+        await eventually(lambda: present(old_keys), lambda found: not any(found), seconds=10)
+        assert all(await present(new_keys))
+        # The same list again retires nothing that is served.
+        third, _ = await root.get(revalidate=True)
+        assert {third.html_key, third.json_key} == new_keys
+        await asyncio.sleep(0.4)
+        assert all(await present(new_keys))
+    finally:
+        await root.close()
         await upstream.close()
         await store.close()
