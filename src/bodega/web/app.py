@@ -43,16 +43,16 @@ def create_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app[ui.TEMPLATES] = ui.Templates()
     app[ui.STATIC] = ui.static_files()
-    app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too
     for path in XMLRPC_PATHS:
         app.router.add_post(path, _dispatch)  # pip search posts XML-RPC here
-    app.on_response_prepare.append(_count_request)
+    app.on_response_prepare.append(_prepare)
     return app
 
 
-async def _count_request(request: web.Request, response: web.StreamResponse) -> None:
+async def _prepare(request: web.Request, response: web.StreamResponse) -> None:
     # Every response passes here, error pages and redirects included, with its final status.
+    await add_security_headers(request, response)
     found = request.get(_MATCH) or match(request.path)
     request.app[SERVICES].stats.count_request(found.route.value, response.status)
 

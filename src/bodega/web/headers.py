@@ -22,6 +22,8 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 
 def wants_revalidation(request: web.Request) -> bool:
     """`Cache-Control: no-cache` or `max-age=0`: pip --refresh-package, uv --refresh."""
+    if "Cache-Control" not in request.headers and "Pragma" not in request.headers:
+        return False  # most requests: no parsing
     directives = {
         d.strip().lower().replace(" ", "")
         for d in request.headers.get("Cache-Control", "").split(",")
