@@ -16,7 +16,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,14 +61,6 @@ async def burst(index_url: str, projects: Sequence[str]) -> Phases:
         }
 
 
-def py_spy() -> str:
-    beside = Path(sys.executable).parent / "py-spy"
-    found = str(beside) if beside.exists() else shutil.which("py-spy")
-    if found is None:
-        sys.exit("bench: py-spy not found; `pip install py-spy` into the repo's venv")
-    return found
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -110,7 +101,16 @@ def main() -> None:
             pid = bodega.process.popen.pid
             spy = None
             if arguments.py_spy and number == 1:
-                command = [py_spy(), "record", "--gil", "--idle", "-r", "500", "-f", "raw"]
+                command = [
+                    installers.venv_tool("py-spy", "pip install py-spy into the repo's venv"),
+                    "record",
+                    "--gil",
+                    "--idle",
+                    "-r",
+                    "500",
+                    "-f",
+                    "raw",
+                ]
                 spy = subprocess.Popen(
                     [*command, "-o", str(arguments.py_spy), "-p", str(pid)],
                     stdout=subprocess.DEVNULL,

@@ -29,12 +29,17 @@ def isolated_environment() -> dict[str, str]:
     return environment
 
 
-def uv_binary() -> str:
-    beside = Path(sys.executable).parent / "uv"
-    found = str(beside) if beside.exists() else shutil.which("uv")
+def venv_tool(name: str, hint: str) -> str:
+    """A command from the running venv, else from PATH; exits with `hint` when neither has it."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
     if found is None:
-        sys.exit("bench: uv not found; run from the repo's venv (./dev test installs it)")
+        sys.exit(f"bench: {name} not found; {hint}")
     return found
+
+
+def uv_binary() -> str:
+    return venv_tool("uv", "run from the repo's venv (./dev test installs it)")
 
 
 def install(tool: str, index_url: str, requirement: str, scratch: Path) -> tuple[float, int]:

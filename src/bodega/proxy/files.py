@@ -30,7 +30,7 @@ from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.stats import Stats
 from bodega.storage.blobs import BlobStore
-from bodega.storage.localfiles import open_off_loop
+from bodega.storage.localfiles import acquire_off_loop, open_off_loop
 from bodega.storage.metadata import MetadataStore
 from bodega.upstream import UpstreamClient
 
@@ -457,21 +457,13 @@ def _open_spool(spool_dir: Path, size: int | None) -> tuple[Path, IO[bytes]]:
 
 
 async def _open_spool_off_loop(spool_dir: Path, size: int | None) -> tuple[Path, IO[bytes]]:
-    # As open_off_loop: a cancelled open still completes in its thread, and its file is then
-    # closed and removed there instead of leaking.
-    opening = asyncio.ensure_future(asyncio.to_thread(_open_spool, spool_dir, size))
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        opening.add_done_callback(_discard_opened_spool)
-        raise
+    return await acquire_off_loop(lambda: _open_spool(spool_dir, size), _discard_spool)
 
 
-def _discard_opened_spool(opening: "asyncio.Future[tuple[Path, IO[bytes]]]") -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        path, out = opening.result()
-        out.close()
-        path.unlink(missing_ok=True)
+def _discard_spool(opened: tuple[Path, IO[bytes]]) -> None:
+    path, out = opened
+    out.close()
+    path.unlink(missing_ok=True)
 
 
 async def _spool(
