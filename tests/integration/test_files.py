@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import StartBodega
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
+from tests.support.waiting import eventually
 
 WHEEL = build_wheel("demo", "1.0", payload_size=200_000)
 
@@ -288,3 +289,31 @@ async def test_a_cold_file_with_upstream_down_fails_fast_with_502(
     response = await client.get(file_url(bodega))
     assert response.status_code == 502
     assert time.monotonic() - started < 5
+
+
+async def test_a_client_behind_the_download_gets_the_rest_from_disk_whole(
+    fake_index: FakeIndex, start_bodega: StartBodega, tmp_path: Path
+) -> None:
+    """A reader that falls more than the in-memory window behind a fast download is sent the
+    spooled bytes with sendfile: they must join the streamed ones exactly."""
+    # Incompressible and larger than the 2 MiB window plus what loopback socket buffers hold.
+    big = build_wheel("big", "1.0", payload_size=32_000_000)
+    fake_index.add("big", big)
+    bodega = await start_bodega(data_dir=tmp_path / "data")
+    async with (
+        httpx.AsyncClient(trust_env=False, timeout=30) as client,
+        client.stream("GET", file_url(bodega, big, "big")) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["X-Bodega-Cache"] == "MISS"
+        chunks = response.aiter_raw()
+        received = bytearray(await anext(chunks))
+        # Hold back until the whole file is downloaded, verified and committed.
+        blob = tmp_path / "data" / "blobs" / "sha256" / big.sha256[:2] / big.sha256[2:4]
+        await eventually(
+            lambda: asyncio.to_thread((blob / big.sha256).exists), lambda exists: exists
+        )
+        async for chunk in chunks:
+            received += chunk
+    assert len(received) == big.size
+    assert hashlib.sha256(received).hexdigest() == big.sha256
