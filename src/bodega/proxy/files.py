@@ -424,13 +424,8 @@ class FileCache:
                 await _spool(spool_out, hasher, pending, download, close=True)
                 self._crash.reached("file_spooling")
         finally:
-            if writing is not None:
-                # Failed or cancelled meanwhile: the write must end before the file closes.
-                await asyncio.shield(asyncio.wait([writing]))
-                if not writing.cancelled():
-                    writing.exception()  # retrieved; the failure that got here is raised
             if out is not None:
-                await asyncio.to_thread(out.close)
+                _close_after(writing, out)
         self._crash.reached("file_spooled")
         _verify(download, hasher.hexdigest())
         return spool
@@ -454,6 +449,22 @@ def _open_spool(spool_dir: Path, size: int | None) -> tuple[Path, IO[bytes]]:
         raise StorageError(f"not enough free space to cache {size} bytes ({free} free)")
     fd, name = tempfile.mkstemp(dir=spool_dir, suffix=".part")
     return Path(name), os.fdopen(fd, "wb")
+
+
+def _close_after(writing: "asyncio.Future[None] | None", out: IO[bytes]) -> None:
+    """Closes the spool in a worker thread once no batch is being written to it. Started,
+    not awaited: a download cancelled twice (a shutdown) must not leave the file open."""
+    loop = asyncio.get_running_loop()
+
+    def close(done: "asyncio.Future[None] | None" = None) -> None:
+        if done is not None and not done.cancelled():
+            done.exception()  # retrieved; the failure that ended the download is raised
+        loop.run_in_executor(None, out.close)
+
+    if writing is None or writing.done():
+        close(writing)
+    else:
+        writing.add_done_callback(close)
 
 
 async def _open_spool_off_loop(spool_dir: Path, size: int | None) -> tuple[Path, IO[bytes]]:

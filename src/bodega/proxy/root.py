@@ -39,6 +39,7 @@ from bodega.errors import BodegaError, NotFound, UpstreamError
 from bodega.proxy.compression import GZIP_LEVEL, gzip_blob
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore
+from bodega.storage.localfiles import acquire_off_loop
 from bodega.storage.metadata import MetadataStore, StoredRoot
 from bodega.upstream import UpstreamClient
 
@@ -221,7 +222,7 @@ async def spool_root_list(
     The scanning, rendering, hashing and writing all run in worker threads, a batch of
     chunks per hop, so the event loop only moves bytes along.
     """
-    spool = await asyncio.to_thread(_RootSpool, spool_dir, media_type)
+    spool = await acquire_off_loop(lambda: _RootSpool(spool_dir, media_type), _RootSpool.abort)
     try:
         async with aclosing(batches(chunks, BATCH_BYTES)) as batched:
             async for batch in batched:
