@@ -83,6 +83,15 @@ SETTINGS: tuple[Setting, ...] = (
         public_index_url,
     ),
     Setting("index_ttl", float, "Seconds a project page stays fresh.", lambda: 600.0, _seconds),
+    Setting(
+        "revalidate_after",
+        float,
+        "Seconds within which a client's `Cache-Control: max-age=0` (pip before 26.2 sends it"
+        " on every request) is answered from the cache instead of revalidating the page;"
+        " `no-cache` always revalidates. 0: max-age=0 always revalidates too.",
+        lambda: 30.0,
+        _seconds,
+    ),
     Setting("offline", bool, "Never contact upstream; serve only what is cached.", lambda: False),
     Setting(
         "upstream_timeout",
@@ -130,6 +139,7 @@ class Settings:
     data_dir: Path
     upstream: str
     index_ttl: float
+    revalidate_after: float
     offline: bool
     upstream_timeout: float
     search_refresh: float

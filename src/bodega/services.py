@@ -114,6 +114,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             ttl=ttl,
             offline=offline,
             stats=stats,
+            revalidate_after=settings.revalidate_after,
             activity=activity,
             on_page=search.saw_page,
             core_metadata=core_metadata,

@@ -105,6 +105,7 @@ class UpstreamClient:
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._via = via
         self._routes: dict[tuple[str, str], _Route] = {}
+        self._without_ranges: set[str] = set()  # origins that answered a range with 200
 
     @classmethod
     async def open(cls, base_url: str, read_timeout: float, instance_id: str) -> "UpstreamClient":
@@ -190,30 +191,37 @@ class UpstreamClient:
         async with self._request(url, headers, auto_decompress=False) as response:
             yield UpstreamFile(response.content_length, response)
 
-    async def fetch_range(self, url: str, first: int | None, last: int) -> UpstreamRange | None:
+    def serves_ranges(self, url: str) -> bool:
+        """False once the URL's host has answered a range request with the whole file."""
+        return _origin(url) not in self._without_ranges
+
+    @asynccontextmanager
+    async def open_range(
+        self, url: str, first: int | None, last: int
+    ) -> AsyncIterator["UpstreamRange | UpstreamFile"]:
         """Bytes `first`..`last` (inclusive) of a listed file, or its last `last` bytes when
-        `first` is None (RFC 9110 14.1.2); None when upstream ignores Range and would send it
-        all. The body must be exactly what Content-Range announces."""
+        `first` is None (RFC 9110 14.1.2). An upstream that ignores Range answers 200 with
+        the whole file: that answer is yielded as a download, open while the block runs, so
+        the caller can keep it rather than fetch the file again, and the host is remembered
+        as one without ranges."""
         wanted = f"bytes={first}-{last}" if first is not None else f"bytes=-{last}"
         headers = {"Accept-Encoding": "identity", "Range": wanted}
         async with self._request(url, headers, auto_decompress=False) as response:
-            if response.status != 206:
-                return None
-            found = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-            if found is None:
-                raise UpstreamError(f"upstream sent a 206 without a usable Content-Range: {url}")
-            start, end, total = (int(g) for g in found.groups())
-            length = end - start + 1
-            if first is None:
-                expected = length <= last and end == total - 1
+            if response.status == 206:
+                yield await _read_range(response, url, first, last)
+            elif response.status == 200:
+                self._without_ranges.add(_origin(url))
+                yield UpstreamFile(response.content_length, response)
             else:
-                expected = start == first and end <= last
-            if end >= total or not expected:
-                raise UpstreamError(f"upstream sent another range than asked for: {url}")
-            body = await _read_bounded(response, length)
-            if len(body) != length:
-                raise UpstreamError(f"upstream range body cut short: {url}")
-            return UpstreamRange(body, start, total)
+                raise UpstreamError(f"upstream answered {response.status} to a range: {url}")
+
+    async def fetch_range(self, url: str, first: int | None, last: int) -> UpstreamRange:
+        """As open_range, for a host known to serve ranges: a whole file instead is an
+        UpstreamError (the host is remembered all the same)."""
+        async with self.open_range(url, first, last) as found:
+            if isinstance(found, UpstreamFile):
+                raise UpstreamError(f"upstream ignored a range request: {url}")
+            return found
 
     @asynccontextmanager
     async def _request(
@@ -320,6 +328,31 @@ def _redirect_target(current: str, location: str, allowed_hosts: set[str | None]
     ):
         raise UpstreamError(f"upstream redirected to a location bodega does not follow: {target}")
     return target
+
+
+async def _read_range(
+    response: aiohttp.ClientResponse, url: str, first: int | None, last: int
+) -> UpstreamRange:
+    """The body of a 206, which must be exactly what Content-Range announces."""
+    found = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+    if found is None:
+        raise UpstreamError(f"upstream sent a 206 without a usable Content-Range: {url}")
+    start, end, total = (int(g) for g in found.groups())
+    length = end - start + 1
+    if first is None:
+        expected = length <= last and end == total - 1
+    else:
+        expected = start == first and end <= last
+    if end >= total or not expected:
+        raise UpstreamError(f"upstream sent another range than asked for: {url}")
+    body = await _read_bounded(response, length)
+    if len(body) != length:
+        raise UpstreamError(f"upstream range body cut short: {url}")
+    return UpstreamRange(body, start, total)
+
+
+def _origin(url: str) -> str:
+    return str(yarl.URL(url).origin())
 
 
 def _check_status(response: aiohttp.ClientResponse) -> None:

@@ -2,6 +2,8 @@
 --refresh-package and `pip index versions` through bodega."""
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,19 +13,31 @@ from tests.support.clients import (
     NEWEST,
     client_tool,
     installed_versions,
+    isolated_env,
     new_venv,
     pip_env,
     run,
 )
 from tests.support.distributions import BuiltFile, build_wheel
 from tests.support.fake_index import FakeIndex
-from tests.support.servers import BodegaProcess
+from tests.support.servers import BodegaProcess, bodega_process
 
 PIPS = ["pip-oldest", "pip-current"]
 
 
 def pip(client: str) -> list[str]:
     return [str(client_tool(client, "python")), "-m", "pip"]
+
+
+@contextmanager
+def bodega_revalidating_after(
+    seconds: float, fake_index: FakeIndex, tmp_path: Path
+) -> Iterator[BodegaProcess]:
+    """As the `bodega` fixture, with this --revalidate-after."""
+    proxies = {k: v for k, v in isolated_env().items() if k.upper().endswith("_PROXY")}
+    args = ["--index-ttl", "600", "--revalidate-after", str(seconds)]
+    with bodega_process(tmp_path / "data", fake_index.simple_url, *args, env=proxies) as server:
+        yield server
 
 
 def index(server: BodegaProcess) -> list[str]:
@@ -62,17 +76,34 @@ def test_pip_downloads_with_require_hashes(
 
 @pytest.mark.parametrize("client", PIPS)
 def test_pip_sees_a_new_upstream_release_when_it_asks_to_refresh(
-    client: str, bodega: BodegaProcess, fake_index: FakeIndex, tmp_path: Path
+    client: str, fake_index: FakeIndex, published: dict[str, list[BuiltFile]], tmp_path: Path
 ) -> None:
     env = pip_env(tmp_path / "cache")
-    command = [*pip(client), "download", "--no-deps", *index(bodega), "--dest", "out", "app"]
-    run(command, env, tmp_path, bodega)
-    fake_index.add("app", build_wheel("app", "3.0"))
-    # pip 26 keeps the page for its max-age unless told to refresh; pip 23.2 always
-    # revalidates with max-age=0. Either way bodega must ask upstream again (spec 32).
-    refresh = ["--refresh-package", "app"] if client == "pip-current" else []
-    run([*command, *refresh], env, tmp_path, bodega)
+    with bodega_revalidating_after(0, fake_index, tmp_path) as server:
+        command = [*pip(client), "download", "--no-deps", *index(server), "--dest", "out", "app"]
+        run(command, env, tmp_path, server)
+        fake_index.add("app", build_wheel("app", "3.0"))
+        # pip 26 keeps the page for its max-age unless told to refresh; pip 23.2 always
+        # revalidates with max-age=0. With --revalidate-after 0 bodega then asks upstream
+        # (spec 32).
+        refresh = ["--refresh-package", "app"] if client == "pip-current" else []
+        run([*command, *refresh], env, tmp_path, server)
     assert (tmp_path / "out" / "app-3.0-py3-none-any.whl").is_file()
+
+
+def test_old_pip_warm_runs_ask_upstream_for_no_page_within_revalidate_after(
+    fake_index: FakeIndex, published: dict[str, list[BuiltFile]], tmp_path: Path
+) -> None:
+    """pip 23.2 sends `Cache-Control: max-age=0` on every index request (issue 11: its warm
+    install re-fetched every page): within --revalidate-after, bodega answers from cache."""
+    env = pip_env(tmp_path / "cache")
+    with bodega_revalidating_after(3600, fake_index, tmp_path) as server:
+        command = [*pip("pip-oldest"), "download", *index(server), "--dest", "out", "app"]
+        run(command, env, tmp_path, server)
+        pages_asked = [r.path for r in fake_index.requests if r.server == "pages"]
+        run(command, env, tmp_path, server)
+    assert sorted(pages_asked) == sorted(f"/simple/{name}/" for name in MODULES)
+    assert [r.path for r in fake_index.requests if r.server == "pages"] == pages_asked
 
 
 @pytest.mark.parametrize("client", PIPS)

@@ -1,5 +1,6 @@
 """Project pages: kept with their validators, revalidated after the TTL, stale if upstream fails."""
 
+import asyncio
 import socket
 import time
 
@@ -80,18 +81,53 @@ async def test_within_the_ttl_upstream_is_not_asked_again(
     assert len(page_requests(index)) == 1
 
 
-@pytest.mark.parametrize("directive", ["no-cache", "max-age=0"])
+@pytest.mark.parametrize(
+    ("directive", "revalidate_after"),
+    [("no-cache", 30), ("no-cache", 3600), ("max-age=0", 0), ("Pragma", 3600)],
+)
 async def test_a_refresh_request_sees_a_release_published_a_moment_ago(
-    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, directive: str
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    directive: str,
+    revalidate_after: float,
 ) -> None:
-    """What pip --refresh-package and uv --refresh send."""
-    url = f"{await start_bodega(index_ttl=600)}simple/demo/"
+    """What uv --refresh sends (no-cache), always; and pip --refresh-package (max-age=0)
+    with --revalidate-after 0."""
+    bodega = await start_bodega(index_ttl=600, revalidate_after=revalidate_after)
+    url = f"{bodega}simple/demo/"
     await client.get(url, headers={"Accept": JSON})
     index.add("demo", build_wheel("demo", "2.0"))
     cached = await client.get(url, headers={"Accept": JSON})
     assert cached.json()["versions"] == ["1.0"]
-    refreshed = await client.get(url, headers={"Accept": JSON, "Cache-Control": directive})
+    asked = {"Pragma": "no-cache"} if directive == "Pragma" else {"Cache-Control": directive}
+    refreshed = await client.get(url, headers={"Accept": JSON, **asked})
     assert refreshed.json()["versions"] == ["1.0", "2.0"]
+
+
+# (--revalidate-after, how long after the first request the second comes, its outcome):
+# inside the window, a wait longer than the window, and 0 (every max-age=0 revalidates).
+WINDOWS = [(3600, 0, "HIT"), (0.05, 0.1, "REVALIDATED"), (0, 0, "REVALIDATED")]
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+async def test_max_age_0_revalidates_at_most_once_per_revalidate_after(
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    window: tuple[float, float, str],
+) -> None:
+    """pip before 26.2 sends `Cache-Control: max-age=0` on every index request: within
+    --revalidate-after of the last word from upstream it is a hit; 0 revalidates always."""
+    revalidate_after, later, outcome = window
+    bodega = await start_bodega(index_ttl=600, revalidate_after=revalidate_after)
+    url = f"{bodega}simple/demo/"
+    await client.get(url)
+    await asyncio.sleep(later)  # only ever longer than a window it has to leave
+    response = await client.get(url, headers={"Cache-Control": "max-age=0"})
+    assert response.status_code == 200
+    assert response.headers["X-Bodega-Cache"] == outcome
+    assert len(page_requests(index)) == (1 if outcome == "HIT" else 2)
 
 
 @pytest.mark.parametrize("fault", ["503", "down", "slow"])

@@ -65,8 +65,11 @@ def build_wheel(
     requires_python: str | None = None,
     summary: str = "",
     payload_size: int = 0,
+    tag: str = _WHEEL_TAG,
 ) -> BuiltFile:
-    """Build a pure-Python ``py3-none-any`` wheel that pip can install.
+    """Build a pure-Python ``py3-none-any`` wheel that pip can install (or one that claims
+    another ``tag``, such as ``cp313-cp313-manylinux_2_17_x86_64``, for tests of what an
+    index lists; its content stays pure Python).
 
     It holds ``<pkg>/__init__.py`` defining ``__version__`` and, when ``payload_size > 0``, an
     incompressible ``<pkg>/payload.bin`` of that many bytes so tests get realistic file sizes.
@@ -78,6 +81,7 @@ def build_wheel(
         requires_python=requires_python,
         summary=summary,
         payload_size=payload_size,
+        tag=tag,
     )
 
 
@@ -138,7 +142,7 @@ def _zip_add(archive: zipfile.ZipFile, path: str, data: bytes, compress_type: in
 
 # Cached because the output is deterministic and large payloads are costly to rebuild in
 # every test; BuiltFile is immutable, so sharing instances is safe.
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=64)
 def _build_wheel(
     name: str,
     version: str,
@@ -147,18 +151,16 @@ def _build_wheel(
     requires_python: str | None,
     summary: str,
     payload_size: int,
+    tag: str,
 ) -> BuiltFile:
     dist = _dist_name(name)
     norm_version = str(Version(version))
-    filename = f"{dist}-{norm_version}-{_WHEEL_TAG}.whl"
+    filename = f"{dist}-{norm_version}-{tag}.whl"
     parse_wheel_filename(filename)  # fail loudly on a name the wheel spec would reject
     dist_info = f"{dist}-{norm_version}.dist-info"
     metadata = _metadata(name, norm_version, requires, requires_python, summary)
     wheel_file = (
-        "Wheel-Version: 1.0\n"
-        "Generator: bodega-tests (1.0)\n"
-        "Root-Is-Purelib: true\n"
-        f"Tag: {_WHEEL_TAG}\n"
+        f"Wheel-Version: 1.0\nGenerator: bodega-tests (1.0)\nRoot-Is-Purelib: true\nTag: {tag}\n"
     ).encode()
 
     # (path, bytes, compression); package files first and dist-info last, as the spec advises.

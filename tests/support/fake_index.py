@@ -111,6 +111,7 @@ class _Faults:
     truncate: dict[str, bool] = field(default_factory=dict)  # filename -> with_content_length
     stall: dict[str, int] = field(default_factory=dict)  # filename -> bytes sent before hanging
     pause: dict[str, int] = field(default_factory=dict)  # filename -> bytes sent before waiting
+    hold_ranges: bool = False  # range requests wait for release_ranges() before answering
 
 
 def _bind(port: int) -> socket.socket:
@@ -399,6 +400,22 @@ class FakeIndex:
         with self._lock:
             self._faults.pause[filename] = after_bytes
 
+    def hold_ranges(self) -> None:
+        """Keep every Range request waiting, before any byte is sent, until release_ranges()
+        (or reset_faults() or stop()): extraction of core metadata in flight for as long as a
+        test needs. Whole-file requests are answered as usual."""
+        with self._lock:
+            self._faults.hold_ranges = True
+
+    def release_ranges(self) -> None:
+        """Answer the held Range requests (and any later ones at once). Releases stalled and
+        paused responses too: they share one release."""
+        with self._lock:
+            self._faults.hold_ranges = False
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._release_stalls)
+
     def reset_faults(self) -> None:
         """Clear every fault and release stalled responses. Does not bring the server back up."""
         with self._lock:
@@ -648,6 +665,7 @@ class FakeIndex:
             truncate = faults.truncate.get(name)
             stall = faults.stall.get(name)
             pause = faults.pause.get(name)
+            hold_ranges = faults.hold_ranges
         # Taken together with the fault snapshot: a reset_faults() that cleared this stall
         # releases exactly this event, even if it runs before we start waiting.
         release = self._stall_release
@@ -662,6 +680,8 @@ class FakeIndex:
             return web.Response(body=data, headers={**headers, **ranges})
         wanted = request.headers.get("Range")
         if wanted is not None and self.serves_ranges:
+            if hold_ranges and release is not None:
+                await release.wait()
             return _range_response(wanted, data, headers)
         if truncate is False:
             return await _send_close_delimited(request, headers, data[: len(data) // 2], throttle)

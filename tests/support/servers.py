@@ -26,6 +26,7 @@ def make_settings(*, data_dir: Path, upstream: str, **overrides: Any) -> Setting
         data_dir=data_dir,
         upstream=upstream,
         index_ttl=600.0,
+        revalidate_after=30.0,
         offline=False,
         upstream_timeout=5.0,
         search_refresh=0.0,  # no background root-list fetches unless a test asks

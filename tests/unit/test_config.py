@@ -45,6 +45,7 @@ def test_defaults_when_no_source_sets_anything() -> None:
     assert settings.data_dir == Path(platformdirs.user_data_dir("bodega", appauthor=False))
     assert settings.upstream == PyPI.simple_url
     assert settings.index_ttl == 600.0
+    assert settings.revalidate_after == 30.0
     assert settings.offline is False
     assert settings.upstream_timeout == 5.0
     assert settings.shutdown_timeout == 10.0
@@ -102,6 +103,7 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
     ("data_dir", "/srv/bodega", '"/srv/bodega"', Path("/srv/bodega")),
     ("upstream", "http://127.0.0.1:8000/simple/", '"http://127.0.0.1:8000/simple/"', None),
     ("index_ttl", "1.5", "1.5", 1.5),
+    ("revalidate_after", "0", "0", 0.0),
     ("offline", "true", "true", True),
     ("upstream_timeout", "30", "30", 30.0),
     ("search_refresh", "0", "0", 0.0),

@@ -6,24 +6,31 @@ the wheel); the whole wheel through the file cache's single-flight, verified dow
 The METADATA is stored as a blob under its own sha256 and recorded per (project, filename)
 before any page advertises it, so bodega never advertises what it cannot serve (spec 24).
 
-When: right after a page is fetched from upstream, for the newest wheels lacking metadata,
-a bounded number per page and a bounded number at once. A client only asks for
-`<file>.metadata` when the page advertises it, so waiting for the first request would
-never happen; the page request waits a few seconds for this work so its first client
-already sees the metadata, and the rest goes on in the background.
+When: right after a page is fetched from upstream, without the page waiting for it (no
+client waits for work bodega does for itself): the wheels of the newest release are queued,
+pure-Python and the commonest platforms first (core/wanted_wheels.py), and a few workers
+extract them, most wanted first across every page. A client only asks for `<file>.metadata`
+when the page advertises it, so the next rendering of the page (a new ETag) shows what is
+stored. A wheel a client downloads gets its METADATA read from the cached file once it is
+committed, at no upstream cost.
+
+An upstream that ignores Range answers the first range request with the whole file: that
+answer becomes the file's verified download (teed into the cache like any other), and the
+upstream client remembers the host, so later extractions from it go straight to a whole
+download (or join one under way), and only for the most wanted wheels.
 """
 
 import asyncio
 import hashlib
+import heapq
+import itertools
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from packaging.version import InvalidVersion, Version
-
-from bodega.core.filenames import version_of
 from bodega.core.model import DistributionFile, ProjectPage
+from bodega.core.wanted_wheels import LINUX_X86_64, Priority, wanted_wheels
 from bodega.core.wheel_metadata import (
     TAIL_BYTES,
     Span,
@@ -33,22 +40,28 @@ from bodega.core.wheel_metadata import (
     locate_central_directory,
 )
 from bodega.errors import BodegaError, UpstreamError
-from bodega.proxy.files import FileCache
+from bodega.proxy.files import Download, FileCache
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore
-from bodega.upstream import UpstreamClient
+from bodega.upstream import UpstreamClient, UpstreamFile
 
 log = logging.getLogger(__name__)
 
 OnFound = Callable[[str, str, str], None]  # project, filename, metadata sha256
 ReadSpan = Callable[[Span], Awaitable[bytes]]
 
-# Bounds on the upstream work one page fetch can start, and on all of it at once.
-WHEELS_PER_PAGE = 32
+# Extractions from upstream at once, across bodega: background work that must leave the
+# upstream connection and the CPU to clients.
 CONCURRENT_EXTRACTIONS = 4
-# How long a page request waits for its first extractions before it is served without them.
-PAGE_WAIT = 2.0
+# Wheels waiting for extraction; past this the least wanted are dropped (a later refresh of
+# their page queues them again).
+MAX_QUEUED = 4096
+# From an upstream without Range every extraction is a whole download: only wheels this
+# wanted (pure, or CPython on manylinux x86_64) are worth that, since clients fetch them anyway.
+_WHOLE_DOWNLOAD_FAMILIES = LINUX_X86_64
+# Choosing among thousands of files takes milliseconds: off the loop for large pages.
+_IN_THREAD_FILES = 200
 # A wheel that could not be read is not tried again for this long (it will not change).
 RETRY_AFTER = 3600.0
 _REMEMBERED_FAILURES = 10_000
@@ -65,7 +78,6 @@ class CoreMetadataExtractor:
         files: FileCache,
         *,
         offline: bool,
-        page_wait: float = PAGE_WAIT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._upstream = upstream
@@ -73,61 +85,116 @@ class CoreMetadataExtractor:
         self._store = store
         self._files = files
         self._offline = offline
-        self.page_wait = page_wait
         self._clock = clock
+        self.on_found: OnFound | None = None  # told of each METADATA stored (pages listen)
         self._flights: SingleFlight[str | None] = SingleFlight()
-        self._limit = asyncio.Semaphore(CONCURRENT_EXTRACTIONS)
         self._failed: OrderedDict[str, float] = OrderedDict()
+        # (priority, order of arrival, project, file): a heap, most wanted first.
+        self._queue: list[tuple[Priority, int, str, DistributionFile]] = []
+        self._queued: set[str] = set()  # filenames in the queue
+        self._arrivals = itertools.count()
+        self._workers: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
 
-    def extract_for_page(
-        self, project: str, page: ProjectPage, on_found: OnFound
-    ) -> asyncio.Task[None] | None:
-        """Starts extraction for the page's newest wheels that lack metadata; the task is
-        owned here (cancelled by close()), `on_found` hears of each success. None when
-        there is nothing to extract (upstream serves every wheel's metadata)."""
-        # Sorting thousands of filenames by version takes a while: off the loop, in the task.
-        is_large = len(page.files) > 200
-        found = [] if is_large else candidates(page)
-        if not is_large and not found:
-            return None
+    def extract_for_page(self, project: str, page: ProjectPage) -> None:
+        """Queues the wheels of the page's newest release that lack metadata; returns at once."""
+        if len(page.files) <= _IN_THREAD_FILES:
+            self._enqueue(project, wanted_wheels(page))
+            return
 
-        async def work() -> None:
-            async def one(file: DistributionFile) -> None:
-                sha256 = await self.obtain(project, file)
-                if sha256 is not None:
-                    on_found(project, file.filename, sha256)
+        async def choose() -> None:
+            self._enqueue(project, await asyncio.to_thread(wanted_wheels, page))
 
-            wheels = await asyncio.to_thread(candidates, page) if is_large else found
-            await asyncio.gather(*(one(f) for f in wheels))
+        self._own(choose())
 
-        task = asyncio.ensure_future(work())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
+    def extract_after_download(
+        self, project: str, file: DistributionFile, download: Download | None
+    ) -> None:
+        """A wheel a client fetched (`download`, or None when it was cached already): its
+        METADATA is read from the verified blob once committed, off the loop, for free."""
+
+        async def read_cached() -> None:
+            if download is not None:
+                try:
+                    await download.wait_until_done()
+                except BodegaError:
+                    return  # the download failed: nothing cached to read
+                if not download.is_committed:
+                    return
+            await self.obtain(project, file)
+
+        self._own(read_cached())
 
     async def obtain(self, project: str, file: DistributionFile) -> str | None:
-        """The sha256 of the wheel's METADATA, now stored as a blob; None if it cannot be had."""
+        """The sha256 of the wheel's METADATA, now stored as a blob (and `on_found` told of
+        it); None if it cannot be had."""
         return await self._flights.call(file.filename, lambda: self._obtain(project, file))
 
+    async def settled(self) -> None:
+        """Until nothing is queued, extracted or waiting for a download (tests wait on it)."""
+        while busy := self._workers | self._background:
+            await asyncio.gather(*busy, return_exceptions=True)
+
     async def close(self) -> None:
-        for task in list(self._background):
+        self._queue.clear()
+        self._queued.clear()
+        tasks = self._workers | self._background
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._flights.close()
 
+    def _own(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _enqueue(self, project: str, wanted: list[tuple[Priority, DistributionFile]]) -> None:
+        for priority, file in wanted:
+            if file.filename in self._queued or self._has_failed(file.filename):
+                continue
+            heapq.heappush(self._queue, (priority, next(self._arrivals), project, file))
+            self._queued.add(file.filename)
+        if len(self._queue) > MAX_QUEUED:
+            self._queue = heapq.nsmallest(MAX_QUEUED, self._queue)  # sorted: still a heap
+            self._queued = {file.filename for *_, file in self._queue}
+        while self._queue and len(self._workers) < CONCURRENT_EXTRACTIONS:
+            worker = asyncio.ensure_future(self._work())
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        """Extracts queued wheels, most wanted first, until the queue is empty."""
+        while self._queue:
+            priority, _, project, file = heapq.heappop(self._queue)
+            self._queued.discard(file.filename)
+            if (
+                priority.family > _WHOLE_DOWNLOAD_FAMILIES
+                and not self._upstream.serves_ranges(file.url)
+                and not await self._is_cached(file)
+            ):
+                continue  # a whole download of a wheel few clients will fetch: not worth it
+            await self.obtain(project, file)
+
+    def _has_failed(self, filename: str) -> bool:
+        failed_at = self._failed.get(filename)
+        return failed_at is not None and self._clock() - failed_at < RETRY_AFTER
+
+    async def _is_cached(self, file: DistributionFile) -> bool:
+        return file.sha256 is not None and await self._blobs.size(file.sha256) is not None
+
     async def _obtain(self, project: str, file: DistributionFile) -> str | None:
-        failed_at = self._failed.get(file.filename)
-        if failed_at is not None and self._clock() - failed_at < RETRY_AFTER:
+        if self._has_failed(file.filename):
             return None
         try:
-            async with self._limit:
-                metadata = await self._read(file)
+            metadata = await self._read(file)
             sha256 = await asyncio.to_thread(lambda: hashlib.sha256(metadata).hexdigest())
             # Blob first, then the record: a page only advertises what can be served.
             await self._blobs.put_bytes(sha256, metadata)
             await self._store.record_blob(sha256, len(metadata), self._clock())
             await self._store.put_core_metadata(project, file.filename, sha256)
+            if self.on_found is not None:
+                self.on_found(project, file.filename, sha256)
         except BodegaError as error:
             log.info("no core metadata for %s: %s", file.filename, error)
             self._failed[file.filename] = self._clock()
@@ -137,21 +204,30 @@ class CoreMetadataExtractor:
         return sha256
 
     async def _read(self, file: DistributionFile) -> bytes:
-        if file.sha256 is not None and await self._blobs.size(file.sha256) is not None:
-            return await self._from_blob(file.sha256, file.filename)
+        if file.sha256 is not None:
+            if await self._blobs.size(file.sha256) is not None:
+                return await self._from_blob(file.sha256, file.filename)
+            if self._files.in_progress(file.sha256) or not self._upstream.serves_ranges(file.url):
+                # The file is on its way, or upstream would send all of it anyway.
+                return await self._from_download(file.sha256, file)
         try:
-            found = await self._from_ranges(file)
+            return await self._from_ranges(file)
         except UpstreamError as error:
             log.info("range requests for %s failed (%s); downloading it whole", file.url, error)
-            found = None
-        if found is not None:
-            return found
         if file.sha256 is None:
             raise WheelMetadataError(f"{file.filename} has no hash to verify a download with")
-        # Upstream ignores Range: fetch the wheel whole, verified, as a client would.
-        download = self._files.download(file.sha256, file.url, file.size)
+        return await self._from_download(file.sha256, file)
+
+    async def _from_download(
+        self, key: str, file: DistributionFile, answer: UpstreamFile | None = None
+    ) -> bytes:
+        """Through the file cache's verified download, as a client would fetch it (joined
+        if one is under way); `answer` is upstream's whole-file answer to a range request."""
+        if self._offline:
+            raise WheelMetadataError(f"{file.filename} is not cached and bodega is offline")
+        download = self._files.download(key, file.url, file.size, answer=answer)
         await download.wait_until_done()
-        return await self._from_blob(file.sha256, file.filename)
+        return await self._from_blob(key, file.filename)
 
     async def _from_blob(self, key: str, filename: str) -> bytes:
         size = await self._blobs.size(key)
@@ -164,13 +240,18 @@ class CoreMetadataExtractor:
         tail = await read(Span(max(0, size - TAIL_BYTES), size))
         return await _extract(read, tail, size, filename)
 
-    async def _from_ranges(self, file: DistributionFile) -> bytes | None:
+    async def _from_ranges(self, file: DistributionFile) -> bytes:
+        """The METADATA from two or three range requests, or from the whole wheel when
+        upstream ignores Range and sends all of it (then cached, verified, as a download)."""
         if self._offline:
             raise WheelMetadataError(f"{file.filename} is not cached and bodega is offline")
         # A suffix range needs no HEAD first: Content-Range tells the total size.
-        tail = await self._upstream.fetch_range(file.url, None, TAIL_BYTES)
-        if tail is None:
-            return None
+        async with self._upstream.open_range(file.url, None, TAIL_BYTES) as tail:
+            if isinstance(tail, UpstreamFile):
+                if file.sha256 is None:
+                    raise WheelMetadataError(f"{file.filename} has no hash to verify it with")
+                # The whole file is on its way: it becomes the file's download, not waste.
+                return await self._from_download(file.sha256, file, tail)
         if file.size is not None and tail.total != file.size:
             raise WheelMetadataError(
                 f"{file.filename} is {tail.total} bytes, the index says {file.size}"
@@ -178,36 +259,11 @@ class CoreMetadataExtractor:
 
         async def read(span: Span) -> bytes:
             found = await self._upstream.fetch_range(file.url, span.start, span.end - 1)
-            if found is None or len(found.body) != span.length:
+            if len(found.body) != span.length:
                 raise UpstreamError(f"upstream stopped answering ranges of {file.url}")
             return found.body
 
         return await _extract(read, tail.body, tail.total, file.filename)
-
-
-def candidates(page: ProjectPage) -> list[DistributionFile]:
-    """The wheels bodega should extract METADATA for: those of the newest release that lack
-    it, which is what a resolver asks for first. Older releases are left to the clients'
-    own fallbacks; extracting every release's wheels made a cold page fetch wait on dozens
-    of upstream round trips. A quarantined project is left alone (PEP 792)."""
-    if page.status is not None and page.status.status == "quarantined":
-        return []
-    wheels = [
-        f
-        for f in page.files
-        if f.filename.endswith(".whl") and not f.core_metadata and not f.is_yanked
-    ]
-    if not wheels:
-        return []
-    newest = max(_version_key(f.filename) for f in wheels)
-    return [f for f in wheels if _version_key(f.filename) == newest][:WHEELS_PER_PAGE]
-
-
-def _version_key(filename: str) -> Version:
-    try:
-        return Version(version_of(filename) or "0")
-    except InvalidVersion:
-        return Version("0")
 
 
 async def _extract(read: ReadSpan, tail: bytes, size: int, filename: str) -> bytes:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +32,7 @@ from bodega.proxy.stats import Stats
 from bodega.storage.blobs import BlobStore
 from bodega.storage.localfiles import acquire_off_loop, open_off_loop
 from bodega.storage.metadata import MetadataStore
-from bodega.upstream import UpstreamClient
+from bodega.upstream import UpstreamClient, UpstreamFile
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +240,21 @@ class FileCache:
         """Where a verified copy lies, when there is one."""
         return None if key is None else await self._blobs.local_path(key)
 
-    def download(self, key: str | None, url: str, expected_size: int | None) -> Download:
-        """The download of this file, started now or joined if one is under way."""
+    def in_progress(self, key: str) -> Download | None:
+        """The download of this file under way, if there is one."""
+        return self._active.get(key)
+
+    def download(
+        self,
+        key: str | None,
+        url: str,
+        expected_size: int | None,
+        *,
+        answer: UpstreamFile | None = None,
+    ) -> Download:
+        """The download of this file, started now or joined if one is under way. `answer`:
+        upstream's response already on its way (a whole file sent for a range request),
+        read instead of asking again; its owner keeps it open until the download is done."""
         flight_key = key or f"url:{url}"
         active = self._active.get(flight_key)
         if active is not None:
@@ -254,7 +267,7 @@ class FileCache:
         download.asked_at = self._clock()
         self.activity.fetch_started()
         self._active[flight_key] = download
-        task = self._downloads.run(flight_key, lambda: self._run(download))
+        task = self._downloads.run(flight_key, lambda: self._run(download, answer))
         task.add_done_callback(lambda _: self._active.pop(flight_key, None))
         return download
 
@@ -334,10 +347,10 @@ class FileCache:
             return await open_off_loop(path, "rb")
         raise download.error or UpstreamError("download ended before it could be read")
 
-    async def _run(self, download: Download) -> None:
+    async def _run(self, download: Download, answer: UpstreamFile | None) -> None:
         started = time.monotonic()
         try:
-            spool = await self._fetch_into(download)
+            spool = await self._fetch_into(download, answer)
             download.is_verified = True
             download.notify()
             if download.key is not None:
@@ -380,8 +393,9 @@ class FileCache:
         except StorageError as error:
             log.warning("blob %s stored but not recorded: %s", key, error)
 
-    async def _fetch_into(self, download: Download) -> Path:
-        """Streams the file into a new spool file, verified; returns the spool's path."""
+    async def _fetch_into(self, download: Download, answer: UpstreamFile | None = None) -> Path:
+        """Streams the file (from `answer` when upstream's answer is already here) into a
+        new spool file, verified; returns the spool's path."""
         hasher = hashlib.sha256()
         limit = download.expected_size
         out: IO[bytes] | None = None
@@ -391,7 +405,12 @@ class FileCache:
         writing: asyncio.Future[None] | None = None
         try:
             asked = time.monotonic()
-            async with self._upstream.open_file(download.url) as remote:
+            opened: AbstractAsyncContextManager[UpstreamFile] = (
+                self._upstream.open_file(download.url)
+                if answer is None
+                else contextlib.nullcontext(answer)
+            )
+            async with opened as remote:
                 self._stats.observe_upstream("file", time.monotonic() - asked, failed=False)
                 self.activity.upstream_answered()
                 if download.total is None:

@@ -4,6 +4,7 @@ served stale when upstream fails (stale-if-error)."""
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import gzip
 import hashlib
 import logging
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 # Rendering and compressing a large page (thousands of files) takes milliseconds: off the loop.
 _IN_THREAD_FILES = 200
 _MIN_GZIP_BYTES = 1024
+
+
+class ClientRefresh(enum.Enum):
+    """What a client's request headers ask of a page bodega holds (RFC 9111 5.2.1)."""
+
+    NONE = "none"  # a page within the TTL will do
+    MAX_AGE_0 = "max-age=0"  # pip < 26.2 sends it on every request; pip --refresh-package
+    NO_CACHE = "no-cache"  # an explicit refresh: uv --refresh, Pragma: no-cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,7 @@ class ProjectPages:
         ttl: float,
         offline: bool,
         stats: Stats,
+        revalidate_after: float = 0.0,
         clock: Callable[[], float] = time.time,
         memory_entries: int = 1024,
         activity: Activity | None = None,
@@ -80,9 +90,12 @@ class ProjectPages:
         self.activity = activity or Activity(clock)
         self._on_page = on_page  # told of every page fetched from upstream (search listens)
         self._core_metadata = core_metadata
+        if core_metadata is not None:
+            core_metadata.on_found = self._add_core_metadata
         self._upstream = upstream
         self._store = store
         self.ttl = ttl
+        self._revalidate_after = revalidate_after
         self._offline = offline
         self._stats = stats
         self._clock = clock
@@ -92,24 +105,21 @@ class ProjectPages:
         self._writes: set[asyncio.Task[None]] = set()  # stores not yet done (write-behind)
         self._crash = crash
 
-    async def get(self, project: str, *, revalidate: bool = False) -> CachedPage:
-        """The page of a validated, normalized project name; NotFound when there is none.
-
-        `revalidate` (a client's `Cache-Control: no-cache` or `max-age=0`) asks upstream even
-        within the TTL, so a release published a minute ago shows up.
-        """
-        return (await self.lookup(project, revalidate=revalidate))[0]
+    async def get(self, project: str) -> CachedPage:
+        """The page of a validated, normalized project name; NotFound when there is none."""
+        return (await self.lookup(project))[0]
 
     async def lookup(
-        self, project: str, *, revalidate: bool = False
+        self, project: str, refresh: ClientRefresh = ClientRefresh.NONE
     ) -> tuple[CachedPage, CacheOutcome]:
-        """Like get(), and how this request was answered."""
+        """Like get(), and how this request was answered. A client's refresh asks upstream
+        even within the TTL, so a release published a minute ago shows up."""
         cached = await self._cached(project)
         if self._offline:
             if cached is None:
                 raise NotFound(f"{project} is not cached and bodega is offline")
             outcome = CacheOutcome.HIT
-        elif cached is not None and not revalidate and cached.age(self._clock()) < self.ttl:
+        elif cached is not None and cached.age(self._clock()) < self._fresh_for(refresh):
             outcome = CacheOutcome.HIT
         else:
             # Every caller that joined this refresh was answered the way the refresh went.
@@ -133,6 +143,17 @@ class ProjectPages:
             raise NotFound(f"{project} has no file {filename}")
         return file
 
+    def _fresh_for(self, refresh: ClientRefresh) -> float:
+        """How old a held page may be and still answer this request. `max-age=0` is what
+        pip before 26.2 sends on every request, not only on a refresh: taken at its word it
+        made every warm install revalidate every page, so it revalidates at most once per
+        --revalidate-after seconds (0: every time)."""
+        if refresh is ClientRefresh.NO_CACHE:
+            return 0.0
+        if refresh is ClientRefresh.MAX_AGE_0:
+            return min(self.ttl, self._revalidate_after)
+        return self.ttl
+
     def max_age(self, cached: CachedPage) -> int:
         """What a client may cache the page for: never more than is left of the TTL, since a
         client's cache adds to bodega's."""
@@ -142,11 +163,13 @@ class ProjectPages:
     async def render(self, cached: CachedPage, media_type: str) -> RenderedPage:
         rendered = cached.renderings.get(media_type)
         if rendered is None:
-            if len(cached.page.files) > _IN_THREAD_FILES:
-                rendered = await asyncio.to_thread(_render, cached.page, media_type)
+            page = cached.page
+            if len(page.files) > _IN_THREAD_FILES:
+                rendered = await asyncio.to_thread(_render, page, media_type)
             else:
-                rendered = _render(cached.page, media_type)
-            cached.renderings[media_type] = rendered
+                rendered = _render(page, media_type)
+            if cached.page is page:  # else metadata landed meanwhile: this one is outdated
+                cached.renderings[media_type] = rendered
         return rendered
 
     async def close(self) -> None:
@@ -213,7 +236,7 @@ class ProjectPages:
                 renderings=cached.renderings,
             )
             self._remember(project, fresh)
-            await self._extract_core_metadata(project, fresh)
+            self._extract_core_metadata(project, fresh)
             return fresh
         self._stats.bytes_from_upstream["page"] += len(response.body)
         try:
@@ -242,19 +265,18 @@ class ProjectPages:
         self._remember(project, fresh)
         if self._on_page is not None:
             self._on_page(page)
-        await self._extract_core_metadata(project, fresh)
+        self._extract_core_metadata(project, fresh)
         return fresh
 
-    async def _extract_core_metadata(self, project: str, cached: CachedPage) -> None:
-        """Starts extracting METADATA for wheels upstream offers none for, and waits a little
-        so this request's client already sees it; the rest is picked up when it lands."""
-        if self._core_metadata is None:
-            return
-        work = self._core_metadata.extract_for_page(project, cached.page, self._add_core_metadata)
-        if work is not None:
-            await asyncio.wait([work], timeout=self._core_metadata.page_wait)
+    def _extract_core_metadata(self, project: str, cached: CachedPage) -> None:
+        """Queues extraction of METADATA for wheels upstream offers none for. The page is
+        answered without it (no client waits for bodega's own work); what lands changes
+        later renderings, and their ETags."""
+        if self._core_metadata is not None:
+            self._core_metadata.extract_for_page(project, cached.page)
 
     def _add_core_metadata(self, project: str, filename: str, sha256: str) -> None:
+        """Lays newly extracted METADATA over the page in memory (the store has it already)."""
         cached = self._memory.get(project)
         if cached is not None:
             cached.page = cached.page.with_core_metadata({filename: sha256})

@@ -9,6 +9,7 @@ import weakref
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
+from bodega.core.model import DistributionFile
 from bodega.core.names import normalize_project_name, validate_filename
 from bodega.errors import BodegaError, NotFound
 from bodega.proxy.files import CachedFile, Download, Span
@@ -35,24 +36,25 @@ async def distribution_file(
     file = await services.pages.find_file(project, listed_name)
     key: str | None
     if is_metadata:
-        key = file.metadata_sha256
-        if not file.core_metadata and listed_name.endswith(".whl"):
-            # Not advertised (yet): bodega extracts it from the wheel on demand.
-            key = await services.core_metadata.obtain(project, file)
-        if not file.core_metadata and key is None:
-            raise NotFound(f"{listed_name} has no core metadata")
+        key = await _metadata_key(services, project, file)
         url, size = file.url + _METADATA_SUFFIX, None
     else:
         key, url, size = file.sha256, file.url, file.size
 
+    # A wheel whose page advertises no metadata gets it from the cached file, for free.
+    wants_metadata = not is_metadata and key is not None and _lacks_metadata(file)
     cached = await services.files.open_cached(key)
     if cached is not None:
         if is_metadata and key is not None:
             # Search learns summaries and latest versions from the metadata clients fetch.
             services.search.saw_metadata(project, key, None)
+        if wants_metadata:
+            services.core_metadata.extract_after_download(project, file, None)
         services.stats.count_outcome("file", CacheOutcome.HIT)
         return _CachedResponse(cached, services, CacheOutcome.HIT)
     download = services.files.download(key, url, size)
+    if wants_metadata:
+        services.core_metadata.extract_after_download(project, file, download)
     services.stats.count_outcome("file", CacheOutcome.MISS)
     if is_metadata and key is not None:
         services.search.saw_metadata(project, key, download)
@@ -66,6 +68,23 @@ async def distribution_file(
             raise NotFound(f"{filename} could not be cached")
         return _CachedResponse(cached, services, CacheOutcome.MISS)
     return await _stream(request, services, download)
+
+
+async def _metadata_key(services: Services, project: str, file: DistributionFile) -> str | None:
+    if _lacks_metadata(file):
+        # Not advertised (yet): bodega extracts it from the wheel on demand.
+        key = await services.core_metadata.obtain(project, file)
+        if key is None:
+            raise NotFound(f"{file.filename} has no core metadata")
+        return key
+    if not file.core_metadata:
+        raise NotFound(f"{file.filename} has no core metadata")
+    return file.metadata_sha256
+
+
+def _lacks_metadata(file: DistributionFile) -> bool:
+    """A wheel whose page offers no METADATA (which bodega can extract)."""
+    return not file.core_metadata and file.filename.endswith(".whl")
 
 
 class _CachedResponse(web.FileResponse):

@@ -2,6 +2,8 @@
 
 from aiohttp import web
 
+from bodega.proxy.pages import ClientRefresh
+
 FILE_CACHE_CONTROL = "max-age=31536000, immutable"  # filenames are never reused upstream
 # HIT, MISS, STALE or REVALIDATED: for clients, and for the access log line of each request.
 CACHE_OUTCOME = "X-Bodega-Cache"
@@ -20,17 +22,25 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         response.headers.setdefault(name, value)
 
 
-def wants_revalidation(request: web.Request) -> bool:
-    """`Cache-Control: no-cache` or `max-age=0`: pip --refresh-package, uv --refresh."""
+def client_refresh(request: web.Request) -> ClientRefresh:
+    """`Cache-Control: no-cache` (uv --refresh), `max-age=0` (pip: before 26.2 on every
+    request, since then with --refresh-package) or neither."""
     if "Cache-Control" not in request.headers and "Pragma" not in request.headers:
-        return False  # most requests: no parsing
+        return ClientRefresh.NONE  # most requests: no parsing
     directives = {
         d.strip().lower().replace(" ", "")
         for d in request.headers.get("Cache-Control", "").split(",")
     }
-    return bool(directives & {"no-cache", "max-age=0"}) or "no-cache" in request.headers.get(
-        "Pragma", ""
-    )
+    if "no-cache" in directives or "no-cache" in request.headers.get("Pragma", ""):
+        return ClientRefresh.NO_CACHE
+    if "max-age=0" in directives:
+        return ClientRefresh.MAX_AGE_0
+    return ClientRefresh.NONE
+
+
+def wants_revalidation(request: web.Request) -> bool:
+    """Any client refresh, for the root list (which no installer asks for on every run)."""
+    return client_refresh(request) is not ClientRefresh.NONE
 
 
 def etag_matches(request: web.Request, etags: tuple[str, ...]) -> bool:

@@ -15,6 +15,7 @@ from bodega.web.headers import (
     CACHE_OUTCOME,
     accepts_gzip,
     answered_by_etag,
+    client_refresh,
     etag_matches,
     if_match_fails,
     wants_revalidation,
@@ -31,7 +32,7 @@ async def project_page(request: web.Request, services: Services, match: Match) -
         raise web.HTTPMovedPermanently(f"{match.prefix}{project}/")
     media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
     pages = services.pages
-    cached, outcome = await pages.lookup(project, revalidate=wants_revalidation(request))
+    cached, outcome = await pages.lookup(project, client_refresh(request))
     services.stats.count_outcome("page", outcome)
     rendered = await pages.render(cached, media_type)
     headers = {
