@@ -484,3 +484,23 @@ def test_files_port_answers_the_three_range_forms_and_416(
     whole = client.get(url, headers={"Range": "bytes=0-99"})
     assert whole.status_code == 200
     assert whole.content == WHEEL.data
+
+
+def test_held_ranges_wait_for_release_and_whole_files_do_not(
+    index: FakeIndex, client: httpx.Client
+) -> None:
+    url = index.file_url(WHEEL.filename)
+    index.hold_ranges()
+    answered: list[int] = []
+    held = threading.Thread(
+        target=lambda: answered.append(client.get(url, headers={"Range": "bytes=-10"}).status_code)
+    )
+    held.start()
+    assert client.get(url).content == WHEEL.data  # a whole-file request is not held
+    while index.count("GET", WHEEL.filename) < 2:
+        time.sleep(0.01)
+    assert answered == []
+    index.release_ranges()
+    held.join(timeout=5)
+    assert answered == [206]
+    assert client.get(url, headers={"Range": "bytes=-10"}).content == WHEEL.data[-10:]
