@@ -57,9 +57,9 @@ CONCURRENT_EXTRACTIONS = 4
 # Wheels waiting for extraction; past this the least wanted are dropped (a later refresh of
 # their page queues them again).
 MAX_QUEUED = 4096
-# From an upstream without Range every extraction is a whole download: only wheels this
-# wanted (pure, or CPython on manylinux x86_64) are worth that, since clients fetch them anyway.
-_WHOLE_DOWNLOAD_FAMILIES = LINUX_X86_64
+# From an upstream without Range every extraction is a whole download: only wheels up to this
+# family (pure, or CPython on manylinux x86_64) are worth that, since clients fetch them anyway.
+_DOWNLOADED_WHOLE_UP_TO = LINUX_X86_64
 # Choosing among thousands of files takes milliseconds: off the loop for large pages.
 _IN_THREAD_FILES = 200
 # A wheel that could not be read is not tried again for this long (it will not change).
@@ -121,6 +121,8 @@ class CoreMetadataExtractor:
                     return  # the download failed: nothing cached to read
                 if not download.is_committed:
                     return
+                # Whatever failed before (upstream's ranges), the verified file is here now.
+                self._failed.pop(file.filename, None)
             await self.obtain(project, file)
 
         self._own(read_cached())
@@ -165,16 +167,21 @@ class CoreMetadataExtractor:
 
     async def _work(self) -> None:
         """Extracts queued wheels, most wanted first, until the queue is empty."""
-        while self._queue:
-            priority, _, project, file = heapq.heappop(self._queue)
-            self._queued.discard(file.filename)
-            if (
-                priority.family > _WHOLE_DOWNLOAD_FAMILIES
-                and not self._upstream.serves_ranges(file.url)
-                and not await self._is_cached(file)
-            ):
-                continue  # a whole download of a wheel few clients will fetch: not worth it
-            await self.obtain(project, file)
+        try:
+            while self._queue:
+                priority, _, project, file = heapq.heappop(self._queue)
+                self._queued.discard(file.filename)
+                if (
+                    priority.family > _DOWNLOADED_WHOLE_UP_TO
+                    and not self._upstream.serves_ranges(file.url)
+                    and not await self._is_cached(file)
+                ):
+                    continue  # a whole download of a wheel few clients will fetch: skipped
+                await self.obtain(project, file)
+        finally:
+            # In the same step as the empty queue was seen: a wheel queued from now on
+            # starts a worker of its own rather than waiting for this finished one.
+            self._workers.discard(asyncio.current_task())
 
     def _has_failed(self, filename: str) -> bool:
         failed_at = self._failed.get(filename)
