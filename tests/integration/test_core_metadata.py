@@ -108,7 +108,7 @@ async def test_a_cold_page_is_answered_while_extraction_waits_upstream(
     """No client waits for work bodega does for itself: the page goes out as soon as
     upstream's page is read; a later request advertises the metadata, under a new ETag."""
     fake_index.add("demo", SMALL, serve_metadata=False)
-    fake_index.hold_ranges()
+    fake_index.hold("ranges")
     bodega, services = await start()
 
     cold = await client.get(f"{bodega}simple/demo/", headers=JSON)
@@ -117,7 +117,7 @@ async def test_a_cold_page_is_answered_while_extraction_waits_upstream(
     # The extraction is under way and held upstream, unanswered.
     await _until(lambda: len(wheel_requests(fake_index, SMALL)) == 1)
 
-    fake_index.release_ranges()
+    fake_index.release("ranges")
     await services.core_metadata.settled()
     later = await client.get(f"{bodega}simple/demo/", headers=JSON)
     assert later.json()["files"][0]["core-metadata"] == {"sha256": SMALL.metadata_sha256}
@@ -153,7 +153,7 @@ async def test_the_newest_release_is_extracted_pure_and_commonest_wheels_first(
     for wheel in [old, *PLATFORM_WHEELS, PURE]:
         fake_index.add("demo", wheel, serve_metadata=False)
     assert len(PLATFORM_WHEELS) > 32
-    fake_index.hold_ranges()
+    fake_index.hold("ranges")
     bodega, services = await start()
 
     await page_files(client, bodega)
@@ -163,7 +163,7 @@ async def test_the_newest_release_is_extracted_pure_and_commonest_wheels_first(
     newest_linux = {f"demo-2.0-cp3{m}-cp3{m}-manylinux_2_17_x86_64.whl" for m in (14, 13, 12)}
     assert first == {PURE.filename} | newest_linux
 
-    fake_index.release_ranges()
+    fake_index.release("ranges")
     await services.core_metadata.settled()
     advertised = {name for name, meta in (await page_files(client, bodega)).items() if meta}
     assert advertised == {w.filename for w in [*PLATFORM_WHEELS, PURE]}  # the rest as well
@@ -295,3 +295,28 @@ async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "bodega never asked upstream"
         await asyncio.sleep(0.01)
+
+
+async def test_metadata_landing_while_its_page_is_refreshed_is_kept(
+    fake_index: FakeIndex, start: Start, client: httpx.AsyncClient
+) -> None:
+    """The refresh reads what was extracted before upstream answers; what lands meanwhile
+    is laid over the new page too, not only over the one it replaces."""
+    fake_index.add("demo", SMALL, serve_metadata=False)
+    fake_index.hold("ranges")
+    bodega, services = await start()
+    await page_files(client, bodega)
+    await _until(lambda: len(wheel_requests(fake_index, SMALL)) == 1)
+
+    fake_index.hold("pages")
+    refresh = asyncio.ensure_future(
+        client.get(f"{bodega}simple/demo/", headers={**JSON, "Cache-Control": "no-cache"})
+    )
+    await _until(lambda: fake_index.count("GET", "/simple/demo/") == 2)
+    fake_index.release("ranges")
+    await services.core_metadata.settled()  # landed while upstream holds the refresh
+    fake_index.add("demo", build_sdist("demo", "1.0"))  # a new page, not a 304
+    fake_index.release("pages")
+    refreshed = await refresh
+    assert len(refreshed.json()["files"]) == 2
+    assert (await page_files(client, bodega))[SMALL.filename] == {"sha256": SMALL.metadata_sha256}

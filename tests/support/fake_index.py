@@ -55,6 +55,7 @@ _SHUTDOWN_TIMEOUT = 0.5
 _CALL_TIMEOUT = 10.0
 
 ServerKind = Literal["pages", "files"]
+Held = Literal["pages", "ranges"]  # project-page requests; Range requests for files
 _T = TypeVar("_T")
 
 
@@ -111,7 +112,7 @@ class _Faults:
     truncate: dict[str, bool] = field(default_factory=dict)  # filename -> with_content_length
     stall: dict[str, int] = field(default_factory=dict)  # filename -> bytes sent before hanging
     pause: dict[str, int] = field(default_factory=dict)  # filename -> bytes sent before waiting
-    hold_ranges: bool = False  # range requests wait for release_ranges() before answering
+    held: set[Held] = field(default_factory=set)  # requests that wait for release()
 
 
 def _bind(port: int) -> socket.socket:
@@ -216,6 +217,7 @@ class FakeIndex:
         self._ports: dict[ServerKind, int] = {}
         self._down = False
         self._stall_release: asyncio.Event | None = None
+        self._held_release: dict[Held, asyncio.Event] = {}
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -400,21 +402,21 @@ class FakeIndex:
         with self._lock:
             self._faults.pause[filename] = after_bytes
 
-    def hold_ranges(self) -> None:
-        """Keep every Range request waiting, before any byte is sent, until release_ranges()
-        (or reset_faults() or stop()): extraction of core metadata in flight for as long as a
-        test needs. Whole-file requests are answered as usual."""
+    def hold(self, what: Held) -> None:
+        """Keep every project-page request ("pages") or every Range request for a file
+        ("ranges") waiting, before any byte is sent, until release(what) (or reset_faults()
+        or stop()): a refresh, or an extraction of core metadata, in flight for as long as a
+        test needs. The root page and whole-file requests are answered as usual."""
         with self._lock:
-            self._faults.hold_ranges = True
+            self._faults.held.add(what)
 
-    def release_ranges(self) -> None:
-        """Answer the held Range requests (and any later ones at once). Releases stalled and
-        paused responses too: they share one release."""
+    def release(self, what: Held) -> None:
+        """Answer the requests hold(what) kept waiting, and any later ones at once."""
         with self._lock:
-            self._faults.hold_ranges = False
+            self._faults.held.discard(what)
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._release_stalls)
+            loop.call_soon_threadsafe(self._release_held, what)
 
     def reset_faults(self) -> None:
         """Clear every fault and release stalled responses. Does not bring the server back up."""
@@ -467,6 +469,7 @@ class FakeIndex:
 
     async def _astart(self) -> None:
         self._stall_release = asyncio.Event()
+        self._held_release = {"pages": asyncio.Event(), "ranges": asyncio.Event()}
         self._down = False
         apps: tuple[tuple[ServerKind, web.Application], ...] = (
             ("pages", self._pages_app()),
@@ -535,6 +538,22 @@ class FakeIndex:
         if self._stall_release is not None:
             self._stall_release.set()
         self._stall_release = asyncio.Event()
+        self._release_held("pages")
+        self._release_held("ranges")
+
+    def _release_held(self, what: Held) -> None:
+        if (held := self._held_release.get(what)) is not None:
+            held.set()
+        self._held_release[what] = asyncio.Event()
+
+    async def _wait_if_held(self, what: Held) -> None:
+        # The flag and the event are read in one step of the loop, which is where release()
+        # swaps the event: a request either sees the hold lifted or waits on the event set.
+        with self._lock:
+            is_held = what in self._faults.held
+        held = self._held_release.get(what)
+        if is_held and held is not None:
+            await held.wait()
 
     def _middleware(self, kind: ServerKind) -> Middleware:
         @web.middleware
@@ -574,6 +593,7 @@ class FakeIndex:
         normalized = canonicalize_name(name)
         if name != normalized or not slash:
             raise web.HTTPMovedPermanently(f"/simple/{normalized}/")
+        await self._wait_if_held("pages")
         return self._project_page(request, normalized)
 
     def _root_page(self, request: web.Request) -> web.StreamResponse:
@@ -665,7 +685,6 @@ class FakeIndex:
             truncate = faults.truncate.get(name)
             stall = faults.stall.get(name)
             pause = faults.pause.get(name)
-            hold_ranges = faults.hold_ranges
         # Taken together with the fault snapshot: a reset_faults() that cleared this stall
         # releases exactly this event, even if it runs before we start waiting.
         release = self._stall_release
@@ -680,8 +699,7 @@ class FakeIndex:
             return web.Response(body=data, headers={**headers, **ranges})
         wanted = request.headers.get("Range")
         if wanted is not None and self.serves_ranges:
-            if hold_ranges and release is not None:
-                await release.wait()
+            await self._wait_if_held("ranges")
             return _range_response(wanted, data, headers)
         if truncate is False:
             return await _send_close_delimited(request, headers, data[: len(data) // 2], throttle)

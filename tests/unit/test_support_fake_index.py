@@ -490,7 +490,7 @@ def test_held_ranges_wait_for_release_and_whole_files_do_not(
     index: FakeIndex, client: httpx.Client
 ) -> None:
     url = index.file_url(WHEEL.filename)
-    index.hold_ranges()
+    index.hold("ranges")
     answered: list[int] = []
     held = threading.Thread(
         target=lambda: answered.append(client.get(url, headers={"Range": "bytes=-10"}).status_code)
@@ -500,7 +500,7 @@ def test_held_ranges_wait_for_release_and_whole_files_do_not(
     while index.count("GET", WHEEL.filename) < 2:
         time.sleep(0.01)
     assert answered == []
-    index.release_ranges()
+    index.release("ranges")
     held.join(timeout=5)
     assert answered == [206]
     assert client.get(url, headers={"Range": "bytes=-10"}).content == WHEEL.data[-10:]

@@ -103,6 +103,9 @@ class ProjectPages:
         self._memory_entries = memory_entries
         self._refreshes: SingleFlight[CachedPage] = SingleFlight()
         self._writes: set[asyncio.Task[None]] = set()  # stores not yet done (write-behind)
+        # METADATA extracted while its page was being refreshed, after the refresh read
+        # the store: laid over the refreshed page too, or it would show only after the next.
+        self._landed: dict[str, dict[str, str]] = {}
         self._crash = crash
 
     async def get(self, project: str) -> CachedPage:
@@ -206,6 +209,12 @@ class ProjectPages:
         return cached
 
     async def _refresh(self, project: str, cached: CachedPage | None) -> CachedPage:
+        try:
+            return await self._ask_upstream(project, cached)
+        finally:
+            self._landed.pop(project, None)  # in memory already, whichever way it went
+
+    async def _ask_upstream(self, project: str, cached: CachedPage | None) -> CachedPage:
         if cached is not None and not await self._store.has_page(project):
             cached = None  # `bodega cache forget` dropped it: fetch in full, without validators
         # What bodega extracted itself is read while upstream answers, not after.
@@ -261,6 +270,7 @@ class ProjectPages:
             page = page.with_core_metadata(await extracted)
         except StorageError as error:
             log.warning("could not read extracted metadata of %s: %s", project, error)
+        page = page.with_core_metadata(self._landed.pop(project, {}))
         fresh = CachedPage(page, response.etag, response.last_modified, now)
         self._remember(project, fresh)
         if self._on_page is not None:
@@ -277,6 +287,8 @@ class ProjectPages:
 
     def _add_core_metadata(self, project: str, filename: str, sha256: str) -> None:
         """Lays newly extracted METADATA over the page in memory (the store has it already)."""
+        if self._refreshes.running(project) is not None:
+            self._landed.setdefault(project, {})[filename] = sha256
         cached = self._memory.get(project)
         if cached is not None:
             cached.page = cached.page.with_core_metadata({filename: sha256})
