@@ -112,7 +112,8 @@ SETTINGS: tuple[Setting, ...] = (
         "search_first_refresh",
         float,
         "Seconds after start before search first syncs the root list, so start-up and the"
-        " first clients never compete with fetching 800k names.",
+        " first clients never compete with fetching 800k names; the first search starts"
+        " it at once.",
         lambda: 60.0,
         _seconds,
     ),

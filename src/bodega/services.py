@@ -21,6 +21,7 @@ from bodega.proxy.pages import ProjectPages
 from bodega.proxy.readiness import Readiness
 from bodega.proxy.root import RootList
 from bodega.proxy.search import ProjectSearch
+from bodega.proxy.search_details import DetailsFiller
 from bodega.proxy.stats import Stats
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
@@ -121,8 +122,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             crash=crash,
         )
         stack.push_async_callback(pages.close)
-        search.start()
+        details = DetailsFiller(pages, files, search)
+        search.start(details.fill)
         stack.push_async_callback(search.close)
+        stack.push_async_callback(details.close)
         eviction = Eviction(blobs, store, files, stats, max_bytes=settings.max_cache_size)
         await eviction.start()
         stack.push_async_callback(eviction.close)

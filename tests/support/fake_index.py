@@ -17,7 +17,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from types import TracebackType
@@ -314,6 +314,15 @@ class FakeIndex:
             proj.files[file.filename] = entry
             self._files[file.filename] = entry
             self._touch(proj)
+
+    def list_names(self, names: Iterable[str]) -> None:
+        """List projects with no files in the root list, as cheaply as a big index needs."""
+        with self._lock:
+            for name in names:
+                key = canonicalize_name(name)
+                if key not in self._projects:
+                    self._projects[key] = _Project(name)
+                    self._touch(self._projects[key])
 
     def set_status(self, project: str, status: str | None, reason: str | None = None) -> None:
         """Give a published project a PEP 792 status (active, archived, quarantined,

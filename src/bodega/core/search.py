@@ -1,6 +1,11 @@
 """Project search, the pure part: what a query asks, how matches rank, what a project's
 latest version and summary are.
 
+Ranking (issue 16): the whole name, then the term as words of the name (split on - _ .),
+then the term anywhere inside the name, then the summary's words. Within a tier, projects
+this bodega has served more often come first (by order of magnitude of their downloads),
+then shorter names. Storage only finds candidates; every ordering decision is here.
+
 A query is the XML-RPC `search(spec, operator)` of the legacy PyPI API that `pip search`
 still sends: `spec` maps a field to a list of terms, and "or" takes projects matching any
 (field, term), "and" those matching all of them.
@@ -14,12 +19,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion, Version
 
 FIELDS = ("name", "summary")
@@ -32,12 +31,18 @@ _WORD = re.compile(r"[^\W_]+")  # letters and digits: what FTS5 unicode61 keeps 
 _SEPARATORS = re.compile(r"[-_.\s]+")
 
 
+# Substrings shorter than a trigram match far too many names to rank (and SQLite's trigram
+# index cannot look them up): such a term matches whole names and whole words only.
+MIN_SUBSTRING = 3
+_NAME_CHARACTERS = re.compile(r"[a-z0-9-]+")
+
+
 class Tier(IntEnum):
     """How well a project matches, best first."""
 
     EXACT = 0  # the whole name
-    PREFIX = 1  # the name starts with the term
-    WORD = 2  # a word of the name (or a word starting with the term)
+    WORD = 1  # whole words of the name: "zope" in zope.interface
+    SUBSTRING = 2  # anywhere inside the name: "yaml" in PyYAML
     SUMMARY = 3  # the summary has the term's words
 
 
@@ -85,13 +90,26 @@ def parse_query(params: Sequence[Any]) -> Query:
     return Query(tuple(criteria), operator == "and")
 
 
-def name_key(term: str) -> str:
-    """A term in the form of normalized names (PEP 503), for exact and prefix matches."""
-    return _SEPARATORS.sub("-", term.lower()).strip("-")
+def name_key(term: str) -> str | None:
+    """A term in the form of normalized names (PEP 503), or None when no name can hold it
+    (names are letters, digits and separators: PEP 508)."""
+    key = _SEPARATORS.sub("-", term.lower()).strip("-")
+    return key if _NAME_CHARACTERS.fullmatch(key) else None
+
+
+def name_tier(term_key: str, key: str) -> Tier | None:
+    """How the normalized name `key` matches a term in name form, or None."""
+    if key == term_key:
+        return Tier.EXACT
+    if f"-{term_key}-" in f"-{key}-":
+        return Tier.WORD
+    if len(term_key) >= MIN_SUBSTRING and term_key in key:
+        return Tier.SUBSTRING
+    return None
 
 
 def fts_phrase(term: str) -> str | None:
-    """The term as an FTS5 phrase of its words, or None when it has none.
+    """The term as an FTS5 phrase of its words (for summaries), or None when it has none.
 
     Only word characters reach the MATCH expression, so no term can inject FTS5 syntax
     (column filters, NEAR, operators). A last word of three or more characters matches
@@ -104,46 +122,36 @@ def fts_phrase(term: str) -> str | None:
     return phrase + "*" if len(words[-1]) >= 3 else phrase
 
 
-def combine(per_criterion: Sequence[Mapping[str, Match]], *, match_all: bool) -> list[Match]:
-    """One ranked list: the best tier a project reached, then shorter names, then by name."""
+def best_matches(matches: Iterable[Match]) -> dict[str, Match]:
+    """Each project once, at the best tier it reached."""
+    best: dict[str, Match] = {}
+    for match in matches:
+        if match.key not in best or match.tier < best[match.key].tier:
+            best[match.key] = match
+    return best
+
+
+def combine(
+    per_criterion: Sequence[Mapping[str, Match]],
+    *,
+    match_all: bool,
+    downloads: Mapping[str, int] | None = None,
+) -> list[Match]:
+    """One ranked list: the best tier a project reached; within a tier the projects served
+    more often (`downloads`, by order of magnitude), then shorter names, then by name."""
     if not per_criterion:
         return []
-    best: dict[str, Match] = {}
-    for matches in per_criterion:
-        for key, found in matches.items():
-            if key not in best or found.tier < best[key].tier:
-                best[key] = found
+    best = best_matches(m for matches in per_criterion for m in matches.values())
     if match_all:
         keys = set(per_criterion[0]).intersection(*per_criterion[1:])
         best = {key: best[key] for key in keys}
-    return sorted(best.values(), key=lambda m: (m.tier, len(m.key), m.key))[:MAX_RESULTS]
+    served = downloads or {}
 
+    def order(match: Match) -> tuple[int, int, int, str]:
+        popularity = served.get(match.key, 0).bit_length()  # 0, 1, 2-3, 4-7, ...
+        return (match.tier, -popularity, len(match.key), match.key)
 
-def latest_version(versions: Iterable[str]) -> str | None:
-    """The highest final release, or the highest pre-release when there is no final one."""
-    parsed = []
-    for text in versions:
-        try:
-            parsed.append(Version(text))
-        except InvalidVersion:
-            continue
-    finals = [v for v in parsed if not v.is_prerelease]
-    chosen = max(finals or parsed, default=None)
-    return None if chosen is None else str(chosen)
-
-
-def versions_of_files(filenames: Iterable[str]) -> list[str]:
-    """The versions that wheel and sdist filenames carry (a page without PEP 700 versions)."""
-    found = []
-    for filename in filenames:
-        try:
-            if filename.endswith(".whl"):
-                found.append(str(parse_wheel_filename(filename)[1]))
-            else:
-                found.append(str(parse_sdist_filename(filename)[1]))
-        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-            continue
-    return found
+    return sorted(best.values(), key=order)[:MAX_RESULTS]
 
 
 def is_newer(version: str | None, than: str | None) -> bool:

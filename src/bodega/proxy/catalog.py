@@ -10,8 +10,8 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from bodega.core.model import DistributionFile
-from bodega.core.search import MAX_METADATA_BYTES, latest_version, read_core_metadata
-from bodega.core.search import versions_of_files as file_versions
+from bodega.core.releases import latest_version, version_of
+from bodega.core.search import MAX_METADATA_BYTES, read_core_metadata
 from bodega.proxy.activity import Activity, Fetch
 from bodega.proxy.pages import CachedPage, ProjectPages
 from bodega.proxy.search import ProjectSearch, SearchStatus
@@ -44,7 +44,7 @@ class ProjectView:
     releases: tuple[Release, ...]  # this page of them, newest first
     version_count: int
     file_count: int
-    cached_count: int  # of the files on this page
+    cached_count: int  # of all the project's files, not only this page's
     page_number: int
     page_count: int
     is_stale: bool
@@ -108,8 +108,9 @@ class Catalog:
         page_count = max(1, -(-len(versions) // VERSIONS_PER_PAGE))
         page_number = min(max(1, page_number), page_count)
         shown = versions[(page_number - 1) * VERSIONS_PER_PAGE :][:VERSIONS_PER_PAGE]
-        files = [f for version in shown for f in by_version[version]]
-        cached_keys = await self._store.cached_keys([f.sha256 for f in files if f.sha256])
+        # Every file's hash, not only this page's: the count covers the whole project.
+        all_keys = {f.sha256 for f in cached.page.files if f.sha256}
+        cached_keys = await self._store.cached_keys(all_keys)
         releases = tuple(
             Release(v, tuple(FileRow(f, f.sha256 in cached_keys) for f in by_version[v]))
             for v in shown
@@ -120,13 +121,13 @@ class Catalog:
             summary = details.summary
         return ProjectView(
             name=details.name if details else project,
-            latest=latest_version(v for v in versions if v != _UNKNOWN),
+            latest=latest_version({v: fs for v, fs in by_version.items() if v != _UNKNOWN}),
             summary=summary,
             description=description,
             releases=releases,
             version_count=len(versions),
             file_count=len(cached.page.files),
-            cached_count=sum(row.is_cached for release in releases for row in release.files),
+            cached_count=sum(f.sha256 in cached_keys for f in cached.page.files if f.sha256),
             page_number=page_number,
             page_count=page_count,
             is_stale=cached.is_stale,
@@ -183,8 +184,7 @@ def _group_by_version(files: tuple[DistributionFile, ...]) -> dict[str, list[Dis
     """Files by version, newest version first; files whose name has no version go last."""
     groups: dict[str, list[DistributionFile]] = {}
     for file in files:
-        found = file_versions([file.filename])
-        groups.setdefault(found[0] if found else _UNKNOWN, []).append(file)
+        groups.setdefault(version_of(file.filename) or _UNKNOWN, []).append(file)
     return dict(sorted(groups.items(), key=lambda item: _version_order(item[0]), reverse=True))
 
 

@@ -5,7 +5,9 @@ The names come from the root list, synced into the metadata store by a backgroun
 JSON rendering is scanned a batch at a time and staged in the store, which merges it in
 chunks, so no request ever waits for 800k names, other store work interleaves and memory
 stays at one batch. The task's first pass waits `first_refresh_delay` (a setting), so a
-new bodega's start-up and its first clients never compete with it. Pages and core metadata
+new bodega's start-up and its first clients never compete with it, unless a search asks
+first: then the sync starts at once, and search answers from the projects bodega already
+knows meanwhile. Pages and core metadata
 are noted by a second background task fed through a bounded queue: a request only enqueues.
 """
 
@@ -13,25 +15,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bodega.core.model import ProjectPage
 from bodega.core.parsing import JSON_V1
+from bodega.core.releases import latest_version, releases_of
 from bodega.core.root_list import Entry, ProjectListScanner, project_list_scanner
 from bodega.core.search import (
     MAX_METADATA_BYTES,
     CoreMetadata,
+    Criterion,
     Match,
     Query,
+    Tier,
+    best_matches,
     combine,
     fts_phrase,
     is_newer,
-    latest_version,
     name_key,
+    name_tier,
     read_core_metadata,
-    versions_of_files,
 )
 from bodega.errors import BodegaError
 from bodega.proxy.files import Download
@@ -65,6 +70,7 @@ class SearchStatus:
     projects_with_details: int
     root_key: str | None
     is_syncing: bool
+    is_loading: bool  # the full list of names is not searchable yet, but will be
 
 
 class ProjectSearch:
@@ -90,9 +96,17 @@ class ProjectSearch:
         self._jobs: asyncio.Queue[Job] = asyncio.Queue(_QUEUE_SIZE)
         self._seen_metadata: OrderedDict[str, None] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
+        self._fill_details: Callable[[Sequence[str]], None] = lambda keys: None
+        self._downloads: Counter[str] = Counter()
+        self._is_flush_queued = False
+        self._sync_now = asyncio.Event()  # set: the first pass waits no longer
+        self._checked_first_sync = False
         self.is_syncing = False
 
-    def start(self) -> None:
+    def start(self, fill_details: Callable[[Sequence[str]], None] | None = None) -> None:
+        """Start the background tasks; `fill_details` is given the top results that lack a
+        version or summary, to look them up behind the answer."""
+        self._fill_details = fill_details or (lambda keys: None)
         self._tasks = [
             asyncio.create_task(self._work(), name="search-notes"),
             asyncio.create_task(self._keep_names_fresh(), name="search-names"),
@@ -106,21 +120,13 @@ class ProjectSearch:
                 await task
 
     async def search(self, query: Query) -> list[Hit]:
-        per_criterion: list[dict[str, Match]] = []
-        for criterion in query.criteria:
-            phrase = fts_phrase(criterion.term)
-            if criterion.field == "name":
-                found = await self._store.match_names(name_key(criterion.term), phrase, CANDIDATES)
-            else:
-                found = (
-                    [] if phrase is None else await self._store.match_summaries(phrase, CANDIDATES)
-                )
-            best: dict[str, Match] = {}
-            for match in found:
-                if match.key not in best or match.tier < best[match.key].tier:
-                    best[match.key] = match
-            per_criterion.append(best)
-        ranked = combine(per_criterion, match_all=query.match_all)
+        await self._sync_if_never_synced()
+        per_criterion = [
+            best_matches(await self._matches(criterion)) for criterion in query.criteria
+        ]
+        keys = {key for matches in per_criterion for key in matches}
+        downloads = await self._store.get_downloads(keys)
+        ranked = combine(per_criterion, match_all=query.match_all, downloads=downloads)
         details = await self._store.get_search_details([m.key for m in ranked])
         hits = []
         for match in ranked:
@@ -129,15 +135,56 @@ class ProjectSearch:
                 hits.append(Hit(match.key, match.name, "", None))
             else:
                 hits.append(Hit(match.key, match.name, known.summary, known.version))
+        self._fill_details([h.key for h in hits if not h.summary or h.version is None])
         return hits
+
+    async def _matches(self, criterion: Criterion) -> list[Match]:
+        if criterion.field == "name":
+            key = name_key(criterion.term)
+            if key is None:
+                return []
+            found = await self._store.match_names(key, CANDIDATES)
+            return [
+                Match(k, name, tier) for k, name in found if (tier := name_tier(key, k)) is not None
+            ]
+        phrase = fts_phrase(criterion.term)
+        if phrase is None:
+            return []
+        found = await self._store.match_summaries(phrase, CANDIDATES)
+        return [Match(k, name, Tier.SUMMARY) for k, name in found]
+
+    async def _sync_if_never_synced(self) -> None:
+        """The first search of a bodega whose names were never synced starts the sync now,
+        instead of after `first_refresh_delay` (issue 16): meanwhile it answers from the
+        projects bodega already knows."""
+        if self._sync_now.is_set() or self._checked_first_sync:
+            return
+        self._checked_first_sync = True
+        if await self._store.search_root_key() is None:
+            self._sync_now.set()
 
     async def status(self) -> SearchStatus:
         names, details = await self._store.search_counts()
-        return SearchStatus(names, details, await self._store.search_root_key(), self.is_syncing)
+        root_key = await self._store.search_root_key()
+        will_sync = self._interval > 0 and not self._offline
+        is_loading = self.is_syncing or (root_key is None and will_sync)
+        return SearchStatus(names, details, root_key, self.is_syncing, is_loading)
 
     def saw_page(self, page: ProjectPage) -> None:
         """A project page came from upstream: note its latest version."""
         self._enqueue(lambda: self._note_page(page))
+
+    def saw_download(self, project: str) -> None:
+        """A client was sent one of the project's files: a download to count for ranking.
+        Counts gather in memory and reach the store one write per batch."""
+        self._downloads[project] += 1
+        if not self._is_flush_queued:
+            self._is_flush_queued = self._enqueue(self._flush_downloads)
+
+    async def _flush_downloads(self) -> None:
+        counts, self._downloads = self._downloads, Counter()
+        self._is_flush_queued = False
+        await self._store.add_downloads(counts)
 
     def saw_metadata(self, project: str, key: str, download: Download | None) -> None:
         """A client asked for a file's core metadata (PEP 658): note its summary and version."""
@@ -190,7 +237,9 @@ class ProjectSearch:
         log.info("search: %d names synced in %.1f s", count, time.monotonic() - started)
 
     async def _keep_names_fresh(self) -> None:
-        await asyncio.sleep(self._first_refresh_delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._sync_now.wait(), self._first_refresh_delay)
+        self._sync_now.set()
         while True:
             try:
                 await self.sync_names()
@@ -221,11 +270,7 @@ class ProjectSearch:
                 log.warning("search: %s", error)
 
     async def _note_page(self, page: ProjectPage) -> None:
-        versions = page.versions
-        if not versions:
-            filenames = [f.filename for f in page.files]
-            versions = tuple(await asyncio.to_thread(versions_of_files, filenames))
-        version = latest_version(versions)
+        version = latest_version(await asyncio.to_thread(releases_of, page))
         old = (await self._store.get_search_details([page.name])).get(page.name)
         if old is None:
             await self._store.put_search_details(

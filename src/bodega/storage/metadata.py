@@ -5,8 +5,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bodega.core.search import Match
-
 
 @dataclass(frozen=True, slots=True)
 class StoredPage:
@@ -134,10 +132,18 @@ class MetadataStore(Protocol):
     async def put_search_details(self, details: SearchDetails) -> None:
         """Store (replace) a project's details and make its name and summary searchable."""
 
-    async def match_names(self, key: str, phrase: str | None, limit: int) -> list[Match]:
-        """Names equal to `key`, starting with it, or with the FTS5 `phrase` among their words."""
+    async def match_names(self, key: str, limit: int) -> list[tuple[str, str]]:
+        """Candidates for a term in name form: (key, name) of the name equal to it, of the
+        shortest `limit` names with it as words, and with it inside (from three characters),
+        and of the projects bodega served most that have it inside. Unranked; repeats."""
 
-    async def match_summaries(self, phrase: str, limit: int) -> list[Match]: ...
+    async def match_summaries(self, phrase: str, limit: int) -> list[tuple[str, str]]:
+        """(key, name) of the first `limit` summaries with the FTS5 `phrase`."""
+
+    async def add_downloads(self, counts: Mapping[str, int]) -> None:
+        """Count files served, by project key: search's popularity signal."""
+
+    async def get_downloads(self, keys: Collection[str]) -> dict[str, int]: ...
 
     async def search_counts(self) -> tuple[int, int]:
         """How many names are searchable, and how many projects have details."""

@@ -15,11 +15,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from bodega.core.search import Match, Tier
+from bodega.core.search import MIN_SUBSTRING
 from bodega.errors import StorageError
 from bodega.storage.metadata import SearchDetails, StoredBlob, StoredPage, StoredRoot
 
 T = TypeVar("T")
+
+# SQLite 3.34 brought FTS5's trigram tokenizer, which finds a substring of 800k names in a
+# millisecond (LIKE '%term%' uses it). Older SQLite gets a plain table with the same
+# columns: the same queries work, scanning instead of looking up.
+_HAS_TRIGRAMS = sqlite3.sqlite_version_info >= (3, 34, 0)
+_TRIGRAM_TABLE = (
+    "CREATE VIRTUAL TABLE search_trigrams USING fts5(text, tokenize='trigram', detail='none')"
+    if _HAS_TRIGRAMS
+    else "CREATE TABLE search_trigrams (text TEXT NOT NULL)"
+)
+_TRIGRAM_ROWID = "(length(key) << 32) | id"
 
 # Each entry upgrades the schema by one version; append, never edit a released one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -84,6 +95,23 @@ CREATE INDEX blobs_by_access ON blobs (accessed_at);
 ALTER TABLE root ADD COLUMN html_gzip_key TEXT;
 ALTER TABLE root ADD COLUMN json_gzip_key TEXT;
 """,
+    # 6: search inside names (issue 16). Each name as "-key-", so "-term-" finds whole
+    # words and "term" any substring; rowid = length << 32 | search_names.id, so the first
+    # matches in rowid order are the shortest names. And how often bodega served each
+    # project, its own popularity signal. Names bodega has no details of are dropped and
+    # the next sync (in the background) adds them again with their trigrams: building
+    # 800k here would hold start-up for half a minute.
+    f"""
+{_TRIGRAM_TABLE};
+CREATE TABLE search_downloads (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
+DELETE FROM search_text WHERE rowid IN (
+  SELECT id FROM search_names WHERE key NOT IN (SELECT key FROM search_details)
+);
+DELETE FROM search_names WHERE key NOT IN (SELECT key FROM search_details);
+INSERT INTO search_trigrams (rowid, text) SELECT {_TRIGRAM_ROWID}, '-' || key || '-'
+  FROM search_names;
+DELETE FROM search_state;
+""",  # noqa: S608 (constant SQL)
 )
 
 # The root list's blobs (two renderings, their gzip copies) have no row; eviction and
@@ -390,46 +418,52 @@ class SqliteMetadataStore:
 
         await self._run(work)
 
-    async def match_names(self, key: str, phrase: str | None, limit: int) -> list[Match]:
-        def work(db: sqlite3.Connection) -> list[Match]:
-            found = [
-                Match(k, n, Tier.EXACT)
-                for k, n in db.execute("SELECT key, name FROM search_names WHERE key = ?", (key,))
-            ]
-            if key:
-                # Keys are [a-z0-9-]: every key starting with `key` sorts below key + "{".
-                found += [
-                    Match(k, n, Tier.PREFIX)
-                    for k, n in db.execute(
-                        # In key order, which the index gives without sorting every match.
-                        "SELECT key, name FROM search_names WHERE key > ? AND key < ?"
-                        " ORDER BY key LIMIT ?",
-                        (key, key + "{", limit),
-                    )
-                ]
-            if phrase is not None:
-                found += [
-                    Match(k, n, Tier.WORD)
-                    for k, n in db.execute(
-                        # The first matches in rowid order: ranking all of a common word's
-                        # tens of thousands of names would cost far more than a search may.
-                        _FIRST_MATCHES,
-                        ("words : " + phrase, limit),
-                    )
-                ]
+    async def match_names(self, key: str, limit: int) -> list[tuple[str, str]]:
+        def work(db: sqlite3.Connection) -> list[tuple[str, str]]:
+            found = db.execute(
+                "SELECT key, name FROM search_names WHERE key = ?", (key,)
+            ).fetchall()
+            # Shortest names first (the rowid's order), read no further than `limit`: a
+            # common word's tens of thousands of matches are never all visited.
+            found += db.execute(_SHORTEST_MATCHES, (f"%-{key}-%", limit)).fetchall()
+            if len(key) >= MIN_SUBSTRING:
+                found += db.execute(_SHORTEST_MATCHES, (f"%{key}%", limit)).fetchall()
+            # The projects this bodega served, however long their names: few, so scanned.
+            found += db.execute(_SERVED_MATCHES, (key, limit)).fetchall()
             return found
 
         return await self._run(work)
 
-    async def match_summaries(self, phrase: str, limit: int) -> list[Match]:
-        def work(db: sqlite3.Connection) -> list[Match]:
-            return [
-                Match(k, n, Tier.SUMMARY)
-                for k, n in db.execute(
-                    _FIRST_MATCHES,
-                    ("summary : " + phrase, limit),
+    async def match_summaries(self, phrase: str, limit: int) -> list[tuple[str, str]]:
+        def work(db: sqlite3.Connection) -> list[tuple[str, str]]:
+            return db.execute(_FIRST_MATCHES, ("summary : " + phrase, limit)).fetchall()
+
+        return await self._run(work)
+
+    async def add_downloads(self, counts: Mapping[str, int]) -> None:
+        rows = list(counts.items())
+
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.executemany(
+                    "INSERT INTO search_downloads VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET count = count + excluded.count",
+                    rows,
                 )
-            ]
+
+        await self._run(work)
+
+    async def get_downloads(self, keys: Collection[str]) -> dict[str, int]:
+        wanted = list(keys)
+
+        def work(db: sqlite3.Connection) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for start in range(0, len(wanted), _IN_BATCH):
+                batch = wanted[start : start + _IN_BATCH]
+                marks = ",".join("?" * len(batch))
+                query = f"SELECT key, count FROM search_downloads WHERE key IN ({marks})"  # noqa: S608 (only ? placeholders)
+                found.update(db.execute(query, batch).fetchall())
+            return found
 
         return await self._run(work)
 
@@ -504,6 +538,16 @@ _FIRST_MATCHES = (
     "SELECT n.key, n.name FROM (SELECT rowid AS id FROM search_text WHERE search_text MATCH ?"
     " LIMIT ?) AS m CROSS JOIN search_names n ON n.id = m.id"
 )
+# LIKE on the trigram table: the index finds the rows, and in rowid order (shortest names
+# first) with LIMIT SQLite stops at the first `limit`. Keys are [a-z0-9-]: no LIKE wildcard.
+_SHORTEST_MATCHES = (
+    "SELECT n.key, n.name FROM (SELECT rowid & 4294967295 AS id FROM search_trigrams"
+    " WHERE text LIKE ? ORDER BY rowid LIMIT ?) AS m CROSS JOIN search_names n ON n.id = m.id"
+)
+_SERVED_MATCHES = (
+    "SELECT n.key, n.name FROM search_downloads d JOIN search_names n USING (key)"
+    " WHERE instr(d.key, ?) > 0 ORDER BY d.count DESC LIMIT ?"
+)
 _DETAILS_QUERY = (
     "SELECT d.key, n.name, d.version, d.summary, d.summary_version"
     " FROM search_details d JOIN search_names n USING (key)"
@@ -516,7 +560,13 @@ def _insert_name(db: sqlite3.Connection, key: str, name: str) -> int:
     cursor = db.execute("INSERT INTO search_names (key, name) VALUES (?, ?)", (key, name))
     row_id = int(cursor.lastrowid or 0)
     db.execute("INSERT INTO search_text (rowid, words, summary) VALUES (?, ?, '')", (row_id, key))
+    db.execute("INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)", _trigram_row(row_id, key))
     return row_id
+
+
+def _trigram_row(row_id: int, key: str) -> tuple[int, str]:
+    """The row of search_trigrams for a name (see migration 6)."""
+    return (len(key) << 32) | row_id, f"-{key}-"
 
 
 @contextmanager
@@ -563,6 +613,9 @@ def _merge_names(db: sqlite3.Connection, after: str, limit: int) -> str | None:
                 continue  # seen by bodega: still searchable while its page is cached
             db.execute("DELETE FROM search_names WHERE id = ?", (row_id,))
             db.execute("DELETE FROM search_text WHERE rowid = ?", (row_id,))
+            db.execute(
+                "DELETE FROM search_trigrams WHERE rowid = ?", (_trigram_row(row_id, key)[0],)
+            )
         elif incoming[key] != name:
             db.execute("UPDATE search_names SET name = ? WHERE id = ?", (incoming[key], row_id))
     known = {key for key, _, _ in existing}
@@ -576,6 +629,10 @@ def _merge_names(db: sqlite3.Connection, after: str, limit: int) -> str | None:
         db.executemany(
             "INSERT INTO search_text (rowid, words, summary) VALUES (?, ?, '')",
             [(row_id, key) for row_id, key, _ in rows],
+        )
+        db.executemany(
+            "INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)",
+            [_trigram_row(row_id, key) for row_id, key, _ in rows],
         )
     return upper
 

@@ -40,6 +40,8 @@ async def distribution_file(
         url, size = file.url + _METADATA_SUFFIX, None
     else:
         key, url, size = file.sha256, file.url, file.size
+        if request.method == "GET":
+            services.search.saw_download(project)  # search ranks what this bodega serves
 
     # A wheel whose page advertises no metadata gets it from the cached file, for free.
     wants_metadata = not is_metadata and key is not None and _lacks_metadata(file)

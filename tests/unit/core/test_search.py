@@ -5,13 +5,14 @@ import xmlrpc.client
 import pytest
 
 from bodega.core.search import (
+    MAX_RESULTS,
     Match,
     QueryError,
     Tier,
     combine,
     fts_phrase,
-    latest_version,
     name_key,
+    name_tier,
     parse_query,
     read_core_metadata,
 )
@@ -60,31 +61,66 @@ def test_fts_phrases_carry_only_words(term: str, phrase: str | None) -> None:
 
 def test_name_key_follows_pep_503() -> None:
     assert name_key("Flask_Login.") == "flask-login"
+    assert name_key("django rest") == "django-rest"
+    assert name_key("100%") is None  # no name holds it, and no LIKE wildcard gets through
 
 
-def test_ranking_is_exact_then_prefix_then_word_then_summary_then_shorter() -> None:
+@pytest.mark.parametrize(
+    ("term", "key", "tier"),
+    [
+        ("requests", "requests", Tier.EXACT),
+        ("requests", "requests-oauthlib", Tier.WORD),
+        ("requests", "django-requests", Tier.WORD),
+        ("zope", "zope-interface", Tier.WORD),
+        ("django-rest", "django-rest-framework", Tier.WORD),
+        ("requests", "requestsh", Tier.SUBSTRING),
+        ("http", "httpx", Tier.SUBSTRING),
+        ("yaml", "pyyaml", Tier.SUBSTRING),
+        ("py", "pyyaml", None),  # too short to match inside a name
+        ("py", "py-spy", Tier.WORD),
+        ("flask", "requests", None),
+    ],
+)
+def test_name_tiers(term: str, key: str, tier: Tier | None) -> None:
+    assert name_tier(term, key) == tier
+
+
+def matches(tier: Tier, *keys: str) -> dict[str, Match]:
+    return {key: Match(key, key, tier) for key in keys}
+
+
+def test_ranking_is_exact_then_words_then_inside_then_summary_then_shorter() -> None:
     found = {
-        "django-requests": Match("django-requests", "django-requests", Tier.WORD),
-        "requests-oauthlib": Match("requests-oauthlib", "requests-oauthlib", Tier.PREFIX),
-        "requests-x": Match("requests-x", "requests-x", Tier.PREFIX),
-        "requests": Match("requests", "requests", Tier.EXACT),
+        **matches(Tier.WORD, "requests-oauthlib", "django-requests"),
+        **matches(Tier.SUBSTRING, "requestsh", "requestsaa"),
+        **matches(Tier.EXACT, "requests"),
     }
-    summary = {"httpx": Match("httpx", "httpx", Tier.SUMMARY)}
+    summary = matches(Tier.SUMMARY, "httpx", "requests")
     ranked = combine([found, summary], match_all=False)
     assert [m.key for m in ranked] == [
         "requests",
-        "requests-x",
-        "requests-oauthlib",
         "django-requests",
+        "requests-oauthlib",
+        "requestsh",
+        "requestsaa",
         "httpx",
     ]
-    assert combine([found, summary], match_all=True) == []
+    assert [m.key for m in combine([found, summary], match_all=True)] == ["requests"]
 
 
-def test_latest_version_prefers_final_releases() -> None:
-    assert latest_version(["1.0", "2.0rc1", "junk", "1.10"]) == "1.10"
-    assert latest_version(["2.0rc1", "2.0b1"]) == "2.0rc1"
-    assert latest_version(["junk"]) is None
+def test_within_a_tier_served_projects_come_first_by_order_of_magnitude() -> None:
+    found = matches(Tier.SUBSTRING, "httpx", "httpcore", "aiohttp", "http3", "httpie")
+    downloads = {"httpcore": 40, "aiohttp": 35, "httpie": 1}
+    ranked = combine([found], match_all=False, downloads=downloads)
+    # 40 and 35 are the same order of magnitude: the shorter name first.
+    assert [m.key for m in ranked] == ["aiohttp", "httpcore", "httpie", "http3", "httpx"]
+
+
+def test_results_stop_at_the_limit_after_ranking() -> None:
+    found = matches(Tier.SUBSTRING, *(f"yaml{i:04}" for i in range(500)), "pyyaml")
+    ranked = combine([found], match_all=False, downloads={"pyyaml": 1})
+    assert len(ranked) == MAX_RESULTS
+    assert ranked[0].key == "pyyaml"
 
 
 def test_core_metadata_gives_summary_version_and_description() -> None:

@@ -6,7 +6,6 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from bodega.core.search import Tier
 from bodega.storage.metadata import SearchDetails
 from bodega.storage.sqlite import SqliteMetadataStore
 
@@ -32,10 +31,9 @@ async def test_chunked_sync_adds_renames_and_removes_but_keeps_seen_projects(
         await store.put_search_details(SearchDetails("c", "c", "1.0", "see", "1.0"))
         # Upstream now lists a, B (renamed) and e; c and d are gone, but c was seen.
         await sync(store, [("a", "a"), ("b", "B"), ("e", "e")])
-        keys = {m.key: m.name for k in "abcde" for m in await store.match_names(k, None, 10)}
+        keys = {key: name for k in "abcde" for key, name in await store.match_names(k, 10)}
         assert keys == {"a": "a", "b": "B", "c": "c", "e": "e"}
-        summary = await store.match_summaries('"see"', 10)
-        assert [(m.key, m.tier) for m in summary] == [("c", Tier.SUMMARY)]
+        assert await store.match_summaries('"see"', 10) == [("c", "c")]
     finally:
         await store.close()
 
@@ -44,7 +42,7 @@ async def test_a_key_staged_twice_keeps_its_last_spelling(tmp_path: Path) -> Non
     store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
     try:
         await sync(store, [("a-b", "a_b"), ("a-b", "A.b")])
-        assert [m.name for m in await store.match_names("a-b", None, 10)] == ["A.b"]
+        assert {name for _, name in await store.match_names("a-b", 10)} == {"A.b"}
     finally:
         await store.close()
 
@@ -60,17 +58,22 @@ async def test_a_list_that_shrank_is_merged_in_bounded_chunks(tmp_path: Path) ->
         while bounds[-1] is not None:
             bounds.append(await store.merge_search_names(bounds[-1], 50))
         assert len(bounds) == 7  # six chunks of 50 existing rows, then the end
-        found = {m.key: m.name for k in ("p1", "zz") for m in await store.match_names(k, None, 9)}
+        found = {key: name for k in ("p15", "zz") for key, name in await store.match_names(k, 9)}
         assert found == {"p150": "P150", "zz": "zz"}
     finally:
         await store.close()
 
 
-def index_rows(path: Path) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
+def index_rows(path: Path) -> tuple[set[tuple[int, str]], ...]:
     with sqlite3.connect(path) as db:
         names = set(db.execute("SELECT id, key FROM search_names"))
         text = set(db.execute("SELECT rowid, words FROM search_text"))
-    return names, text
+        trigrams = set(
+            db.execute(
+                "SELECT rowid & 4294967295, substr(text, 2, length(text) - 2) FROM search_trigrams"
+            )
+        )
+    return names, text, trigrams
 
 
 async def test_pages_noted_during_a_sync_leave_a_consistent_index(tmp_path: Path) -> None:
@@ -95,27 +98,73 @@ async def test_pages_noted_during_a_sync_leave_a_consistent_index(tmp_path: Path
                 after = await store.merge_search_names(after, 100)
 
         await asyncio.gather(merge(), note_pages())
-        names, text = index_rows(tmp_path / "db.sqlite3")
-        assert names == text
+        names, text, trigrams = index_rows(tmp_path / "db.sqlite3")
+        assert names == text == trigrams
         assert {key for _, key in names} == {k for k, _ in staged} | set(noted)
         summaries = await store.match_summaries('"noted"', 1000)
-        assert sorted(m.key for m in summaries) == sorted(noted)
+        assert sorted(key for key, _ in summaries) == sorted(noted)
     finally:
         await store.close()
 
 
-async def test_names_match_exactly_by_prefix_and_by_word(tmp_path: Path) -> None:
+async def test_names_match_whole_as_words_and_inside(tmp_path: Path) -> None:
     store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
     try:
-        names = sorted(("requests", "requests-oauthlib", "django-requests", "grequests"))
-        await sync(store, [(n, n) for n in names])
-        found = await store.match_names("requests", '"requests"*', 10)
-        assert sorted((m.tier, m.key) for m in found) == [
-            (Tier.EXACT, "requests"),
-            (Tier.PREFIX, "requests-oauthlib"),
-            (Tier.WORD, "django-requests"),
-            (Tier.WORD, "requests"),
-            (Tier.WORD, "requests-oauthlib"),
-        ]
+        names = ["requests", "requests-oauthlib", "django-requests", "grequests", "flask"]
+        await sync(store, [(n, n) for n in sorted(names)])
+        found = {key for key, _ in await store.match_names("requests", 10)}
+        assert found == set(names) - {"flask"}
+    finally:
+        await store.close()
+
+
+async def test_the_shortest_names_are_the_candidates_not_the_first_in_order(
+    tmp_path: Path,
+) -> None:
+    """zope.interface was 83rd of the names starting with zope: now among the first."""
+    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
+    try:
+        many = [(f"zope-app-component-{i:03}", f"zope.app.component{i:03}") for i in range(300)]
+        await sync(store, sorted([*many, ("zope-interface", "zope.interface")]), limit=100)
+        found = await store.match_names("zope", 5)
+        assert ("zope-interface", "zope.interface") in found
+        assert len(found) == 10  # five as a word, five inside: each side stops at its limit
+    finally:
+        await store.close()
+
+
+async def test_served_projects_are_candidates_however_long_their_names(tmp_path: Path) -> None:
+    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
+    try:
+        short = [(f"http{i:03}", f"http{i:03}") for i in range(50)]
+        await sync(store, sorted([*short, ("a-long-httpclient-name", "A-Long-HTTPClient-Name")]))
+        assert "a-long-httpclient-name" not in dict(await store.match_names("http", 5))
+        await store.add_downloads({"a-long-httpclient-name": 2, "http001": 1})
+        await store.add_downloads({"a-long-httpclient-name": 1})
+        assert "a-long-httpclient-name" in dict(await store.match_names("http", 5))
+        downloads = await store.get_downloads(["a-long-httpclient-name", "http001", "http002"])
+        assert downloads == {"a-long-httpclient-name": 3, "http001": 1}
+    finally:
+        await store.close()
+
+
+async def test_upgrading_to_name_trigrams_keeps_seen_projects_and_syncs_the_rest_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = await SqliteMetadataStore.open(path)
+    await sync(store, [("flask", "Flask"), ("pyyaml", "PyYAML")])
+    await store.put_search_details(SearchDetails("pyyaml", "PyYAML", "6.0", "YAML", "6.0"))
+    await store.set_search_root_key("root-blob")
+    await store.close()
+    with sqlite3.connect(path) as db:  # back to the schema before migration 6
+        db.executescript(
+            "DROP TABLE search_trigrams; DROP TABLE search_downloads; PRAGMA user_version = 5;"
+        )
+    store = await SqliteMetadataStore.open(path)
+    try:
+        assert await store.match_names("yaml", 10) == [("pyyaml", "PyYAML")]
+        assert await store.match_names("flask", 10) == []  # until the next sync
+        assert await store.search_root_key() is None  # which is due at once
     finally:
         await store.close()
