@@ -41,6 +41,7 @@ FLAGS = [
     "--no-first-run",
 ]
 PHONE: ViewportSize = {"width": 390, "height": 844}
+SCRIPT_TEXT = DESCRIPTION.removeprefix("</pre>").partition("<img")[0]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 
@@ -110,7 +111,8 @@ def browser() -> Iterator[Browser]:
 PAGES = {
     "home": ("", ["Set me up", "pip search --index", "Poetry", "PDM", "Pipenv"]),
     "search": ("+search?q=evil", ["evil", "2.0", SUMMARY]),
-    "project": ("+project/evil", ["evil-2.0-py3-none-any.whl", "cached", YANKED, DESCRIPTION]),
+    # The description is rendered as Markdown and sanitized: its script tag shows as text.
+    "project": ("+project/evil", ["evil-2.0-py3-none-any.whl", "cached", YANKED, SCRIPT_TEXT]),
     "cache": ("+cache", ["Files cached", "Hit ratio", "Recent fetches", "evil-2.0"]),
 }
 
@@ -137,6 +139,28 @@ def test_page_loads_cleanly_in_chromium(
             assert wanted in text  # upstream markup shows as the literal text it is
         assert trouble == Trouble()
         assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith("system-ui")
+        if device == "phone":
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_a_missing_page_offers_a_search_box(
+    bodega: BodegaProcess, browser: Browser, device: str
+) -> None:
+    context = browser.new_context(viewport=PHONE if device == "phone" else None)
+    try:
+        page = context.new_page()
+        response = page.goto(f"{bodega.url}+project/no-such-project", wait_until="load")
+        assert response is not None
+        assert response.status == 404
+        page.screenshot(path=str(ARTIFACTS / f"ui-404-{device}.png"), full_page=True)
+        page.fill("form.search-again input[name=q]", "evil")
+        page.click("form.search-again button[type=submit]")
+        page.wait_for_url("**/+search?q=evil")
+        assert "evil" in page.inner_text("ol.hits")
         if device == "phone":
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0

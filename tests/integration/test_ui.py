@@ -2,6 +2,7 @@
 upstream string, security headers (threat 45)."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ from tests.conftest import StartBodega
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.hostile import DESCRIPTION, MARKUP, SUMMARY, YANKED, publish_hostile
+from tests.support.waiting import eventually
 
 PAGES = ("", "+search?q=evil", "+project/evil", "+cache")
 
@@ -50,7 +52,7 @@ async def test_every_page_escapes_upstream_strings_and_sends_a_strict_csp(
         assert markup not in response.text
 
 
-async def test_project_page_shows_files_cached_yanked_and_the_description_as_text(
+async def test_project_page_shows_files_cached_yanked_and_the_description_sanitized(
     newest: BuiltFile, start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:
     url = await start_bodega()
@@ -62,8 +64,9 @@ async def test_project_page_shows_files_cached_yanked_and_the_description_as_tex
     assert 'class="tag yanked"' in text
     assert "&lt;img src=x onerror=alert(&#34;yanked&#34;)&gt;" in text
     assert "&lt;script&gt;alert(&#34;summary&#34;)&lt;/script&gt; &amp; &#34;quotes&#34;" in text
-    assert "&lt;/pre&gt;&lt;script&gt;alert(&#34;description&#34;)" in text
-    assert "2026-01-02T03:04:05" in text  # upload time
+    assert '<div class="description">' in text  # rendered as Markdown, its markup removed
+    assert '<time datetime="2026-01-02T03:04:05' in text  # upload time, for people:
+    assert ">2 Jan 2026</time>" in text
     assert YANKED not in text
     assert SUMMARY not in text
     assert DESCRIPTION not in text
@@ -78,6 +81,64 @@ async def test_project_page_redirects_to_the_normalized_name_and_404s_unknown_on
     assert response.headers["Location"] == "/+project/evil"
     assert (await client.get(f"{url}+project/nothing-here")).status_code == 404
     assert (await client.get(f"{url}+project/%3Cscript%3E")).status_code == 400
+
+
+async def test_a_404_for_a_person_is_a_page_with_a_search_box(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    url = await start_bodega()
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("+project/nothing-here", "no/such/%3Cscript%3E/page"):
+        response = await client.get(f"{url}{path}", headers=browser)
+        assert response.status_code == 404
+        assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert '<form class="search-again" action="/+search"' in response.text
+        assert "<script" not in response.text
+    # Installers and scripts still get the short text answer.
+    assert (await client.get(f"{url}no/such/page")).text == "no such page: /no/such/page\n"
+    installer = await client.get(f"{url}simple/nothing-here/", headers=browser)
+    assert installer.status_code == 404
+    assert installer.headers["Content-Type"].startswith("text/plain")
+
+
+def page_text(client: httpx.AsyncClient, url: str) -> Callable[[], Awaitable[str]]:
+    async def text() -> str:
+        return (await client.get(url)).text
+
+    return text
+
+
+def with_description(name: str, version: str, description: str, content_type: str) -> BuiltFile:
+    wheel = build_wheel(name, version)
+    metadata = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: s\n"
+        f"Description-Content-Type: {content_type}\n\n{description}"
+    ).encode()
+    return BuiltFile(wheel.filename, wheel.data, metadata)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("text/markdown", "# Usage\n\nRun **fast**.\n", "<strong>fast</strong>"),
+        ("text/x-rst", "Usage\n=====\n\nRun *fast*.\n", "<em>fast</em>"),
+        ("text/markdown; variant=CommonMark", "![logo](https://x.example/l.png) hi", "hi</p>"),
+    ],
+)
+async def test_descriptions_are_rendered_as_the_public_index_renders_them(
+    fake_index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    case: tuple[str, str, str],
+) -> None:
+    content_type, description, rendered = case
+    wheel = with_description("doc", "1.0", description, content_type)
+    fake_index.add("doc", wheel)
+    url = await start_bodega()
+    await client.get(f"{url}simple/doc/")
+    assert (await client.get(f"{url}files/doc/{wheel.filename}.metadata")).status_code == 200
+    text = await eventually(page_text(client, f"{url}+project/doc"), lambda t: rendered in t)
+    assert "<img" not in text  # nothing loads from elsewhere
 
 
 async def test_many_versions_are_paginated(
@@ -95,6 +156,21 @@ async def test_many_versions_are_paginated(
     assert "many-1.44.tar.gz" not in last
     assert "page 1 of 3" in (await client.get(f"{url}+project/many?page=x9")).text
     assert "page 3 of 3" in (await client.get(f"{url}+project/many?page=99")).text
+
+
+async def test_the_cached_count_covers_every_page_of_a_long_project(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    for minor in range(VERSIONS_PER_PAGE * 2 + 5):
+        fake_index.add("many", build_sdist("many", f"1.{minor}"))
+    url = await start_bodega()
+    await client.get(f"{url}simple/many/")
+    assert (await client.get(f"{url}files/many/many-1.0.tar.gz")).status_code == 200
+    first = await eventually(  # 1.0 is on page 3; its blob is recorded just after it is sent
+        page_text(client, f"{url}+project/many"), lambda text: "1 of these files" in text
+    )
+    assert "45 files; 1 of these files are cached" in first
+    assert 'class="tag cached"' not in first
 
 
 async def test_status_json_has_the_numbers_of_the_cache_page(

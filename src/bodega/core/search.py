@@ -175,10 +175,12 @@ class CoreMetadata:
     version: str | None
     summary: str
     description: str
+    description_content_type: str | None = None
 
 
 def read_core_metadata(data: bytes) -> CoreMetadata:
-    """Version, Summary and the description (body or Description header) of METADATA bytes."""
+    """Version, Summary, the description (body or Description header) and its content type
+    of METADATA bytes."""
     text = data[:MAX_METADATA_BYTES].decode("utf-8", errors="replace")
     message = email.parser.Parser(policy=email.policy.compat32).parsestr(text)
     version = message.get("Version")
@@ -187,4 +189,10 @@ def read_core_metadata(data: bytes) -> CoreMetadata:
     description = body if isinstance(body, str) and body.strip() else ""
     if not description:
         description = str(message.get("Description", ""))
-    return CoreMetadata(None if version is None else str(version).strip(), summary, description)
+    content_type = message.get("Description-Content-Type")
+    return CoreMetadata(
+        None if version is None else str(version).strip(),
+        summary,
+        description,
+        None if content_type is None else str(content_type).strip(),
+    )

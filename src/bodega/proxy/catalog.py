@@ -3,12 +3,14 @@
 import asyncio
 import shutil
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from bodega.core.description import render_description
 from bodega.core.model import DistributionFile
 from bodega.core.releases import latest_version, version_of
 from bodega.core.search import MAX_METADATA_BYTES, read_core_metadata
@@ -20,6 +22,7 @@ from bodega.storage.metadata import MetadataStore
 
 VERSIONS_PER_PAGE = 20  # a project with 10k versions is paginated (threat 45)
 _DESCRIPTION_CANDIDATES = 200  # metadata files looked at for a description, newest first
+_RENDERED = 64  # descriptions kept rendered, by metadata blob: rendering one takes up to 1 s
 _UNKNOWN = "(other files)"
 
 
@@ -40,7 +43,7 @@ class ProjectView:
     name: str
     latest: str | None
     summary: str
-    description: str
+    description: str  # sanitized HTML, rendered as the public index renders it
     releases: tuple[Release, ...]  # this page of them, newest first
     version_count: int
     file_count: int
@@ -99,6 +102,7 @@ class Catalog:
         self._data_dir = data_dir
         self._upstream = upstream
         self._offline = offline
+        self._rendered: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     async def project(self, project: str, page_number: int) -> ProjectView:
         """A validated, normalized project as the cache holds it; NotFound when unknown."""
@@ -167,7 +171,7 @@ class Catalog:
         versions: list[str],
         by_version: dict[str, list[DistributionFile]],
     ) -> tuple[str, str]:
-        """Summary and description from the newest core metadata the cache holds."""
+        """Summary and rendered description from the newest core metadata the cache holds."""
         candidates = [
             f.metadata_sha256 for v in versions for f in by_version[v] if f.metadata_sha256
         ][:_DESCRIPTION_CANDIDATES]
@@ -175,9 +179,23 @@ class Catalog:
         key = next((k for k in candidates if k in cached_keys), None)
         if key is None:
             return "", ""
+        if key in self._rendered:
+            self._rendered.move_to_end(key)
+            return self._rendered[key]
         data = b"".join([c async for c in self._blobs.read(key, 0, MAX_METADATA_BYTES)])
-        metadata = await asyncio.to_thread(read_core_metadata, data)
-        return metadata.summary, metadata.description
+        rendered = await asyncio.to_thread(_summary_and_html, data)
+        self._rendered[key] = rendered
+        while len(self._rendered) > _RENDERED:
+            self._rendered.popitem(last=False)
+        return rendered
+
+
+def _summary_and_html(metadata_bytes: bytes) -> tuple[str, str]:
+    metadata = read_core_metadata(metadata_bytes)
+    if not metadata.description.strip():
+        return metadata.summary, ""
+    html = render_description(metadata.description, metadata.description_content_type)
+    return metadata.summary, html
 
 
 def _group_by_version(files: tuple[DistributionFile, ...]) -> dict[str, list[DistributionFile]]:

@@ -97,5 +97,8 @@ async def _errors(
         status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
         if status >= 500:
             log.warning("%s %s: %s", request.method, request.path, error)
+        found = request.get(_MATCH) or match(request.path)
+        if status == 404 and ui.wants_error_page(request, found.route):
+            return await ui.not_found(request, str(error))
         # text/plain and a fixed shape: nothing from the request is echoed as markup (threat 9).
         return web.Response(status=status, text=f"{error}\n", headers={"Cache-Control": "no-store"})

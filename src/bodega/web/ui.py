@@ -1,8 +1,10 @@
 """The web UI: server-rendered pages of what the cache holds, and the same numbers as JSON.
 
 Jinja2 autoescapes every value, so upstream strings (names, summaries, filenames, yanked
-reasons, descriptions) are text, never markup (threat 45). Pages load nothing from elsewhere
-and the Content-Security-Policy forbids it: no scripts at all, styles from this server only.
+reasons) are text, never markup (threat 45). The one exception is a project's description,
+rendered to HTML as the public index renders it and sanitized by an allowlist
+(core/description.py). Pages load nothing from elsewhere and the Content-Security-Policy
+forbids it: no scripts at all, styles from this server only.
 """
 
 import asyncio
@@ -17,7 +19,7 @@ from bodega import __version__
 from bodega.core.names import normalize_project_name
 from bodega.core.search import MAX_TERM_LENGTH, Criterion, Query
 from bodega.services import Services
-from bodega.web.routing import Match
+from bodega.web.routing import Match, Route
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -63,6 +65,7 @@ def templates() -> "jinja2.Environment":
     )
     environment.filters["size"] = _size
     environment.filters["when"] = _when
+    environment.filters["date"] = _date
     environment.filters["percent"] = _percent
     return environment
 
@@ -126,10 +129,31 @@ async def static(request: web.Request, services: Services, match: Match) -> web.
     return web.Response(body=body, headers=headers)
 
 
-async def _render(request: web.Request, template: str, **values: Any) -> web.Response:
+# Where a 404 is a page with a search box: the UI, and paths no client but a browser asks for.
+_HTML_ERROR_ROUTES = frozenset({Route.HOME, Route.UI_SEARCH, Route.UI_PROJECT, Route.UI_CACHE})
+
+
+def wants_error_page(request: web.Request, route: Route) -> bool:
+    """Whether a 404 should be the HTML page (a person) rather than text (an installer)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    if route in _HTML_ERROR_ROUTES:
+        return True
+    return route is Route.NOT_FOUND and "text/html" in request.headers.get("Accept", "")
+
+
+async def not_found(request: web.Request, message: str) -> web.Response:
+    return await _render(request, "404.html", http_status=404, message=message)
+
+
+async def _render(
+    request: web.Request, template: str, *, http_status: int = 200, **values: Any
+) -> web.Response:
     page = await request.app[TEMPLATES].get(template)
     body = page.render(version=__version__, **values)
-    return web.Response(text=body, content_type="text/html", charset="utf-8", headers=_HEADERS)
+    return web.Response(
+        status=http_status, text=body, content_type="text/html", charset="utf-8", headers=_HEADERS
+    )
 
 
 def _snippets(base: str, host: str) -> list[tuple[str, str]]:
@@ -165,6 +189,17 @@ def _when(value: float | None) -> str:
         return "never"
     moment = datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _date(value: str | None) -> str:
+    """An ISO 8601 upload time (PEP 700) as a person reads it: "4 Dec 2026"."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return f"{moment.day} {moment:%b %Y}"
 
 
 def _percent(value: float | None) -> str:
