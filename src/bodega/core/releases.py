@@ -3,25 +3,10 @@ search, the web UI and the JSON API share."""
 
 from collections.abc import Collection, Mapping
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion, Version
 
+from bodega.core.filenames import version_of
 from bodega.core.model import DistributionFile, ProjectPage
-
-
-def version_of(filename: str) -> str | None:
-    """The version a wheel or sdist filename carries (normalized), or None."""
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[1])
-        return str(parse_sdist_filename(filename)[1])
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
 
 
 def releases_of(page: ProjectPage) -> dict[str, list[DistributionFile]]:
@@ -39,21 +24,19 @@ def releases_of(page: ProjectPage) -> dict[str, list[DistributionFile]]:
 
 def latest_version(releases: Mapping[str, Collection[DistributionFile]]) -> str | None:
     """What the public index calls the latest release: the highest final release with a file
-    that is not yanked, else the highest release with such a file, else the highest of all.
-    Versions that are not PEP 440 never win."""
-    parsed: dict[Version, str] = {}
-    live: list[Version] = []
-    for text, files in releases.items():
-        try:
-            version = Version(text)
-        except InvalidVersion:
-            continue
-        parsed[version] = text
-        if any(not f.is_yanked for f in files):
-            live.append(version)
-    finals = [v for v in live if not v.is_prerelease]
-    chosen = max(finals or live or parsed, default=None)
-    return None if chosen is None else parsed[chosen]
+    that is not yanked, else the highest release with such a file, else the highest of all."""
+    live = [v for v, files in releases.items() if any(not f.is_yanked for f in files)]
+    final = [v for v in live if not release_order(v)[1].is_prerelease]
+    return max(final or live or releases, key=release_order, default=None)
+
+
+def release_order(version: str) -> tuple[int, Version]:
+    """The public index's release order (a sort key): PEP 440 versions by value, above any
+    version that is none."""
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, Version("0"))
 
 
 def file_with_metadata(page: ProjectPage) -> DistributionFile | None:

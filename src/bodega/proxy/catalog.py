@@ -8,11 +8,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 from bodega.core.description import render_description
+from bodega.core.filenames import version_of
 from bodega.core.model import DistributionFile
-from bodega.core.releases import latest_version, version_of
+from bodega.core.releases import latest_version, release_order
 from bodega.core.search import MAX_METADATA_BYTES, read_core_metadata
 from bodega.proxy.activity import Activity, Fetch
 from bodega.proxy.pages import CachedPage, ProjectPages
@@ -203,11 +202,4 @@ def _group_by_version(files: tuple[DistributionFile, ...]) -> dict[str, list[Dis
     groups: dict[str, list[DistributionFile]] = {}
     for file in files:
         groups.setdefault(version_of(file.filename) or _UNKNOWN, []).append(file)
-    return dict(sorted(groups.items(), key=lambda item: _version_order(item[0]), reverse=True))
-
-
-def _version_order(version: str) -> tuple[int, Version]:
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
-        return (0, Version("0"))
+    return dict(sorted(groups.items(), key=lambda item: release_order(item[0]), reverse=True))

@@ -8,6 +8,7 @@ The body is capped before parsing and parsed without DTDs (threat 44).
 import logging
 
 from aiohttp import web
+from packaging.version import InvalidVersion, Version
 
 from bodega.core.search import QueryError, parse_query
 from bodega.core.xmlrpc import (
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024  # a search call is a few hundred bytes
 # pip groups hits by name and picks the highest version, which must parse (PEP 440): a
-# project known only by name gets a local version that says so.
+# project known only by name (until its details are filled in) gets a local version that
+# says so.
 UNKNOWN_VERSION = "0+unknown"
 
 
@@ -53,11 +55,16 @@ async def endpoint(request: web.Request, services: Services, match: Match) -> we
     except BodegaError as error:
         log.warning("XML-RPC search failed: %s", error)
         return _xml(render_fault(APPLICATION_ERROR, f"search failed: {error}"))
-    results = [
-        {"name": h.name, "summary": h.summary, "version": h.version or UNKNOWN_VERSION}
-        for h in hits
-    ]
+    results = [{"name": h.name, "summary": h.summary, "version": _version(h.version)} for h in hits]
     return _xml(render_result(results))
+
+
+def _version(version: str | None) -> str:
+    # A release spelled outside PEP 440 (2004d) is still a project's latest; pip cannot parse it.
+    try:
+        return str(Version(version)) if version is not None else UNKNOWN_VERSION
+    except InvalidVersion:
+        return UNKNOWN_VERSION
 
 
 async def _read_capped(request: web.Request) -> bytes:

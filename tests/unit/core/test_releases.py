@@ -19,7 +19,9 @@ def live(*versions: str) -> dict[str, list[DistributionFile]]:
 def test_latest_version_prefers_final_releases() -> None:
     assert latest_version(live("1.0", "2.0rc1", "junk", "1.10")) == "1.10"
     assert latest_version(live("2.0rc1", "2.0b1")) == "2.0rc1"
-    assert latest_version(live("junk")) is None
+    assert latest_version(live("junk", "2004d")) in ("junk", "2004d")  # none is PEP 440
+    assert latest_version(live("2004d", "0.1")) == "0.1"
+    assert latest_version({}) is None
 
 
 def test_latest_version_skips_releases_whose_files_are_all_yanked() -> None:
