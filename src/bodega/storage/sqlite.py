@@ -98,18 +98,27 @@ ALTER TABLE root ADD COLUMN json_gzip_key TEXT;
     # 6: search inside names (issue 16). Each name as "-key-", so "-term-" finds whole
     # words and "term" any substring; rowid = length << 32 | search_names.id, so the first
     # matches in rowid order are the shortest names. And how often bodega served each
-    # project, its own popularity signal. Names bodega has no details of are dropped and
-    # the next sync (in the background) adds them again with their trigrams: building
-    # 800k here would hold start-up for half a minute.
+    # project, its own popularity signal. Only the names bodega has details of are kept
+    # (tables rebuilt, not 800k rows deleted: seconds, not tens of seconds, at start-up);
+    # the next sync, due at once, adds the others back with their trigrams.
     f"""
-{_TRIGRAM_TABLE};
-CREATE TABLE search_downloads (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
-DELETE FROM search_text WHERE rowid IN (
-  SELECT id FROM search_names WHERE key NOT IN (SELECT key FROM search_details)
+CREATE TABLE search_names_kept (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL
 );
-DELETE FROM search_names WHERE key NOT IN (SELECT key FROM search_details);
+INSERT INTO search_names_kept SELECT id, key, name FROM search_names
+  WHERE key IN (SELECT key FROM search_details);
+DROP TABLE search_names;
+ALTER TABLE search_names_kept RENAME TO search_names;
+DROP TABLE search_text;
+CREATE VIRTUAL TABLE search_text USING fts5(words, summary);
+INSERT INTO search_text (rowid, words, summary)
+  SELECT n.id, n.key, d.summary FROM search_names n JOIN search_details d USING (key);
+{_TRIGRAM_TABLE};
 INSERT INTO search_trigrams (rowid, text) SELECT {_TRIGRAM_ROWID}, '-' || key || '-'
   FROM search_names;
+CREATE TABLE search_downloads (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
 DELETE FROM search_state;
 """,  # noqa: S608 (constant SQL)
 )
