@@ -47,6 +47,7 @@ from bodega.storage.metadata import MetadataStore, SearchDetails, StoredRoot
 log = logging.getLogger(__name__)
 
 SYNC_CHUNK = 1_000  # names per bulk transaction, so a page write waits little behind one
+FILL_TOP_RESULTS = 10  # of each search's results, those looked up when they lack details
 CANDIDATES = 500  # matches per criterion before ranking; bounds the work of one search
 _QUEUE_SIZE = 1024
 # Of the JSON rendering per thread hop: ~10k names, whose staged pairs are a few MiB.
@@ -135,7 +136,8 @@ class ProjectSearch:
                 hits.append(Hit(match.key, match.name, "", None))
             else:
                 hits.append(Hit(match.key, match.name, known.summary, known.version))
-        self._fill_details([h.key for h in hits if not h.summary or h.version is None])
+        top = hits[:FILL_TOP_RESULTS]
+        self._fill_details([h.key for h in top if not h.summary or h.version is None])
         return hits
 
     async def _matches(self, criterion: Criterion) -> list[Match]:

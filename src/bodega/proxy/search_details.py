@@ -2,8 +2,9 @@
 the answer (issue 16): the project page (cached, or fetched once), then the core metadata of
 its latest release (PEP 658, cached and verified like any file). The next search shows them.
 
-Bounded three ways: only the top results of a search, a few at a time, and a project tried
-once an hour at most, so a search for "a" cannot turn into a crawl of the index.
+Bounded three ways: only the top results of a search (proxy/search.py), a few at a time,
+and a project tried once an hour at most, so a search for "a" cannot turn into a crawl of
+the index.
 """
 
 import asyncio
@@ -21,7 +22,6 @@ from bodega.proxy.search import ProjectSearch
 
 log = logging.getLogger(__name__)
 
-TOP_RESULTS = 10  # of each search, the ones filled in
 _CONCURRENCY = 4
 _MAX_PENDING = 40  # fills waiting for a slot; more are dropped (a later search asks again)
 _RETRY_AFTER = 3600.0  # seconds before a project is tried again
@@ -46,9 +46,9 @@ class DetailsFiller:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def fill(self, keys: Sequence[str]) -> None:
-        """Fill in these projects' details in the background (the top ones, if not tried)."""
+        """Fill in these projects' details in the background (unless tried lately)."""
         now = self._clock()
-        for key in keys[:TOP_RESULTS]:
+        for key in keys:
             tried_at = self._tried.get(key)
             if tried_at is not None and now - tried_at < _RETRY_AFTER:
                 continue
