@@ -34,6 +34,9 @@ async def test_chunked_sync_adds_renames_and_removes_but_keeps_seen_projects(
         keys = {key: name for k in "abcde" for key, name in await store.match_names(k, 10)}
         assert keys == {"a": "a", "b": "B", "c": "c", "e": "e"}
         assert await store.match_summaries('"see"', 10) == [("c", "c")]
+        await store.put_search_details(SearchDetails("c", "c", "2.0", "sea", "2.0"))
+        assert await store.match_summaries('"see"', 10) == []
+        assert await store.match_summaries('"sea"', 10) == [("c", "c")]
     finally:
         await store.close()
 
@@ -67,7 +70,7 @@ async def test_a_list_that_shrank_is_merged_in_bounded_chunks(tmp_path: Path) ->
 def index_rows(path: Path) -> tuple[set[tuple[int, str]], ...]:
     with sqlite3.connect(path) as db:
         names = set(db.execute("SELECT id, key FROM search_names"))
-        text = set(db.execute("SELECT rowid, words FROM search_text"))
+        text = set(db.execute("SELECT rowid, summary FROM search_text"))
         trigrams = set(
             db.execute(
                 "SELECT rowid & 4294967295, substr(text, 2, length(text) - 2) FROM search_trigrams"
@@ -99,7 +102,8 @@ async def test_pages_noted_during_a_sync_leave_a_consistent_index(tmp_path: Path
 
         await asyncio.gather(merge(), note_pages())
         names, text, trigrams = index_rows(tmp_path / "db.sqlite3")
-        assert names == text == trigrams
+        assert names == trigrams
+        assert text == {(row_id, "noted") for row_id, key in names if key in noted}
         assert {key for _, key in names} == {k for k, _ in staged} | set(noted)
         summaries = await store.match_summaries('"noted"', 1000)
         assert sorted(key for key, _ in summaries) == sorted(noted)
