@@ -7,8 +7,8 @@ chunks, so no request ever waits for 800k names, other store work interleaves an
 stays at one batch. The task's first pass waits `first_refresh_delay` (a setting), so a
 new bodega's start-up and its first clients never compete with it, unless a search asks
 first: then the sync starts at once, and search answers from the projects bodega already
-knows meanwhile. Pages and core metadata
-are noted by a second background task fed through a bounded queue: a request only enqueues.
+knows meanwhile. Pages and core metadata are noted by a second background task fed through
+a bounded queue: a request only enqueues. So are downloads, counted for ranking.
 """
 
 import asyncio
