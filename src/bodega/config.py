@@ -24,14 +24,16 @@ ENV_PREFIX = "BODEGA_"
 def public_index_url() -> str:
     """The public index's simple URL, exactly as pip defines its own default.
 
-    Read from pip's index model so bodega never hard-codes a registry's address.
+    Read from pip's index model so bodega never hard-codes a registry's address; pip is one
+    of bodega's dependencies, so a tool install (pipx, uv tool) has it too.
     """
     try:
         from pip._internal.models.index import PyPI
     except ImportError:
         raise ConfigError(
-            "pip is not importable here, so bodega cannot tell the public index's address;"
-            " pass --upstream URL (or set BODEGA_UPSTREAM)"
+            "pip, which bodega depends on, is not importable here, so bodega cannot tell the"
+            " public index's address; reinstall bodega, or pass --upstream URL"
+            " (or set BODEGA_UPSTREAM)"
         ) from None
     return str(PyPI.simple_url)
 
