@@ -33,31 +33,56 @@ if TYPE_CHECKING:
 _CONFIG_HELP = "A TOML file of settings, keys named as the long options. [env: BODEGA_CONFIG]"
 
 
-def _setting_options(
-    command: Callable[..., Any], exclude: tuple[str, ...] = ()
-) -> Callable[..., Any]:
-    for setting in reversed(SETTINGS):
-        if setting.name not in exclude:
-            command = _option(setting)(command)
-    return click.option(
-        "--config", type=click.Path(path_type=Path), default=None, help=_CONFIG_HELP
-    )(command)
+def _setting_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--config and the options of the named settings: each command offers only those it
+    uses (the file and the environment may still hold the others; they are ignored)."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for setting in reversed(SETTINGS):
+            if setting.name in names:
+                command = _option(setting)(command)
+        return click.option(
+            "--config",
+            type=click.Path(path_type=Path),
+            default=None,
+            metavar="FILE",
+            help=_CONFIG_HELP,
+        )(command)
+
+    return decorate
 
 
-def _setting_options_except(
-    *names: str,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return lambda command: _setting_options(command, exclude=names)
+_SERVE_SETTINGS = tuple(setting.name for setting in SETTINGS)
+
+
+class _SettingType(click.ParamType[str]):
+    """Names a setting's value in --help (SECONDS, SIZE, PORT, ...). The value stays the
+    string given: config.load_settings converts and checks it, as it does the environment's
+    and the file's, so every source gets the same one-line error."""
+
+    def __init__(self, setting: Setting) -> None:
+        self.name = setting.metavar.lower()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
 
 
 def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     flag = "--" + setting.name.replace("_", "-")
-    help_text = f"{setting.help} [env: {env_name(setting.name)}]"
+    # The default is in the help text, not click's: click's default would win over the
+    # environment and the config file, which load_settings puts before it.
+    shown_default = setting.default_help or _default_text(setting.default())
+    help_text = f"{setting.help} [default: {shown_default}] [env: {env_name(setting.name)}]"
     if setting.kind is bool:
         # --offline/--no-offline, so the command line can also turn off what env or file set.
         return click.option(f"{flag}/--no-{flag[2:]}", setting.name, default=None, help=help_text)
-    # Values stay strings here: config.load_settings converts and validates every source alike.
-    return click.option(flag, setting.name, type=str, default=None, help=help_text)
+    return click.option(
+        flag, setting.name, type=_SettingType(setting), default=None, help=help_text
+    )
+
+
+def _default_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _settings(options: dict[str, Any]) -> Settings:
@@ -72,7 +97,7 @@ def main() -> None:
 
 
 @main.command()
-@_setting_options
+@_setting_options(*_SERVE_SETTINGS)
 def serve(**options: Any) -> None:
     """Run the caching proxy (creates the data dir on first start)."""
     logs.configure()
@@ -92,7 +117,7 @@ def serve(**options: Any) -> None:
 
 
 @main.command()
-@_setting_options
+@_setting_options("data_dir")
 def init(**options: Any) -> None:
     """Create the data dir and database without serving (for scripts and images)."""
     try:
@@ -191,7 +216,7 @@ def service() -> None:
 @service.command("install")
 @click.option("--user", "is_user", is_flag=True, help="A unit for your own service manager.")
 @click.option("--print", "only_print", is_flag=True, help="Print the unit; write nothing.")
-@_setting_options_except("data_dir")
+@_setting_options(*(name for name in _SERVE_SETTINGS if name != "data_dir"))
 def service_install(is_user: bool, only_print: bool, **options: Any) -> None:
     """Write a systemd unit that runs `bodega serve` with these options.
 
@@ -239,6 +264,19 @@ def _serve_arguments(options: dict[str, Any]) -> list[str]:
 T = TypeVar("T")
 
 
+class _Duration(click.ParamType[str]):
+    """A duration as people write one (90d, 12h); checked here, kept as written for reports."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            parse_duration(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        return str(value)
+
+
 @main.group()
 def cache() -> None:
     """Look at, prune, verify and correct the cache; works beside a running server."""
@@ -258,7 +296,7 @@ def _maintain(
 
 
 @cache.command("stats")
-@_setting_options
+@_setting_options("data_dir", "max_cache_size")
 def cache_stats(**options: Any) -> None:
     """How many files the cache holds, their size, and the oldest last use."""
 
@@ -278,21 +316,19 @@ def cache_stats(**options: Any) -> None:
 @click.option(
     "--unused-for",
     required=True,
-    help="Delete files nobody asked for in this long: 90d, 12h, 2w.",
+    type=_Duration(),
+    help="Delete files nobody asked for in this long: 90d, 12h, 30m, 45s, 2w.",
 )
-@_setting_options
+@_setting_options("data_dir")
 def cache_prune(unused_for: str, **options: Any) -> None:
     """Delete the files nobody asked for in a while."""
-    try:
-        seconds = parse_duration(unused_for)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--unused-for") from None
+    seconds = parse_duration(unused_for)
     count, size = _maintain(options, lambda maintenance, _: maintenance.prune(seconds))
     click.echo(f"pruned {count} files ({format_size(size)}) unused for {unused_for}")
 
 
 @cache.command("verify")
-@_setting_options
+@_setting_options("data_dir")
 def cache_verify(**options: Any) -> None:
     """Re-hash every file; quarantine the ones that fail, reconcile the database.
 
@@ -312,7 +348,7 @@ def cache_verify(**options: Any) -> None:
 
 @cache.command("forget")
 @click.argument("project")
-@_setting_options
+@_setting_options("data_dir")
 def cache_forget(project: str, **options: Any) -> None:
     """Drop a project's stored page, so the next request fetches it in full.
 
