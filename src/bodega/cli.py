@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from bodega import __version__, logs
-from bodega.clients import CLIENTS, check_index_url, commands, config_files, config_paths
+from bodega.clients import (
+    CLIENTS,
+    ConfigFile,
+    check_base_url,
+    commands,
+    config_files,
+    config_paths,
+    extra_variables,
+    index_url,
+)
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
 from bodega.core.names import normalize_project_name
 from bodega.core.units import format_size, parse_duration
@@ -137,8 +146,20 @@ _CLIENT_LABELS = {
 }
 
 
+_URL_HELP = (
+    "bodega's base URL, e.g. http://cache.example:3141/ (an index URL ending in simple/ is"
+    " read as the base above it). Default: this machine's bodega, from the host and port"
+    " settings. [env: BODEGA_URL]"
+)
+
+
+def _url_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--url, which means the same for every command: the base URL of a running bodega."""
+    return click.option("--url", envvar="BODEGA_URL", metavar="URL", help=_URL_HELP)(command)
+
+
 @main.command()
-@click.option("--url", help="bodega's index URL. Default: from the host and port settings.")
+@_url_option
 @click.option(
     "--client",
     "clients",
@@ -148,31 +169,68 @@ _CLIENT_LABELS = {
 )
 @click.option("--write", "action", flag_value="write", help="Edit pip's and uv's config files.")
 @click.option("--undo", "action", flag_value="undo", help="Put back what --write changed.")
-def configure(url: str | None, clients: tuple[str, ...], action: str | None) -> None:
+@click.option(
+    "--comment-out-extras",
+    is_flag=True,
+    help="With --write: comment out the extra indexes and find-links of those files, through"
+    " which pip and uv would still go around bodega (--undo restores them).",
+)
+def configure(
+    url: str | None, clients: tuple[str, ...], action: str | None, comment_out_extras: bool
+) -> None:
     """Point pip, pip-tools, uv, Poetry, PDM and Pipenv at bodega.
 
     Prints the settings by default. --write edits pip's and uv's user config files, keeping
     the originals beside them; --undo restores those.
     """
     chosen = clients or CLIENTS
+    if comment_out_extras and action != "write":
+        raise click.UsageError("--comment-out-extras goes with --write")
     try:
         if action == "undo":
             _undo(chosen)
             return
-        index_url = check_index_url(url) if url else _own_index_url()
-        files = config_files(index_url, chosen)
+        index = index_url(_base_url(url))
+        files = config_files(index, chosen, comment_out_extras=comment_out_extras)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     for file in files:
         where = _write(file.path, file.text) if action == "write" else str(file.path)
         click.echo(f"# {_CLIENT_LABELS[file.client]}: {where}")
         click.echo(file.added)
-    for client, command in commands(index_url).items():
+    for client, command in commands(index).items():
         if client in chosen:
             click.echo(f"# {_CLIENT_LABELS[client]}:\n{command}\n")
     if action is None and files:
         click.echo("# `bodega configure --write` edits these files, keeping the originals;")
         click.echo("# `bodega configure --undo` puts them back.")
+    _report_extras(files, extra_variables(chosen))
+
+
+def _report_extras(files: list[ConfigFile], variables: list[str]) -> None:
+    """On stderr: what still sends pip or uv around bodega, or what was commented out."""
+    for file in files:
+        for extra in file.extras:
+            if file.extras_commented_out:
+                click.echo(f"commented out in {file.path}: {extra}", err=True)
+            else:
+                click.echo(
+                    f"warning: {file.path} has {extra}: {file.client} searches it besides"
+                    " bodega, so installs can go around the cache",
+                    err=True,
+                )
+    if any(file.extras and not file.extras_commented_out for file in files):
+        click.echo(
+            "  `bodega configure --write --comment-out-extras` comments these out;"
+            " `bodega configure --undo` restores them",
+            err=True,
+        )
+    for name in variables:
+        click.echo(
+            f"warning: the environment sets {name}, which sends installs around bodega;"
+            f" unset it to go through bodega only",
+            err=True,
+        )
 
 
 def _write(path: Path, text: str) -> str:
@@ -199,13 +257,16 @@ def _undo(clients: tuple[str, ...]) -> None:
 _LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 
-def _own_index_url() -> str:
-    """This machine's bodega, as the settings (environment, config file) describe it."""
+def _base_url(url: str | None) -> str:
+    """--url as every command reads it; without one, this machine's bodega as the settings
+    (environment, config file) describe it."""
+    if url:
+        return check_base_url(url)
     config_file = os.environ.get("BODEGA_CONFIG")
     settings = load_settings({}, os.environ, Path(config_file) if config_file else None)
     host = _LOOPBACK_FOR.get(settings.host, settings.host)
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings.port}/simple/"
+    return f"http://{host}:{settings.port}/"
 
 
 @main.group()
@@ -373,17 +434,11 @@ def cache_forget(project: str, **options: Any) -> None:
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
-@click.option(
-    "--url",
-    default="http://127.0.0.1:3141/",
-    show_default=True,
-    envvar="BODEGA_URL",
-    help="The running bodega whose cache to fill. [env: BODEGA_URL]",
-)
+@_url_option
 @click.option(
     "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="Files at a time."
 )
-def prefetch(lock_files: tuple[Path, ...], url: str, jobs: int) -> None:
+def prefetch(lock_files: tuple[Path, ...], url: str | None, jobs: int) -> None:
     """Fetch every file pinned by FILE... into a running bodega's cache.
 
     FILE is a requirements file (name==version, with or without --hash), uv.lock,
@@ -397,7 +452,9 @@ def prefetch(lock_files: tuple[Path, ...], url: str, jobs: int) -> None:
     progress = _Progress()
     try:
         outcomes = asyncio.run(
-            prefetch_pins(url, pins, jobs=jobs, on_total=progress.start, on_outcome=progress.add)
+            prefetch_pins(
+                _base_url(url), pins, jobs=jobs, on_total=progress.start, on_outcome=progress.add
+            )
         )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
