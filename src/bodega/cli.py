@@ -31,7 +31,13 @@ from bodega.core.units import format_size, parse_duration
 from bodega.errors import ConfigError, InvalidLockfile, InvalidName
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
 from bodega.services import initialize, open_maintenance
-from bodega.systemd import next_steps, render_unit, unit_path
+from bodega.systemd import (
+    closed_folder_problem,
+    closed_to_others,
+    next_steps,
+    render_unit,
+    unit_path,
+)
 from bodega.userfiles import backup_path, restore_original, write_keeping_original
 from bodega.web.server import serve as serve_forever
 
@@ -296,9 +302,14 @@ def service_install(is_user: bool, only_print: bool, **options: Any) -> None:
         )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    closed = None if is_user else closed_to_others(_bodega_paths())
     if only_print:
         click.echo(text, nl=False)
+        if closed is not None:
+            click.echo(f"warning: {closed_folder_problem(sys.executable, closed)}", err=True)
         return
+    if closed is not None:
+        raise click.ClickException(closed_folder_problem(sys.executable, closed))
     path = unit_path(user=is_user)
     try:
         changed = write_keeping_original(path, text)
@@ -308,6 +319,11 @@ def service_install(is_user: bool, only_print: bool, **options: Any) -> None:
     click.echo("start it now and at every boot:")
     for step in next_steps(user=is_user):
         click.echo(f"  {step}")
+
+
+def _bodega_paths() -> list[Path]:
+    """What the service's user must reach: this Python, its environment, bodega's code."""
+    return [Path(sys.executable), Path(sys.prefix), Path(__file__).parent]
 
 
 def _serve_arguments(options: dict[str, Any]) -> list[str]:
