@@ -120,8 +120,13 @@ def serve(**options: Any) -> None:
         settings = _settings(options)
 
         def announce(url: str) -> None:
+            source = (
+                f"offline (never contacting {settings.upstream}), only what is cached,"
+                if settings.offline
+                else settings.upstream
+            )
             click.echo(
-                f"bodega {__version__} serving {settings.upstream} at {url}simple/"
+                f"bodega {__version__} serving {source} at {url}simple/"
                 f" (data in {settings.data_dir})",
                 err=True,
             )

@@ -83,6 +83,21 @@ def test_serves_a_project_page_from_upstream_and_exits_0_on_sigterm(
     assert exit_code == 0
 
 
+def test_the_banner_says_what_is_served_and_says_offline_when_offline(
+    tmp_path: Path, fake_index: FakeIndex
+) -> None:
+    with bodega_process(tmp_path / "online", fake_index.simple_url) as online:
+        pass
+    with bodega_process(tmp_path / "offline", fake_index.simple_url, "--offline") as offline:
+        pass
+    assert f"serving {fake_index.simple_url} at {online.url}simple/" in online.banner
+    assert "offline" not in online.banner
+    assert (
+        f"serving offline (never contacting {fake_index.simple_url}), only what is cached,"
+        f" at {offline.url}simple/" in offline.banner
+    )
+
+
 def test_refuses_a_data_dir_locked_by_another_running_bodega(
     tmp_path: Path, fake_index: FakeIndex
 ) -> None:
