@@ -380,7 +380,10 @@ def _maintain(
 @cache.command("stats")
 @_setting_options("data_dir", "max_cache_size")
 def cache_stats(**options: Any) -> None:
-    """How many files the cache holds, their size, and the oldest last use."""
+    """How many files the cache holds, their size, and the oldest last use.
+
+    Files are distribution files and their core metadata (what --max-cache-size bounds);
+    the root list's renderings are listed apart."""
 
     async def work(maintenance: CacheMaintenance, settings: Settings) -> tuple[CacheSummary, int]:
         return await maintenance.summary(), settings.max_cache_size
@@ -389,6 +392,11 @@ def cache_stats(**options: Any) -> None:
     click.echo(f"files:  {summary.files} ({format_size(summary.total_bytes)})")
     click.echo(f"limit:  {format_size(limit) if limit else 'none (--max-cache-size)'}")
     click.echo(f"pages:  {summary.pages}")
+    if summary.root_renderings:
+        click.echo(
+            f"root list: {summary.root_renderings} renderings"
+            f" ({format_size(summary.root_bytes)}), not counted as files"
+        )
     if summary.least_recent_access is not None:
         days = (time.time() - summary.least_recent_access) / 86400
         click.echo(f"least recently used file: last asked for {days:.1f} days ago")
@@ -420,8 +428,13 @@ def cache_verify(**options: Any) -> None:
         click.echo(line, err=True)
 
     report = _maintain(options, lambda maintenance, _: maintenance.verify(report_problem))
+    root_list = (
+        f" and {report.root_renderings} renderings of the root list"
+        if report.root_renderings
+        else ""
+    )
     click.echo(
-        f"checked {report.checked} files: {report.quarantined} quarantined,"
+        f"checked {report.checked} files{root_list}: {report.quarantined} quarantined,"
         f" {report.missing} missing, {report.adopted} adopted, {report.unknown} unknown"
     )
     if not report.is_clean:
