@@ -15,14 +15,29 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from bodega import __version__, logs
-from bodega.clients import CLIENTS, check_index_url, commands, config_files, config_paths
+from bodega.clients import (
+    CLIENTS,
+    ConfigFile,
+    check_base_url,
+    commands,
+    config_files,
+    config_paths,
+    extra_variables,
+    index_url,
+)
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
 from bodega.core.names import normalize_project_name
 from bodega.core.units import format_size, parse_duration
 from bodega.errors import ConfigError, InvalidLockfile, InvalidName
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
 from bodega.services import initialize, open_maintenance
-from bodega.systemd import next_steps, render_unit, unit_path
+from bodega.systemd import (
+    closed_folder_problem,
+    closed_to_others,
+    next_steps,
+    render_unit,
+    unit_path,
+)
 from bodega.userfiles import backup_path, restore_original, write_keeping_original
 from bodega.web.server import serve as serve_forever
 
@@ -33,31 +48,56 @@ if TYPE_CHECKING:
 _CONFIG_HELP = "A TOML file of settings, keys named as the long options. [env: BODEGA_CONFIG]"
 
 
-def _setting_options(
-    command: Callable[..., Any], exclude: tuple[str, ...] = ()
-) -> Callable[..., Any]:
-    for setting in reversed(SETTINGS):
-        if setting.name not in exclude:
-            command = _option(setting)(command)
-    return click.option(
-        "--config", type=click.Path(path_type=Path), default=None, help=_CONFIG_HELP
-    )(command)
+def _setting_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--config and the options of the named settings: each command offers only those it
+    uses (the file and the environment may still hold the others; they are ignored)."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for setting in reversed(SETTINGS):
+            if setting.name in names:
+                command = _option(setting)(command)
+        return click.option(
+            "--config",
+            type=click.Path(path_type=Path),
+            default=None,
+            metavar="FILE",
+            help=_CONFIG_HELP,
+        )(command)
+
+    return decorate
 
 
-def _setting_options_except(
-    *names: str,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return lambda command: _setting_options(command, exclude=names)
+_SERVE_SETTINGS = tuple(setting.name for setting in SETTINGS)
+
+
+class _SettingType(click.ParamType[str]):
+    """Names a setting's value in --help (SECONDS, SIZE, PORT, ...). The value stays the
+    string given: config.load_settings converts and checks it, as it does the environment's
+    and the file's, so every source gets the same one-line error."""
+
+    def __init__(self, setting: Setting) -> None:
+        self.name = setting.metavar.lower()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
 
 
 def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     flag = "--" + setting.name.replace("_", "-")
-    help_text = f"{setting.help} [env: {env_name(setting.name)}]"
+    # The default is in the help text, not click's: click's default would win over the
+    # environment and the config file, which load_settings puts before it.
+    shown_default = setting.default_help or _default_text(setting.default())
+    help_text = f"{setting.help} [default: {shown_default}] [env: {env_name(setting.name)}]"
     if setting.kind is bool:
         # --offline/--no-offline, so the command line can also turn off what env or file set.
         return click.option(f"{flag}/--no-{flag[2:]}", setting.name, default=None, help=help_text)
-    # Values stay strings here: config.load_settings converts and validates every source alike.
-    return click.option(flag, setting.name, type=str, default=None, help=help_text)
+    return click.option(
+        flag, setting.name, type=_SettingType(setting), default=None, help=help_text
+    )
+
+
+def _default_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _settings(options: dict[str, Any]) -> Settings:
@@ -72,7 +112,7 @@ def main() -> None:
 
 
 @main.command()
-@_setting_options
+@_setting_options(*_SERVE_SETTINGS)
 def serve(**options: Any) -> None:
     """Run the caching proxy (creates the data dir on first start)."""
     logs.configure()
@@ -80,8 +120,13 @@ def serve(**options: Any) -> None:
         settings = _settings(options)
 
         def announce(url: str) -> None:
+            source = (
+                f"offline (never contacting {settings.upstream}), only what is cached,"
+                if settings.offline
+                else settings.upstream
+            )
             click.echo(
-                f"bodega {__version__} serving {settings.upstream} at {url}simple/"
+                f"bodega {__version__} serving {source} at {url}simple/"
                 f" (data in {settings.data_dir})",
                 err=True,
             )
@@ -92,7 +137,7 @@ def serve(**options: Any) -> None:
 
 
 @main.command()
-@_setting_options
+@_setting_options("data_dir")
 def init(**options: Any) -> None:
     """Create the data dir and database without serving (for scripts and images)."""
     try:
@@ -112,8 +157,20 @@ _CLIENT_LABELS = {
 }
 
 
+_URL_HELP = (
+    "bodega's base URL, e.g. http://cache.example:3141/ (an index URL ending in simple/ is"
+    " read as the base above it). Default: this machine's bodega, from the host and port"
+    " settings. [env: BODEGA_URL]"
+)
+
+
+def _url_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--url, which means the same for every command: the base URL of a running bodega."""
+    return click.option("--url", envvar="BODEGA_URL", metavar="URL", help=_URL_HELP)(command)
+
+
 @main.command()
-@click.option("--url", help="bodega's index URL. Default: from the host and port settings.")
+@_url_option
 @click.option(
     "--client",
     "clients",
@@ -123,31 +180,68 @@ _CLIENT_LABELS = {
 )
 @click.option("--write", "action", flag_value="write", help="Edit pip's and uv's config files.")
 @click.option("--undo", "action", flag_value="undo", help="Put back what --write changed.")
-def configure(url: str | None, clients: tuple[str, ...], action: str | None) -> None:
+@click.option(
+    "--comment-out-extras",
+    is_flag=True,
+    help="With --write: comment out the extra indexes and find-links of those files, through"
+    " which pip and uv would still go around bodega (--undo restores them).",
+)
+def configure(
+    url: str | None, clients: tuple[str, ...], action: str | None, comment_out_extras: bool
+) -> None:
     """Point pip, pip-tools, uv, Poetry, PDM and Pipenv at bodega.
 
     Prints the settings by default. --write edits pip's and uv's user config files, keeping
     the originals beside them; --undo restores those.
     """
     chosen = clients or CLIENTS
+    if comment_out_extras and action != "write":
+        raise click.UsageError("--comment-out-extras goes with --write")
     try:
         if action == "undo":
             _undo(chosen)
             return
-        index_url = check_index_url(url) if url else _own_index_url()
-        files = config_files(index_url, chosen)
+        index = index_url(_base_url(url))
+        files = config_files(index, chosen, comment_out_extras=comment_out_extras)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     for file in files:
         where = _write(file.path, file.text) if action == "write" else str(file.path)
         click.echo(f"# {_CLIENT_LABELS[file.client]}: {where}")
         click.echo(file.added)
-    for client, command in commands(index_url).items():
+    for client, command in commands(index).items():
         if client in chosen:
             click.echo(f"# {_CLIENT_LABELS[client]}:\n{command}\n")
     if action is None and files:
         click.echo("# `bodega configure --write` edits these files, keeping the originals;")
         click.echo("# `bodega configure --undo` puts them back.")
+    _report_extras(files, extra_variables(chosen))
+
+
+def _report_extras(files: list[ConfigFile], variables: list[str]) -> None:
+    """On stderr: what still sends pip or uv around bodega, or what was commented out."""
+    for file in files:
+        for extra in file.extras:
+            if file.extras_commented_out:
+                click.echo(f"commented out in {file.path}: {extra}", err=True)
+            else:
+                click.echo(
+                    f"warning: {file.path} has {extra}: {file.client} searches it besides"
+                    " bodega, so installs can go around the cache",
+                    err=True,
+                )
+    if any(file.extras and not file.extras_commented_out for file in files):
+        click.echo(
+            "  `bodega configure --write --comment-out-extras` comments these out;"
+            " `bodega configure --undo` restores them",
+            err=True,
+        )
+    for name in variables:
+        click.echo(
+            f"warning: the environment sets {name}, which sends installs around bodega;"
+            f" unset it to go through bodega only",
+            err=True,
+        )
 
 
 def _write(path: Path, text: str) -> str:
@@ -174,13 +268,16 @@ def _undo(clients: tuple[str, ...]) -> None:
 _LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 
-def _own_index_url() -> str:
-    """This machine's bodega, as the settings (environment, config file) describe it."""
+def _base_url(url: str | None) -> str:
+    """--url as every command reads it; without one, this machine's bodega as the settings
+    (environment, config file) describe it."""
+    if url:
+        return check_base_url(url)
     config_file = os.environ.get("BODEGA_CONFIG")
     settings = load_settings({}, os.environ, Path(config_file) if config_file else None)
     host = _LOOPBACK_FOR.get(settings.host, settings.host)
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings.port}/simple/"
+    return f"http://{host}:{settings.port}/"
 
 
 @main.group()
@@ -191,7 +288,7 @@ def service() -> None:
 @service.command("install")
 @click.option("--user", "is_user", is_flag=True, help="A unit for your own service manager.")
 @click.option("--print", "only_print", is_flag=True, help="Print the unit; write nothing.")
-@_setting_options_except("data_dir")
+@_setting_options(*(name for name in _SERVE_SETTINGS if name != "data_dir"))
 def service_install(is_user: bool, only_print: bool, **options: Any) -> None:
     """Write a systemd unit that runs `bodega serve` with these options.
 
@@ -210,9 +307,14 @@ def service_install(is_user: bool, only_print: bool, **options: Any) -> None:
         )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    closed = None if is_user else closed_to_others(_bodega_paths())
     if only_print:
         click.echo(text, nl=False)
+        if closed is not None:
+            click.echo(f"warning: {closed_folder_problem(sys.executable, closed)}", err=True)
         return
+    if closed is not None:
+        raise click.ClickException(closed_folder_problem(sys.executable, closed))
     path = unit_path(user=is_user)
     try:
         changed = write_keeping_original(path, text)
@@ -222,6 +324,11 @@ def service_install(is_user: bool, only_print: bool, **options: Any) -> None:
     click.echo("start it now and at every boot:")
     for step in next_steps(user=is_user):
         click.echo(f"  {step}")
+
+
+def _bodega_paths() -> list[Path]:
+    """What the service's user must reach: this Python, its environment, bodega's code."""
+    return [Path(sys.executable), Path(sys.prefix), Path(__file__).parent]
 
 
 def _serve_arguments(options: dict[str, Any]) -> list[str]:
@@ -237,6 +344,19 @@ def _serve_arguments(options: dict[str, Any]) -> list[str]:
 
 
 T = TypeVar("T")
+
+
+class _Duration(click.ParamType[str]):
+    """A duration as people write one (90d, 12h); checked here, kept as written for reports."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            parse_duration(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        return str(value)
 
 
 @main.group()
@@ -258,9 +378,12 @@ def _maintain(
 
 
 @cache.command("stats")
-@_setting_options
+@_setting_options("data_dir", "max_cache_size")
 def cache_stats(**options: Any) -> None:
-    """How many files the cache holds, their size, and the oldest last use."""
+    """How many files the cache holds, their size, and the oldest last use.
+
+    Files are distribution files and their core metadata (what --max-cache-size bounds);
+    the root list's renderings are listed apart."""
 
     async def work(maintenance: CacheMaintenance, settings: Settings) -> tuple[CacheSummary, int]:
         return await maintenance.summary(), settings.max_cache_size
@@ -269,6 +392,11 @@ def cache_stats(**options: Any) -> None:
     click.echo(f"files:  {summary.files} ({format_size(summary.total_bytes)})")
     click.echo(f"limit:  {format_size(limit) if limit else 'none (--max-cache-size)'}")
     click.echo(f"pages:  {summary.pages}")
+    if summary.root_renderings:
+        click.echo(
+            f"root list: {summary.root_renderings} renderings"
+            f" ({format_size(summary.root_bytes)}), not counted as files"
+        )
     if summary.least_recent_access is not None:
         days = (time.time() - summary.least_recent_access) / 86400
         click.echo(f"least recently used file: last asked for {days:.1f} days ago")
@@ -278,21 +406,19 @@ def cache_stats(**options: Any) -> None:
 @click.option(
     "--unused-for",
     required=True,
-    help="Delete files nobody asked for in this long: 90d, 12h, 2w.",
+    type=_Duration(),
+    help="Delete files nobody asked for in this long: 90d, 12h, 30m, 45s, 2w.",
 )
-@_setting_options
+@_setting_options("data_dir")
 def cache_prune(unused_for: str, **options: Any) -> None:
     """Delete the files nobody asked for in a while."""
-    try:
-        seconds = parse_duration(unused_for)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--unused-for") from None
+    seconds = parse_duration(unused_for)
     count, size = _maintain(options, lambda maintenance, _: maintenance.prune(seconds))
     click.echo(f"pruned {count} files ({format_size(size)}) unused for {unused_for}")
 
 
 @cache.command("verify")
-@_setting_options
+@_setting_options("data_dir")
 def cache_verify(**options: Any) -> None:
     """Re-hash every file; quarantine the ones that fail, reconcile the database.
 
@@ -302,8 +428,13 @@ def cache_verify(**options: Any) -> None:
         click.echo(line, err=True)
 
     report = _maintain(options, lambda maintenance, _: maintenance.verify(report_problem))
+    root_list = (
+        f" and {report.root_renderings} renderings of the root list"
+        if report.root_renderings
+        else ""
+    )
     click.echo(
-        f"checked {report.checked} files: {report.quarantined} quarantined,"
+        f"checked {report.checked} files{root_list}: {report.quarantined} quarantined,"
         f" {report.missing} missing, {report.adopted} adopted, {report.unknown} unknown"
     )
     if not report.is_clean:
@@ -312,7 +443,7 @@ def cache_verify(**options: Any) -> None:
 
 @cache.command("forget")
 @click.argument("project")
-@_setting_options
+@_setting_options("data_dir")
 def cache_forget(project: str, **options: Any) -> None:
     """Drop a project's stored page, so the next request fetches it in full.
 
@@ -337,17 +468,11 @@ def cache_forget(project: str, **options: Any) -> None:
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
-@click.option(
-    "--url",
-    default="http://127.0.0.1:3141/",
-    show_default=True,
-    envvar="BODEGA_URL",
-    help="The running bodega whose cache to fill. [env: BODEGA_URL]",
-)
+@_url_option
 @click.option(
     "--jobs", default=8, show_default=True, type=click.IntRange(1, 64), help="Files at a time."
 )
-def prefetch(lock_files: tuple[Path, ...], url: str, jobs: int) -> None:
+def prefetch(lock_files: tuple[Path, ...], url: str | None, jobs: int) -> None:
     """Fetch every file pinned by FILE... into a running bodega's cache.
 
     FILE is a requirements file (name==version, with or without --hash), uv.lock,
@@ -361,7 +486,9 @@ def prefetch(lock_files: tuple[Path, ...], url: str, jobs: int) -> None:
     progress = _Progress()
     try:
         outcomes = asyncio.run(
-            prefetch_pins(url, pins, jobs=jobs, on_total=progress.start, on_outcome=progress.add)
+            prefetch_pins(
+                _base_url(url), pins, jobs=jobs, on_total=progress.start, on_outcome=progress.add
+            )
         )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None

@@ -24,14 +24,16 @@ ENV_PREFIX = "BODEGA_"
 def public_index_url() -> str:
     """The public index's simple URL, exactly as pip defines its own default.
 
-    Read from pip's index model so bodega never hard-codes a registry's address.
+    Read from pip's index model so bodega never hard-codes a registry's address; pip is one
+    of bodega's dependencies, so a tool install (pipx, uv tool) has it too.
     """
     try:
         from pip._internal.models.index import PyPI
     except ImportError:
         raise ConfigError(
-            "pip is not importable here, so bodega cannot tell the public index's address;"
-            " pass --upstream URL (or set BODEGA_UPSTREAM)"
+            "pip, which bodega depends on, is not importable here, so bodega cannot tell the"
+            " public index's address; reinstall bodega, or pass --upstream URL"
+            " (or set BODEGA_UPSTREAM)"
         ) from None
     return str(PyPI.simple_url)
 
@@ -70,19 +72,37 @@ class Setting:
     help: str
     default: Callable[[], Any]
     check: Callable[[Any], str | None] = _any  # what is wrong with a converted value
+    metavar: str = "TEXT"  # what the value is, in --help: SECONDS, SIZE, PORT, ...
+    default_help: str = ""  # the default in words, for --help; else the default's value
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("host", str, "Address to listen on.", lambda: "127.0.0.1"),
-    Setting("port", int, "Port to listen on.", lambda: 3141, _port),
-    Setting("data_dir", Path, "Where the cache lives (created on first start).", default_data_dir),
+    Setting("host", str, "Address to listen on.", lambda: "127.0.0.1", metavar="ADDRESS"),
+    Setting("port", int, "Port to listen on.", lambda: 3141, _port, metavar="PORT"),
+    Setting(
+        "data_dir",
+        Path,
+        "Where the cache lives (created on first start).",
+        default_data_dir,
+        metavar="DIRECTORY",
+        default_help="the per-user data folder, ~/.local/share/bodega on Linux",
+    ),
     Setting(
         "upstream",
         str,
-        "The simple index to cache (PEP 503/691). Default: the public index.",
+        "The simple index to cache (PEP 503/691).",
         public_index_url,
+        metavar="URL",
+        default_help="the public index, as pip defines it",
     ),
-    Setting("index_ttl", float, "Seconds a project page stays fresh.", lambda: 600.0, _seconds),
+    Setting(
+        "index_ttl",
+        float,
+        "Seconds a project page stays fresh.",
+        lambda: 600.0,
+        _seconds,
+        metavar="SECONDS",
+    ),
     Setting(
         "revalidate_after",
         float,
@@ -91,14 +111,23 @@ SETTINGS: tuple[Setting, ...] = (
         " `no-cache` always revalidates. 0: max-age=0 always revalidates too.",
         lambda: 30.0,
         _seconds,
+        metavar="SECONDS",
     ),
-    Setting("offline", bool, "Never contact upstream; serve only what is cached.", lambda: False),
+    Setting(
+        "offline",
+        bool,
+        "Never contact upstream; serve only what is cached.",
+        lambda: False,
+        metavar="",
+        default_help="off",
+    ),
     Setting(
         "upstream_timeout",
         float,
         "Seconds to wait for upstream to connect, answer, or send more bytes.",
         lambda: 5.0,
         _positive_seconds,
+        metavar="SECONDS",
     ),
     Setting(
         "search_refresh",
@@ -107,6 +136,7 @@ SETTINGS: tuple[Setting, ...] = (
         " --search-first-refresh seconds after start); 0: only what clients fetch.",
         lambda: 3600.0,
         _seconds,
+        metavar="SECONDS",
     ),
     Setting(
         "search_first_refresh",
@@ -116,6 +146,7 @@ SETTINGS: tuple[Setting, ...] = (
         " it at once.",
         lambda: 60.0,
         _seconds,
+        metavar="SECONDS",
     ),
     Setting(
         "shutdown_timeout",
@@ -123,12 +154,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds that responses in flight get to finish after SIGTERM before they are cut.",
         lambda: 10.0,
         _seconds,
+        metavar="SECONDS",
     ),
     Setting(
         "max_cache_size",
         ByteSize,
-        "Evict least recently used files above this size (50G, 512M); 0: no limit.",
+        "Evict least recently used files above this size (50G, 512M; K/M/G/T are powers of 1024).",
         lambda: ByteSize(0),
+        metavar="SIZE",
+        default_help="0: no limit",
     ),
 )
 

@@ -7,6 +7,7 @@ or ~/.local/state/bodega for a user), and sandboxed with systemd.exec(5)'s harde
 
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -120,6 +121,30 @@ def _exec_word(word: str) -> str:
     if _SAFE_WORD.fullmatch(word):
         return word
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def closed_to_others(paths: Sequence[Path]) -> Path | None:
+    """The first folder on the way to any of `paths` that other users cannot enter (no o+x),
+    or None. A system unit runs bodega as a user allocated for it (DynamicUser=yes), who
+    can run a Python and import bodega only through folders open to everyone: a virtual
+    environment under a mode-700 home folder is not."""
+    for path in paths:
+        for folder in reversed(Path(os.path.abspath(path)).parents):
+            if not folder.stat().st_mode & stat.S_IXOTH:
+                return folder
+    return None
+
+
+def closed_folder_problem(python: str, folder: Path) -> str:
+    """What to do when the service's user cannot reach bodega through `folder`."""
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    return (
+        f"the service could not start: it runs as a user of its own (DynamicUser=yes), who"
+        f" cannot enter {folder} (mode {mode:o}) to reach {python}. Install bodega where every"
+        " user can read it, e.g. `sudo python3 -m venv /opt/bodega && sudo /opt/bodega/bin/pip"
+        " install <bodega's folder or wheel>`, then run `sudo /opt/bodega/bin/bodega service"
+        " install`; or use --user for a unit of your own"
+    )
 
 
 def next_steps(*, user: bool) -> list[str]:

@@ -7,6 +7,7 @@ arbitrary host (threat 18).
 
 import asyncio
 import contextlib
+import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
@@ -55,7 +56,9 @@ class UpstreamFile:
             async for chunk in self.response.content.iter_chunked(_CHUNK):
                 yield chunk
         except (aiohttp.ClientError, OSError) as error:
-            raise UpstreamError(f"upstream download broke off: {error!r}") from error
+            raise UpstreamError(
+                f"the download of {_shown(self.response.url)} broke off: {describe_failure(error)}"
+            ) from error
         except TimeoutError as error:
             raise UpstreamTimeout("upstream download stalled") from error
 
@@ -79,7 +82,10 @@ class UpstreamListing:
                 except TimeoutError:
                     raise UpstreamTimeout(_overdue(self.url)) from None
                 except (aiohttp.ClientError, OSError) as error:
-                    raise UpstreamError(f"upstream root list broke off: {error!r}") from error
+                    raise UpstreamError(
+                        f"the root list from {_shown(self.url)} broke off:"
+                        f" {describe_failure(error)}"
+                    ) from error
                 if chunk is None:
                     return
                 yield chunk
@@ -256,7 +262,9 @@ class UpstreamClient:
         except TimeoutError as error:
             raise UpstreamTimeout(f"upstream did not answer in time: {url}") from error
         except aiohttp.ClientError as error:
-            raise UpstreamError(f"upstream request failed: {error!r}") from error
+            raise UpstreamError(
+                f"upstream request for {_shown(url)} failed: {describe_failure(error)}"
+            ) from error
 
     async def probe(self, within: float) -> None:
         """Raises UpstreamError unless upstream answers a HEAD of its index root (any status
@@ -276,7 +284,9 @@ class UpstreamClient:
         except TimeoutError:
             raise UpstreamTimeout(f"upstream did not answer within {within:g} s") from None
         except aiohttp.ClientError as error:
-            raise UpstreamError(f"upstream unreachable: {error!r}") from None
+            raise UpstreamError(
+                f"upstream {_shown(self._base_url)} is unreachable: {describe_failure(error)}"
+            ) from None
         if response.status >= 500:
             raise UpstreamError(f"upstream answered {response.status}")
 
@@ -363,6 +373,48 @@ def _check_status(response: aiohttp.ClientResponse) -> None:
     if response.status == 508:
         raise UpstreamLoop("the upstream is this bodega itself (request loop)")
     raise UpstreamError(f"upstream answered {response.status} for {response.url}")
+
+
+def describe_failure(error: BaseException) -> str:
+    """What failed, in words: these reach /-/ready, 502 pages and logs, where a Python repr
+    (`ClientConnectorError(ConnectionKey(...))`) tells a reader nothing."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return _connect_failure(error)
+    for kind, words in _FAILURES:
+        if isinstance(error, kind):
+            return words
+    if isinstance(error, OSError):
+        return _os_reason(error)
+    return str(error) or type(error).__name__
+
+
+_FAILURES: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ServerDisconnectedError, "the server closed the connection before it answered"),
+    (aiohttp.ClientPayloadError, "the body was cut short or malformed"),
+)
+
+
+def _connect_failure(error: aiohttp.ClientConnectorError) -> str:
+    where = f"{error.host}:{error.port}"
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return f"the TLS certificate of {where} is not trusted"
+    if isinstance(error, aiohttp.ClientSSLError):
+        return f"the TLS handshake with {where} failed"
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve the host name {error.host}"
+    return f"cannot connect to {where} ({_os_reason(error.os_error)})"
+
+
+def _os_reason(error: OSError) -> str:
+    # asyncio's strerror is "Connect call failed (...)"; the errno's own words say why.
+    if error.errno is not None and error.errno > 0:
+        return os.strerror(error.errno)
+    return error.strerror or str(error) or type(error).__name__
+
+
+def _shown(url: str | yarl.URL) -> str:
+    """A URL for messages, without credentials (threat: secrets never reach error bodies)."""
+    return str(yarl.URL(str(url)).with_user(None))
 
 
 def _overdue(url: str) -> str:

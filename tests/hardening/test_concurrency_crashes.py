@@ -7,6 +7,7 @@ dir and check the invariants on disk and in SQLite, then that the next request h
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -44,9 +45,9 @@ def cache_verify(data_dir: Path, upstream: str) -> subprocess.CompletedProcess[s
             "verify",
             "--data-dir",
             str(data_dir),
-            "--upstream",
-            upstream,
         ],
+        # cache verify offers only --data-dir; the upstream it ignores comes as serve's would.
+        env={**os.environ, "BODEGA_UPSTREAM": upstream},
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,6 +11,7 @@ from tests.integration.test_cli import clean_environ, run_bodega
 from tests.support.distributions import BuiltFile, build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import bodega_process
+from tests.support.waiting import wait_for
 
 WHEELS = [build_wheel(name, "1.0", payload_size=20_000) for name in ("one", "two", "three")]
 
@@ -130,3 +131,38 @@ def test_prune_refuses_a_duration_it_cannot_read(tmp_path: Path) -> None:
     code, _, err = cache(tmp_path, "prune", "--unused-for", "soon")
     assert code == 2
     assert "is not a duration like 90d" in err
+
+
+def root_keys(data_dir: Path) -> list[str | None]:
+    with closing(sqlite3.connect(data_dir / "bodega.sqlite3")) as db:
+        row = db.execute(
+            "SELECT html_key, json_key, html_gzip_key, json_gzip_key FROM root"
+        ).fetchone()
+    return list(row) if row else []
+
+
+def test_stats_and_verify_count_the_same_files_and_the_root_list_apart(
+    tmp_path: Path, fake_index: FakeIndex
+) -> None:
+    data = tmp_path / "data"
+    fill(fake_index, data)
+    with bodega_process(data, fake_index.simple_url) as server:
+        for accept in ("text/html", "application/vnd.pypi.simple.v1+json"):
+            response = httpx.get(
+                f"{server.url}simple/",
+                headers={"Accept": accept, "Accept-Encoding": "gzip"},
+                trust_env=False,
+                timeout=10,
+            )
+            assert response.status_code == 200
+        wait_for(lambda: len(root_keys(data)) == 4 and None not in root_keys(data))
+    code, stats, _ = cache(data, "stats")
+    assert code == 0
+    assert "files:  3 (" in stats
+    assert "root list: 4 renderings (" in stats
+    code, verified, _ = cache(data, "verify")
+    assert (code, verified) == (
+        0,
+        "checked 3 files and 4 renderings of the root list:"
+        " 0 quarantined, 0 missing, 0 adopted, 0 unknown\n",
+    )

@@ -1,6 +1,7 @@
 """The command line as a user runs it: a real `python -m bodega` in a child process."""
 
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -82,6 +83,21 @@ def test_serves_a_project_page_from_upstream_and_exits_0_on_sigterm(
     assert exit_code == 0
 
 
+def test_the_banner_says_what_is_served_and_says_offline_when_offline(
+    tmp_path: Path, fake_index: FakeIndex
+) -> None:
+    with bodega_process(tmp_path / "online", fake_index.simple_url) as online:
+        pass
+    with bodega_process(tmp_path / "offline", fake_index.simple_url, "--offline") as offline:
+        pass
+    assert f"serving {fake_index.simple_url} at {online.url}simple/" in online.banner
+    assert "offline" not in online.banner
+    assert (
+        f"serving offline (never contacting {fake_index.simple_url}), only what is cached,"
+        f" at {offline.url}simple/" in offline.banner
+    )
+
+
 def test_refuses_a_data_dir_locked_by_another_running_bodega(
     tmp_path: Path, fake_index: FakeIndex
 ) -> None:
@@ -122,7 +138,7 @@ def test_refuses_an_upstream_that_is_bodega_itself(tmp_path: Path) -> None:
 
 def test_init_creates_the_data_dir_and_database(tmp_path: Path) -> None:
     data_dir = tmp_path / "new" / "data"
-    result = run_bodega("init", "--data-dir", str(data_dir), "--upstream", UNUSED_UPSTREAM)
+    result = run_bodega("init", "--data-dir", str(data_dir))
     assert result.returncode == 0, result.stderr
     with closing(sqlite3.connect(data_dir / "bodega.sqlite3")) as database:
         database.execute("select 1")  # a real database, not just a file
@@ -143,7 +159,7 @@ def test_an_invalid_value_in_the_config_file_is_one_line_naming_file_and_key(
 ) -> None:
     config = tmp_path / "bodega.toml"
     config.write_text('port = "http"\n')
-    result = run_bodega("init", "--config", str(config), "--upstream", UNUSED_UPSTREAM)
+    result = run_bodega("init", "--config", str(config))
     assert_refused(result, f"{config}: port: 'http' is not a valid int")
 
 
@@ -179,3 +195,62 @@ def test_serve_help_lists_every_setting_with_its_env_var() -> None:
         assert f"--{setting.name.replace('_', '-')}" in text
         assert f"[env: {env_name(setting.name)}]" in text
     assert "--config" in text
+
+
+SERVE_OPTIONS = {f"--{setting.name.replace('_', '-')}" for setting in SETTINGS}
+# What each command uses, and so offers; --config and --help come with every one.
+COMMAND_OPTIONS = {
+    "init": {"--data-dir"},
+    "cache stats": {"--data-dir", "--max-cache-size"},
+    "cache prune": {"--data-dir", "--unused-for"},
+    "cache verify": {"--data-dir"},
+    "cache forget": {"--data-dir"},
+    "service install": (SERVE_OPTIONS - {"--data-dir"}) | {"--user", "--print"},
+    "serve": SERVE_OPTIONS,
+}
+
+
+def offered_options(help_text: str) -> dict[str, str]:
+    """Each option in a --help text, with what follows it on its line (its type)."""
+    found = re.findall(r"^  (--[a-z-]+)(?: / --[a-z-]+)?(?: ([A-Z]+))?", help_text, re.MULTILINE)
+    return {flag: type_name for flag, type_name in found}
+
+
+@pytest.mark.parametrize("command", list(COMMAND_OPTIONS))
+def test_each_command_offers_only_the_options_it_uses(command: str) -> None:
+    result = run_bodega(*command.split(), "--help")
+    assert result.returncode == 0, result.stderr
+    offered = set(offered_options(result.stdout))
+    assert offered == COMMAND_OPTIONS[command] | {"--config", "--help"}
+
+
+@pytest.mark.parametrize("command", ["serve", "service install"])
+def test_options_show_their_type_and_default(command: str) -> None:
+    result = run_bodega(*command.split(), "--help")
+    options = offered_options(result.stdout)
+    assert options["--port"] == "PORT"
+    assert options["--index-ttl"] == "SECONDS"
+    assert options["--max-cache-size"] == "SIZE"
+    assert options["--upstream"] == "URL"
+    text = " ".join(result.stdout.split())
+    assert "[default: 3141] [env: BODEGA_PORT]" in text
+    assert "[default: 600] [env: BODEGA_INDEX_TTL]" in text
+    assert "[default: the public index, as pip defines it]" in text
+    assert "TEXT" not in result.stdout
+
+
+def test_prune_takes_a_duration_and_cache_stats_a_size() -> None:
+    assert offered_options(run_bodega("cache", "prune", "--help").stdout) == {
+        "--unused-for": "DURATION",
+        "--config": "FILE",
+        "--data-dir": "DIRECTORY",
+        "--help": "",
+    }
+    stats = run_bodega("cache", "stats", "--help").stdout
+    assert offered_options(stats)["--max-cache-size"] == "SIZE"
+
+
+def test_a_setting_a_command_does_not_use_is_refused_as_an_unknown_option() -> None:
+    result = run_bodega("init", "--upstream", UNUSED_UPSTREAM)
+    assert result.returncode == 2
+    assert "No such option '--upstream'" in result.stderr

@@ -101,6 +101,17 @@ def test_the_default_url_is_this_bodegas_host_and_port(home: Home) -> None:
     assert "index-url = http://127.0.0.1:3999/simple/" in out
 
 
+def test_url_is_the_base_url_and_every_client_gets_its_simple_index(home: Home) -> None:
+    out = succeeded(home.bodega("configure", "--url", "http://cache.example:3141/"))
+    index = "http://cache.example:3141/simple/"
+    assert f"index-url = {index}\ntrusted-host = cache.example\n" in out
+    assert "[search]\nindex = http://cache.example:3141/pypi" in out
+    assert f'[[index]]\nurl = "{index}"' in out
+    assert f"pdm config pypi.url {index}" in out
+    # An index URL is read as the base URL above it: the same files either way.
+    assert succeeded(home.bodega("configure", "--url", index)) == out
+
+
 def test_client_narrows_what_is_printed(home: Home) -> None:
     out = succeeded(home.bodega("configure", "--client", "pdm"))
     assert out.strip() == "# PDM:\npdm config pypi.url http://127.0.0.1:3141/simple/"
@@ -181,3 +192,62 @@ def test_a_uv_toml_with_another_default_index_is_refused_and_left_alone(home: Ho
     )
     assert home.uv_toml.read_text() == mine
     assert not home.pip_conf.exists()  # nothing is written when any file is refused
+
+
+# ------------------------------------------------------------------------------ extras
+
+PIP_WITH_EXTRAS = (
+    "[global]\ntimeout = 60\nextra-index-url = http://127.0.0.1:9/simple/\n"
+    "[install]\nfind-links = /srv/wheels\n"
+)
+UV_WITH_EXTRAS = 'extra-index-url = ["http://127.0.0.1:9/simple/"]\nnative-tls = true\n'
+
+
+def with_extras(home: Home) -> None:
+    home.pip_conf.parent.mkdir(parents=True)
+    home.pip_conf.write_text(PIP_WITH_EXTRAS)
+    home.uv_toml.parent.mkdir(parents=True)
+    home.uv_toml.write_text(UV_WITH_EXTRAS)
+
+
+def test_write_warns_of_extra_indexes_that_go_around_bodega_and_keeps_them(home: Home) -> None:
+    with_extras(home)
+    result = home.bodega("configure", "--write")
+    succeeded(result)
+    assert (
+        f"warning: {home.pip_conf} has [global] extra-index-url = http://127.0.0.1:9/simple/:"
+        " pip searches it besides bodega" in result.stderr
+    )
+    assert f"warning: {home.pip_conf} has [install] find-links = /srv/wheels" in result.stderr
+    assert f"warning: {home.uv_toml} has extra-index-url = " in result.stderr
+    assert "--comment-out-extras" in result.stderr
+    assert "extra-index-url = http://127.0.0.1:9/simple/" in home.pip_conf.read_text()
+    assert home.uv_toml.read_text().startswith(UV_WITH_EXTRAS)
+
+
+def test_comment_out_extras_leaves_bodega_alone_and_undo_restores_them(home: Home) -> None:
+    with_extras(home)
+    result = home.bodega("configure", "--write", "--comment-out-extras")
+    succeeded(result)
+    assert f"commented out in {home.pip_conf}: [install] find-links = /srv/wheels" in result.stderr
+    assert "warning" not in result.stderr
+    listed = succeeded(home.run(sys.executable, "-m", "pip", "config", "list"))
+    assert "extra-index-url" not in listed
+    assert "find-links" not in listed
+    assert "# extra-index-url = http://127.0.0.1:9/simple/\n" in home.pip_conf.read_text()
+    assert '# extra-index-url = ["http://127.0.0.1:9/simple/"]\n' in home.uv_toml.read_text()
+
+    succeeded(home.bodega("configure", "--undo"))
+    assert home.pip_conf.read_text() == PIP_WITH_EXTRAS
+    assert home.uv_toml.read_text() == UV_WITH_EXTRAS
+
+
+def test_comment_out_extras_needs_write(home: Home) -> None:
+    result = home.bodega("configure", "--comment-out-extras")
+    assert result.returncode == 2
+    assert "--comment-out-extras goes with --write" in result.stderr
+
+
+def test_extra_indexes_set_in_the_environment_are_warned_of(home: Home) -> None:
+    result = home.bodega("configure", PIP_EXTRA_INDEX_URL="http://127.0.0.1:9/simple/")
+    assert "warning: the environment sets PIP_EXTRA_INDEX_URL" in succeeded(result) + result.stderr

@@ -44,6 +44,24 @@ async def scrape(
     return samples(response.text)
 
 
+# ------------------------------------------------------------------------------ offline
+
+
+async def test_offline_metrics_show_the_upstream_series_with_zeros(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    bodega = await start_bodega(offline=True)
+    scraped = await scrape(client, bodega)
+    for kind in ("file", "page"):
+        labels = frozenset({("kind", kind)})
+        assert scraped[("bodega_upstream_fetched_bytes_total", labels)] == 0
+        assert scraped[("bodega_upstream_errors_total", labels)] == 0
+        assert scraped[("bodega_upstream_request_duration_seconds_count", labels)] == 0
+        assert scraped[("bodega_upstream_request_duration_seconds_sum", labels)] == 0
+        hit = frozenset({("kind", kind), ("outcome", "hit")})
+        assert scraped[("bodega_cache_requests_total", hit)] == 0
+
+
 # ------------------------------------------------------------------------------ health, ready
 
 

@@ -130,6 +130,18 @@ async def test_prefetch_without_a_bodega_is_one_clear_line(tmp_path: Path) -> No
     assert len(err.splitlines()) == 1
 
 
+async def test_prefetch_url_is_the_base_url_as_for_configure_and_an_index_url_reads_the_same(
+    index: FakeIndex, start_bodega: StartBodega, tmp_path: Path
+) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pkg-00==1.0\n")
+    bodega = await start_bodega()
+    for url in (bodega, bodega.rstrip("/"), f"{bodega}simple/"):
+        code, out, err = await prefetch(url, requirements)
+        assert code == 0, err
+        assert out.startswith("1 pins, 2 files:")
+
+
 async def test_prefetch_refuses_an_unpinned_requirement(tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("pkg-00>=1.0\n")

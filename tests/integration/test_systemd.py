@@ -173,6 +173,77 @@ def test_install_keeps_the_unit_it_replaces(tmp_path: Path) -> None:
     assert backup_path(unit).read_text() == "[Service]\nExecStart=/usr/bin/hand-made\n"
 
 
+# ------------------------------------------------------------------------------ a closed home
+
+
+@pytest.fixture
+def venv_in_a_closed_home(tmp_path: Path) -> Path:
+    """A virtual environment under a mode-700 home folder that runs this bodega: its own
+    Python, with bodega and its dependencies reached through a .pth file."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    venv = home / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    import bodega
+
+    reach = [str(Path(bodega.__file__).parents[1]), *(p for p in sys.path if "site-packages" in p)]
+    (site_packages,) = venv.glob("lib/python*/site-packages")
+    (site_packages / "this-bodega.pth").write_text("\n".join(reach) + "\n")
+    return venv / "bin" / "python"
+
+
+def test_a_system_unit_for_a_venv_under_a_closed_home_says_where_to_install_instead(
+    venv_in_a_closed_home: Path, tmp_path: Path
+) -> None:
+    printed = subprocess.run(
+        [str(venv_in_a_closed_home), "-m", "bodega", "service", "install", "--print"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert exec_start(printed.stdout)[0] == str(venv_in_a_closed_home)
+    closed = re.search(r"cannot enter (\S+) \(mode 700\)", printed.stderr)
+    assert closed is not None, printed.stderr
+    assert venv_in_a_closed_home.is_relative_to(closed.group(1))
+    assert printed.stderr.startswith("warning: the service could not start")
+    assert "/opt/bodega" in printed.stderr
+
+    written = subprocess.run(
+        [str(venv_in_a_closed_home), "-m", "bodega", "service", "install"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert written.returncode == 1
+    assert written.stderr.startswith("Error: the service could not start")  # nothing written
+
+
+def test_a_user_unit_for_a_venv_in_the_users_own_home_is_fine(
+    venv_in_a_closed_home: Path,
+) -> None:
+    printed = subprocess.run(
+        [str(venv_in_a_closed_home), "-m", "bodega", "service", "install", "--print", "--user"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert printed.returncode == 0
+    assert printed.stderr == ""
+
+
+def test_a_system_unit_for_a_venv_open_to_everyone_has_no_warning() -> None:
+    result = bodega("service", "install", "--print")
+    assert result.returncode == 0
+    if not any(
+        not folder.stat().st_mode & 0o001 for folder in Path(sys.executable).absolute().parents
+    ):
+        assert result.stderr == ""
+
+
 # ------------------------------------------------------------------------------ READY=1
 
 

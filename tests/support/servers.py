@@ -74,6 +74,7 @@ class BodegaProcess:
                 **(env or {}),
             },
         )
+        self.banner = ""  # the line bodega announced itself with
         self.url = self._wait_until_ready()
         self.log: list[str] = []
         # Keep draining stderr so the child never blocks on a full pipe.
@@ -87,6 +88,7 @@ class BodegaProcess:
             seen.append(line)
             found = _READY.search(line)
             if found:
+                self.banner = line
                 return found.group(1)
         self.process.wait(timeout=10)
         raise RuntimeError("bodega did not start:\n" + "".join(seen))

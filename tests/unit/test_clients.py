@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bodega.clients import check_index_url, commands, pip_config, uv_config
+from bodega.clients import check_base_url, commands, index_url, pip_config, uv_config
 from bodega.errors import ConfigError
 
 URL = "http://127.0.0.1:3141/simple/"
@@ -92,7 +92,105 @@ def test_poetry_pdm_and_pipenv_get_commands() -> None:
     }
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1/simple/", "127.0.0.1:3141", 'http://a/"b'])
-def test_an_index_url_must_be_http(url: str) -> None:
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1/", "127.0.0.1:3141", 'http://a/"b', "http://a/?x=1", "http://a/#f"]
+)
+def test_a_base_url_must_be_plain_http(url: str) -> None:
     with pytest.raises(ConfigError, match="--url"):
-        check_index_url(url)
+        check_base_url(url)
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [
+        ("http://cache.example:3141/", "http://cache.example:3141/"),
+        ("http://cache.example:3141", "http://cache.example:3141/"),
+        ("http://cache.example:3141/simple/", "http://cache.example:3141/"),
+        ("http://cache.example:3141/simple", "http://cache.example:3141/"),
+        ("https://example.org/bodega/", "https://example.org/bodega/"),
+        ("https://example.org/bodega/simple/", "https://example.org/bodega/"),
+    ],
+)
+def test_url_is_the_base_url_and_an_index_url_is_read_as_the_base_above_it(
+    given: str, base: str
+) -> None:
+    assert check_base_url(given) == base
+    assert index_url(check_base_url(given)) == base + "simple/"
+
+
+def test_pip_search_sits_beside_the_index_under_a_path_prefix() -> None:
+    written = pip_config("https://example.org/bodega/simple/", "", PIP_CONF)
+    assert ini(written.text)["search"] == {"index": "https://example.org/bodega/pypi"}
+
+
+# ------------------------------------------------------------------------------ extras
+
+
+def test_pip_extras_are_reported_and_kept_unless_asked() -> None:
+    existing = (
+        "[global]\nfind-links = /srv/wheels\nextra-index-url =\n    http://a/simple/\n"
+        "    http://b/simple/\n[install]\nextra_index_url = http://c/simple/\n"
+    )
+    kept = pip_config(URL, existing, PIP_CONF)
+    assert kept.extras == (
+        "[global] find-links = /srv/wheels",
+        "[global] extra-index-url = http://a/simple/ http://b/simple/",
+        "[install] extra_index_url = http://c/simple/",
+    )
+    assert not kept.extras_commented_out
+    assert ini(kept.text)["global"]["find-links"] == "/srv/wheels"
+
+
+def test_pip_extras_commented_out_leave_only_bodega() -> None:
+    existing = "[global]\nfind-links = /srv/wheels\nextra-index-url = http://a/simple/\n"
+    written = pip_config(URL, existing, PIP_CONF, comment_out_extras=True)
+    assert written.extras_commented_out
+    assert ini(written.text)["global"] == {"index-url": URL}
+    assert "# find-links = /srv/wheels\n" in written.text
+    assert "# extra-index-url = http://a/simple/\n" in written.text
+
+
+UV_EXTRAS = """\
+extra-index-url = [
+    "http://a/simple/",
+]
+find-links = ["/srv/wheels"]
+native-tls = true
+
+[pip]
+find-links = ["/srv/more"]
+
+[[index]]
+name = "internal"
+url = "http://internal/simple/"
+
+[[index]]
+name = "pinned-only"
+url = "http://pinned/simple/"
+explicit = true
+"""
+
+
+def test_uv_extras_are_reported_and_kept_unless_asked() -> None:
+    kept = uv_config(URL, UV_EXTRAS, UV_TOML)
+    assert kept.extras == (
+        "extra-index-url = ['http://a/simple/']",
+        "find-links = ['/srv/wheels']",
+        "[pip] find-links = ['/srv/more']",
+        "[[index]] url = http://internal/simple/",
+    )
+    assert kept.text.startswith(UV_EXTRAS)
+
+
+def test_uv_extras_commented_out_leave_bodega_and_the_explicit_index() -> None:
+    written = uv_config(URL, UV_EXTRAS, UV_TOML, comment_out_extras=True)
+    assert written.extras_commented_out
+    assert tomllib.loads(written.text) == {
+        "native-tls": True,
+        "pip": {},
+        "index": [
+            {"name": "pinned-only", "url": "http://pinned/simple/", "explicit": True},
+            {"url": URL, "default": True},
+        ],
+    }
+    assert '# url = "http://internal/simple/"\n' in written.text

@@ -1,11 +1,14 @@
 """Settings: defaults <- TOML file <- BODEGA_* environment <- CLI, and what cannot work."""
 
+import importlib.metadata
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 import pytest
+from packaging.requirements import Requirement
 from pip._internal.models.index import PyPI
 
 from bodega.config import (
@@ -73,6 +76,16 @@ def test_every_setting_is_a_settings_field_with_a_bodega_env_name() -> None:
 
 def test_public_index_url_is_pips_own_default() -> None:
     assert public_index_url() == PyPI.simple_url
+
+
+def test_pip_is_a_dependency_of_every_install_so_the_default_upstream_works() -> None:
+    # A tool install (pipx, uv tool install) makes a venv without pip: bodega must bring it.
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    requirements = [Requirement(text) for text in dependencies]
+    assert any(r.name == "pip" and r.marker is None for r in requirements)
+    installed = [Requirement(text) for text in importlib.metadata.requires("bodega") or []]
+    assert any(r.name == "pip" and r.marker is None for r in installed)
 
 
 def test_public_index_url_without_pip_asks_for_upstream(monkeypatch: pytest.MonkeyPatch) -> None:

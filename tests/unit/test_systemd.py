@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bodega.errors import ConfigError
-from bodega.systemd import next_steps, render_unit, unit_path
+from bodega.systemd import closed_to_others, next_steps, render_unit, unit_path
 
 
 def exec_start(unit: str) -> str:
@@ -54,3 +54,18 @@ def test_the_user_unit_lives_in_the_users_config_home(tmp_path: Path) -> None:
 def test_next_steps_name_the_right_manager() -> None:
     assert next_steps(user=False) == ["systemctl daemon-reload", "systemctl enable --now bodega"]
     assert next_steps(user=True)[1] == "systemctl --user enable --now bodega"
+
+
+def test_closed_to_others_finds_the_first_folder_others_cannot_enter(tmp_path: Path) -> None:
+    open_folder = tmp_path / "open"
+    closed = open_folder / "home"
+    python = closed / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.touch()
+    tmp_path.chmod(0o755)
+    open_folder.chmod(0o755)
+    closed.chmod(0o700)
+    above = [p for p in tmp_path.parents if not p.stat().st_mode & 0o001]
+    assert closed_to_others([python]) == (above[-1] if above else closed)
+    closed.chmod(0o711)  # others may pass through, as DynamicUser needs
+    assert closed_to_others([python]) == (above[-1] if above else None)

@@ -24,15 +24,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CacheSummary:
+    """What the cache holds. `files` are distribution files and their core metadata: the
+    blobs --max-cache-size bounds, eviction and prune delete, and verify counts as files.
+    The root list's renderings (HTML, JSON and their gzip copies) are blobs too, counted
+    apart: they are replaced at each refresh, never evicted."""
+
     files: int
     total_bytes: int
     pages: int
     least_recent_access: float | None  # epoch seconds
+    root_renderings: int = 0
+    root_bytes: int = 0
 
 
 @dataclass(slots=True)
 class VerifyReport:
-    checked: int = 0
+    checked: int = 0  # files (distribution files and core metadata), as `cache stats` counts
+    root_renderings: int = 0  # blobs of the root list, checked as well
     quarantined: int = 0  # bytes that did not hash to their key: moved aside, row dropped
     missing: int = 0  # rows whose blob is gone: row dropped
     adopted: int = 0  # verified blobs that had no row: row added
@@ -60,8 +68,16 @@ class CacheMaintenance:
     async def summary(self) -> CacheSummary:
         files, total = await self._store.blob_usage()
         oldest = await self._store.blobs_by_access(limit=1)
+        root = await self._store.get_root()
+        sizes = [await self._blobs.size(key) for key in (root.blob_keys if root else ())]
+        found = [size for size in sizes if size is not None]
         return CacheSummary(
-            files, total, await self._store.page_count(), oldest[0].accessed_at if oldest else None
+            files,
+            total,
+            await self._store.page_count(),
+            oldest[0].accessed_at if oldest else None,
+            len(found),
+            sum(found),
         )
 
     async def prune(self, unused_for: float) -> tuple[int, int]:
@@ -99,7 +115,10 @@ class CacheMaintenance:
             if digest_and_size is None:
                 continue  # deleted meanwhile (a running server evicted it)
             digest, size = digest_and_size
-            report.checked += 1
+            if key in root_keys:
+                report.root_renderings += 1
+            else:
+                report.checked += 1
             if digest != key:
                 await self._quarantine(key)
                 report.quarantined += 1

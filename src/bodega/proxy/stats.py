@@ -45,6 +45,10 @@ class Histogram:
         self.count += 1
 
 
+# The `kind` labels: project pages and the root list, or distribution files and metadata.
+KINDS = ("file", "page")
+
+
 @dataclass(slots=True)
 class Stats:
     """Counters since start. `kind` labels are "page" (project pages, the root list) or

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from aiohttp import web
 
-from bodega.proxy.stats import Histogram
+from bodega.proxy.stats import KINDS, CacheOutcome, Histogram
 from bodega.services import Services
 from bodega.web.routing import Match
 
@@ -34,8 +34,9 @@ def render(services: Services) -> Iterator[str]:
         "counter",
         "Cache lookups by kind (page, file) and outcome (hit, miss, stale, revalidated).",
         (
-            ({"kind": kind, "outcome": outcome.lower()}, n)
-            for (kind, outcome), n in sorted(stats.outcomes.items())
+            ({"kind": kind, "outcome": outcome.lower()}, stats.outcomes[kind, outcome])
+            for kind in KINDS
+            for outcome in CacheOutcome
         ),
     )
     yield from _family(
@@ -48,18 +49,20 @@ def render(services: Services) -> Iterator[str]:
         "bodega_upstream_fetched_bytes_total",
         "counter",
         "Bytes received from upstream, by kind.",
-        (({"kind": k}, n) for k, n in sorted(stats.bytes_from_upstream.items())),
+        (({"kind": kind}, stats.bytes_from_upstream[kind]) for kind in KINDS),
     )
     yield from _family(
         "bodega_upstream_errors_total",
         "counter",
         "Upstream requests that failed (errors, timeouts, bad bytes), by kind.",
-        (({"kind": k}, n) for k, n in sorted(stats.upstream_errors.items())),
+        (({"kind": kind}, stats.upstream_errors[kind]) for kind in KINDS),
     )
     yield from _histograms(
         "bodega_upstream_request_duration_seconds",
         "Time until upstream answered a request (headers), by kind.",
-        sorted(stats.upstream_latency.items()),
+        # Every series from the start, zeros included (an offline bodega never asks
+        # upstream): a dashboard's rate() and a missing series are different answers.
+        ((kind, stats.upstream_latency.get(kind, Histogram())) for kind in KINDS),
     )
     yield from _family(
         "bodega_downloads_in_flight",
