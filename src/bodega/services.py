@@ -19,6 +19,7 @@ from bodega.proxy.files import FileCache
 from bodega.proxy.maintenance import CacheMaintenance
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.readiness import Readiness
+from bodega.proxy.release_metadata import ReleaseMetadata
 from bodega.proxy.root import RootList
 from bodega.proxy.search import ProjectSearch
 from bodega.proxy.search_details import DetailsFiller
@@ -43,6 +44,7 @@ class Services:
     core_metadata: CoreMetadataExtractor
     eviction: Eviction
     readiness: Readiness
+    release_metadata: ReleaseMetadata  # the JSON API's view of a release's core metadata
 
 
 async def initialize(settings: Settings) -> None:
@@ -153,4 +155,5 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             core_metadata,
             eviction,
             readiness,
+            ReleaseMetadata(files, core_metadata),
         )

@@ -1,131 +1,223 @@
 """The PyPI JSON API (`/pypi/<project>/json`, `/pypi/<project>/<version>/json`), built from a
 project page and one release's core metadata.
 
-The API is not a standard; this follows what warehouse sends and what its callers read:
-pip-tools reads `releases[v][].url/packagetype/digests` (spec finding 7), PDM's
-`pypi.json_api` reads `info.requires_dist/requires_python/summary`. Only what bodega knows
-is said: without the release's METADATA the `info` carries no metadata fields at all, never
-an empty `requires_dist` that would read as "no dependencies".
+The API is not a standard: its shape is what warehouse's `legacy/api/json.py` renders, field
+for field (docs/conformance.md lists each field with its source). Callers read parts of it:
+pip-tools `releases[v][].url/packagetype/digests` (spec finding 7), PDM's `pypi.json_api`
+`info.requires_dist/requires_python/summary`. `info` is what the release's METADATA (or an
+sdist's PKG-INFO) says, shaped as warehouse stores an upload's metadata; a release whose
+metadata bodega cannot get has the shape of an upload that declared nothing.
 """
 
 import json
-from collections.abc import Iterable
-from email.message import Message
-from email.parser import BytesParser
-from email.policy import compat32
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.licenses import canonicalize_license_expression
+from packaging.metadata import RawMetadata
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
+from bodega.core.filenames import kind_of, release_of
 from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.rendering import listed_files
 
-# Core metadata field -> JSON key, for single-use fields (core metadata spec 2.4).
-_SINGLE = {
-    "Summary": "summary",
-    "Home-page": "home_page",
-    "Download-URL": "download_url",
-    "Author": "author",
-    "Author-email": "author_email",
-    "Maintainer": "maintainer",
-    "Maintainer-email": "maintainer_email",
-    "License": "license",
-    "License-Expression": "license_expression",
-    "Keywords": "keywords",
-    "Requires-Python": "requires_python",
-    "Description-Content-Type": "description_content_type",
-}
-_MULTIPLE = {
-    "Classifier": "classifiers",
-    "Requires-Dist": "requires_dist",
-    "Provides-Extra": "provides_extra",
-    "Platform": "platform",
-    "Dynamic": "dynamic",
-}
+Releases = dict[str, list[DistributionFile]]
 
 
-def release_versions(page: ProjectPage) -> dict[Version, list[DistributionFile]]:
-    """The page's listed files grouped by the version their filename carries."""
-    releases: dict[Version, list[DistributionFile]] = {}
+@dataclass(frozen=True, slots=True)
+class ApiUrls:
+    """The absolute URLs a document points to: bodega's files tree and its project pages."""
+
+    files_base: str
+    projects_base: str
+
+    def file(self, project: str, filename: str) -> str:
+        return f"{self.files_base}{quote(project)}/{quote(filename)}"
+
+    def project(self, name: str) -> str:
+        return f"{self.projects_base}{quote(name)}"
+
+
+def group_releases(page: ProjectPage) -> Releases:
+    """Every listed file by its release, keyed as upstream spells the version (`2004d`,
+    `0.6c11`), and every listed version (PEP 700), with files or not."""
+    releases: Releases = {version: [] for version in page.versions}
     for file in listed_files(page):
-        version = _version(file.filename)
+        version = release_of(file.filename, page.name, page.versions)
         if version is not None:
             releases.setdefault(version, []).append(file)
     return releases
 
 
-def latest_version(releases: dict[Version, list[DistributionFile]]) -> Version | None:
+def latest_version(releases: Releases) -> str | None:
     """What warehouse calls the latest release: the highest final release with a file that is
     not yanked, else the highest release with such a file, else the highest of all."""
     live = [v for v, files in releases.items() if any(not f.is_yanked for f in files)]
-    final = [v for v in live if not v.is_prerelease]
-    return max(final or live or releases, default=None)
+    final = [v for v in live if not _ordering(v)[1].is_prerelease]
+    return max(final or live or releases, key=_ordering, default=None)
 
 
-def find_version(releases: dict[Version, list[DistributionFile]], raw: str) -> Version | None:
-    """The listed version equal to `raw` (so 1.0 finds 1.0.0), or None."""
-    try:
-        wanted = Version(raw)
-    except InvalidVersion:
-        return None
-    return wanted if wanted in releases else None
+def find_version(releases: Releases, raw: str) -> str | None:
+    """The release `raw` names: spelled so, or the same version (1.0 finds 1.0.0), as
+    warehouse's release_factory matches canonical versions; None if there is none."""
+    if raw in releases:
+        return raw
+    wanted = canonicalize_version(raw)
+    return next((v for v in releases if canonicalize_version(v) == wanted), None)
 
 
 def render_json_api(
     page: ProjectPage,
-    version: Version | None,
-    metadata: bytes | None,
-    files_base: str,
+    version: str | None,
+    metadata: RawMetadata | None,
+    urls: ApiUrls,
     *,
     with_releases: bool,
 ) -> bytes:
-    """The JSON document; `files_base` is the URL of bodega's files tree."""
-    releases = release_versions(page)
+    """The JSON document for `version` of the page (None: the project has no release)."""
+    releases = group_releases(page)
     files = releases.get(version, []) if version is not None else []
-    info: dict[str, Any] = {
-        "name": page.name,
-        "version": str(version) if version is not None else None,
-        "yanked": bool(files) and all(f.is_yanked for f in files),
-        "yanked_reason": _yanked_reason(files),
-        "requires_python": next((f.requires_python for f in files if f.requires_python), None),
-    }
-    if metadata is not None:
-        info.update(_info_from_metadata(metadata))
     document: dict[str, Any] = {
-        "info": info,
+        "info": _info(page, version, files, metadata or {}, urls),
         "last_serial": page.last_serial if page.last_serial is not None else -1,
-        "urls": [_file_entry(page.name, f, files_base) for f in files],
+        "urls": [_file_entry(page.name, f, urls) for f in files],
         "vulnerabilities": [],
     }
     if with_releases:
         document["releases"] = {
-            str(v): [_file_entry(page.name, f, files_base) for f in releases[v]]
-            for v in sorted(releases)
+            v: [_file_entry(page.name, f, urls) for f in releases[v]] for v in releases
         }
-    return json.dumps(document, separators=(",", ":")).encode()
+    # As warehouse's "json-with-newline" renderer: sorted keys, compact, UTF-8, a newline.
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return (text + "\n").encode()
 
 
-def _file_entry(project: str, file: DistributionFile, files_base: str) -> dict[str, Any]:
-    # Warehouse names blake2b_256 the same in simple-API hashes and JSON digests.
+def _info(
+    page: ProjectPage,
+    version: str | None,
+    files: list[DistributionFile],
+    metadata: RawMetadata,
+    urls: ApiUrls,
+) -> dict[str, Any]:
+    name = metadata.get("name") or page.name
+    project_url = urls.project(page.name)
+    keywords = metadata.get("keywords")
+    platforms = metadata.get("platforms")
+    dynamic = metadata.get("dynamic")
+    requires_dist = metadata.get("requires_dist") or []
+    provides_extra = metadata.get("provides_extra") or []
+    page_requires_python = next((f.requires_python for f in files if f.requires_python), None)
+    return {
+        "name": name,
+        "version": version,
+        "summary": metadata.get("summary"),
+        "description": metadata.get("description") or "",
+        "description_content_type": metadata.get("description_content_type"),
+        # Warehouse stores ", ".join of packaging's split, the first Platform, and each
+        # Dynamic field title-cased (forklift/legacy.py).
+        "keywords": ", ".join(keywords) if keywords else None,
+        "platform": platforms[0] if platforms else None,
+        "dynamic": [field.title() for field in dynamic] if dynamic else None,
+        "license": metadata.get("license"),
+        "license_expression": _normalized(metadata.get("license_expression"), _license),
+        "license_files": metadata.get("license_files"),
+        "classifiers": list(metadata.get("classifiers") or []),
+        "author": metadata.get("author"),
+        "author_email": metadata.get("author_email"),
+        "maintainer": metadata.get("maintainer"),
+        "maintainer_email": metadata.get("maintainer_email"),
+        # The page's data-requires-python is the very string upstream stored for the release.
+        "requires_python": page_requires_python
+        or _normalized(metadata.get("requires_python"), _specifiers),
+        "requires_dist": [_normalized(r, _requirement) for r in requires_dist] or None,
+        "provides_extra": [_normalized(e, canonicalize_name) for e in provides_extra] or None,
+        "home_page": metadata.get("home_page"),
+        "download_url": metadata.get("download_url"),
+        "project_urls": _project_urls(metadata) or None,
+        "package_url": project_url,
+        "project_url": project_url,
+        # bodega's project page lists every release; the fragment names this one.
+        "release_url": f"{project_url}#{quote(version)}" if version is not None else None,
+        "docs_url": None,
+        "bugtrack_url": None,
+        "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},
+        "yanked": bool(files) and all(f.is_yanked for f in files),
+        "yanked_reason": next((f.yanked for f in files if isinstance(f.yanked, str)), None),
+    }
+
+
+def _normalized(value: str | None, normalize: Callable[[str], str]) -> str | None:
+    """Warehouse stores what packaging's Metadata makes of a field (`str(Requirement)`,
+    `str(SpecifierSet)`, canonical extras and license expressions); a value packaging
+    refuses is kept as written, since bodega describes files it did not validate."""
+    if value is None:
+        return value
+    try:
+        return normalize(value)
+    except ValueError:  # InvalidRequirement, InvalidSpecifier, InvalidLicenseExpression
+        return value
+
+
+def _requirement(text: str) -> str:
+    return str(Requirement(text))
+
+
+def _specifiers(text: str) -> str:
+    return str(SpecifierSet(text))
+
+
+def _license(text: str) -> str:
+    return str(canonicalize_license_expression(text))
+
+
+def _project_urls(metadata: RawMetadata) -> dict[str, str]:
+    """Warehouse's Release.urls: Homepage and Download from their own fields first, then
+    each Project-URL, but not one repeating those two (PEP 753 label normalization)."""
+    urls: dict[str, str] = {}
+    if home_page := metadata.get("home_page"):
+        urls["Homepage"] = home_page
+    if download_url := metadata.get("download_url"):
+        urls["Download"] = download_url
+    for label, url in (metadata.get("project_urls") or {}).items():
+        normalized = _normalize_label(label)
+        if normalized == "homepage" and url == urls.get("Homepage"):
+            continue
+        if normalized == "downloadurl" and url == urls.get("Download"):
+            continue
+        urls[label] = url
+    return urls
+
+
+def _normalize_label(label: str) -> str:
+    # The well-known project URLs specification: drop punctuation and whitespace, lower-case.
+    removed = str.maketrans("", "", string.punctuation + string.whitespace)
+    return label.translate(removed).lower()
+
+
+def _file_entry(project: str, file: DistributionFile, urls: ApiUrls) -> dict[str, Any]:
+    # Warehouse names blake2b_256 the same in simple-API hashes and JSON digests; only the
+    # hashes bodega knows are given, never a made-up one.
     digests = {k: file.hashes[k] for k in ("md5", "sha256", "blake2b_256") if k in file.hashes}
+    kind = kind_of(file.filename)
     metadata_sha256 = file.metadata_sha256
     return {
         "filename": file.filename,
-        "url": f"{files_base}{quote(project)}/{quote(file.filename)}",
-        "packagetype": _package_type(file.filename),
-        "python_version": _python_version(file.filename),
+        "url": urls.file(project, file.filename),
+        "packagetype": kind.package_type,
+        "python_version": kind.python_version,
         "digests": digests,
+        "md5_digest": file.hashes.get("md5"),
+        "has_sig": False,
+        "comment_text": None,
+        "downloads": -1,
         "size": file.size,
-        "upload_time": file.upload_time.removesuffix("Z").split(".")[0]
-        if file.upload_time
-        else None,
+        "upload_time": _seconds(file.upload_time),
         "upload_time_iso_8601": file.upload_time,
         "requires_python": file.requires_python,
         "yanked": file.is_yanked,
@@ -137,56 +229,14 @@ def _file_entry(project: str, file: DistributionFile, files_base: str) -> dict[s
     }
 
 
-def _info_from_metadata(raw: bytes) -> dict[str, Any]:
-    message: Message = BytesParser(policy=compat32).parsebytes(raw)
-    info: dict[str, Any] = {key: _header(message, field) for field, key in _SINGLE.items()}
-    for field, key in _MULTIPLE.items():
-        values = [_text(v) for v in message.get_all(field) or ()]
-        info[key] = values or None
-    urls = [_text(v).split(",", 1) for v in message.get_all("Project-URL") or ()]
-    info["project_urls"] = {label.strip(): url.strip() for label, url in _pairs(urls)} or None
-    # Metadata 2.1+ may carry the description as the message body (core metadata spec).
-    body = message.get_payload()
-    description = _header(message, "Description")
-    info["description"] = body if isinstance(body, str) and body.strip() else description
-    return info
+def _seconds(upload_time: str | None) -> str | None:
+    """Warehouse's `upload_time`: the ISO time to the second, with no zone."""
+    return upload_time.removesuffix("Z").split(".")[0] if upload_time else None
 
 
-def _pairs(parts: Iterable[list[str]]) -> Iterable[tuple[str, str]]:
-    return ((p[0], p[1]) for p in parts if len(p) == 2)
-
-
-def _header(message: Message, field: str) -> str | None:
-    value = message.get(field)
-    return _text(value) if value is not None else None
-
-
-def _text(value: object) -> str:
-    return str(value).strip()
-
-
-def _yanked_reason(files: list[DistributionFile]) -> str | None:
-    return next((f.yanked for f in files if isinstance(f.yanked, str)), None)
-
-
-def _version(filename: str) -> Version | None:
+def _ordering(version: str) -> tuple[int, Version]:
+    """Warehouse's release order: PEP 440 versions by their value, above any that is none."""
     try:
-        if filename.endswith(".whl"):
-            return parse_wheel_filename(filename)[1]
-        return parse_sdist_filename(filename)[1]
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-
-
-def _package_type(filename: str) -> str:
-    if filename.endswith(".whl"):
-        return "bdist_wheel"
-    if filename.endswith(".egg"):
-        return "bdist_egg"
-    return "sdist"
-
-
-def _python_version(filename: str) -> str:
-    if filename.endswith(".whl"):
-        return filename.removesuffix(".whl").split("-")[-3]
-    return "source"
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, Version("0"))

@@ -1,0 +1,98 @@
+"""A release's core metadata for the JSON API, from whichever of its files can give it.
+
+Cheapest first: a wheel's METADATA that upstream serves (verified by the hash its page
+gives) or that bodega extracts itself; else an sdist's PKG-INFO, read from the cached sdist
+or from one verified download of it through the file cache, the way a client's download
+goes. A few files at most are tried, so one request never starts work for every file of a
+release. Parsed PKG-INFOs are remembered by the sdist's hash: reading one means
+decompressing the archive, and the sdist will not change.
+"""
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from pathlib import Path
+
+from packaging.metadata import RawMetadata
+
+from bodega.core.core_metadata import parse_core_metadata
+from bodega.core.model import DistributionFile
+from bodega.core.sdist_metadata import is_readable_sdist, read_pkg_info
+from bodega.errors import BodegaError
+from bodega.proxy.core_metadata import CoreMetadataExtractor
+from bodega.proxy.files import FileCache
+
+_METADATA_SUFFIX = ".metadata"
+FILES_TRIED = 3
+# PKG-INFOs kept in memory: most are a few KB; a long README as description makes one larger.
+_REMEMBERED_SDISTS = 256
+_REMEMBERED_MAX_BYTES = 256 * 1024
+
+
+class ReleaseMetadata:
+    """Reads the core metadata of a release's files, verified, for the JSON API."""
+
+    def __init__(self, files: FileCache, extractor: CoreMetadataExtractor) -> None:
+        self._files = files
+        self._extractor = extractor
+        self._pkg_infos: OrderedDict[str, bytes] = OrderedDict()  # sdist sha256 -> PKG-INFO
+
+    async def read(self, project: str, files: list[DistributionFile]) -> RawMetadata | None:
+        """The release's metadata; None when none of its files can give it."""
+        found = await self._from_wheels(project, files)
+        if found is None:
+            found = await self._from_sdists(files)
+        return None if found is None else await asyncio.to_thread(parse_core_metadata, found)
+
+    async def _from_wheels(self, project: str, files: list[DistributionFile]) -> bytes | None:
+        with_hash = [f for f in files if f.metadata_sha256]
+        wheels = [f for f in files if f.filename.endswith(".whl") and not f.core_metadata]
+        for file in (with_hash + wheels)[:FILES_TRIED]:
+            key = file.metadata_sha256
+            if key is None:
+                key = await self._extractor.obtain(project, file)
+            elif await self._files.local_path(key) is None:
+                with contextlib.suppress(BodegaError):  # offline, or upstream has none after all
+                    download = self._files.download(key, file.url + _METADATA_SUFFIX, None)
+                    await download.wait_until_done()
+            path = await self._files.local_path(key)
+            if path is not None:
+                return await asyncio.to_thread(path.read_bytes)
+        return None
+
+    async def _from_sdists(self, files: list[DistributionFile]) -> bytes | None:
+        # Only a file whose hash the page gives: the cache never keeps an unverified one.
+        sdists = [(f.sha256, f) for f in files if f.sha256 and is_readable_sdist(f.filename)]
+        for key, file in sdists[:FILES_TRIED]:
+            with contextlib.suppress(BodegaError):  # offline, upstream down, no PKG-INFO
+                return await self._pkg_info(key, file)
+        return None
+
+    async def _pkg_info(self, key: str, file: DistributionFile) -> bytes:
+        remembered = self._pkg_infos.get(key)
+        if remembered is not None:
+            self._pkg_infos.move_to_end(key)
+            return remembered
+        found = await self._read_sdist(key, file)
+        if len(found) <= _REMEMBERED_MAX_BYTES:
+            self._pkg_infos[key] = found
+            while len(self._pkg_infos) > _REMEMBERED_SDISTS:
+                self._pkg_infos.popitem(last=False)
+        return found
+
+    async def _read_sdist(self, key: str, file: DistributionFile) -> bytes:
+        cached = await self._files.open_cached(key)
+        if cached is None:
+            await self._files.download(key, file.url, file.size).wait_until_done()
+            cached = await self._files.open_cached(key)
+            if cached is None:
+                raise BodegaError(f"{file.filename} left the cache before it was read")
+        try:
+            return await asyncio.to_thread(_read_pkg_info, cached.path, file.filename)
+        finally:
+            cached.release()
+
+
+def _read_pkg_info(path: Path, filename: str) -> bytes:
+    with path.open("rb") as archive:
+        return read_pkg_info(archive, filename)
