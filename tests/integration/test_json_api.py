@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import StartBodega
-from tests.support.distributions import build_sdist, build_wheel
+from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
 
 OLD = build_wheel("demo", "1.0", requires=["six"], summary="The old one")
@@ -37,11 +37,13 @@ async def test_project_json_describes_the_latest_final_release_and_every_release
     document = response.json()
     info = document["info"]
     assert (info["name"], info["version"], info["summary"]) == ("demo", "2.0", "Demo")
-    assert info["requires_dist"] == ["six>=1.16", "attrs; extra == 'x'"]
+    # As warehouse stores them: str(Requirement), markers in double quotes.
+    assert info["requires_dist"] == ["six>=1.16", 'attrs; extra == "x"']
     assert sorted(document["releases"]) == ["1.0", "2.0", "3.0rc1"]
     assert {u["filename"] for u in document["urls"]} == {NEW.filename, NEW_SDIST.filename}
     wheel = next(u for u in document["urls"] if u["packagetype"] == "bdist_wheel")
     assert wheel["digests"] == {"sha256": NEW.sha256}
+    assert wheel["python_version"] == "py3"
     assert wheel["size"] == NEW.size
     assert wheel["upload_time_iso_8601"].endswith("Z")
     assert "dist-info-metadata" not in wheel
@@ -88,15 +90,74 @@ async def test_non_normalized_names_redirect_and_unknown_releases_are_404(
     assert (await client.get(f"{bodega}pypi/no-such-project/json")).status_code == 404
 
 
-async def test_a_release_without_any_metadata_is_404_not_an_empty_dependency_list(
+async def test_an_sdist_only_release_is_described_from_its_pkg_info_downloaded_once(
     fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:
-    fake_index.add("demo", build_sdist("demo", "1.0"))
+    sdist = build_sdist("demo", "1.0", requires=["six>=1.16"], summary="Überall, 汉字")
+    fake_index.add("demo", sdist)
     bodega = await start_bodega()
-    assert (await client.get(f"{bodega}pypi/demo/1.0/json")).status_code == 404
-    project = (await client.get(f"{bodega}pypi/demo/json")).json()
-    assert "requires_dist" not in project["info"]
-    assert project["releases"]["1.0"][0]["digests"]["sha256"]
+    for path in ("pypi/demo/1.0/json", "pypi/demo/json"):
+        response = await client.get(bodega + path)
+        assert response.status_code == 200
+        info = response.json()["info"]
+        assert (info["version"], info["summary"]) == ("1.0", "Überall, 汉字")
+        assert info["requires_dist"] == ["six>=1.16"]
+    # The sdist went through the verified file cache: a client's download is a hit.
+    served = await client.get(f"{bodega}files/demo/{sdist.filename}")
+    assert served.content == sdist.data
+    assert fake_index.count("GET", sdist.filename) == 1
+
+
+async def test_a_release_whose_metadata_cannot_be_had_is_described_from_the_page(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    # No hash on the page: bodega cannot verify the sdist, so it does not read it.
+    fake_index.add("demo", build_sdist("demo", "1.0"), hash_in_page=False)
+    bodega = await start_bodega()
+    response = await client.get(f"{bodega}pypi/demo/1.0/json")
+    assert response.status_code == 200
+    info = response.json()["info"]
+    assert (info["name"], info["version"], info["requires_dist"]) == ("demo", "1.0", None)
+    assert fake_index.count("GET", ".tar.gz") == 0
+
+
+async def test_non_ascii_metadata_reaches_the_client_intact(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    fake_index.add("pinyin", build_wheel("pinyin", "1.0", summary="汉字拼音转换模块 – Łukasz"))
+    bodega = await start_bodega()
+    response = await client.get(f"{bodega}pypi/pinyin/json")
+    assert response.json()["info"]["summary"] == "汉字拼音转换模块 – Łukasz"
+    assert "汉字".encode() in response.content
+
+
+async def test_releases_list_every_file_of_the_page_under_upstreams_spelling(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    legacy = [
+        BuiltFile("pytz-2004d.tar.bz2", b"bz2 sdist", None),
+        BuiltFile("pytz-2004d-py2.4.egg", b"an egg", None),
+        BuiltFile("pytz-2004d.win32.exe", b"an installer", None),
+        BuiltFile("pytz-0.6c11-1.noarch.rpm", b"an rpm", None),
+    ]
+    for file in [*legacy, build_wheel("pytz", "2024.1")]:
+        fake_index.add("pytz", file)
+    fake_index.set_versions("pytz", ["0.6c11", "2004d", "2004e", "2024.1"])
+    bodega = await start_bodega()
+    document = (await client.get(f"{bodega}pypi/pytz/json")).json()
+    releases = {
+        v: sorted(f["filename"] for f in files) for v, files in document["releases"].items()
+    }
+    assert releases == {
+        "0.6c11": ["pytz-0.6c11-1.noarch.rpm"],
+        "2004d": ["pytz-2004d-py2.4.egg", "pytz-2004d.tar.bz2", "pytz-2004d.win32.exe"],
+        "2004e": [],
+        "2024.1": ["pytz-2024.1-py3-none-any.whl"],
+    }
+    assert document["info"]["version"] == "2024.1"
+    old = (await client.get(f"{bodega}pypi/pytz/2004d/json")).json()
+    assert old["info"]["version"] == "2004d"
+    assert {u["packagetype"] for u in old["urls"]} == {"sdist", "bdist_egg", "bdist_wininst"}
 
 
 async def test_a_quarantined_project_lists_no_files_in_json(

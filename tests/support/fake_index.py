@@ -100,6 +100,7 @@ class _Project:
     serial: int = 0
     last_modified: float = 0.0
     status: tuple[str, str | None] | None = None  # PEP 792 status and reason
+    versions: list[str] | None = None  # PEP 700 versions as upstream spells them; None: derived
 
 
 @dataclass
@@ -331,6 +332,15 @@ class FakeIndex:
         with self._lock:
             proj = self._projects[key]
             proj.status = None if status is None else (status, reason)
+            self._touch(proj)
+
+    def set_versions(self, project: str, versions: list[str]) -> None:
+        """List these PEP 700 versions, spelled so (`2004d`, `0.6c11`), some perhaps with no
+        files, instead of those derived from the filenames."""
+        key = canonicalize_name(project)
+        with self._lock:
+            proj = self._projects[key]
+            proj.versions = list(versions)
             self._touch(proj)
 
     def remove(self, project: str, filename: str) -> None:
@@ -632,6 +642,7 @@ class FakeIndex:
                 raise web.HTTPNotFound()
             entries = sorted(proj.files.values(), key=lambda e: e.file.filename)
             serial, modified, status = proj.serial, proj.last_modified, proj.status
+            listed = proj.versions
         # PEP 792: a quarantined project's index offers no files.
         if status is not None and status[0] == "quarantined":
             entries = []
@@ -642,7 +653,7 @@ class FakeIndex:
             doc: dict[str, Any] = {
                 "meta": {"api-version": "1.4" if status else API_VERSION, "_last-serial": serial},
                 "name": key,
-                "versions": sorted(versions, key=Version),
+                "versions": listed if listed is not None else sorted(versions, key=Version),
                 "files": [_json_file(e, files_url) for e in entries],
             }
             if status is not None:

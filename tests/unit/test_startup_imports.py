@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 # The web UI's templates, the XML-RPC parsers, the lock-file parsers (and their packaging
-# requirement grammar).
+# requirement grammar), the JSON API's metadata shaping and sdist reading.
 LOADED_ON_FIRST_USE = (
     "jinja2",
     "xmlrpc.client",
@@ -13,6 +13,9 @@ LOADED_ON_FIRST_USE = (
     "bodega.core.lockfiles",
     "bodega.prefetch",
     "packaging.requirements",
+    "bodega.core.json_api",
+    "trove_classifiers",
+    "tarfile",
 )
 
 

@@ -22,12 +22,14 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
+from trove_classifiers import sorted_classifiers
 
 from bodega.core.filenames import kind_of, release_of
 from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.rendering import listed_files
 
 Releases = dict[str, list[DistributionFile]]
+_CLASSIFIER_ORDER = {name: position for position, name in enumerate(sorted_classifiers)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +128,8 @@ def _info(
         "dynamic": [field.title() for field in dynamic] if dynamic else None,
         "license": metadata.get("license"),
         "license_expression": _normalized(metadata.get("license_expression"), _license),
-        "license_files": metadata.get("license_files"),
-        "classifiers": list(metadata.get("classifiers") or []),
+        "license_files": _license_files(metadata),
+        "classifiers": _ordered_classifiers(metadata.get("classifiers") or []),
         "author": metadata.get("author"),
         "author_email": metadata.get("author_email"),
         "maintainer": metadata.get("maintainer"),
@@ -174,6 +176,22 @@ def _specifiers(text: str) -> str:
 
 def _license(text: str) -> str:
     return str(canonicalize_license_expression(text))
+
+
+def _license_files(metadata: RawMetadata) -> list[str] | None:
+    # License-File is metadata 2.4's: the index takes none from older files (setuptools
+    # wrote it into 2.1 PKG-INFOs for years).
+    version = metadata.get("metadata_version", "1.0")
+    is_recent = _ordering(version) >= (1, Version("2.4"))
+    return metadata.get("license_files") if is_recent else None
+
+
+def _ordered_classifiers(classifiers: list[str]) -> list[str]:
+    """Each once, in trove-classifiers' order, as warehouse keeps them (Classifier.ordering);
+    one it does not know (an upload it would refuse) after those it does."""
+    return sorted(
+        dict.fromkeys(classifiers), key=lambda c: _CLASSIFIER_ORDER.get(c, len(_CLASSIFIER_ORDER))
+    )
 
 
 def _project_urls(metadata: RawMetadata) -> dict[str, str]:

@@ -12,15 +12,15 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from packaging.metadata import RawMetadata
-
-from bodega.core.core_metadata import parse_core_metadata
 from bodega.core.model import DistributionFile
-from bodega.core.sdist_metadata import is_readable_sdist, read_pkg_info
 from bodega.errors import BodegaError
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.files import FileCache
+
+if TYPE_CHECKING:
+    from packaging.metadata import RawMetadata
 
 _METADATA_SUFFIX = ".metadata"
 FILES_TRIED = 3
@@ -37,8 +37,12 @@ class ReleaseMetadata:
         self._extractor = extractor
         self._pkg_infos: OrderedDict[str, bytes] = OrderedDict()  # sdist sha256 -> PKG-INFO
 
-    async def read(self, project: str, files: list[DistributionFile]) -> RawMetadata | None:
+    async def read(self, project: str, files: list[DistributionFile]) -> "RawMetadata | None":
         """The release's metadata; None when none of its files can give it."""
+        # On first use, like the JSON API that asks: packaging's metadata reader brings its
+        # requirement grammar, which `bodega serve` does not load at start (issue 6).
+        from bodega.core.core_metadata import parse_core_metadata
+
         found = await self._from_wheels(project, files)
         if found is None:
             found = await self._from_sdists(files)
@@ -61,6 +65,8 @@ class ReleaseMetadata:
         return None
 
     async def _from_sdists(self, files: list[DistributionFile]) -> bytes | None:
+        from bodega.core.sdist_metadata import is_readable_sdist
+
         # Only a file whose hash the page gives: the cache never keeps an unverified one.
         sdists = [(f.sha256, f) for f in files if f.sha256 and is_readable_sdist(f.filename)]
         for key, file in sdists[:FILES_TRIED]:
@@ -94,5 +100,7 @@ class ReleaseMetadata:
 
 
 def _read_pkg_info(path: Path, filename: str) -> bytes:
+    from bodega.core.sdist_metadata import read_pkg_info
+
     with path.open("rb") as archive:
         return read_pkg_info(archive, filename)

@@ -4,13 +4,6 @@ from urllib.parse import urljoin
 
 from aiohttp import web
 
-from bodega.core.json_api import (
-    ApiUrls,
-    find_version,
-    group_releases,
-    latest_version,
-    render_json_api,
-)
 from bodega.core.names import normalize_project_name
 from bodega.errors import NotFound
 from bodega.services import Services
@@ -18,6 +11,16 @@ from bodega.web.routing import Match
 
 
 async def project_json(request: web.Request, services: Services, match: Match) -> web.Response:
+    # On first use: the metadata shaping needs packaging's requirement grammar and the
+    # classifier list, which `bodega serve` does not load at start (issue 6).
+    from bodega.core.json_api import (
+        ApiUrls,
+        find_version,
+        group_releases,
+        latest_version,
+        render_json_api,
+    )
+
     project = normalize_project_name(match.project)
     if project != match.project:
         release = f"{match.version}/" if match.version else ""
