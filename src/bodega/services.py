@@ -15,6 +15,7 @@ from bodega.proxy.catalog import Catalog
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.eviction import Eviction
+from bodega.proxy.file_digests import FileDigester
 from bodega.proxy.files import FileCache
 from bodega.proxy.maintenance import CacheMaintenance
 from bodega.proxy.pages import ProjectPages
@@ -45,6 +46,7 @@ class Services:
     eviction: Eviction
     readiness: Readiness
     release_metadata: ReleaseMetadata  # the JSON API's view of a release's core metadata
+    file_digests: FileDigester  # md5 and blake2b_256 of cached files, for the JSON API
 
 
 async def initialize(settings: Settings) -> None:
@@ -132,6 +134,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await eviction.start()
         stack.push_async_callback(eviction.close)
         readiness = Readiness(store, upstream, settings.spool_dir, offline=offline)
+        file_digests = FileDigester(store, files)
+        stack.push_async_callback(file_digests.close)
         catalog = Catalog(
             pages,
             store,
@@ -156,4 +160,5 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             eviction,
             readiness,
             ReleaseMetadata(files, core_metadata),
+            file_digests,
         )

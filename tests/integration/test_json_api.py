@@ -1,5 +1,6 @@
 """The PyPI JSON API built from the page and core metadata (spec item 40)."""
 
+import hashlib
 from urllib.parse import urljoin
 
 import httpx
@@ -8,6 +9,7 @@ import pytest
 from tests.conftest import StartBodega
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
+from tests.support.waiting import eventually
 
 OLD = build_wheel("demo", "1.0", requires=["six"], summary="The old one")
 NEW = build_wheel("demo", "2.0", requires=["six>=1.16", "attrs; extra == 'x'"], summary="Demo")
@@ -158,6 +160,27 @@ async def test_releases_list_every_file_of_the_page_under_upstreams_spelling(
     old = (await client.get(f"{bodega}pypi/pytz/2004d/json")).json()
     assert old["info"]["version"] == "2004d"
     assert {u["packagetype"] for u in old["urls"]} == {"sdist", "bdist_egg", "bdist_wininst"}
+
+
+async def test_digests_gain_md5_and_blake2b_once_bodega_has_hashed_the_cached_file(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    bodega = await start_bodega()
+    assert (await client.get(f"{bodega}files/demo/{NEW.filename}")).content == NEW.data
+    expected = {
+        "sha256": NEW.sha256,
+        "md5": hashlib.md5(NEW.data).hexdigest(),
+        "blake2b_256": hashlib.blake2b(NEW.data, digest_size=32).hexdigest(),
+    }
+
+    async def digests() -> dict[str, dict[str, str]]:
+        document = (await client.get(f"{bodega}pypi/demo/json")).json()
+        return {f["filename"]: f["digests"] for f in document["urls"]}
+
+    # The first request queues the hashing and answers with what is known; a later one has it.
+    found = await eventually(digests, lambda d: len(d[NEW.filename]) == 3)
+    assert found[NEW.filename] == expected
+    assert found[NEW_SDIST.filename] == {"sha256": NEW_SDIST.sha256}  # not cached: not hashed
 
 
 async def test_a_quarantined_project_lists_no_files_in_json(

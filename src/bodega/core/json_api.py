@@ -11,7 +11,7 @@ metadata bodega cannot get has the shape of an upload that declared nothing.
 
 import json
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -81,20 +81,26 @@ def render_json_api(
     urls: ApiUrls,
     *,
     with_releases: bool,
+    digests: Mapping[str, Mapping[str, str]] | None = None,
 ) -> bytes:
-    """The JSON document for `version` of the page (None: the project has no release)."""
+    """The JSON document for `version` of the page (None: the project has no release).
+    `digests` adds, by a file's sha256, hashes bodega computed itself (md5, blake2b_256)."""
+    known = digests or {}
+
+    def entry(file: DistributionFile) -> dict[str, Any]:
+        computed = known.get(file.sha256 or "", {})
+        return _file_entry(page.name, file, urls, {**computed, **file.hashes})
+
     releases = group_releases(page)
     files = releases.get(version, []) if version is not None else []
     document: dict[str, Any] = {
         "info": _info(page, version, files, metadata or {}, urls),
         "last_serial": page.last_serial if page.last_serial is not None else -1,
-        "urls": [_file_entry(page.name, f, urls) for f in files],
+        "urls": [entry(f) for f in files],
         "vulnerabilities": [],
     }
     if with_releases:
-        document["releases"] = {
-            v: [_file_entry(page.name, f, urls) for f in releases[v]] for v in releases
-        }
+        document["releases"] = {v: [entry(f) for f in releases[v]] for v in releases}
     # As warehouse's "json-with-newline" renderer: sorted keys, compact, UTF-8, a newline.
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return (text + "\n").encode()
@@ -218,10 +224,12 @@ def _normalize_label(label: str) -> str:
     return label.translate(removed).lower()
 
 
-def _file_entry(project: str, file: DistributionFile, urls: ApiUrls) -> dict[str, Any]:
+def _file_entry(
+    project: str, file: DistributionFile, urls: ApiUrls, hashes: Mapping[str, str]
+) -> dict[str, Any]:
     # Warehouse names blake2b_256 the same in simple-API hashes and JSON digests; only the
-    # hashes bodega knows are given, never a made-up one.
-    digests = {k: file.hashes[k] for k in ("md5", "sha256", "blake2b_256") if k in file.hashes}
+    # hashes bodega knows (upstream's, or its own of a verified file) are given.
+    digests = {k: hashes[k] for k in ("md5", "sha256", "blake2b_256") if k in hashes}
     kind = kind_of(file.filename)
     metadata_sha256 = file.metadata_sha256
     return {
@@ -230,7 +238,7 @@ def _file_entry(project: str, file: DistributionFile, urls: ApiUrls) -> dict[str
         "packagetype": kind.package_type,
         "python_version": kind.python_version,
         "digests": digests,
-        "md5_digest": file.hashes.get("md5"),
+        "md5_digest": hashes.get("md5"),
         "has_sig": False,
         "comment_text": None,
         "downloads": -1,

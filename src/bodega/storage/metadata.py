@@ -60,6 +60,15 @@ class StoredBlob:
     accessed_at: float  # epoch seconds; the time it was stored until first asked for
 
 
+@dataclass(frozen=True, slots=True)
+class FileDigests:
+    """The digests bodega computed of a verified file, besides the sha256 it is known by."""
+
+    sha256: str
+    md5: str
+    blake2b_256: str
+
+
 class MetadataStore(Protocol):
     async def get_page(self, project: str) -> StoredPage | None: ...
 
@@ -153,5 +162,11 @@ class MetadataStore(Protocol):
 
     async def core_metadata_of(self, project: str) -> dict[str, str]:
         """Filename -> sha256 of every METADATA bodega extracted for this project's wheels."""
+
+    async def put_file_digests(self, digests: FileDigests) -> None:
+        """Keep the digests bodega computed of a verified file."""
+
+    async def file_digests(self, keys: Collection[str]) -> dict[str, FileDigests]:
+        """The digests kept for those of the files `keys` (sha256s) that bodega hashed."""
 
     async def close(self) -> None: ...

@@ -17,7 +17,13 @@ from typing import TypeVar
 
 from bodega.core.search import MIN_SUBSTRING
 from bodega.errors import StorageError
-from bodega.storage.metadata import SearchDetails, StoredBlob, StoredPage, StoredRoot
+from bodega.storage.metadata import (
+    FileDigests,
+    SearchDetails,
+    StoredBlob,
+    StoredPage,
+    StoredRoot,
+)
 
 T = TypeVar("T")
 
@@ -127,6 +133,15 @@ INSERT INTO search_trigrams (rowid, text) SELECT {_TRIGRAM_ROWID}, '-' || key ||
 CREATE TABLE search_downloads (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
 DELETE FROM search_state;
 """,  # noqa: S608 (constant SQL)
+    # 7: the other digests of files bodega hashed itself, by their sha256, for the JSON API's
+    # `digests` (issue 16). Facts about the bytes: they outlive the blob's eviction.
+    """
+CREATE TABLE IF NOT EXISTS file_digests (
+    sha256 TEXT PRIMARY KEY,
+    md5 TEXT NOT NULL,
+    blake2b_256 TEXT NOT NULL
+) WITHOUT ROWID;
+""",
 )
 
 # The root list's blobs (two renderings, their gzip copies) have no row; eviction and
@@ -509,6 +524,32 @@ class SqliteMetadataStore:
                 "SELECT filename, sha256 FROM core_metadata WHERE project = ?", (project,)
             )
             return dict(rows.fetchall())
+
+        return await self._run(work)
+
+    async def put_file_digests(self, digests: FileDigests) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    "INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?)",
+                    (digests.sha256, digests.md5, digests.blake2b_256),
+                )
+
+        await self._run(work)
+
+    async def file_digests(self, keys: Collection[str]) -> dict[str, FileDigests]:
+        wanted = list(keys)
+
+        def work(db: sqlite3.Connection) -> dict[str, FileDigests]:
+            found: dict[str, FileDigests] = {}
+            for start in range(0, len(wanted), _IN_BATCH):
+                batch = wanted[start : start + _IN_BATCH]
+                marks = ",".join("?" * len(batch))
+                query = (
+                    f"SELECT sha256, md5, blake2b_256 FROM file_digests WHERE sha256 IN ({marks})"  # noqa: S608 (only ? placeholders)
+                )
+                found.update((row[0], FileDigests(*row)) for row in db.execute(query, batch))
+            return found
 
         return await self._run(work)
 

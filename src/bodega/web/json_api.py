@@ -43,7 +43,12 @@ async def project_json(request: web.Request, services: Services, match: Match) -
     # Nothing rendered here is stored, so a forged Host reaches only its sender (threat 11).
     root = urljoin(str(request.url), "../" * match.depth)
     urls = ApiUrls(files_base=urljoin(root, "files/"), projects_base=urljoin(root, "+project/"))
-    body = render_json_api(cached.page, version, metadata, urls, with_releases=not match.version)
+    shown = [files for v, files in releases.items() if not match.version or v == version]
+    keys = [f.sha256 for files in shown for f in files if f.sha256]
+    digests = await services.file_digests.known(keys)
+    body = render_json_api(
+        cached.page, version, metadata, urls, with_releases=not match.version, digests=digests
+    )
     headers = {
         "Content-Type": "application/json",
         "Cache-Control": f"max-age={services.pages.max_age(cached)}, public",
