@@ -9,7 +9,7 @@ hand the file goes to the listed version it starts with.
 """
 
 import re
-from collections.abc import Collection
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from packaging.utils import (
@@ -74,23 +74,33 @@ def spelled_version(filename: str, project: str) -> str | None:
     return rest or None
 
 
-def release_of(filename: str, project: str, versions: Collection[str]) -> str | None:
-    """The release a file belongs to, spelled as upstream lists it in `versions` when it is
-    there, else as the filename spells it; None for a name with no version part."""
+class ListedVersions:
+    """A page's versions (PEP 700) as upstream spells them, indexed for release_of: a page
+    lists thousands of files and hundreds of versions."""
+
+    def __init__(self, versions: Iterable[str]) -> None:
+        self.spelled = dict.fromkeys(versions)
+        self._canonical: dict[str, str] = {}
+        for version in self.spelled:
+            self._canonical.setdefault(_canonical(version), version)
+
+    def same_as(self, version: str) -> str | None:
+        """The listed spelling of the same version (1.0-rc1 is listed as 1.0rc1)."""
+        return self._canonical.get(_canonical(version))
+
+
+def release_of(filename: str, project: str, listed: ListedVersions) -> str | None:
+    """The release a file belongs to, spelled as upstream lists it when it is listed, else
+    as the filename spells it; None for a name with no version part."""
     spelled = spelled_version(filename, project)
-    if spelled is None or spelled in versions:
+    if spelled is None or spelled in listed.spelled:
         return spelled
-    # The same version spelled differently (1.0.0 listed as 1.0.0, 1.0-rc1 as 1.0rc1).
-    canonical = canonicalize_version(spelled, strip_trailing_zero=False)
-    same = [v for v in versions if canonicalize_version(v, strip_trailing_zero=False) == canonical]
-    if same:
-        return same[0]
-    # A legacy binary: the listed version its name starts with, the longest one.
-    starts = [
-        v for v in versions if spelled.startswith(v) and _AFTER_VERSION.fullmatch(spelled[len(v) :])
-    ]
-    if starts:
-        return max(starts, key=len)
+    if (same := listed.same_as(spelled)) is not None:
+        return same
+    # A legacy binary: the longest listed version its name starts with.
+    for end in range(len(spelled) - 1, 0, -1):
+        if _AFTER_VERSION.fullmatch(spelled[end:]) and spelled[:end] in listed.spelled:
+            return spelled[:end]
     return _AFTER_VERSION.sub("", spelled) if _is_binary(filename) else spelled
 
 
@@ -120,6 +130,10 @@ def _after_project(stem: str, project: str) -> str | None:
         if character == "-" and canonicalize_name(stem[:position]) == wanted:
             return stem[position + 1 :]
     return None
+
+
+def _canonical(version: str) -> str:
+    return canonicalize_version(version, strip_trailing_zero=False)
 
 
 def _is_binary(filename: str) -> bool:

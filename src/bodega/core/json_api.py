@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 from trove_classifiers import sorted_classifiers
 
-from bodega.core.filenames import kind_of, release_of
+from bodega.core.filenames import ListedVersions, kind_of, release_of
 from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.rendering import listed_files
 
@@ -50,8 +50,9 @@ def group_releases(page: ProjectPage) -> Releases:
     """Every listed file by its release, keyed as upstream spells the version (`2004d`,
     `0.6c11`), and every listed version (PEP 700), with files or not."""
     releases: Releases = {version: [] for version in page.versions}
+    listed = ListedVersions(page.versions)
     for file in listed_files(page):
-        version = release_of(file.filename, page.name, page.versions)
+        version = release_of(file.filename, page.name, listed)
         if version is not None:
             releases.setdefault(version, []).append(file)
     return releases
@@ -76,6 +77,7 @@ def find_version(releases: Releases, raw: str) -> str | None:
 
 def render_json_api(
     page: ProjectPage,
+    releases: Releases,
     version: str | None,
     metadata: RawMetadata | None,
     urls: ApiUrls,
@@ -83,7 +85,8 @@ def render_json_api(
     with_releases: bool,
     digests: Mapping[str, Mapping[str, str]] | None = None,
 ) -> bytes:
-    """The JSON document for `version` of the page (None: the project has no release).
+    """The JSON document for `version` of the page (None: the project has no release), whose
+    files `group_releases` grouped into `releases`.
     `digests` adds, by a file's sha256, hashes bodega computed itself (md5, blake2b_256)."""
     known = digests or {}
 
@@ -91,7 +94,6 @@ def render_json_api(
         computed = known.get(file.sha256 or "", {})
         return _file_entry(page.name, file, urls, {**computed, **file.hashes})
 
-    releases = group_releases(page)
     files = releases.get(version, []) if version is not None else []
     document: dict[str, Any] = {
         "info": _info(page, version, files, metadata or {}, urls),

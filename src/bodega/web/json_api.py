@@ -1,5 +1,7 @@
 """The PyPI JSON API, for PDM's `pypi.json_api` and pip-tools' `--generate-hashes` (spec 40)."""
 
+import asyncio
+import functools
 from urllib.parse import urljoin
 
 from aiohttp import web
@@ -8,6 +10,8 @@ from bodega.core.names import normalize_project_name
 from bodega.errors import NotFound
 from bodega.services import Services
 from bodega.web.routing import Match
+
+_LARGE_PAGE = 200  # files
 
 
 async def project_json(request: web.Request, services: Services, match: Match) -> web.Response:
@@ -26,7 +30,10 @@ async def project_json(request: web.Request, services: Services, match: Match) -
         release = f"{match.version}/" if match.version else ""
         raise web.HTTPMovedPermanently(f"{match.prefix}{project}/{release}json")
     cached = await services.pages.get(project)
-    releases = group_releases(cached.page)
+    page = cached.page
+    # Grouping and rendering thousands of files takes a while: off the loop for such pages.
+    is_large = len(page.files) > _LARGE_PAGE
+    releases = await asyncio.to_thread(group_releases, page) if is_large else group_releases(page)
     if match.version:
         version = find_version(releases, match.version)
         if version is None:
@@ -46,9 +53,17 @@ async def project_json(request: web.Request, services: Services, match: Match) -
     shown = [files for v, files in releases.items() if not match.version or v == version]
     keys = [f.sha256 for files in shown for f in files if f.sha256]
     digests = await services.file_digests.known(keys)
-    body = render_json_api(
-        cached.page, version, metadata, urls, with_releases=not match.version, digests=digests
+    render = functools.partial(
+        render_json_api,
+        page,
+        releases,
+        version,
+        metadata,
+        urls,
+        with_releases=not match.version,
+        digests=digests,
     )
+    body = await asyncio.to_thread(render) if is_large else render()
     headers = {
         "Content-Type": "application/json",
         "Cache-Control": f"max-age={services.pages.max_age(cached)}, public",

@@ -2,9 +2,16 @@
 
 import pytest
 
-from bodega.core.filenames import kind_of, release_of, spelled_version, version_of
+from bodega.core.filenames import (
+    ListedVersions,
+    kind_of,
+    release_of,
+    spelled_version,
+    version_of,
+)
 
-LISTED = ("2004d", "0.6c11", "1.0", "1.0.1", "2.0rc1")
+LISTED = ListedVersions(["2004d", "0.6c11", "1.0", "1.0.1", "2.0rc1"])
+NONE_LISTED = ListedVersions([])
 
 
 @pytest.mark.parametrize(
@@ -32,10 +39,10 @@ def test_every_file_finds_its_release_as_upstream_spells_it(
 
 
 def test_without_a_list_of_versions_the_filename_spelling_is_kept() -> None:
-    assert release_of("setuptools-0.6c11-py2.4.egg", "setuptools", ()) == "0.6c11"
+    assert release_of("setuptools-0.6c11-py2.4.egg", "setuptools", NONE_LISTED) == "0.6c11"
     assert spelled_version("pytz-2004d.tar.gz", "pytz") == "2004d"
     assert version_of("setuptools-0.6c11.tar.gz") == "0.6rc11"  # PEP 440, for sorting
-    assert release_of("foo.tar.gz", "foo", ()) is None
+    assert release_of("foo.tar.gz", "foo", NONE_LISTED) is None
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def _file(filename: str, **fields: object) -> DistributionFile:
 
 def _document(page: ProjectPage, version: str | None, metadata: bytes | None) -> dict:  # type: ignore[type-arg]
     parsed = None if metadata is None else parse_core_metadata(metadata)
-    body = render_json_api(page, version, parsed, URLS, with_releases=True)
+    body = render_json_api(page, group_releases(page), version, parsed, URLS, with_releases=True)
     assert body.endswith(b"\n")
     return json.loads(body)  # type: ignore[no-any-return]
 
@@ -63,7 +63,9 @@ def test_info_matches_the_public_index_field_by_field(source: str) -> None:
 def test_the_document_is_utf8_with_sorted_keys() -> None:
     page = ProjectPage(NormalizedName("pypinyin"), (_file("pypinyin-0.55.0.tar.gz"),))
     metadata = (DATA / "pypinyin-0.55.0.METADATA").read_bytes()
-    body = render_json_api(page, "0.55.0", parse_core_metadata(metadata), URLS, with_releases=False)
+    releases = group_releases(page)
+    info = parse_core_metadata(metadata)
+    body = render_json_api(page, releases, "0.55.0", info, URLS, with_releases=False)
     assert "汉字拼音转换模块".encode() in body  # not \u escapes, as warehouse sends it
     document = json.loads(body)
     assert list(document) == sorted(document)
