@@ -9,6 +9,7 @@ Build backends differ in where they put PKG-INFO (setuptools near the start, hat
 the end), so the whole archive may be scanned, up to that cap.
 """
 
+import struct
 import tarfile
 import zipfile
 import zlib
@@ -20,6 +21,20 @@ from bodega.errors import BodegaError
 
 MAX_SCANNED_BYTES = 1024 * 1024 * 1024
 _MAX_MEMBERS = 100_000
+# What the stdlib's archive readers raise on corrupt input (found by fuzzing): zipfile's
+# NotImplementedError for an unknown method or version, gzip's BadGzipFile (an OSError).
+_UNREADABLE = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    zlib.error,
+    LZMAError,
+    OSError,
+    NotImplementedError,
+    ValueError,
+    struct.error,
+)
 _TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
 
 
@@ -39,9 +54,7 @@ def read_pkg_info(archive: IO[bytes], filename: str) -> bytes:
             return _from_zip(archive)
         if filename.endswith(_TAR_SUFFIXES):
             return _from_tar(archive)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, LZMAError) as error:
-        raise SdistMetadataError(f"{filename} is not a readable archive: {error}") from None
-    except OSError as error:  # gzip.BadGzipFile and friends
+    except _UNREADABLE as error:
         raise SdistMetadataError(f"{filename} is not a readable archive: {error}") from None
     raise SdistMetadataError(f"{filename} is no sdist archive bodega reads")
 

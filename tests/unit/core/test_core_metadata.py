@@ -1,5 +1,8 @@
 """Reading METADATA / PKG-INFO as the core metadata specification says (issue 16, item 1)."""
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from bodega.core.core_metadata import parse_core_metadata
 
 
@@ -57,3 +60,21 @@ def test_fields_packaging_leaves_unparsed_are_still_read() -> None:
     metadata = parse_core_metadata(data)
     assert metadata["summary"] == "first"
     assert metadata["author"] == "André"  # Latin-1, as packaging reads what is not UTF-8
+
+
+@given(st.binary(max_size=2000))
+def test_any_bytes_read_without_crashing(data: bytes) -> None:
+    """A hostile METADATA / PKG-INFO gives fields or none, never an exception."""
+    assert isinstance(parse_core_metadata(data), dict)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["Name", "Summary", "Description", "Keywords", "Project-URL", "Dynamic"]),
+        max_size=8,
+    ),
+    st.text(max_size=40),
+)
+def test_any_header_values_read_without_crashing(names: list[str], value: str) -> None:
+    text = "".join(f"{name}: {value}\n" for name in names) + "\n" + value
+    assert isinstance(parse_core_metadata(text.encode("utf-8", "surrogatepass")), dict)

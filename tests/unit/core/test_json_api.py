@@ -9,9 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from packaging.utils import NormalizedName
 
 from bodega.core.core_metadata import parse_core_metadata
+from bodega.core.filenames import spelled_version
 from bodega.core.json_api import (
     ApiUrls,
     find_version,
@@ -139,3 +142,20 @@ def test_without_metadata_info_has_the_shape_of_an_upload_that_declared_nothing(
     assert set(info) == set(with_metadata["info"])
     assert (info["name"], info["version"], info["requires_python"]) == ("demo", "1.0", ">=3.9")
     assert (info["requires_dist"], info["summary"], info["classifiers"]) == (None, None, [])
+
+
+@given(
+    st.lists(st.text(alphabet="ab-_.1209cwinegzrpmhlx", min_size=1, max_size=30), max_size=20),
+    st.lists(st.text(alphabet="ab.1209c", min_size=1, max_size=8), max_size=6),
+)
+def test_every_file_with_a_version_part_is_in_releases(
+    stems: list[str], versions: list[str]
+) -> None:
+    suffixes = (".tar.gz", ".whl", ".egg", ".exe", ".zip", ".rpm")
+    names = {f"{stem}{suffixes[n % len(suffixes)]}" for n, stem in enumerate(stems)}
+    files = tuple(_file(name) for name in sorted(names))
+    page = ProjectPage(NormalizedName("ab"), files, versions=tuple(dict.fromkeys(versions)))
+    document = _document(page, None, None)
+    listed = [f["filename"] for entries in document["releases"].values() for f in entries]
+    assert sorted(listed) == sorted(n for n in names if spelled_version(n, "ab") is not None)
+    assert set(page.versions) <= set(document["releases"])

@@ -1,14 +1,18 @@
 """PKG-INFO from an sdist archive: tar (gz, bz2) and zip, bounded, never extracted."""
 
+import contextlib
 import io
 import tarfile
 import zipfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bodega.core.sdist_metadata import SdistMetadataError, is_readable_sdist, read_pkg_info
 from bodega.core.wheel_metadata import MAX_METADATA_BYTES
 
+_TAR_MODES = {"x-1.tar.gz": "w:gz", "x-1.tar.bz2": "w:bz2", "x-1.tar": "w"}
 PKG_INFO = "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nSummary: Überall\n".encode()
 
 
@@ -69,3 +73,18 @@ def test_a_pkg_info_over_the_cap_is_refused_not_inflated(filename: str) -> None:
 def test_garbage_is_a_clear_error(filename: str) -> None:
     with pytest.raises(SdistMetadataError):
         read_pkg_info(io.BytesIO(b"\x1f\x8b not really an archive"), filename)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(["x-1.tar.gz", "x-1.zip", "x-1.tar.bz2", "x-1.tar"]),
+    st.binary(max_size=600),
+    st.integers(min_value=0, max_value=400),
+)
+def test_corrupt_archives_are_a_clear_error(filename: str, noise: bytes, at: int) -> None:
+    """Valid archives with bytes overwritten, and pure noise: PKG-INFO or SdistMetadataError."""
+    members = [("x-1/PKG-INFO", PKG_INFO)]
+    valid = _zip(members) if filename.endswith(".zip") else _tar(members, _TAR_MODES[filename])
+    for data in (noise, valid[:at] + noise + valid[at + len(noise) :]):
+        with contextlib.suppress(SdistMetadataError):
+            read_pkg_info(io.BytesIO(data), filename)
