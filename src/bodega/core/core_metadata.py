@@ -41,7 +41,9 @@ _DESCRIPTION_INDENTS = (" " * 8, " " * 7 + "|")
 
 def parse_core_metadata(data: bytes) -> RawMetadata:
     """The fields of a METADATA / PKG-INFO file, by packaging's raw names."""
-    raw, unparsed = parse_email(data)
+    raw, parsed_leftovers = parse_email(data)
+    # A body that is not UTF-8 comes back as bytes: shown with replacement characters.
+    unparsed = {k: [_as_text(v) for v in values] for k, values in parsed_leftovers.items()}
     fields = cast(dict[str, object], raw)
     for email_name, raw_name in _SINGLE_USE.items():
         if raw_name not in fields and unparsed.get(email_name):
@@ -58,6 +60,10 @@ def parse_core_metadata(data: bytes) -> RawMetadata:
     if isinstance(description, str) and _is_header_description(data):
         fields["description"] = _dedent_description(description)
     return raw
+
+
+def _as_text(value: str | bytes) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _unfold(value: str) -> str:

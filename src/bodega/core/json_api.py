@@ -104,8 +104,9 @@ def render_json_api(
     if with_releases:
         document["releases"] = {v: [entry(f) for f in releases[v]] for v in releases}
     # As warehouse's "json-with-newline" renderer: sorted keys, compact, UTF-8, a newline.
+    # A lone surrogate (JSON lets upstream escape one) cannot be UTF-8: it becomes "?".
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return (text + "\n").encode()
+    return (text + "\n").encode("utf-8", "replace")
 
 
 def _info(

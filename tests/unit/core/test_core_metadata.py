@@ -1,9 +1,14 @@
 """Reading METADATA / PKG-INFO as the core metadata specification says (issue 16, item 1)."""
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
+from packaging.utils import NormalizedName
 
 from bodega.core.core_metadata import parse_core_metadata
+from bodega.core.json_api import ApiUrls, group_releases, render_json_api
+from bodega.core.model import DistributionFile, ProjectPage
 
 
 def test_non_ascii_fields_are_decoded_as_utf8_not_replaced() -> None:
@@ -63,18 +68,46 @@ def test_fields_packaging_leaves_unparsed_are_still_read() -> None:
 
 
 @given(st.binary(max_size=2000))
-def test_any_bytes_read_without_crashing(data: bytes) -> None:
+def test_any_bytes_read_and_render_without_crashing(data: bytes) -> None:
     """A hostile METADATA / PKG-INFO gives fields or none, never an exception."""
-    assert isinstance(parse_core_metadata(data), dict)
+    metadata = parse_core_metadata(data)
+    assert all(isinstance(v, (str, list, dict)) for v in metadata.values())
+    page = ProjectPage(NormalizedName("x"), (DistributionFile("x-1.tar.gz", "https://f.test/x"),))
+    urls = ApiUrls("http://b.test/files/", "http://b.test/+project/")
+    body = render_json_api(page, group_releases(page), "1", metadata, urls, with_releases=True)
+    assert json.loads(body)["info"]["version"] == "1"
+
+
+def test_a_body_that_is_not_utf8_is_shown_with_replacement_characters() -> None:
+    metadata = parse_core_metadata(b"Metadata-Version: 2.1\nName: x\n\n\xff body")
+    assert metadata["description"] == "\ufffd body"
 
 
 @given(
     st.lists(
-        st.sampled_from(["Name", "Summary", "Description", "Keywords", "Project-URL", "Dynamic"]),
+        st.sampled_from(
+            [
+                "Name",
+                "Summary",
+                "Description",
+                "Keywords",
+                "Project-URL",
+                "Dynamic",
+                "Requires-Dist",
+                "Requires-Python",
+                "License-Expression",
+                "Provides-Extra",
+                "Platform",
+                "Classifier",
+            ]
+        ),
         max_size=8,
     ),
     st.text(max_size=40),
 )
-def test_any_header_values_read_without_crashing(names: list[str], value: str) -> None:
+def test_any_header_values_read_and_render_without_crashing(names: list[str], value: str) -> None:
     text = "".join(f"{name}: {value}\n" for name in names) + "\n" + value
-    assert isinstance(parse_core_metadata(text.encode("utf-8", "surrogatepass")), dict)
+    metadata = parse_core_metadata(text.encode("utf-8", "surrogatepass"))
+    page = ProjectPage(NormalizedName("x"), (DistributionFile("x-1.tar.gz", "https://f.test/x"),))
+    urls = ApiUrls("http://b.test/files/", "http://b.test/+project/")
+    render_json_api(page, group_releases(page), "1", metadata, urls, with_releases=False)
