@@ -45,11 +45,6 @@ class FileDigester:
                 self._worker = asyncio.ensure_future(self._work())
         return {k: {"md5": d.md5, "blake2b_256": d.blake2b_256} for k, d in found.items()}
 
-    async def wait_until_idle(self) -> None:
-        """Until everything queued has been hashed (for tests and shutdown)."""
-        while self._worker is not None:
-            await asyncio.shield(self._worker)
-
     async def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()

@@ -70,7 +70,8 @@ class ReleaseMetadata:
         # Only a file whose hash the page gives: the cache never keeps an unverified one.
         sdists = [(f.sha256, f) for f in files if f.sha256 and is_readable_sdist(f.filename)]
         for key, file in sdists[:FILES_TRIED]:
-            with contextlib.suppress(BodegaError):  # offline, upstream down, no PKG-INFO
+            # Offline, upstream down, no PKG-INFO, the blob gone: the page's facts will do.
+            with contextlib.suppress(BodegaError, OSError):
                 return await self._pkg_info(key, file)
         return None
 
