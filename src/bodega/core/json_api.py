@@ -21,11 +21,12 @@ from packaging.metadata import RawMetadata
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, canonicalize_version
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from trove_classifiers import sorted_classifiers
 
-from bodega.core.filenames import ListedVersions, kind_of, release_of
+from bodega.core.filenames import kind_of
 from bodega.core.model import DistributionFile, ProjectPage
+from bodega.core.releases import release_order, releases_of
 from bodega.core.rendering import listed_files
 
 Releases = dict[str, list[DistributionFile]]
@@ -47,23 +48,11 @@ class ApiUrls:
 
 
 def group_releases(page: ProjectPage) -> Releases:
-    """Every listed file by its release, keyed as upstream spells the version (`2004d`,
-    `0.6c11`), and every listed version (PEP 700), with files or not."""
-    releases: Releases = {version: [] for version in page.versions}
-    listed = ListedVersions(page.versions)
-    for file in listed_files(page):
-        version = release_of(file.filename, page.name, listed)
-        if version is not None:
-            releases.setdefault(version, []).append(file)
-    return releases
-
-
-def latest_version(releases: Releases) -> str | None:
-    """What warehouse calls the latest release: the highest final release with a file that is
-    not yanked, else the highest release with such a file, else the highest of all."""
-    live = [v for v, files in releases.items() if any(not f.is_yanked for f in files)]
-    final = [v for v in live if not _ordering(v)[1].is_prerelease]
-    return max(final or live or releases, key=_ordering, default=None)
+    """The page's releases (core/releases), or none for a quarantined project (PEP 792),
+    whose index offers no files."""
+    if len(listed_files(page)) < len(page.files):
+        return {}
+    return releases_of(page)
 
 
 def find_version(releases: Releases, raw: str) -> str | None:
@@ -191,7 +180,7 @@ def _license_files(metadata: RawMetadata) -> list[str] | None:
     # License-File is metadata 2.4's: the index takes none from older files (setuptools
     # wrote it into 2.1 PKG-INFOs for years).
     version = metadata.get("metadata_version", "1.0")
-    is_recent = _ordering(version) >= (1, Version("2.4"))
+    is_recent = release_order(version) >= (1, Version("2.4"))
     return metadata.get("license_files") if is_recent else None
 
 
@@ -261,11 +250,3 @@ def _file_entry(
 def _seconds(upload_time: str | None) -> str | None:
     """Warehouse's `upload_time`: the ISO time to the second, with no zone."""
     return upload_time.removesuffix("Z").split(".")[0] if upload_time else None
-
-
-def _ordering(version: str) -> tuple[int, Version]:
-    """Warehouse's release order: PEP 440 versions by their value, above any that is none."""
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
-        return (0, Version("0"))

@@ -5,20 +5,20 @@ from collections.abc import Collection, Mapping
 
 from packaging.version import InvalidVersion, Version
 
-from bodega.core.filenames import version_of
+from bodega.core.filenames import ListedVersions, release_of
 from bodega.core.model import DistributionFile, ProjectPage
 
 
 def releases_of(page: ProjectPage) -> dict[str, list[DistributionFile]]:
-    """The page's files by the version their filename carries, plus the versions it lists
-    with no file (PEP 700)."""
-    releases: dict[str, list[DistributionFile]] = {}
+    """Every file of the page by its release, keyed as upstream spells the version (`2004d`,
+    `0.6c11`; core/filenames.release_of), and every version it lists (PEP 700), with files
+    or not."""
+    releases: dict[str, list[DistributionFile]] = {version: [] for version in page.versions}
+    listed = ListedVersions(page.versions)
     for file in page.files:
-        version = version_of(file.filename)
+        version = release_of(file.filename, page.name, listed)
         if version is not None:
             releases.setdefault(version, []).append(file)
-    for version in page.versions:
-        releases.setdefault(version, [])
     return releases
 
 

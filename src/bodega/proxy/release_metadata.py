@@ -11,6 +11,7 @@ decompressing the archive, and the sdist will not change.
 import asyncio
 import contextlib
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,16 @@ _REMEMBERED_SDISTS = 256
 _REMEMBERED_MAX_BYTES = 256 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class FoundMetadata:
+    """A release's core metadata, and the METADATA bodega extracted to get it."""
+
+    fields: "RawMetadata | None"  # None: none of the release's files could give it
+    # filename -> sha256 of a wheel's METADATA extracted for this request: the page in hand
+    # may predate it, yet bodega now serves it.
+    extracted: dict[str, str] = field(default_factory=dict)
+
+
 class ReleaseMetadata:
     """Reads the core metadata of a release's files, verified, for the JSON API."""
 
@@ -37,24 +48,31 @@ class ReleaseMetadata:
         self._extractor = extractor
         self._pkg_infos: OrderedDict[str, bytes] = OrderedDict()  # sdist sha256 -> PKG-INFO
 
-    async def read(self, project: str, files: list[DistributionFile]) -> "RawMetadata | None":
-        """The release's metadata; None when none of its files can give it."""
+    async def read(self, project: str, files: list[DistributionFile]) -> FoundMetadata:
+        """The release's metadata, from the first of its files that can give it."""
         # On first use, like the JSON API that asks: packaging's metadata reader brings its
         # requirement grammar, which `bodega serve` does not load at start (issue 6).
         from bodega.core.core_metadata import parse_core_metadata
 
-        found = await self._from_wheels(project, files)
+        extracted: dict[str, str] = {}
+        found = await self._from_wheels(project, files, extracted)
         if found is None:
             found = await self._from_sdists(files)
-        return None if found is None else await asyncio.to_thread(parse_core_metadata, found)
+        if found is None:
+            return FoundMetadata(None, extracted)
+        return FoundMetadata(await asyncio.to_thread(parse_core_metadata, found), extracted)
 
-    async def _from_wheels(self, project: str, files: list[DistributionFile]) -> bytes | None:
+    async def _from_wheels(
+        self, project: str, files: list[DistributionFile], extracted: dict[str, str]
+    ) -> bytes | None:
         with_hash = [f for f in files if f.metadata_sha256]
         wheels = [f for f in files if f.filename.endswith(".whl") and not f.core_metadata]
         for file in (with_hash + wheels)[:FILES_TRIED]:
             key = file.metadata_sha256
             if key is None:
                 key = await self._extractor.obtain(project, file)
+                if key is not None:
+                    extracted[file.filename] = key
             elif await self._files.local_path(key) is None:
                 with contextlib.suppress(BodegaError):  # offline, or upstream has none after all
                     download = self._files.download(key, file.url + _METADATA_SUFFIX, None)

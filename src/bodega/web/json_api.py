@@ -2,6 +2,8 @@
 
 import asyncio
 import functools
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urljoin
 
 from aiohttp import web
@@ -12,18 +14,14 @@ from bodega.services import Services
 from bodega.web.routing import Match
 
 _LARGE_PAGE = 200  # files
+T = TypeVar("T")
 
 
 async def project_json(request: web.Request, services: Services, match: Match) -> web.Response:
     # On first use: the metadata shaping needs packaging's requirement grammar and the
     # classifier list, which `bodega serve` does not load at start (issue 6).
-    from bodega.core.json_api import (
-        ApiUrls,
-        find_version,
-        group_releases,
-        latest_version,
-        render_json_api,
-    )
+    from bodega.core.json_api import ApiUrls, find_version, group_releases, render_json_api
+    from bodega.core.releases import latest_version
 
     project = normalize_project_name(match.project)
     if project != match.project:
@@ -31,9 +29,8 @@ async def project_json(request: web.Request, services: Services, match: Match) -
         raise web.HTTPMovedPermanently(f"{match.prefix}{project}/{release}json")
     cached = await services.pages.get(project)
     page = cached.page
-    # Grouping and rendering thousands of files takes a while: off the loop for such pages.
     is_large = len(page.files) > _LARGE_PAGE
-    releases = await asyncio.to_thread(group_releases, page) if is_large else group_releases(page)
+    releases = await _off_loop_if(is_large, functools.partial(group_releases, page))
     if match.version:
         version = find_version(releases, match.version)
         if version is None:
@@ -44,7 +41,11 @@ async def project_json(request: web.Request, services: Services, match: Match) -
     # PKG-INFO, or, when neither can be had, the page's own facts.
     metadata = None
     if version is not None:
-        metadata = await services.release_metadata.read(project, releases[version])
+        found = await services.release_metadata.read(project, releases[version])
+        metadata = found.fields
+        if found.extracted:  # the page in hand may predate the METADATA just extracted
+            page = page.with_core_metadata(found.extracted)
+            releases = await _off_loop_if(is_large, functools.partial(group_releases, page))
     # Absolute, like warehouse's: pip-tools matches these URLs against the simple page's
     # links resolved by the same client, so both come from the URL that client asked for.
     # Nothing rendered here is stored, so a forged Host reaches only its sender (threat 11).
@@ -63,9 +64,14 @@ async def project_json(request: web.Request, services: Services, match: Match) -
         with_releases=not match.version,
         digests=digests,
     )
-    body = await asyncio.to_thread(render) if is_large else render()
+    body = await _off_loop_if(is_large, render)
     headers = {
         "Content-Type": "application/json",
         "Cache-Control": f"max-age={services.pages.max_age(cached)}, public",
     }
     return web.Response(body=body, headers=headers)
+
+
+async def _off_loop_if(is_large: bool, work: Callable[[], T]) -> T:
+    # Grouping and rendering thousands of files takes a while: off the loop for such pages.
+    return await asyncio.to_thread(work) if is_large else work()

@@ -19,10 +19,10 @@ from bodega.core.json_api import (
     ApiUrls,
     find_version,
     group_releases,
-    latest_version,
     render_json_api,
 )
 from bodega.core.model import DistributionFile, ProjectPage
+from bodega.core.releases import latest_version
 
 DATA = Path(__file__).parent / "json_api_data"
 URLS = ApiUrls("http://bodega.test/files/", "http://bodega.test/+project/")
