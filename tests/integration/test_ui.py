@@ -57,7 +57,9 @@ async def test_project_page_shows_files_cached_yanked_and_the_description_saniti
 ) -> None:
     url = await start_bodega()
     await warm(client, url, newest)
-    text = (await client.get(f"{url}+project/evil")).text
+    text = await eventually(  # the wheel's blob is recorded just after its last byte is sent
+        page_text(client, f"{url}+project/evil"), lambda text: 'class="tag cached"' in text
+    )
     assert "evil-1.0-py3-none-any.whl" in text
     assert newest.filename in text
     assert text.count('class="tag cached"') == 1  # only 2.0 was downloaded
