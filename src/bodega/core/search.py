@@ -11,8 +11,6 @@ still sends: `spec` maps a field to a list of terms, and "or" takes projects mat
 (field, term), "and" those matching all of them.
 """
 
-import email.parser
-import email.policy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -181,18 +179,15 @@ class CoreMetadata:
 def read_core_metadata(data: bytes) -> CoreMetadata:
     """Version, Summary, the description (body or Description header) and its content type
     of METADATA bytes."""
-    text = data[:MAX_METADATA_BYTES].decode("utf-8", errors="replace")
-    message = email.parser.Parser(policy=email.policy.compat32).parsestr(text)
-    version = message.get("Version")
-    summary = " ".join(str(message.get("Summary", "")).split())
-    body = message.get_payload()
-    description = body if isinstance(body, str) and body.strip() else ""
-    if not description:
-        description = str(message.get("Description", ""))
-    content_type = message.get("Description-Content-Type")
+    # Imported here: packaging.metadata is heavy, and search reads metadata only behind answers.
+    from bodega.core.core_metadata import parse_core_metadata
+
+    fields = parse_core_metadata(data[:MAX_METADATA_BYTES])
+    version = fields.get("version")
+    content_type = fields.get("description_content_type")
     return CoreMetadata(
-        None if version is None else str(version).strip(),
-        summary,
-        description,
-        None if content_type is None else str(content_type).strip(),
+        None if version is None else version.strip(),
+        " ".join(fields.get("summary", "").split()),
+        fields.get("description", ""),
+        None if content_type is None else content_type.strip(),
     )
