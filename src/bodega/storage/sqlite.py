@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bodega.core.search import MIN_SUBSTRING
 from bodega.errors import StorageError
@@ -363,13 +363,7 @@ class SqliteMetadataStore:
         wanted = list(keys)
 
         def work(db: sqlite3.Connection) -> set[str]:
-            found: set[str] = set()
-            for start in range(0, len(wanted), _IN_BATCH):
-                batch = wanted[start : start + _IN_BATCH]
-                marks = ",".join("?" * len(batch))
-                query = f"SELECT key FROM blobs WHERE key IN ({marks})"  # noqa: S608 (only ? placeholders)
-                found.update(row[0] for row in db.execute(query, batch))
-            return found
+            return {row[0] for row in _rows_in(db, "SELECT key FROM blobs WHERE key", wanted)}
 
         return await self._run(work)
 
@@ -417,14 +411,8 @@ class SqliteMetadataStore:
         wanted = list(keys)
 
         def work(db: sqlite3.Connection) -> dict[str, SearchDetails]:
-            found = {}
-            for start in range(0, len(wanted), _IN_BATCH):
-                batch = wanted[start : start + _IN_BATCH]
-                marks = ",".join("?" * len(batch))
-                query = _DETAILS_QUERY + f" WHERE d.key IN ({marks})"
-                for row in db.execute(query, batch):
-                    found[row[0]] = SearchDetails(*row)
-            return found
+            rows = _rows_in(db, _DETAILS_QUERY + " WHERE d.key", wanted)
+            return {row[0]: SearchDetails(*row) for row in rows}
 
         return await self._run(work)
 
@@ -488,13 +476,8 @@ class SqliteMetadataStore:
         wanted = list(keys)
 
         def work(db: sqlite3.Connection) -> dict[str, int]:
-            found: dict[str, int] = {}
-            for start in range(0, len(wanted), _IN_BATCH):
-                batch = wanted[start : start + _IN_BATCH]
-                marks = ",".join("?" * len(batch))
-                query = f"SELECT key, count FROM search_downloads WHERE key IN ({marks})"  # noqa: S608 (only ? placeholders)
-                found.update(db.execute(query, batch).fetchall())
-            return found
+            query = "SELECT key, count FROM search_downloads WHERE key"
+            return {key: count for key, count in _rows_in(db, query, wanted)}
 
         return await self._run(work)
 
@@ -541,15 +524,8 @@ class SqliteMetadataStore:
         wanted = list(keys)
 
         def work(db: sqlite3.Connection) -> dict[str, FileDigests]:
-            found: dict[str, FileDigests] = {}
-            for start in range(0, len(wanted), _IN_BATCH):
-                batch = wanted[start : start + _IN_BATCH]
-                marks = ",".join("?" * len(batch))
-                query = (
-                    f"SELECT sha256, md5, blake2b_256 FROM file_digests WHERE sha256 IN ({marks})"  # noqa: S608 (only ? placeholders)
-                )
-                found.update((row[0], FileDigests(*row)) for row in db.execute(query, batch))
-            return found
+            query = "SELECT sha256, md5, blake2b_256 FROM file_digests WHERE sha256"
+            return {row[0]: FileDigests(*row) for row in _rows_in(db, query, wanted)}
 
         return await self._run(work)
 
@@ -611,6 +587,14 @@ _DETAILS_QUERY = (
 )
 _IN_BATCH = 500  # bound parameters per IN (...) query, well under SQLite's limit
 _STAGE_BATCH = 5_000  # staged names per transaction: bounds the temp journal, not the lock
+
+
+def _rows_in(db: sqlite3.Connection, query: str, keys: list[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query` (ending in the column to match) `IN` keys, in bounded batches."""
+    for start in range(0, len(keys), _IN_BATCH):
+        batch = keys[start : start + _IN_BATCH]
+        marks = ",".join("?" * len(batch))
+        yield from db.execute(f"{query} IN ({marks})", batch)  # only ? placeholders
 
 
 def _insert_name(db: sqlite3.Connection, key: str, name: str) -> int:
