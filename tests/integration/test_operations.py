@@ -147,6 +147,27 @@ async def test_the_access_log_line_ends_with_the_cache_outcome(
     assert lines[2].endswith(" -")  # no cache lookup
 
 
+async def test_the_access_log_counts_the_body_bytes_sendfile_sent(
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 17: a file sent by sendfile (streamed while downloading, or from the cache,
+    whole or a range) was logged with its headers' size only."""
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    bodega = await start_bodega()
+    file = f"{bodega}files/demo/{WHEEL.filename}"
+    streamed = await client.get(file)
+    cached = await client.get(file)
+    ranged = await client.get(file, headers={"Range": "bytes=100-20099"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    logged = [int(line.split('" 20')[1].split()[1]) for line in lines if "/files/" in line]
+    bodies = [len(streamed.content), len(cached.content), len(ranged.content)]
+    assert bodies == [WHEEL.size, WHEEL.size, 20_000]
+    assert all(body < count < body + 1024 for body, count in zip(bodies, logged, strict=True))
+
+
 # ------------------------------------------------------------------------------ metrics
 
 

@@ -17,6 +17,7 @@ from bodega.errors import (
 )
 from bodega.services import Services
 from bodega.web import files, health, json_api, metrics, simple, ui, xmlrpc
+from bodega.web.access_log import log_cut_responses, note_response
 from bodega.web.headers import add_security_headers
 from bodega.web.routing import XMLRPC_PATHS, Match, Route, match
 
@@ -39,7 +40,7 @@ _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
 
 
 def create_app(services: Services) -> web.Application:
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[log_cut_responses, _errors])
     app[SERVICES] = services
     app[ui.TEMPLATES] = ui.Templates()
     app[ui.STATIC] = ui.static_files()
@@ -47,6 +48,7 @@ def create_app(services: Services) -> web.Application:
     for path in XMLRPC_PATHS:
         app.router.add_post(path, _dispatch)  # pip search posts XML-RPC here
     app.on_response_prepare.append(_prepare)
+    app.on_response_prepare.append(note_response)
     return app
 
 

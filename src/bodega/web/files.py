@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from typing import IO
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -15,8 +16,10 @@ from bodega.errors import BodegaError, NotFound
 from bodega.proxy.files import CachedFile, Download, Span
 from bodega.proxy.stats import CacheOutcome
 from bodega.services import Services
+from bodega.web.access_log import log_cut
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
 from bodega.web.routing import Match
+from bodega.web.sendfile import send_file_part
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,11 @@ class _CachedResponse(web.FileResponse):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         try:
             writer = await super().prepare(request)  # sends the whole body
+        except asyncio.CancelledError:
+            # aiohttp sends a returned response after the handler's middlewares are done,
+            # so a cut here is logged here.
+            log_cut(request)
+            raise
         finally:
             self._cached.release()
         # The size comes with the response (FileResponse stats the file to send it anyway).
@@ -118,6 +126,17 @@ class _CachedResponse(web.FileResponse):
             self._services.stats.bytes_from_cache += sent
         if self._outcome == CacheOutcome.HIT:
             self._services.activity.served_from_cache(sent if request.method == "GET" else 0)
+        return writer
+
+    async def _sendfile(
+        self, request: web.BaseRequest, fobj: IO[bytes], offset: int, count: int
+    ) -> AbstractStreamWriter:
+        # FileResponse's own, but counted for the access log (aiohttp counts only the
+        # headers of what the kernel sends).
+        writer = await web.StreamResponse.prepare(self, request)
+        assert writer is not None  # a first prepare always has its writer
+        await send_file_part(request, fobj, offset, count)
+        await web.StreamResponse.write_eof(self)
         return writer
 
 
@@ -148,7 +167,7 @@ async def _stream(
         try:
             async for chunk in chunks:
                 if isinstance(chunk, Span):
-                    await _sendfile(request, chunk)
+                    await send_file_part(request, chunk.handle, chunk.offset, chunk.count)
                 else:
                     await response.write(chunk)
         except ConnectionResetError:
@@ -162,15 +181,6 @@ async def _stream(
             return response
     await response.write_eof()
     return response
-
-
-async def _sendfile(request: web.Request, span: Span) -> None:
-    # As aiohttp's FileResponse sends a cached file: the loop waits for the transport's
-    # buffer to drain first, so the bytes written before stay in order.
-    transport = request.transport
-    if transport is None or transport.is_closing():
-        raise ConnectionResetError("the client went away")
-    await asyncio.get_running_loop().sendfile(transport, span.handle, span.offset, span.count)
 
 
 def _live_headers() -> dict[str, str]:

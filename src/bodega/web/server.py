@@ -2,7 +2,8 @@
 signal asks to stop.
 
 Stopping is graceful: the listening socket closes at once, responses in flight get up to
-`shutdown_timeout` seconds to finish (then they are cut, never completed falsely), and
+`shutdown_timeout` seconds to finish (then they are cut, never completed falsely; the
+whole stop of the server is bounded by that setting), and
 downloads that no response waits for any more are discarded with their spool files when the
 services close; nothing unverified is ever published.
 """
@@ -81,7 +82,7 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
                 host, port = sock.getsockname()[:2]
                 yield f"http://{_url_host(host)}:{port}/", services
             finally:
-                await runner.cleanup()
+                await _cleanup_within(runner, settings.shutdown_timeout)
     finally:
         sock.close()
 
@@ -101,6 +102,31 @@ async def serve(settings: Settings, on_ready: Callable[[str], None]) -> None:
                 "stopping: no new connections; responses in flight get up to %g s to finish",
                 settings.shutdown_timeout,
             )
+
+
+async def _cleanup_within(runner: web.AppRunner, bound: float) -> None:
+    """runner.cleanup(), with the responses still in flight cut when `bound` seconds pass.
+
+    aiohttp waits up to its shutdown_timeout for handlers in flight, then "cancels" them
+    and waits as long again; but that cancel reaches only a request's body, so a handler
+    blocked writing to a slow client used both waits: twice the setting. Aborting the
+    connections at the bound makes any blocked write fail at once, and handler
+    cancellation ends its handler.
+    """
+    cut = asyncio.get_running_loop().call_later(bound, _abort_connections, runner)
+    try:
+        await runner.cleanup()
+    finally:
+        cut.cancel()
+
+
+def _abort_connections(runner: web.AppRunner) -> None:
+    server = runner.server
+    if server is None:
+        return
+    for connection in server.connections:
+        if connection.transport is not None:
+            connection.transport.abort()
 
 
 @contextmanager
