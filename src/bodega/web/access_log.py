@@ -53,7 +53,8 @@ def count_sendfile(request: BaseRequest, sent: int) -> None:
 
 def bytes_sent(request: BaseRequest) -> int:
     written: int = request.writer.output_size  # headers and body through aiohttp's writer
-    return written + request.get(_SENT_BY_SENDFILE, 0)
+    by_sendfile: int = request.get(_SENT_BY_SENDFILE, 0)
+    return written + by_sendfile
 
 
 async def note_response(request: BaseRequest, response: StreamResponse) -> None:
