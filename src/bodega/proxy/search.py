@@ -270,6 +270,10 @@ class ProjectSearch:
                 await job()
             except BodegaError as error:
                 log.warning("search: %s", error)
+            except Exception:
+                # A note is a nicety: whatever one hit, the worker goes on with the next
+                # (only cancellation ends it), or search would stop learning for good.
+                log.exception("search: noting a page or core metadata failed unexpectedly")
 
     async def _note_page(self, page: ProjectPage) -> None:
         version = latest_version(await asyncio.to_thread(releases_of, page))

@@ -65,6 +65,40 @@ async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
     assert failure[0].exc_info is not None
 
 
+async def test_the_notes_worker_survives_an_unexpected_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17: a note that hit a bug (not a BodegaError) ended the worker, and search
+    learned no summary or version again until a restart."""
+    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
+    blobs = FailingOnce(tmp_path / "blobs", tmp_path / "tmp")
+    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "search-test")
+    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
+    search = ProjectSearch(
+        store, blobs, root, refresh_interval=0, offline=True, first_refresh_delay=0
+    )
+    metadata = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nSummary: A demo\n"
+    await blobs.put_bytes("a" * 64, metadata)
+    await blobs.put_bytes("b" * 64, metadata)
+    search.start()
+    try:
+        search.saw_metadata("demo", "a" * 64, None)  # its read hits the bug
+        search.saw_metadata("demo", "b" * 64, None)
+
+        async def details() -> str | None:
+            found = (await store.get_search_details(["demo"])).get("demo")
+            return found.summary if found is not None else None
+
+        await eventually(details, lambda summary: summary == "A demo")
+    finally:
+        await search.close()
+        await upstream.close()
+        await store.close()
+    failure = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert failure
+    assert failure[0].exc_info is not None
+
+
 async def test_the_first_pass_waits_its_delay_so_start_up_fetches_no_root_list(
     tmp_path: Path, fake_index: FakeIndex
 ) -> None:
