@@ -28,7 +28,7 @@ from bodega.clients import (
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
 from bodega.core.names import normalize_project_name
 from bodega.core.units import format_size, parse_duration
-from bodega.errors import ConfigError, InvalidLockfile, InvalidName
+from bodega.errors import ConfigError, InvalidLockfile, InvalidName, StorageError
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
 from bodega.services import initialize, open_maintenance
 from bodega.systemd import (
@@ -132,7 +132,7 @@ def serve(**options: Any) -> None:
             )
 
         asyncio.run(serve_forever(settings, announce))
-    except ConfigError as error:
+    except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -143,7 +143,7 @@ def init(**options: Any) -> None:
     try:
         settings = _settings(options)
         asyncio.run(initialize(settings))
-    except ConfigError as error:
+    except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"initialised {settings.data_dir}")
 
@@ -373,7 +373,7 @@ def _maintain(
 
     try:
         return asyncio.run(run(_settings(options)))
-    except ConfigError as error:
+    except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
 
 

@@ -166,3 +166,19 @@ def test_stats_and_verify_count_the_same_files_and_the_root_list_apart(
         "checked 3 files and 4 renderings of the root list:"
         " 0 quarantined, 0 missing, 0 adopted, 0 unknown\n",
     )
+
+
+def test_a_damaged_database_is_one_clear_error_for_cache_commands_and_serve(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "bodega.sqlite3").write_bytes(b"not a database " * 500)
+    status, _, errors = cache(data_dir, "stats")
+    assert status == 1
+    assert "is damaged" in errors
+    environ = clean_environ(BODEGA_DATA_DIR=str(data_dir), BODEGA_UPSTREAM="http://127.0.0.1:9/")
+    served = run_bodega("serve", "--port", "0", env=environ)
+    assert served.returncode == 1
+    assert "is damaged" in served.stderr
+    assert "Traceback" not in served.stderr

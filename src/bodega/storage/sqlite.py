@@ -537,16 +537,23 @@ class SqliteMetadataStore:
 class _Worker:
     """One connection, used only from its one thread."""
 
-    def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, executor: ThreadPoolExecutor, path: Path
+    ) -> None:
         self._connection = connection
         self._executor = executor
+        self._path = path
 
     @classmethod
     async def start(cls, path: Path, name: str) -> "_Worker":
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         loop = asyncio.get_running_loop()
-        connection = await loop.run_in_executor(executor, _connect, path)
-        return cls(connection, executor)
+        try:
+            connection = await loop.run_in_executor(executor, _connect, path)
+        except sqlite3.DatabaseError as error:
+            executor.shutdown(wait=False)
+            raise StorageError(_damaged(path, error)) from error
+        return cls(connection, executor, path)
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -559,6 +566,10 @@ class _Worker:
         except sqlite3.IntegrityError as error:
             # A constraint another writer's row broke: this write failed, the store is fine.
             raise StorageError(f"metadata store: {error}") from error
+        except sqlite3.DatabaseError as error:
+            # "database disk image is malformed", "file is not a database": corruption, met
+            # by a query after the store opened. A clean error, never a 500 with a traceback.
+            raise StorageError(_damaged(self._path, error)) from error
 
     async def close(self) -> None:
         await self.run(lambda db: db.close())
@@ -674,8 +685,24 @@ def _merge_names(db: sqlite3.Connection, after: str, limit: int) -> str | None:
     return upper
 
 
+def _damaged(path: Path, error: sqlite3.DatabaseError) -> str:
+    return (
+        f"the metadata store {path} is damaged ({error}); stop bodega, move that file aside"
+        " (with its -wal and -shm files) and start again: bodega then starts an empty store"
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False)
+    try:
+        _prepare(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _prepare(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA busy_timeout=10000")
@@ -684,4 +711,3 @@ def _connect(path: Path) -> sqlite3.Connection:
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
         connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
-    return connection
