@@ -16,7 +16,7 @@ async def test_a_file_that_is_no_database_fails_to_open_with_a_clear_error(
 ) -> None:
     path = tmp_path / "bodega.sqlite3"
     path.write_bytes(b"this is no database, just what a bad disk left " * 200)
-    with pytest.raises(StorageError, match="is damaged .*move that file aside") as raised:
+    with pytest.raises(StorageError, match=r"is damaged .*move that file aside") as raised:
         await SqliteMetadataStore.open(path)
     assert str(path) in str(raised.value)
 
