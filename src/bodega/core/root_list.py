@@ -62,10 +62,16 @@ def _entry(raw: str) -> Entry | None:
 
 # The root page is tens of MB of one anchor per project: a regex is an order of magnitude
 # faster than an HTML parser here, and the names are validated anyway.
-_ROOT_ANCHOR = re.compile(r"<a\b[^>]*>([^<]*)</a>", re.IGNORECASE)
+#
+# The tag's inside stops at "<a" as well as at ">": with `[^>]*` every "<a" of a hostile
+# `<a <a <a ...` rescanned to the end, quadratic (a MB took minutes). An "<a" inside a tag
+# would meet the same ">" and text, so starting from it finds the same name; this way each
+# character is scanned from one start only. Possessive: a failed start never backtracks.
+_TAG_INSIDE = r"[^<>]*+(?:<(?!a\b)[^<>]*+)*+"
+_ROOT_ANCHOR = re.compile(rf"<a\b{_TAG_INSIDE}>([^<]*+)</a>", re.IGNORECASE)
 # A prefix of a _ROOT_ANCHOR match that runs to the end: what more text may still complete.
 _UNFINISHED_ANCHOR = re.compile(
-    r"<(?:a(?:(?=\W)[^>]*(?:>[^<]*(?:<(?:/a?)?)?)?)?)?\Z", re.IGNORECASE
+    rf"<(?:a(?:(?=\W){_TAG_INSIDE}(?:>[^<]*+(?:<(?:/a?)?)?)?)?)?\Z", re.IGNORECASE
 )
 
 

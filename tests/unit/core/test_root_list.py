@@ -197,3 +197,32 @@ def test_no_name_can_leave_its_markup() -> None:
     assert json.loads(b"[" + root_json_entries(hostile, is_first=True) + b"]") == [
         {"name": 'x"><script>'}
     ]
+
+
+@pytest.mark.timeout(30)  # the bound: before, this input took minutes (quadratic)
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<a " * 300_000,  # never a ">": every start used to scan to the end
+        "<a " * 300_000 + ">x<b",  # one ">" at the end, then no "</a>"
+        "<A\n" * 300_000 + ">x</a",  # unfinished at the very end
+    ],
+    ids=["no-close", "far-close", "unfinished"],
+)
+def test_hostile_anchor_starts_are_scanned_in_linear_time(hostile: str) -> None:
+    """Issue 17: the anchor regex rescanned from every "<a"; a root page of starts
+    that never close took minutes of CPU per MB, holding a thread."""
+    scanner = project_list_scanner(HTML)
+    chunk = len(hostile) // 2  # two chunks: the rest of the first is carried over
+    data = hostile.encode()
+    entries = scanner.feed(data[:chunk]) + scanner.feed(data[chunk:]) + scanner.close()
+    assert entries == []
+
+
+def test_an_anchor_start_inside_a_tag_still_finds_the_name() -> None:
+    """The linear scan restarts at an "<a" inside a tag; the name is the same."""
+    scanner = project_list_scanner(HTML)
+    page = b'<a href="<a"><a title="<a <a x">name-one</a><a <a href="/n/">name-two</a>'
+    split = page.index(b"name-one") - 3
+    entries = scanner.feed(page[:split]) + scanner.feed(page[split:]) + scanner.close()
+    assert [raw for _, raw in entries] == ["name-one", "name-two"]
