@@ -130,6 +130,13 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SECONDS",
     ),
     Setting(
+        "download_deadline",
+        float,
+        "Seconds a download from upstream may take in all, however steadily bytes come.",
+        lambda: 3600.0,
+        _positive_seconds,
+    ),
+    Setting(
         "search_refresh",
         float,
         "Seconds between refreshes of the root list for search (the first comes"
@@ -157,6 +164,14 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SECONDS",
     ),
     Setting(
+        "header_timeout",
+        float,
+        "Seconds a client gets to send a request's header once it connects or starts one;"
+        " then the connection is closed (slow clients that hold connections); 0: no limit.",
+        lambda: 20.0,
+        _seconds,
+    ),
+    Setting(
         "max_cache_size",
         ByteSize,
         "Evict least recently used files above this size (50G, 512M; K/M/G/T are powers of 1024).",
@@ -177,9 +192,11 @@ class Settings:
     revalidate_after: float
     offline: bool
     upstream_timeout: float
+    download_deadline: float
     search_refresh: float
     search_first_refresh: float
     shutdown_timeout: float
+    header_timeout: float
     max_cache_size: int  # bytes; 0: no limit
 
     @property

@@ -4,6 +4,7 @@ Each test names its scenario. Requests that a client library would clean up are 
 bytes (raw_http.send_raw), so bodega sees exactly the hostile form.
 """
 
+import logging
 import time
 
 import httpx
@@ -416,3 +417,35 @@ async def test_scenario_13_request_smuggling_and_parser_abuse(
     response = await send_raw(bodega, request_bytes)
     assert response.status in (400, 431), response.status
     assert upstream_paths(index) == []
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (get(b"/simple/foo-bar/", b"X-Big: " + b"a" * 9_000), 431),
+        (get(b"/simple/foo-bar/", *(b"X-H%d: v" % i for i in range(200))), 431),
+        (get(b"/simple/" + b"a" * 9_000 + b"/"), 414),
+        (b"GET /simple/foo-bar/ HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n", 400),
+    ],
+    ids=["header-over-8k", "too-many-headers", "long-request-line", "malformed"],
+)
+async def test_a_refused_request_is_one_log_line_and_a_fixed_answer(
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    caplog: pytest.LogCaptureFixture,
+    request_bytes: bytes,
+    status: int,
+) -> None:
+    """Issue 17: a header over 8 KB was a 400 whose body echoed the header, and an ERROR
+    with a traceback in the log; RFC 6585 says 431."""
+    caplog.set_level(logging.INFO)
+    bodega = await start_bodega()
+    response = await send_raw(bodega, request_bytes)
+    assert response.status == status
+    assert b"aaaa" not in response.body
+    assert len(response.body) < 100
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert all(r.exc_info is None for r in caplog.records)
+    refused = [r.getMessage() for r in caplog.records if "refused a request" in r.getMessage()]
+    assert len(refused) == 1
+    assert f": {status}, " in refused[0]

@@ -8,6 +8,7 @@ a 10 ms sleep wakes. Bounds are generous: they catch unbounded growth, not slown
 import asyncio
 import contextlib
 import gzip
+import logging
 import os
 import subprocess
 import sys
@@ -301,3 +302,46 @@ def test_the_helpers_measure_this_process() -> None:
     assert peak_rss_bytes() >= rss_bytes() // 2
     assert sha256(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert sys.platform == "linux"
+
+
+async def _closed_by_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Trickle a header a byte every 0.2 s until the server closes the connection."""
+    request = b"GET /simple/small/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 1000
+    async with asyncio.timeout(30):  # a bound on the wait, far past the 1 s setting
+        for position in range(len(request)):
+            with contextlib.suppress(ConnectionError):
+                writer.write(request[position : position + 1])
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    if await reader.read(100) == b"":
+                        return
+        raise AssertionError("the whole slow header went through")
+
+
+async def test_a_header_not_complete_within_the_header_timeout_closes_the_connection(
+    fake_index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 17: a slow-loris client held its connection for as long as it trickled bytes
+    (aiohttp's keep-alive timeout is an hour, and bytes do not reset it)."""
+    caplog.set_level(logging.INFO, logger="bodega.web.protocol")
+    fake_index.add("small", SMALL)
+    bodega = await start_bodega(header_timeout=1.0)
+    port = int(bodega.rsplit(":", 1)[1].strip("/"))
+    trickling = await asyncio.open_connection("127.0.0.1", port)
+    silent = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await _closed_by_server(*trickling)
+        async with asyncio.timeout(30):
+            assert await silent[0].read(100) == b""  # never sent a byte: closed as well
+        # A client that sends its requests whole is unaffected, on one kept-alive connection.
+        for _ in range(3):
+            assert (await client.get(f"{bodega}simple/small/")).status_code == 200
+            await asyncio.sleep(0.6)
+    finally:
+        for _, writer in (trickling, silent):
+            writer.close()
+    closed = [r for r in caplog.records if "no complete request header" in r.getMessage()]
+    assert len(closed) == 2

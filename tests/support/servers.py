@@ -29,9 +29,11 @@ def make_settings(*, data_dir: Path, upstream: str, **overrides: Any) -> Setting
         revalidate_after=30.0,
         offline=False,
         upstream_timeout=5.0,
+        download_deadline=600.0,
         search_refresh=0.0,  # no background root-list fetches unless a test asks
         search_first_refresh=0.0,  # and none waits a minute when one does
         shutdown_timeout=5.0,
+        header_timeout=20.0,
         max_cache_size=0,
     )
     return dataclasses.replace(settings, **overrides)

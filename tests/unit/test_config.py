@@ -119,9 +119,11 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
     ("revalidate_after", "0", "0", 0.0),
     ("offline", "true", "true", True),
     ("upstream_timeout", "30", "30", 30.0),
+    ("download_deadline", "900", "900", 900.0),
     ("search_refresh", "0", "0", 0.0),
     ("search_first_refresh", "5", "5", 5.0),
     ("shutdown_timeout", "2.5", "2.5", 2.5),
+    ("header_timeout", "30", "30", 30.0),
     ("max_cache_size", "50G", '"50G"', 50 * 1024**3),
 ]
 

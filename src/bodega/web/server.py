@@ -25,6 +25,7 @@ from bodega.services import Services, open_services
 from bodega.web.access_log import AccessLogger
 from bodega.web.app import create_app
 from bodega.web.notify import notify
+from bodega.web.protocol import Runner
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
     )
     try:
         async with open_services(settings) as services:
-            runner = web.AppRunner(
+            runner = Runner(
                 create_app(services),
+                header_timeout=settings.header_timeout,
                 access_log_class=AccessLogger,
                 handle_signals=False,
                 shutdown_timeout=settings.shutdown_timeout,
@@ -104,7 +106,7 @@ async def serve(settings: Settings, on_ready: Callable[[str], None]) -> None:
             )
 
 
-async def _cleanup_within(runner: web.AppRunner, bound: float) -> None:
+async def _cleanup_within(runner: Runner, bound: float) -> None:
     """runner.cleanup(), with the responses still in flight cut when `bound` seconds pass.
 
     aiohttp waits up to its shutdown_timeout for handlers in flight, then "cancels" them
@@ -120,7 +122,7 @@ async def _cleanup_within(runner: web.AppRunner, bound: float) -> None:
         cut.cancel()
 
 
-def _abort_connections(runner: web.AppRunner) -> None:
+def _abort_connections(runner: Runner) -> None:
     server = runner.server
     if server is None:
         return
