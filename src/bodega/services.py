@@ -83,7 +83,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(store.close)
         blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
         upstream = await UpstreamClient.open(
-            settings.upstream, settings.upstream_timeout, instance_id
+            settings.upstream,
+            settings.upstream_timeout,
+            instance_id,
+            download_deadline=settings.download_deadline,
         )
         stack.push_async_callback(upstream.close)
         offline, ttl = settings.offline, settings.index_ttl

@@ -1,12 +1,14 @@
 """The one place that talks to the upstream index; maps client errors to bodega's errors.
 
-Every request is bounded: connect and read timeouts, decompressed body size, redirect hops.
+Every request is bounded: connect and read timeouts, decompressed body size, redirect hops,
+and a deadline for the whole of a page (PAGE_DEADLINE) or a file download (a setting).
 Redirects are followed by hand so that none can lead to another scheme, a downgrade or an
 arbitrary host (threat 18).
 """
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -46,21 +48,32 @@ class UpstreamPage:
 
 @dataclass(slots=True)
 class UpstreamFile:
-    """An open download: its declared length and its bytes."""
+    """An open download: its declared length and its bytes, which must all have come by
+    `deadline` (event loop time; the reader's own work between chunks counts too)."""
 
     content_length: int | None
     response: aiohttp.ClientResponse
+    deadline: float
+    overdue: str  # what to say when the deadline passes
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self.response.content.iter_chunked(_CHUNK):
-                yield chunk
-        except (aiohttp.ClientError, OSError) as error:
-            raise UpstreamError(
-                f"the download of {_shown(self.response.url)} broke off: {describe_failure(error)}"
-            ) from error
-        except TimeoutError as error:
-            raise UpstreamTimeout("upstream download stalled") from error
+        reading = self.response.content.iter_chunked(_CHUNK)
+        while True:
+            try:
+                async with asyncio.timeout_at(self.deadline) as deadline:
+                    chunk = await anext(reading, None)
+            except TimeoutError as error:  # first: an OSError, and aiohttp's a ClientError too
+                if deadline.expired():
+                    raise UpstreamTimeout(self.overdue) from error
+                raise UpstreamTimeout("upstream download stalled") from error
+            except (aiohttp.ClientError, OSError) as error:
+                raise UpstreamError(
+                    f"the download of {_shown(self.response.url)} broke off:"
+                    f" {describe_failure(error)}"
+                ) from error
+            if chunk is None:
+                return
+            yield chunk
 
 
 @dataclass(slots=True)
@@ -106,15 +119,31 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 class UpstreamClient:
     """HTTP access to one upstream simple index."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, via: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        via: str,
+        download_deadline: float = math.inf,
+    ) -> None:
         self._session = session
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._via = via
+        self._download_deadline = download_deadline
         self._routes: dict[tuple[str, str], _Route] = {}
         self._without_ranges: set[str] = set()  # origins that answered a range with 200
 
     @classmethod
-    async def open(cls, base_url: str, read_timeout: float, instance_id: str) -> "UpstreamClient":
+    async def open(
+        cls,
+        base_url: str,
+        read_timeout: float,
+        instance_id: str,
+        *,
+        download_deadline: float = math.inf,
+    ) -> "UpstreamClient":
+        """`read_timeout` bounds connecting, the answer and each read; `download_deadline`
+        the whole of a file download (a file may trickle in just under the read timeout)."""
         session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(
                 total=None, connect=read_timeout, sock_connect=read_timeout, sock_read=read_timeout
@@ -130,7 +159,7 @@ class UpstreamClient:
             # aiohttp's trust_env reads both in two worker threads on every request.
             trust_env=False,
         )
-        return cls(session, base_url, f"1.1 bodega-{instance_id}")
+        return cls(session, base_url, f"1.1 bodega-{instance_id}", download_deadline)
 
     @property
     def base_url(self) -> str:
@@ -194,8 +223,10 @@ class UpstreamClient:
         # identity and no decompression: the stored bytes must hash to the index's value,
         # whatever Content-Encoding upstream claims (threat 23).
         headers = {"Accept-Encoding": "identity"}
+        deadline = asyncio.get_running_loop().time() + self._download_deadline
+        overdue = f"upstream took over {self._download_deadline:g} s to send {url}"
         async with self._request(url, headers, auto_decompress=False) as response:
-            yield UpstreamFile(response.content_length, response)
+            yield UpstreamFile(response.content_length, response, deadline, overdue)
 
     def serves_ranges(self, url: str) -> bool:
         """False once the URL's host has answered a range request with the whole file."""

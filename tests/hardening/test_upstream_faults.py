@@ -107,6 +107,30 @@ async def test_scenario_16_slow_upstream_times_out_without_slowing_others(
     assert healed.content == WHEEL.data
 
 
+async def test_a_download_over_its_deadline_is_cut_and_never_cached(
+    fake_index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 17 (scenario 16): a file that trickles in steadily, each read well within the
+    read timeout, is bounded by --download-deadline as a whole."""
+    fake_index.add("demo", WHEEL)
+    fake_index.throttle(WHEEL.filename, bytes_per_second=20_000, chunk=2_000)
+    bodega = await start_bodega(upstream_timeout=5.0, download_deadline=1.0)
+    url = f"{bodega}files/demo/{WHEEL.filename}"
+    try:
+        response: httpx.Response | None = await client.get(url)
+    except httpx.RemoteProtocolError:
+        response = None  # cut after the headers went out: never a complete response
+    assert response is None or response.status_code == 504
+    assert blobs(tmp_path / "data") == []
+    assert any("took over 1 s to send" in r.getMessage() for r in caplog.records)
+    fake_index.reset_faults()
+    assert (await client.get(url)).content == WHEEL.data
+
+
 def _status_handler(status: int, body: bytes, content_type: str, **headers: str):  # type: ignore[no-untyped-def]
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(
