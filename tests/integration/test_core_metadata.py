@@ -320,3 +320,16 @@ async def test_metadata_landing_while_its_page_is_refreshed_is_kept(
     refreshed = await refresh
     assert len(refreshed.json()["files"]) == 2
     assert (await page_files(client, bodega))[SMALL.filename] == {"sha256": SMALL.metadata_sha256}
+
+
+async def test_metadata_of_a_zip64_wheel_is_served(
+    fake_index: FakeIndex, start: Start, client: httpx.AsyncClient
+) -> None:
+    """Issue 17: ZIP64 wheels (the largest, e.g. with CUDA libraries) had no metadata."""
+    zip64 = build_wheel("demo", "3.0", payload_size=3_000_000, zip64=True)
+    fake_index.add("demo", zip64, serve_metadata=False)
+    bodega, _ = await start()
+    metadata = await client.get(f"{bodega}files/demo/{zip64.filename}.metadata")
+    assert metadata.status_code == 200
+    assert metadata.content == zip64.metadata
+    assert all("Range" in headers for headers in wheel_requests(fake_index, zip64))

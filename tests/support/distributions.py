@@ -8,6 +8,7 @@ call always yields the same bytes and therefore the same sha256.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import functools
 import gzip
@@ -17,8 +18,9 @@ import random
 import re
 import tarfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from unittest import mock
 
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
@@ -66,6 +68,7 @@ def build_wheel(
     summary: str = "",
     payload_size: int = 0,
     tag: str = _WHEEL_TAG,
+    zip64: bool = False,
 ) -> BuiltFile:
     """Build a pure-Python ``py3-none-any`` wheel that pip can install (or one that claims
     another ``tag``, such as ``cp313-cp313-manylinux_2_17_x86_64``, for tests of what an
@@ -73,6 +76,8 @@ def build_wheel(
 
     It holds ``<pkg>/__init__.py`` defining ``__version__`` and, when ``payload_size > 0``, an
     incompressible ``<pkg>/payload.bin`` of that many bytes so tests get realistic file sizes.
+    With ``zip64``, every size and offset and the end of the central directory are written
+    in their ZIP64 forms, as in a wheel over 4 GiB or 65,535 files.
     """
     return _build_wheel(
         name,
@@ -82,6 +87,7 @@ def build_wheel(
         summary=summary,
         payload_size=payload_size,
         tag=tag,
+        zip64=zip64,
     )
 
 
@@ -152,6 +158,7 @@ def _build_wheel(
     summary: str,
     payload_size: int,
     tag: str,
+    zip64: bool,
 ) -> BuiltFile:
     dist = _dist_name(name)
     norm_version = str(Version(version))
@@ -183,10 +190,24 @@ def _build_wheel(
     entries.append((f"{dist_info}/RECORD", record.getvalue().encode(), zipfile.ZIP_DEFLATED))
 
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with (
+        _zip64_everywhere() if zip64 else contextlib.nullcontext(),
+        zipfile.ZipFile(buffer, "w") as archive,
+    ):
         for path, data, compress_type in entries:
             _zip_add(archive, path, data, compress_type)
     return BuiltFile(filename, buffer.getvalue(), metadata, requires_python)
+
+
+@contextlib.contextmanager
+def _zip64_everywhere() -> Iterator[None]:
+    # zipfile writes ZIP64 fields only past these limits (4 GiB, 65,535 members); with them
+    # at 0 a small wheel has the layout of a huge one. Only this writer runs meanwhile.
+    with (
+        mock.patch.object(zipfile, "ZIP64_LIMIT", 0),
+        mock.patch.object(zipfile, "ZIP_FILECOUNT_LIMIT", 0),
+    ):
+        yield
 
 
 @functools.lru_cache(maxsize=32)

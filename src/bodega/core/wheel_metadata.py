@@ -8,7 +8,9 @@ member names (`../x`, `/etc/x`) are only strings that never match.
 The reader works in two steps, each on bytes the caller fetched however it likes (a blob,
 HTTP Range requests): `locate_central_directory(tail)` reads the end of the file, then
 `find_metadata_member(directory)` names the byte span of METADATA, then
-`extract_metadata(span)` returns its bytes. Layouts follow APPNOTE.TXT (PKWARE) 4.3.
+`extract_metadata(span)` returns its bytes. Layouts follow APPNOTE.TXT (PKWARE) 4.3;
+ZIP64 (4.3.14-4.3.15 end records, 4.5.3 extra field) is read wherever a field says so, as
+wheels over 4 GiB or 65,535 files have it.
 """
 
 import re
@@ -30,14 +32,19 @@ _MAX_LOCAL_HEADER = 30 + 2 * 0xFFFF
 
 _END = struct.Struct("<IHHHHIIH")  # end of central directory record
 _END_SIGNATURE = 0x06054B50
+_ZIP64_LOCATOR = struct.Struct("<IIQI")  # signature, disk, offset of the ZIP64 end, disks
 _ZIP64_LOCATOR_SIGNATURE = 0x07064B50
+_ZIP64_END = struct.Struct("<IQHHIIQQQQ")  # ZIP64 end of central directory record
+_ZIP64_END_SIGNATURE = 0x06064B50
+_ZIP64_EXTRA_ID = 0x0001
+_EXTRA_HEADER = struct.Struct("<HH")  # id, size
 _ENTRY = struct.Struct("<IHHHHHHIIIHHHHHII")  # central directory file header
 _ENTRY_SIGNATURE = 0x02014B50
 _LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header
 _LOCAL_SIGNATURE = 0x04034B50
 _STORED, _DEFLATED = 0, 8
 _ENCRYPTED = 0x1
-_ZIP64_MARK = 0xFFFFFFFF
+_ZIP64_MARK = 0xFFFFFFFF  # "the value is in the ZIP64 record or extra field"
 _DIST_INFO = re.compile(r"([^/]+)-([^/-]+)\.dist-info/METADATA")
 
 
@@ -78,11 +85,16 @@ def locate_central_directory(tail: bytes, file_size: int) -> Span:
         raise WheelMetadataError("no end of central directory record in the last bytes")
     fields = _END.unpack_from(tail, position)
     disk, directory_disk, size, offset = fields[1], fields[2], fields[5], fields[6]
-    if _ZIP64_MARK in (size, offset) or _is_zip64(tail, position):
-        raise WheelMetadataError("ZIP64 wheels are not supported")
+    end_record_at = file_size - len(tail) + position
+    locator_at = position - _ZIP64_LOCATOR.size
+    if locator_at >= 0 and tail[locator_at : locator_at + 4] == struct.pack(
+        "<I", _ZIP64_LOCATOR_SIGNATURE
+    ):
+        disk, directory_disk, size, offset, end_record_at = _zip64_end(tail, file_size, locator_at)
+    elif _ZIP64_MARK in (size, offset):
+        raise WheelMetadataError("a ZIP64 mark without its ZIP64 end record")
     if disk != 0 or directory_disk != 0:
         raise WheelMetadataError("multi-disk archives are not wheels")
-    end_record_at = file_size - len(tail) + position
     if offset + size > end_record_at:
         raise WheelMetadataError("central directory overlaps the end record")
     if size > MAX_CENTRAL_DIRECTORY_BYTES:
@@ -90,11 +102,34 @@ def locate_central_directory(tail: bytes, file_size: int) -> Span:
     return Span(offset, offset + size)
 
 
-def _is_zip64(tail: bytes, end_position: int) -> bool:
-    locator_at = end_position - 20
-    return locator_at >= 0 and tail[locator_at : locator_at + 4] == struct.pack(
-        "<I", _ZIP64_LOCATOR_SIGNATURE
-    )
+def _zip64_end(tail: bytes, file_size: int, locator_at: int) -> tuple[int, int, int, int, int]:
+    """(disk, directory disk, directory size, directory offset, where the record starts)
+    from the ZIP64 end record that the locator at `locator_at` in `tail` points to."""
+    _, end_disk, end_offset, disks = _ZIP64_LOCATOR.unpack_from(tail, locator_at)
+    if end_disk != 0 or disks != 1:
+        raise WheelMetadataError("multi-disk archives are not wheels")
+    # The record sits right before its locator (any extensible data would come between).
+    at = end_offset - (file_size - len(tail))
+    if at < 0 or at + _ZIP64_END.size > locator_at:
+        raise WheelMetadataError("the ZIP64 end record is not where its locator says")
+    fields = _ZIP64_END.unpack_from(tail, at)
+    if fields[0] != _ZIP64_END_SIGNATURE:
+        raise WheelMetadataError("bad ZIP64 end record signature")
+    return fields[4], fields[5], fields[8], fields[9], end_offset
+
+
+def _zip64_values(extra: bytes, wanted: int) -> list[int]:
+    """The first `wanted` 8-byte values of the ZIP64 extra field in an entry's `extra`."""
+    position = 0
+    while position + _EXTRA_HEADER.size <= len(extra):
+        header_id, size = _EXTRA_HEADER.unpack_from(extra, position)
+        start = position + _EXTRA_HEADER.size
+        if header_id == _ZIP64_EXTRA_ID:
+            if size < 8 * wanted or start + size > len(extra):
+                raise WheelMetadataError("ZIP64 extra field cut short")
+            return list(struct.unpack_from(f"<{wanted}Q", extra, start))
+        position = start + size
+    raise WheelMetadataError("a ZIP64 mark without its ZIP64 extra field")
 
 
 def find_metadata_member(
@@ -126,9 +161,13 @@ def find_metadata_member(
         )
         name_start = position + _ENTRY.size
         raw_name = directory[name_start : name_start + name_length]
-        position = name_start + name_length + extra_length + comment_length
+        extra_start = name_start + name_length
+        position = extra_start + extra_length + comment_length
         if position > len(directory):
             raise WheelMetadataError("central directory entry runs past its end")
+        if _ZIP64_MARK in (size, compressed, local_offset):
+            extra = directory[extra_start : extra_start + extra_length]
+            size, compressed, local_offset = _with_zip64(extra, size, compressed, local_offset)
         if local_offset >= directory_span.start:
             raise WheelMetadataError("a member starts inside the central directory")
         offsets.append(local_offset)
@@ -147,6 +186,19 @@ def find_metadata_member(
     following = [o for o in offsets if o > offset]
     end = min([*following, directory_span.start, offset + _MAX_LOCAL_HEADER + compressed])
     return MetadataMember(Span(offset, end), compressed, size, crc, method)
+
+
+def _with_zip64(
+    extra: bytes, size: int, compressed: int, local_offset: int
+) -> tuple[int, int, int]:
+    # APPNOTE 4.5.3: the extra field holds only the values marked 0xFFFFFFFF, in this order.
+    marked = [value == _ZIP64_MARK for value in (size, compressed, local_offset)]
+    values = iter(_zip64_values(extra, sum(marked)))
+    size, compressed, local_offset = (
+        next(values) if is_marked else value
+        for value, is_marked in zip((size, compressed, local_offset), marked, strict=True)
+    )
+    return size, compressed, local_offset
 
 
 def extract_metadata(data: bytes, member: MetadataMember) -> bytes:

@@ -34,6 +34,37 @@ def make_zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> b
     return buffer.getvalue()
 
 
+def test_reads_the_metadata_of_a_zip64_wheel() -> None:
+    """Issue 17: a ZIP64 wheel (over 4 GiB or 65,535 files) was refused outright."""
+    built = build_wheel("demo", "1.0", requires=["six"], payload_size=100_000, zip64=True)
+    tail = built.data[-TAIL_BYTES:]
+    assert struct.pack("<I", 0x06064B50) in tail  # the ZIP64 end record is there
+    assert zipfile.ZipFile(io.BytesIO(built.data)).read("demo-1.0.dist-info/METADATA") == (
+        built.metadata
+    )
+    assert read_metadata(built.data) == built.metadata
+
+
+def test_a_zip64_mark_without_its_record_or_extra_field_is_refused() -> None:
+    built = build_wheel("demo", "1.0", zip64=True)
+    end = built.data.rindex(struct.pack("<I", 0x06054B50))
+    locator = end - 20
+    no_locator = built.data[:locator] + b"\0" * 4 + built.data[locator + 4 :]
+    ending = bytearray(no_locator)
+    struct.pack_into("<I", ending, end + 16, 0xFFFFFFFF)  # directory offset: "see ZIP64"
+    with pytest.raises(WheelMetadataError, match="ZIP64"):
+        read_metadata(bytes(ending))
+    # The central directory's ZIP64 extra field (id 1) renamed: its marks lead nowhere.
+    directory = bytearray(built.data)
+    entry = directory.index(b"PK\x01\x02")
+    (name_length,) = struct.unpack_from("<H", directory, entry + 28)
+    extra = entry + 46 + name_length
+    assert directory[extra : extra + 2] == b"\x01\x00"
+    directory[extra] = 0x99
+    with pytest.raises(WheelMetadataError):
+        read_metadata(bytes(directory))
+
+
 def test_reads_the_exact_metadata_bytes_of_a_built_wheel() -> None:
     built = build_wheel("demo", "1.0", requires=["six"], payload_size=100_000)
     assert read_metadata(built.data) == built.metadata
