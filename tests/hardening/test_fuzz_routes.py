@@ -137,16 +137,15 @@ ranges = st.one_of(
 
 
 def expected_slice(header: str, data: bytes) -> tuple[int, bytes] | None:
-    """(status, body) by RFC 9110 section 14, with aiohttp's one documented deviation
-    (a zero suffix, bytes=-0, is the whole file as a 206); None for headers aiohttp may
-    reject or ignore (garbage, several ranges)."""
+    """(status, body) by RFC 9110 section 14; None for headers a server may reject or
+    ignore (garbage, several ranges)."""
     found = _RANGE.fullmatch(header.replace(" ", ""))
     if not found or found.group(0) == "bytes=-":
         return None
     first, last, size = found.group(1), found.group(2), len(data)
     if not first:
         suffix = int(last)
-        return (206, data) if suffix == 0 else (206, data[-suffix:])
+        return (416, b"") if suffix == 0 else (206, data[-suffix:])
     start = int(first)
     if start >= size or (last and int(last) < start):
         return (416, b"")

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import StartBodega
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
+from tests.support.waiting import eventually
 
 WHEEL = build_wheel("demo", "1.0", payload_size=50_000)
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -161,8 +162,13 @@ async def test_the_access_log_counts_the_body_bytes_sendfile_sent(
     streamed = await client.get(file)
     cached = await client.get(file)
     ranged = await client.get(file, headers={"Range": "bytes=100-20099"})
-    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
-    logged = [int(line.split('" 20')[1].split()[1]) for line in lines if "/files/" in line]
+
+    async def file_lines() -> list[str]:  # a line is written once the response has ended
+        records = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+        return [line for line in records if "/files/" in line]
+
+    lines = await eventually(file_lines, lambda found: len(found) == 3)
+    logged = [int(line.split('" 20')[1].split()[1]) for line in lines]
     bodies = [len(streamed.content), len(cached.content), len(ranged.content)]
     assert bodies == [WHEEL.size, WHEEL.size, 20_000]
     assert all(body < count < body + 1024 for body, count in zip(bodies, logged, strict=True))

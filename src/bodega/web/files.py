@@ -1,22 +1,18 @@
 """Distribution files and their core metadata (PEP 658): from the cache with sendfile, or
 streamed to the client while the first download fills the cache."""
 
-import asyncio
 import contextlib
 import logging
-import weakref
-from typing import IO
 
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
 
 from bodega.core.model import DistributionFile
 from bodega.core.names import normalize_project_name, validate_filename
 from bodega.errors import BodegaError, NotFound
-from bodega.proxy.files import CachedFile, Download, Span
+from bodega.proxy.files import Download, Span
 from bodega.proxy.stats import CacheOutcome
 from bodega.services import Services
-from bodega.web.access_log import log_cut
+from bodega.web.cached_file import CachedResponse
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
 from bodega.web.routing import Match
 from bodega.web.sendfile import send_file_part
@@ -56,7 +52,7 @@ async def distribution_file(
         if wants_metadata:
             services.core_metadata.extract_after_download(project, file, None)
         services.stats.count_outcome("file", CacheOutcome.HIT)
-        return _CachedResponse(cached, services, CacheOutcome.HIT)
+        return CachedResponse(cached, services, CacheOutcome.HIT)
     download = services.files.download(key, url, size)
     if wants_metadata:
         services.core_metadata.extract_after_download(project, file, download)
@@ -71,7 +67,7 @@ async def distribution_file(
         cached = await services.files.open_cached(key)
         if cached is None:
             raise NotFound(f"{filename} could not be cached")
-        return _CachedResponse(cached, services, CacheOutcome.MISS)
+        return CachedResponse(cached, services, CacheOutcome.MISS)
     return await _stream(request, services, download)
 
 
@@ -90,54 +86,6 @@ async def _metadata_key(services: Services, project: str, file: DistributionFile
 def _lacks_metadata(file: DistributionFile) -> bool:
     """A wheel whose page offers no METADATA (which bodega can extract)."""
     return not file.core_metadata and file.filename.endswith(".whl")
-
-
-class _CachedResponse(web.FileResponse):
-    """A cached file, held against eviction until it is sent."""
-
-    def __init__(self, cached: CachedFile, services: Services, outcome: CacheOutcome) -> None:
-        # FileResponse answers HEAD, Range (a-b, a-, -N), If-Range and 416 itself, with sendfile.
-        headers = {
-            "Cache-Control": FILE_CACHE_CONTROL,
-            "Content-Type": _OCTET_STREAM,
-            CACHE_OUTCOME: outcome,
-        }
-        super().__init__(cached.path, headers=headers)
-        self._cached = cached
-        self._services = services
-        self._outcome = outcome
-        # aiohttp prepares every response a handler returns; should one be dropped unsent,
-        # the hold on the blob still ends with it.
-        weakref.finalize(self, cached.release)
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        try:
-            writer = await super().prepare(request)  # sends the whole body
-        except asyncio.CancelledError:
-            # aiohttp sends a returned response after the handler's middlewares are done,
-            # so a cut here is logged here.
-            log_cut(request)
-            raise
-        finally:
-            self._cached.release()
-        # The size comes with the response (FileResponse stats the file to send it anyway).
-        sent = self.content_length or 0
-        if request.method == "GET" and self.status in (200, 206) and sent:
-            self._services.stats.bytes_from_cache += sent
-        if self._outcome == CacheOutcome.HIT:
-            self._services.activity.served_from_cache(sent if request.method == "GET" else 0)
-        return writer
-
-    async def _sendfile(
-        self, request: web.BaseRequest, fobj: IO[bytes], offset: int, count: int
-    ) -> AbstractStreamWriter:
-        # FileResponse's own, but counted for the access log (aiohttp counts only the
-        # headers of what the kernel sends).
-        writer = await web.StreamResponse.prepare(self, request)
-        assert writer is not None  # a first prepare always has its writer
-        await send_file_part(request, fobj, offset, count)
-        await web.StreamResponse.write_eof(self)
-        return writer
 
 
 async def _head(download: Download) -> web.StreamResponse:

@@ -1,0 +1,147 @@
+"""A verified file from the cache as an HTTP response: conditional requests, one byte range
+(core.ranges says which bytes), and the body by sendfile, counted for the access log.
+
+Its own rather than aiohttp's FileResponse, which answers `bytes=-0` with the whole file,
+ignores an entity-tag in If-Range and refuses several ranges with a 416 (RFC 9110 says
+otherwise for each), and whose sendfile the access log cannot see.
+
+The ETag is the file's sha256 (a blob's name): a strong validator that never changes, as a
+file URL's bytes never do (invariant 3).
+"""
+
+import asyncio
+import os
+import weakref
+from dataclasses import dataclass
+from typing import IO
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import ETAG_ANY, ETag
+
+from bodega.core.ranges import Answer, select_bytes
+from bodega.proxy.files import CachedFile
+from bodega.proxy.stats import CacheOutcome
+from bodega.services import Services
+from bodega.web.access_log import log_cut
+from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
+from bodega.web.sendfile import send_file_part
+
+_OCTET_STREAM = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    file: IO[bytes]
+    size: int
+    mtime: float
+
+
+class CachedResponse(web.StreamResponse):
+    """A cached file, held against eviction until it is sent."""
+
+    def __init__(self, cached: CachedFile, services: Services, outcome: CacheOutcome) -> None:
+        headers = {
+            "Cache-Control": FILE_CACHE_CONTROL,
+            "Content-Type": _OCTET_STREAM,
+            "Accept-Ranges": "bytes",
+            CACHE_OUTCOME: outcome,
+        }
+        super().__init__(headers=headers)
+        self._cached = cached
+        self._services = services
+        self._outcome = outcome
+        # aiohttp prepares every response a handler returns; should one be dropped unsent,
+        # the hold on the blob still ends with it.
+        weakref.finalize(self, cached.release)
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        try:
+            try:
+                opened = await asyncio.to_thread(_open, self._cached)
+            except OSError:  # held against eviction, so only a disk gone wrong gets here
+                self.set_status(404)
+                return await super().prepare(request)
+            try:
+                writer, sent = await self._answer(request, opened)
+            finally:
+                await asyncio.to_thread(opened.file.close)
+        except asyncio.CancelledError:
+            # aiohttp sends a returned response after the handler's middlewares are done,
+            # so a cut here is logged here.
+            log_cut(request)
+            raise
+        finally:
+            self._cached.release()
+        if sent:
+            self._services.stats.bytes_from_cache += sent
+        if self._outcome == CacheOutcome.HIT:
+            self._services.activity.served_from_cache(sent)
+        return writer
+
+    async def _answer(
+        self, request: web.BaseRequest, opened: _Opened
+    ) -> tuple[AbstractStreamWriter | None, int]:
+        """Sends the answer; returns the writer and how many body bytes went out."""
+        tag = self._cached.path.name
+        self.etag = tag
+        self.last_modified = opened.mtime
+        failed = _failed_precondition(request, tag, opened.mtime)
+        if failed is not None:
+            self.set_status(failed)
+            return await super().prepare(request), 0
+        # RFC 9110 14.2: Range is for GET alone.
+        selection = select_bytes(
+            request.headers.get("Range") if request.method == "GET" else None,
+            request.headers.get("If-Range"),
+            size=opened.size,
+            etag=self.headers["ETag"],
+            last_modified=self.headers["Last-Modified"],
+        )
+        if selection.answer is Answer.UNSATISFIABLE:
+            self.set_status(416)
+            self.headers["Content-Range"] = f"bytes */{opened.size}"
+            self.content_length = 0
+            return await super().prepare(request), 0
+        start, end = 0, opened.size
+        if selection.answer is Answer.PART:
+            start, end = selection.start, selection.end
+            self.set_status(206)
+            self.headers["Content-Range"] = f"bytes {start}-{end - 1}/{opened.size}"
+        self.content_length = end - start
+        writer = await super().prepare(request)
+        if request.method == "HEAD" or end == start:
+            return writer, 0
+        await send_file_part(request, opened.file, start, end - start)
+        await self.write_eof()
+        return writer, end - start
+
+
+def _open(cached: CachedFile) -> _Opened:
+    file = cached.path.open("rb")
+    try:
+        status = os.fstat(file.fileno())
+    except OSError:
+        file.close()
+        raise
+    return _Opened(file, status.st_size, status.st_mtime)
+
+
+def _failed_precondition(request: web.BaseRequest, tag: str, mtime: float) -> int | None:
+    """412 or 304 when a conditional header says so (RFC 9110 13.2.2 order), else None."""
+    if (if_match := request.if_match) is not None:
+        if not _matches(if_match, tag, weak=False):
+            return 412
+    elif (since := request.if_unmodified_since) is not None and mtime > since.timestamp():
+        return 412
+    if (if_none_match := request.if_none_match) is not None:
+        return 304 if _matches(if_none_match, tag, weak=True) else None
+    if (modified := request.if_modified_since) is not None and mtime <= modified.timestamp():
+        return 304
+    return None
+
+
+def _matches(tags: tuple[ETag, ...], tag: str, *, weak: bool) -> bool:
+    return any(
+        candidate.value in (tag, ETAG_ANY) and (weak or not candidate.is_weak) for candidate in tags
+    )
