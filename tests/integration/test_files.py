@@ -96,10 +96,54 @@ async def test_a_bad_download_is_never_cached_nor_a_clean_response(
         index.truncate(WHEEL.filename, with_content_length=fault == "truncate-with-length")
     bodega = await start_bodega()
     await expect_broken_response(file_url(bodega))
+    # The download is fetched a second time (issue 17) before it fails for good.
+    await eventually(lambda: metric(client, bodega, "bodega_downloads_in_flight"), lambda n: n == 0)
     assert stored_blobs(tmp_path / "data") == []
+    if fault != "truncate-with-length":  # that one is a broken transfer, not bad bytes
+        assert index.count("GET", WHEEL.filename) == 2
+        assert await metric(client, bodega, "bodega_integrity_failures_total") == 2
     index.reset_faults()
     healed = await client.get(file_url(bodega))
     assert healed.content == WHEEL.data
+
+
+async def metric(client: httpx.AsyncClient, bodega: str, name: str) -> float:
+    text = (await client.get(f"{bodega}-/metrics")).text
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def test_a_download_that_fails_verification_is_fetched_once_more(
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 17 (threat 14): a hash mismatch is retried once, counted and reported. A client
+    that took bytes of the bad attempt is cut; one that took none (a Range request waits for
+    the verified file) gets the second attempt; nobody gets unverified bytes as complete."""
+    index.corrupt(WHEEL.filename, times=1)
+    bodega = await start_bodega()
+    ranged = await client.get(file_url(bodega), headers={"Range": "bytes=10-19"})
+    assert (ranged.status_code, ranged.content) == (206, WHEEL.data[10:20])
+    assert index.count("GET", WHEEL.filename) == 2
+    assert await metric(client, bodega, "bodega_integrity_failures_total") == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "integrity failure, attempt 1 of 2" in errors[0]
+    assert WHEEL.filename in errors[0]
+    assert (await client.get(file_url(bodega))).content == WHEEL.data  # cached
+
+
+async def test_a_client_streaming_the_bad_attempt_is_cut_and_the_retry_is_cached(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    index.corrupt(WHEEL.filename, times=1)
+    bodega = await start_bodega()
+    await expect_broken_response(file_url(bodega))
+    await eventually(lambda: metric(client, bodega, "bodega_downloads_in_flight"), lambda n: n == 0)
+    healed = await client.get(file_url(bodega))
+    assert (healed.content, healed.headers["X-Bodega-Cache"]) == (WHEEL.data, "HIT")
+    assert index.count("GET", WHEEL.filename) == 2
 
 
 async def test_an_unsized_page_entry_still_catches_a_short_body(

@@ -109,7 +109,7 @@ class _Faults:
     fail_files: int | None = None
     delay: float = 0.0
     throttle: dict[str, tuple[int, int]] = field(default_factory=dict)
-    corrupt: set[str] = field(default_factory=set)
+    corrupt: dict[str, int | None] = field(default_factory=dict)  # filename -> times left
     truncate: dict[str, bool] = field(default_factory=dict)  # filename -> with_content_length
     stall: dict[str, int] = field(default_factory=dict)  # filename -> bytes sent before hanging
     pause: dict[str, int] = field(default_factory=dict)  # filename -> bytes sent before waiting
@@ -393,10 +393,11 @@ class FakeIndex:
         with self._lock:
             self._faults.throttle[filename] = (bytes_per_second, chunk)
 
-    def corrupt(self, filename: str) -> None:
-        """Serve ``filename`` with its middle byte flipped; the length stays the same."""
+    def corrupt(self, filename: str, *, times: int | None = None) -> None:
+        """Serve ``filename`` with its middle byte flipped; the length stays the same. With
+        ``times``, only that many whole-file GETs are corrupt, then it is served intact."""
         with self._lock:
-            self._faults.corrupt.add(filename)
+            self._faults.corrupt[filename] = times
 
     def truncate(self, filename: str, *, with_content_length: bool) -> None:
         """Send only the first half of the body, then close the connection.
@@ -700,7 +701,7 @@ class FakeIndex:
         data = self._file_bytes(request, name)
         with self._lock:
             faults = self._faults
-            corrupt = name in faults.corrupt
+            corrupt = self._take_corruption(request, name)
             throttle = faults.throttle.get(name)
             truncate = faults.truncate.get(name)
             stall = faults.stall.get(name)
@@ -748,6 +749,18 @@ class FakeIndex:
             return response
         await response.write_eof()
         return response
+
+    def _take_corruption(self, request: web.Request, name: str) -> bool:
+        """Whether this answer is corrupt; counts down a limited corruption (lock held)."""
+        if name not in self._faults.corrupt:
+            return False
+        left = self._faults.corrupt[name]
+        if left is not None and request.method == "GET" and "Range" not in request.headers:
+            if left <= 1:
+                del self._faults.corrupt[name]
+            else:
+                self._faults.corrupt[name] = left - 1
+        return True
 
     def _file_bytes(self, request: web.Request, name: str) -> bytes:
         """Return the bytes behind a files-port URL, or raise 404."""

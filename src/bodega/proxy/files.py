@@ -7,6 +7,10 @@ request is a hit (threat 29). The last byte is held back from every client until
 matches, so a corrupt or short download never ends as a clean, complete response; it goes
 out as soon as the hash matches, before the blob is fsynced and recorded, so clients never
 wait for the cache's own durability.
+
+A download whose bytes fail verification (hash or size) is fetched once more, at once: a
+client that has taken no byte yet gets the second attempt, one that has is cut (it never
+mixes bytes of two attempts). Each failure is counted and logged as an error.
 """
 
 import asyncio
@@ -43,6 +47,7 @@ MIN_FREE_BYTES = 256 * 1024
 _COMMIT_GRACE = 10.0  # seconds a shutdown waits for verified downloads to be committed
 _WRITE_BATCH = 1024 * 1024  # bytes received before they are written to the spool in one go
 _WINDOW_BYTES = 2 * 1024 * 1024  # spooled bytes a download keeps in memory for its readers
+_ATTEMPTS = 2  # a download that fails verification is fetched once more
 
 
 class Download:
@@ -68,11 +73,23 @@ class Download:
         self.is_done = False
         self.is_committed = False
         self.error: BaseException | None = None
+        self.attempt = 1  # a new attempt starts from nothing: see restart()
         self._changed = asyncio.Event()
 
     def notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def restart(self) -> None:
+        """Back to no byte received, for another attempt at the file."""
+        self.attempt += 1
+        self.total = self.expected_size
+        self.spool = None
+        self.written = self.spooled = self.window_start = 0
+        self._window.clear()
+        self._window_bytes = 0
+        self.is_started = False
+        self.notify()
 
     def received(self, chunk: bytes) -> None:
         self._window.append(chunk)
@@ -282,9 +299,15 @@ class FileCache:
         falls behind a download from a fast upstream at once.
         """
         handle: IO[bytes] | None = None
+        attempt, total = download.attempt, download.total
         try:
             position = 0
             while True:
+                if download.attempt != attempt:  # the last attempt failed verification
+                    _check_can_follow(download, position, total)
+                    attempt = download.attempt
+                    await _closed(handle)  # the failed attempt's spool
+                    handle = None
                 # Verified bytes are good whatever happens to the cache after (a failed
                 # commit): only an unverified download's failure stops the stream.
                 if download.error is not None and not download.is_verified:
@@ -314,10 +337,7 @@ class FileCache:
                 else:
                     await download.changed()
         finally:
-            if handle is not None:
-                # Shielded: a handler cancelled again while closing (server shutdown cancels
-                # twice) would otherwise drop the queued close and leak the file.
-                await asyncio.shield(asyncio.to_thread(handle.close))
+            await _closed(handle)
 
     async def close(self) -> None:
         # A verified download is only its commit (a fsync and a row) away from the cache, and
@@ -350,7 +370,7 @@ class FileCache:
     async def _run(self, download: Download, answer: UpstreamFile | None) -> None:
         started = time.monotonic()
         try:
-            spool = await self._fetch_into(download, answer)
+            spool = await self._fetch_verified(download, answer)
             download.is_verified = True
             download.notify()
             if download.key is not None:
@@ -384,6 +404,22 @@ class FileCache:
                 await asyncio.to_thread(download.spool.unlink, missing_ok=True)
             download.is_done = True
             download.notify()
+
+    async def _fetch_verified(self, download: Download, answer: UpstreamFile | None) -> Path:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                # Upstream's answer already here serves the first attempt; a retry asks anew.
+                return await self._fetch_into(download, answer if attempt == 1 else None)
+            except IntegrityError as error:
+                # Upstream (or the path to it) sent other bytes than its index declares.
+                self._stats.integrity_failures += 1
+                log.error("integrity failure, attempt %d of %d: %s", attempt, _ATTEMPTS, error)
+                if attempt == _ATTEMPTS:
+                    raise
+                if download.spool is not None:
+                    await asyncio.to_thread(download.spool.unlink, missing_ok=True)
+                download.restart()
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _record(self, key: str, size: int, accessed_at: float) -> None:
         # The blob is verified and visible already; a database that cannot take its row now
@@ -448,6 +484,20 @@ class FileCache:
         self._crash.reached("file_spooled")
         _verify(download, hasher.hexdigest())
         return spool
+
+
+def _check_can_follow(download: Download, position: int, total: int | None) -> None:
+    """A reader of a failed attempt follows the next one only if it sent nothing yet, and
+    the headers it sent (the length) still hold; else it is cut, never mixing attempts."""
+    if position > 0 or download.total != total:
+        raise IntegrityError(f"{download.url} failed verification")
+
+
+async def _closed(handle: IO[bytes] | None) -> None:
+    if handle is not None:
+        # Shielded: a handler cancelled again while closing (server shutdown cancels twice)
+        # would otherwise drop the queued close and leak the file.
+        await asyncio.shield(asyncio.to_thread(handle.close))
 
 
 def _verify(download: Download, digest: str) -> None:

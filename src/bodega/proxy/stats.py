@@ -60,6 +60,7 @@ class Stats:
     bytes_from_upstream: Counter[str] = field(default_factory=Counter)  # by kind
     upstream_latency: dict[str, Histogram] = field(default_factory=dict)  # by kind
     upstream_errors: Counter[str] = field(default_factory=Counter)  # by kind
+    integrity_failures: int = 0  # downloads whose bytes did not match the index's hash or size
     evicted_blobs: int = 0
     evicted_bytes: int = 0
 

@@ -57,6 +57,13 @@ def render(services: Services) -> Iterator[str]:
         "Upstream requests that failed (errors, timeouts, bad bytes), by kind.",
         (({"kind": kind}, stats.upstream_errors[kind]) for kind in KINDS),
     )
+    yield from _family(
+        "bodega_integrity_failures_total",
+        "counter",
+        "Downloads whose bytes did not match the hash or size the index declares (each is"
+        " fetched once more; none is ever served as complete).",
+        [({}, stats.integrity_failures)],
+    )
     yield from _histograms(
         "bodega_upstream_request_duration_seconds",
         "Time until upstream answered a request (headers), by kind.",
