@@ -5,6 +5,7 @@ BodegaError
 ├── NotFound               404  unknown project, file or route
 ├── UpstreamError          502  upstream failed and no cached copy can serve
 │   ├── UpstreamTimeout    504
+│   ├── UpstreamBusy       503  upstream asked to wait (429/503 Retry-After); passed on
 │   └── UpstreamLoop       508  the request came back to this bodega (a Via loop)
 ├── IntegrityError         502  bytes that do not match the declared hash or size
 ├── StorageError           503  the cache's disk is full or its database stays locked
@@ -31,6 +32,15 @@ class UpstreamError(BodegaError):
 
 class UpstreamTimeout(UpstreamError):
     """The upstream did not answer within the configured bounds."""
+
+
+class UpstreamBusy(UpstreamError):
+    """The upstream asked bodega to wait (429 or 503 with Retry-After) and that time has not
+    passed: upstream is not asked again before it does."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds from now
 
 
 class UpstreamLoop(UpstreamError):

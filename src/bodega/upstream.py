@@ -3,7 +3,8 @@
 Every request is bounded: connect and read timeouts, decompressed body size, redirect hops,
 and a deadline for the whole of a page (PAGE_DEADLINE) or a file download (a setting).
 Redirects are followed by hand so that none can lead to another scheme, a downgrade or an
-arbitrary host (threat 18).
+arbitrary host (threat 18). A 429 or 503 with Retry-After (RFC 9110 10.2.3) is honoured:
+no request goes to that host before the time passes (UpstreamBusy meanwhile).
 """
 
 import asyncio
@@ -11,9 +12,11 @@ import contextlib
 import math
 import os
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
@@ -22,7 +25,7 @@ from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_f
 
 from bodega import __version__
 from bodega.core.parsing import HTML, HTML_V1, JSON_V1
-from bodega.errors import NotFound, UpstreamError, UpstreamLoop, UpstreamTimeout
+from bodega.errors import NotFound, UpstreamBusy, UpstreamError, UpstreamLoop, UpstreamTimeout
 
 # What bodega asks upstream for: JSON first, since only it carries size and upload-time.
 _PAGE_ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, {HTML};q=0.01"
@@ -32,6 +35,9 @@ MAX_REDIRECTS = 3
 # A page that trickles in a byte at a time never trips the read timeout; this bounds it.
 PAGE_DEADLINE = 60.0
 _CHUNK = 1024 * 1024
+# The longest wait an upstream's Retry-After may impose: beyond it, a hostile or broken
+# upstream could silence itself for days; bodega asks again after this at the latest.
+MAX_RETRY_AFTER = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +136,7 @@ class UpstreamClient:
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._via = via
         self._download_deadline = download_deadline
+        self._busy_until: dict[str | None, float] = {}  # host -> event loop time
         self._routes: dict[tuple[str, str], _Route] = {}
         self._without_ranges: set[str] = set()  # origins that answered a range with 200
 
@@ -268,6 +275,7 @@ class UpstreamClient:
         allowed_hosts = {urlsplit(url).hostname, urlsplit(self._base_url).hostname}
         try:
             for _ in range(MAX_REDIRECTS + 1):
+                self._check_not_busy(url)
                 route = await self._route(url)
                 response = await self._session.get(
                     url,
@@ -286,6 +294,7 @@ class UpstreamClient:
             else:
                 raise UpstreamError(f"upstream redirected more than {MAX_REDIRECTS} times")
             try:
+                self._note_busy(url, response)
                 _check_status(response)
                 yield response
             finally:
@@ -297,9 +306,29 @@ class UpstreamClient:
                 f"upstream request for {_shown(url)} failed: {describe_failure(error)}"
             ) from error
 
+    def _check_not_busy(self, url: str) -> None:
+        host = urlsplit(url).hostname
+        left = self._busy_until.get(host, 0.0) - asyncio.get_running_loop().time()
+        if left > 0:
+            raise UpstreamBusy(f"upstream {host} asked to wait {left:.0f} s more", left)
+
+    def _note_busy(self, url: str, response: aiohttp.ClientResponse) -> None:
+        if response.status not in (429, 503):
+            return
+        wait = _retry_after(response.headers.get("Retry-After"))
+        if wait is None:
+            return  # no usable Retry-After: a failure like any other
+        host = urlsplit(url).hostname
+        self._busy_until[host] = asyncio.get_running_loop().time() + wait
+        raise UpstreamBusy(
+            f"upstream answered {response.status} for {response.url}, retry after {wait:.0f} s",
+            wait,
+        )
+
     async def probe(self, within: float) -> None:
         """Raises UpstreamError unless upstream answers a HEAD of its index root (any status
         below 500 shows it is there) within `within` seconds."""
+        self._check_not_busy(self._base_url)
         try:
             async with asyncio.timeout(within):
                 route = await self._route(self._base_url)
@@ -394,6 +423,21 @@ async def _read_range(
 
 def _origin(url: str) -> str:
     return str(yarl.URL(url).origin())
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After value (delay-seconds or an HTTP-date), capped."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER) or None
 
 
 def _check_status(response: aiohttp.ClientResponse) -> None:

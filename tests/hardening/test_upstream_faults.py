@@ -9,6 +9,7 @@ import asyncio
 import gzip
 import json
 import time
+from email.utils import formatdate
 from pathlib import Path
 
 import httpx
@@ -144,7 +145,7 @@ UPSTREAM_FAULTS = {
     "500": (500, b"oops", "text/plain", {}),
     "502": (502, b"<html>bad gateway</html>", "text/html", {}),
     "503": (503, b"down", "text/plain", {}),
-    "429": (429, b"slow down", "text/plain", {"Retry-After": "120"}),
+    "429": (429, b"slow down", "text/plain", {}),  # with Retry-After: see the tests below
     "empty-200": (200, b"", JSON, {}),
     "captive-portal": (
         200,
@@ -183,6 +184,54 @@ async def test_scenario_17_upstream_errors_are_never_cached_as_pages(
         assert stale.status_code == 200
         assert stale.headers["X-Bodega-Stale"] == "1"
         assert stale.json()["files"] == fresh.json()["files"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_scenario_17_retry_after_is_passed_on_and_honoured(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, status: int
+) -> None:
+    """Issue 17: upstream's Retry-After reaches clients (as a 503: bodega is not the one
+    being asked too much), no request goes to upstream before it passes, and pages bodega
+    has are served stale meanwhile."""
+    fake_index.add("demo", WHEEL)
+    fake_index.add("other", build_wheel("other", "1.0"))
+    bodega = await start_bodega(index_ttl=0)
+    assert (await client.get(f"{bodega}simple/demo/")).status_code == 200  # cached
+    fake_index.fail_with(status, retry_after="120")
+
+    def page_requests() -> int:
+        return sum(1 for r in fake_index.requests if r.server == "pages")
+
+    asked = page_requests()
+    cold = await client.get(f"{bodega}simple/other/")
+    assert (cold.status_code, cold.headers["Retry-After"]) == (503, "120")
+    for _ in range(3):
+        stale = await client.get(f"{bodega}simple/demo/")
+        assert (stale.status_code, stale.headers["X-Bodega-Cache"]) == (200, "STALE")
+        again = await client.get(f"{bodega}simple/other/")
+        assert again.status_code == 503
+        assert 0 < int(again.headers["Retry-After"]) <= 120
+    assert page_requests() == asked + 1  # only the first was sent
+
+
+async def test_retry_after_is_capped_and_once_it_passes_upstream_is_asked_again(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    fake_index.add("demo", WHEEL)
+    bodega = await start_bodega()
+    fake_index.fail_with(429, retry_after="99999999")  # years: capped at MAX_RETRY_AFTER
+    capped = await client.get(f"{bodega}simple/demo/")
+    assert capped.status_code == 503
+    assert int(capped.headers["Retry-After"]) <= 600
+    # Another bodega (the wait is per process), told to wait as an HTTP-date, 2 s ahead.
+    bodega = await start_bodega(data_dir=tmp_path / "second")
+    fake_index.fail_with(503, retry_after=formatdate(time.time() + 2, usegmt=True))
+    dated = await client.get(f"{bodega}simple/demo/")
+    assert dated.status_code == 503
+    assert 0 < int(dated.headers["Retry-After"]) <= 2
+    fake_index.fail_with(None)
+    await asyncio.sleep(2.5)  # past the time upstream named
+    assert (await client.get(f"{bodega}simple/demo/")).status_code == 200
 
 
 @pytest.mark.parametrize("status", [404, 410])

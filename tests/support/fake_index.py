@@ -107,6 +107,7 @@ class _Project:
 class _Faults:
     fail_pages: int | None = None
     fail_files: int | None = None
+    retry_after: str | None = None  # the Retry-After of those failures
     delay: float = 0.0
     throttle: dict[str, tuple[int, int]] = field(default_factory=dict)
     corrupt: dict[str, int | None] = field(default_factory=dict)  # filename -> times left
@@ -366,13 +367,22 @@ class FakeIndex:
 
     # ---------------------------------------------------------------------------- fault knobs
 
-    def fail_with(self, status: int | None, *, pages: bool = True, files: bool = False) -> None:
-        """Answer every page and/or file request with ``status``; None stops doing so."""
+    def fail_with(
+        self,
+        status: int | None,
+        *,
+        pages: bool = True,
+        files: bool = False,
+        retry_after: str | None = None,
+    ) -> None:
+        """Answer every page and/or file request with ``status``; None stops doing so. With
+        ``retry_after``, the answers carry it as their Retry-After header."""
         with self._lock:
             if pages:
                 self._faults.fail_pages = status
             if files:
                 self._faults.fail_files = status
+            self._faults.retry_after = retry_after
 
     def set_down(self, down: bool) -> None:
         """Close (down) or reopen on the same ports (up) both listening sockets.
@@ -583,10 +593,14 @@ class FakeIndex:
                 self.requests.append(RecordedRequest(request.method, request.path, headers, kind))
                 delay = self._faults.delay
                 status = self._faults.fail_pages if kind == "pages" else self._faults.fail_files
+                retry_after = self._faults.retry_after
             if delay > 0:
                 await asyncio.sleep(delay)
             if status is not None:
-                return _status_response(status)
+                response = _status_response(status)
+                if retry_after is not None:
+                    response.headers["Retry-After"] = retry_after
+                return response
             return await handler(request)
 
         return middleware

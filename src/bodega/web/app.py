@@ -1,6 +1,7 @@
 """The aiohttp application: one dispatcher over hand-made routes, one error translation."""
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from bodega.errors import (
     InvalidName,
     NotFound,
     StorageError,
+    UpstreamBusy,
     UpstreamError,
     UpstreamLoop,
     UpstreamTimeout,
@@ -33,6 +35,7 @@ _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
     (NotFound, 404),
     (UpstreamLoop, 508),
     (UpstreamTimeout, 504),
+    (UpstreamBusy, 503),
     (UpstreamError, 502),
     (IntegrityError, 502),
     (StorageError, 503),
@@ -102,5 +105,9 @@ async def _errors(
         found = request.get(_MATCH) or match(request.path)
         if status == 404 and ui.wants_error_page(request, found.route):
             return await ui.not_found(request, str(error))
+        headers = {"Cache-Control": "no-store"}
+        if isinstance(error, UpstreamBusy):
+            # Upstream's request to wait, passed on: clients that honour it spare both.
+            headers["Retry-After"] = str(math.ceil(error.retry_after))
         # text/plain and a fixed shape: nothing from the request is echoed as markup (threat 9).
-        return web.Response(status=status, text=f"{error}\n", headers={"Cache-Control": "no-store"})
+        return web.Response(status=status, text=f"{error}\n", headers=headers)
