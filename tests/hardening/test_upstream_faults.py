@@ -141,7 +141,7 @@ def _status_handler(status: int, body: bytes, content_type: str, **headers: str)
     return handler
 
 
-UPSTREAM_FAULTS = {
+UPSTREAM_FAULTS: dict[str, tuple[int, bytes, str, dict[str, str]]] = {
     "500": (500, b"oops", "text/plain", {}),
     "502": (502, b"<html>bad gateway</html>", "text/html", {}),
     "503": (503, b"down", "text/plain", {}),
