@@ -2,8 +2,8 @@
 
 - A header-read timeout (slow loris): a request's header must arrive complete within
   `header_timeout` seconds of the connection opening or of its first byte, or the
-  connection is closed. aiohttp has only its keep-alive timeout, an hour by default, and
-  trickled bytes do not even reset it.
+  connection is closed. aiohttp has only its keep-alive timeout (an hour by default; 75 s
+  here, for idle connections between requests), and trickled bytes do not reset it.
 - A request its parser refuses is one log line, not an ERROR with a traceback, and a short
   fixed answer that never echoes the request: 431 (RFC 6585) for a header field over 8 KiB
   or too many fields, 414 for a request line over 8 KiB, 400 for the rest.
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 _MAX_LINE = 8190  # aiohttp's default
 _MAX_FIELD = 8 * 1024
 _MAX_HEADERS = 128  # aiohttp's default; one more is 431 too
+# An idle kept-alive connection is closed after this (aiohttp's default is an hour, so
+# idle connections could pile up); nginx's default, far longer than an install's pauses.
+_KEEPALIVE = 75.0
 
 
 class Runner(web.AppRunner):
@@ -39,6 +42,7 @@ class Runner(web.AppRunner):
             max_line_size=_MAX_LINE,
             max_field_size=_MAX_FIELD,
             max_headers=_MAX_HEADERS,
+            keepalive_timeout=_KEEPALIVE,
             **kwargs,
         )
         self._header_timeout = header_timeout
