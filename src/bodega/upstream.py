@@ -230,10 +230,14 @@ class UpstreamClient:
         # identity and no decompression: the stored bytes must hash to the index's value,
         # whatever Content-Encoding upstream claims (threat 23).
         headers = {"Accept-Encoding": "identity"}
-        deadline = asyncio.get_running_loop().time() + self._download_deadline
-        overdue = f"upstream took over {self._download_deadline:g} s to send {url}"
+        started = asyncio.get_running_loop().time()
         async with self._request(url, headers, auto_decompress=False) as response:
-            yield UpstreamFile(response.content_length, response, deadline, overdue)
+            yield self._download(response, url, started)
+
+    def _download(self, response: aiohttp.ClientResponse, url: str, started: float) -> UpstreamFile:
+        deadline = started + self._download_deadline
+        overdue = f"upstream took over {self._download_deadline:g} s to send {url}"
+        return UpstreamFile(response.content_length, response, deadline, overdue)
 
     def serves_ranges(self, url: str) -> bool:
         """False once the URL's host has answered a range request with the whole file."""
@@ -250,12 +254,13 @@ class UpstreamClient:
         as one without ranges."""
         wanted = f"bytes={first}-{last}" if first is not None else f"bytes=-{last}"
         headers = {"Accept-Encoding": "identity", "Range": wanted}
+        started = asyncio.get_running_loop().time()
         async with self._request(url, headers, auto_decompress=False) as response:
             if response.status == 206:
                 yield await _read_range(response, url, first, last)
             elif response.status == 200:
                 self._without_ranges.add(_origin(url))
-                yield UpstreamFile(response.content_length, response)
+                yield self._download(response, url, started)
             else:
                 raise UpstreamError(f"upstream answered {response.status} to a range: {url}")
 
