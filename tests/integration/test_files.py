@@ -154,7 +154,10 @@ async def test_an_unsized_page_entry_still_catches_a_short_body(
     fake_index.truncate(WHEEL.filename, with_content_length=False)
     bodega = await start_bodega()
     await expect_broken_response(file_url(bodega))
+    # Both attempts (a mismatch is fetched once more) end without a blob.
+    await eventually(lambda: metric(client, bodega, "bodega_downloads_in_flight"), lambda n: n == 0)
     assert stored_blobs(tmp_path / "data") == []
+    assert await metric(client, bodega, "bodega_integrity_failures_total") == 2
 
 
 async def test_concurrent_cold_requests_share_one_upstream_download(

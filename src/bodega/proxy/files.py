@@ -476,7 +476,8 @@ class FileCache:
                     await writing
                     writing = None
                 out = None  # the last batch and the close are one hop
-                await _spool(spool_out, hasher, pending, download, close=True)
+                # Shielded: cancelled while queued, the hop (and the close) would never run.
+                await asyncio.shield(_spool(spool_out, hasher, pending, download, close=True))
                 self._crash.reached("file_spooling")
         finally:
             if out is not None:

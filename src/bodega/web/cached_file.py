@@ -23,6 +23,7 @@ from bodega.core.ranges import Answer, select_bytes
 from bodega.proxy.files import CachedFile
 from bodega.proxy.stats import CacheOutcome
 from bodega.services import Services
+from bodega.storage.localfiles import acquire_off_loop
 from bodega.web.access_log import log_cut
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
 from bodega.web.sendfile import send_file_part
@@ -58,14 +59,15 @@ class CachedResponse(web.StreamResponse):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         try:
             try:
-                opened = await asyncio.to_thread(_open, self._cached)
+                opened = await acquire_off_loop(lambda: _open(self._cached), _close)
             except OSError:  # held against eviction, so only a disk gone wrong gets here
                 self.set_status(404)
                 return await super().prepare(request)
             try:
                 writer, sent = await self._answer(request, opened)
             finally:
-                await asyncio.to_thread(opened.file.close)
+                # Shielded: cancelled while queued, a close would never run.
+                await asyncio.shield(asyncio.to_thread(_close, opened))
         except asyncio.CancelledError:
             # aiohttp sends a returned response after the handler's middlewares are done,
             # so a cut here is logged here.
@@ -125,6 +127,10 @@ def _open(cached: CachedFile) -> _Opened:
         file.close()
         raise
     return _Opened(file, status.st_size, status.st_mtime)
+
+
+def _close(opened: _Opened) -> None:
+    opened.file.close()
 
 
 def _failed_precondition(request: web.BaseRequest, tag: str, mtime: float) -> int | None:
