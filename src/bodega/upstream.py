@@ -236,7 +236,7 @@ class UpstreamClient:
 
     def _download(self, response: aiohttp.ClientResponse, url: str, started: float) -> UpstreamFile:
         deadline = started + self._download_deadline
-        overdue = f"upstream took over {self._download_deadline:g} s to send {url}"
+        overdue = f"upstream took over {self._download_deadline:g} s to send {_shown(url)}"
         return UpstreamFile(response.content_length, response, deadline, overdue)
 
     def serves_ranges(self, url: str) -> bool:
@@ -326,7 +326,8 @@ class UpstreamClient:
         host = urlsplit(url).hostname
         self._busy_until[host] = asyncio.get_running_loop().time() + wait
         raise UpstreamBusy(
-            f"upstream answered {response.status} for {response.url}, retry after {wait:.0f} s",
+            f"upstream answered {response.status} for {_shown(response.url)},"
+            f" retry after {wait:.0f} s",
             wait,
         )
 
