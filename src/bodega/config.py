@@ -135,6 +135,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a download from upstream may take in all, however steadily bytes come.",
         lambda: 3600.0,
         _positive_seconds,
+        metavar="SECONDS",
     ),
     Setting(
         "search_refresh",
@@ -170,6 +171,7 @@ SETTINGS: tuple[Setting, ...] = (
         " then the connection is closed (slow clients that hold connections); 0: no limit.",
         lambda: 20.0,
         _seconds,
+        metavar="SECONDS",
     ),
     Setting(
         "max_cache_size",
