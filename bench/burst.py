@@ -84,7 +84,8 @@ def main() -> None:
     scratch = WORK / "runs" / f"burst-{time.strftime('%Y%m%d-%H%M%S')}"
     environment = installers.isolated_environment()
     commands = debian.ensure_commands()
-    upstream = nginx.Nginx(commands["nginx"], root, scratch / "nginx", free_port())
+    ports = (free_port(), free_port(), free_port())
+    upstream = nginx.Nginx(commands["nginx"], root, scratch / "nginx", ports)
     upstream.start(environment)
 
     class Server(Bodega):

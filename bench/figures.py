@@ -1,12 +1,15 @@
 """Each measurement, taken on one server in one round.
 
-A round of one server is three groups, each on a freshly started server with an empty data dir:
-`uv` installs (cold, then warm), `pip` installs (cold, then warm), and serving (first hits, the
-herd, wrk loads, throughput). Upstream traffic is read from nginx's log around each figure.
+A round of one server is a run of groups, each on a freshly started server with an empty data
+dir: installs with uv, pip and pip 23.2.1 (cold, then warm), `uv pip compile` of the wide tree,
+serving (first hits, the herd, wrk loads, throughput), and the `net-` groups: the same clients
+with the server in front of the networked upstream (latency, no core-metadata), where the nginx
+column is the client going direct to that upstream. Upstream traffic is read from nginx's log.
 """
 
 import contextlib
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -38,6 +41,8 @@ class Bench:
     scratch: Path
     load_seconds: float
     herd_size: int
+    client_scratch: Path  # on a tmpfs when the machine allows (installers.client_scratch)
+    pip23_python: str  # the Python of a venv with pip 23.2.1
     errors: list[str] = field(default_factory=list)
 
 
@@ -48,18 +53,44 @@ def _upstream(totals: LogTotals, prefix: str) -> Figures:
     }
 
 
-def install_figures(server: Server, bench: Bench, tool: str) -> Figures:
-    """Cold install on the just-started server, then warm with a fresh client cache."""
+def install_figures(server: Server, bench: Bench, tool: str, prefix: str) -> Figures:
+    """Cold run on the just-started server, then warm with a fresh client cache.
+
+    `tool` is uv, pip (the bench venv's, current), pip23 or uv-compile (the wide tree).
+    """
+    requirement = bench.manifest.requirement
+    if tool == "uv-compile":
+        requirement = bench.manifest.compile_requirement
+        if not requirement:
+            return {}  # a --tree without a wide tree
+    python = bench.pip23_python if tool == "pip23" else sys.executable
     figures: Figures = {}
     for state in ("cold", "warm"):
         mark = bench.upstream.log.mark()
         seconds, installed = installers.install(
-            tool, server.index_url, bench.manifest.requirement, bench.scratch / "client"
+            tool.replace("pip23", "pip"),
+            server.index_url,
+            requirement,
+            bench.client_scratch / "client",
+            python,
         )
-        figures[f"{tool}_{state}_s"] = seconds
-        figures[f"{tool}_installed"] = float(installed)
-        figures.update(_upstream(bench.upstream.log.since(mark), f"{tool}_{state}"))
+        figures[f"{prefix}_{state}_s"] = seconds
+        figures[f"{prefix}_installed"] = float(installed)
+        totals = bench.upstream.log.since(mark)
+        figures.update(_upstream(totals, f"{prefix}_{state}"))
+        figures[f"{prefix}_{state}_upstream_pages"] = float(totals.count_under("/simple/"))
     return figures
+
+
+def cold_page_figures(server: Server, bench: Bench) -> Figures:
+    """Every project page once, one after another, on a cold server: p50 and p90 latency."""
+    latencies = [
+        _timed_ok(f"{server.index_url}{project}/").seconds for project in bench.manifest.projects
+    ]
+    return {
+        "net_page_p50_ms": _percentile(latencies, 50) * 1000,
+        "net_page_p90_ms": _percentile(latencies, 90) * 1000,
+    }
 
 
 def file_url(server: Server, project: str, filename: str) -> str:
@@ -184,18 +215,40 @@ def serving_figures(server: Server, bench: Bench) -> Figures:
     )
 
 
-GROUPS: dict[str, Callable[[Server, Bench], Figures]] = {
-    "uv": lambda server, bench: install_figures(server, bench, "uv"),
-    "pip": lambda server, bench: install_figures(server, bench, "pip"),
-    "serve": serving_figures,
+@dataclass(frozen=True)
+class Group:
+    measure: Callable[[Server, Bench], Figures]
+    networked: bool = False  # in front of the networked upstream instead of loopback nginx
+
+
+def _installs(tool: str, prefix: str, *, networked: bool = False) -> Group:
+    return Group(lambda server, bench: install_figures(server, bench, tool, prefix), networked)
+
+
+GROUPS: dict[str, Group] = {
+    "uv": _installs("uv", "uv"),
+    "pip": _installs("pip", "pip"),
+    "pip23": _installs("pip23", "pip23"),
+    "compile": _installs("uv-compile", "compile"),
+    "serve": Group(serving_figures),
+    "net-pages": Group(cold_page_figures, networked=True),
+    "net-uv": _installs("uv", "net_uv", networked=True),
+    "net-pip": _installs("pip", "net_pip", networked=True),
+    "net-pip23": _installs("pip23", "net_pip23", networked=True),
+    "net-compile": _installs("uv-compile", "net_compile", networked=True),
 }
 
 
-def measure_round(server: Server, bench: Bench, round_dir: Path) -> Figures:
-    """All groups on `server`, each on a fresh start; a failing group is logged and skipped."""
+def measure_round(
+    server: Server, bench: Bench, round_dir: Path, groups: list[str] | None = None
+) -> Figures:
+    """The groups on `server`, each on a fresh start; a failing group is logged and skipped."""
     figures: Figures = {}
     peak_rss = 0
-    for group, measure in GROUPS.items():
+    for group in groups or list(GROUPS):
+        measure = GROUPS[group].measure
+        upstream = bench.upstream
+        server.point_at(upstream.network_url if GROUPS[group].networked else upstream.url)
         try:
             startup = server.start(round_dir / server.name / group)
         except Exception as error:
@@ -206,7 +259,8 @@ def measure_round(server: Server, bench: Bench, round_dir: Path) -> Figures:
                 figures["startup_s"] = startup
             figures |= measure(server, bench)
         except Exception as error:
-            bench.errors.append(f"{server.name}: {group} failed: {error}")
+            log = server.process.log_tail(10) if server.process is not None else ""
+            bench.errors.append(f"{server.name}: {group} failed: {error}\n{log}".rstrip())
         finally:
             server.stop()
             peak_rss = max(peak_rss, server.peak_rss or 0)

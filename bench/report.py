@@ -32,6 +32,12 @@ METRICS = (
     Metric("pip_cold_upstream_requests", "  upstream requests, pip cold", 0, False),
     Metric("pip_cold_upstream_mib", "  upstream MiB, pip cold", 1, False),
     Metric("pip_warm_upstream_requests", "  upstream requests, pip warm", 0, False),
+    Metric("pip23_cold_s", "pip 23.2.1 install, cold (s)"),
+    Metric("pip23_warm_s", "pip 23.2.1 install, warm (s)"),
+    Metric("pip23_warm_upstream_pages", "  upstream page fetches, pip 23.2.1 warm", 0, False),
+    Metric("compile_cold_s", "uv pip compile, wide tree, cold (s)"),
+    Metric("compile_warm_s", "uv pip compile, wide tree, warm (s)"),
+    Metric("compile_installed", "  packages pinned", 0, False),
     Metric("first_page_s", "first hit: project page (s)", 3),
     Metric("first_page_upstream_mib", "  upstream MiB for it", 1, False),
     Metric("first_file_s", "first hit: large file (s)", 3),
@@ -48,6 +54,22 @@ METRICS = (
     Metric("tiny_under_load_p99_ms", "tiny request under load, p99 (ms)", 1),
     Metric("tiny_under_load_max_ms", "  max (ms)", 1, False),
     Metric("peak_rss_mib", "peak RSS of the process tree (MiB)", 0, False),
+    # The networked upstream: the nginx column is the client going direct to it.
+    Metric("net_page_p50_ms", "net: cold project page, p50 (ms)", 1),
+    Metric("net_page_p90_ms", "net: cold project page, p90 (ms)", 1),
+    Metric("net_uv_cold_s", "net: uv pip install, cold (s)"),
+    Metric("net_uv_warm_s", "net: uv pip install, warm (s)"),
+    Metric("net_uv_cold_upstream_requests", "  upstream requests, uv cold", 0, False),
+    Metric("net_uv_cold_upstream_mib", "  upstream MiB, uv cold", 1),
+    Metric("net_pip_cold_s", "net: pip install, cold (s)"),
+    Metric("net_pip_warm_s", "net: pip install, warm (s)"),
+    Metric("net_pip23_cold_s", "net: pip 23.2.1 install, cold (s)"),
+    Metric("net_pip23_warm_s", "net: pip 23.2.1 install, warm (s)"),
+    Metric("net_pip23_warm_upstream_pages", "  upstream page fetches, pip 23.2.1 warm", 0, False),
+    Metric("net_compile_cold_s", "net: uv pip compile, wide tree, cold (s)"),
+    Metric("net_compile_warm_s", "net: uv pip compile, wide tree, warm (s)"),
+    Metric("net_compile_cold_upstream_requests", "  upstream requests, compile cold", 0, False),
+    Metric("net_compile_cold_upstream_mib", "  upstream MiB, compile cold", 1),
 )
 REFERENCE = "nginx"
 
@@ -98,6 +120,11 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"Benchmark {meta['date']} on {meta['machine']}, {meta['rounds']} round(s), "
         f"tree: {meta['tree']}. Median (min–max) · ratio to nginx paired by round.",
         "",
+        f"`net:` rows: each server in front of the networked upstream ({meta.get('network')});"
+        " there the nginx column is the client going direct to that upstream, so the ratio is"
+        " *through the server vs direct*. Other rows: upstream and nginx column on loopback. "
+        f"Installs: {meta.get('client_dirs')}.",
+        "",
         "| figure | " + " | ".join(servers) + " |",
         "|---|" + "---|" * len(servers),
     ]
@@ -107,6 +134,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             continue
         lines.append(f"| {metric.label} | " + " | ".join(cells) + " |")
     lines += ["", "Targets (issue 6):", "", targets.markdown(summary).rstrip()]
+    lines += ["", "Targets (issue 11):", "", targets.markdown_network(summary).rstrip()]
     if meta.get("versions"):
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     if meta.get("errors"):

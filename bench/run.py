@@ -1,10 +1,12 @@
 """Benchmark bodega side by side with devpi-server, proxpi and nginx, in one run.
 
-    python bench/run.py [--rounds N] [--peers bodega,nginx,...] [--smoke] [--tree DIR]
+    python bench/run.py [--rounds N] [--peers bodega,nginx,...] [--groups uv,net-uv,...]
+                        [--latency-ms 30] [--core-metadata] [--ignore-range] [--smoke] [--tree DIR]
 
 Run it with the repo's venv Python (`.venv/bin/python bench/run.py`): bodega runs from that venv.
 It generates the upstream tree (or serves `--tree DIR`), starts nginx on 127.0.0.1 as the upstream
-and the ceiling column, installs the peers into venvs under bench/.work, measures every server
+and the ceiling column (and, beside it, the networked upstream: a delay per request, no
+core-metadata on its pages), installs the peers into venvs under bench/.work, measures every server
 round by round (A B C A B C ...), prints the markdown table and writes it with a JSON file under
 bench/results/. All traffic stays on 127.0.0.1 and every process started is stopped at the end.
 """
@@ -17,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,7 +29,7 @@ import installers
 import nginx
 import report
 import tree
-from figures import Bench, Figures, measure_round
+from figures import GROUPS, Bench, Figures, measure_round
 from servers import Bodega, Devpi, NginxDirect, Proxpi, Server, free_port
 from venvs import PEER_PACKAGES, ensure_venv, installed_versions
 
@@ -34,6 +37,7 @@ BENCH = Path(__file__).resolve().parent
 WORK = BENCH / ".work"
 RESULTS = BENCH / "results"
 ALL_PEERS = ("nginx", "bodega", "devpi", "devpi-web", "proxpi")
+SMOKE_GROUPS = ("uv", "pip23", "compile", "serve", "net-pages", "net-uv", "net-pip")
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -43,6 +47,26 @@ def parse_arguments() -> argparse.Namespace:
         "--peers",
         default=",".join(ALL_PEERS),
         help=f"comma-separated columns out of {','.join(ALL_PEERS)} (nginx is always measured)",
+    )
+    parser.add_argument(
+        "--groups",
+        default=None,
+        help=f"comma-separated figure groups out of {','.join(GROUPS)} (default: all; smoke:"
+        f" {','.join(SMOKE_GROUPS)}, which runs every code path once)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=30.0,
+        help="the networked upstream's delay per request (default 30; 0: none)",
+    )
+    parser.add_argument(
+        "--core-metadata",
+        action="store_true",
+        help="the networked upstream's pages advertise PEP 658 metadata (default: none)",
+    )
+    parser.add_argument(
+        "--ignore-range", action="store_true", help="the networked upstream ignores Range"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny tree, one round, short loads")
     parser.add_argument("--tree", type=Path, help="serve this PEP 503 tree (with manifest.json)")
@@ -132,67 +156,109 @@ def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _chosen(option: str, text: str, known: Sequence[str]) -> list[str]:
+    chosen = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = set(chosen) - set(known)
+    if unknown:
+        sys.exit(f"bench: unknown {option} {sorted(unknown)}; choose from {','.join(known)}")
+    return chosen
+
+
+def pip23_python(versions: dict[str, str]) -> str:
+    bin_dir = ensure_venv(WORK, "pip23")
+    versions["pip (old)"] = installed_versions(bin_dir, ("pip",))["pip"]
+    versions["pip"] = installed_versions(Path(sys.executable).parent, ("pip",))["pip"]
+    return str(bin_dir / "python")
+
+
 def main() -> None:
     arguments = parse_arguments()
     signal.signal(signal.SIGTERM, _stop_on_signal)
     rounds = arguments.rounds or (1 if arguments.smoke else 3)
     if rounds < 1:
         sys.exit("bench: --rounds must be at least 1")
-    peers = [peer.strip() for peer in arguments.peers.split(",") if peer.strip()]
-    unknown = set(peers) - set(ALL_PEERS)
-    if unknown:
-        sys.exit(f"bench: unknown peers {sorted(unknown)}; choose from {','.join(ALL_PEERS)}")
+    peers = _chosen("peers", arguments.peers, ALL_PEERS)
+    default_groups = SMOKE_GROUPS if arguments.smoke else GROUPS
+    groups = _chosen("groups", arguments.groups or ",".join(default_groups), list(GROUPS))
     WORK.mkdir(parents=True, exist_ok=True)
     commands = debian.ensure_commands()
     tree_root, manifest, tree_description = prepare_tree(arguments)
     run_dir = WORK / "runs" / time.strftime("%Y%m%d-%H%M%S")
-    upstream = nginx.Nginx(commands["nginx"], tree_root, run_dir / "nginx", free_port())
+    network = nginx.Network(
+        latency_ms=arguments.latency_ms,
+        core_metadata=arguments.core_metadata or not manifest.has_plain_pages,
+        ignores_range=arguments.ignore_range,
+    )
+    ports = (free_port(), free_port(), free_port())
+    upstream = nginx.Nginx(commands["nginx"], tree_root, run_dir / "nginx", ports, network)
     notes: list[str] = []
     versions: dict[str, str] = {}
+    with installers.client_scratch(WORK) as (client_scratch, client_dirs):
+        bench = Bench(
+            manifest=manifest,
+            tree=tree_root,
+            upstream=upstream,
+            scratch=run_dir / "scratch",
+            load_seconds=arguments.load_seconds or (1.0 if arguments.smoke else 10.0),
+            herd_size=arguments.herd or 8,
+            client_scratch=client_scratch,
+            pip23_python=pip23_python(versions),
+            errors=notes,
+        )
+        meta: dict[str, Any] = {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": machine(),
+            "rounds": 0,
+            "tree": tree_description,
+            "network": network.describe(),
+            "client_dirs": client_dirs,
+            "groups": groups,
+            "smoke": arguments.smoke,
+            "load_seconds": bench.load_seconds,
+            "herd_size": bench.herd_size,
+            "versions": versions,
+            "errors": notes,
+        }
+        summary = run_rounds(bench, run_dir, meta, (peers, groups, rounds), keep=arguments.keep)
+    print()
+    print(report.markdown(summary, meta))
+    print(f"bench: wrote {(RESULTS / 'latest.md').relative_to(BENCH.parent)} and latest.json")
+
+
+def run_rounds(
+    bench: Bench,
+    run_dir: Path,
+    meta: dict[str, Any],
+    plan: tuple[list[str], list[str], int],
+    *,
+    keep: bool,
+) -> dict[str, Any]:
+    """Every round, every server, every group; the report written after each round."""
+    peers, groups, rounds = plan
+    upstream = bench.upstream
     results: list[dict[str, Figures]] = []
-    bench = Bench(
-        manifest=manifest,
-        tree=tree_root,
-        upstream=upstream,
-        scratch=run_dir / "scratch",
-        load_seconds=arguments.load_seconds or (1.0 if arguments.smoke else 10.0),
-        herd_size=arguments.herd or 8,
-        errors=notes,
-    )
-    meta: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
-        "rounds": 0,
-        "tree": tree_description,
-        "smoke": arguments.smoke,
-        "load_seconds": bench.load_seconds,
-        "herd_size": bench.herd_size,
-        "versions": versions,
-        "errors": notes,
-    }
+    summary: dict[str, Any] = {}
     upstream.start(installers.isolated_environment())
     try:
-        servers = make_servers(peers, upstream.url, versions, notes)
+        servers = make_servers(peers, upstream.url, meta["versions"], bench.errors)
         names = [server.name for server in servers]
         for number in range(1, rounds + 1):
             round_results: dict[str, Figures] = {}
             for server in servers:
                 print(f"bench: round {number}/{rounds}: {server.name}", flush=True)
                 round_results[server.name] = measure_round(
-                    server, bench, run_dir / f"round-{number}"
+                    server, bench, run_dir / f"round-{number}", groups
                 )
             results.append(round_results)
             # Written after every round, so an interrupted run still leaves its rounds behind.
             meta["rounds"] = number
             summary = report.summarize(results, names)
-            markdown_path, json_path = report.write(RESULTS, summary, meta, results)
+            report.write(RESULTS, summary, meta, results)
     finally:
         upstream.stop()
-        if not arguments.keep:
+        if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)
-    print()
-    print(report.markdown(summary, meta))
-    print(f"bench: wrote {markdown_path.relative_to(BENCH.parent)} and {json_path.name}")
+    return summary
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ class Server(ABC):
     def peak_rss(self) -> int | None:
         return self.process.rss.peak if self.process else None
 
+    def point_at(self, upstream_url: str) -> None:
+        """The upstream the next `start` uses (loopback nginx or the networked one)."""
+        self.upstream_url = upstream_url
+
     @abstractmethod
     def command(self, data_dir: Path) -> list[str]: ...
 
@@ -100,6 +104,10 @@ class NginxDirect(Server):
 
     def __init__(self, upstream_url: str, environment: dict[str, str]) -> None:
         super().__init__(upstream_url, environment)
+        self.point_at(upstream_url)
+
+    def point_at(self, upstream_url: str) -> None:
+        super().point_at(upstream_url)
         self.port = urllib.parse.urlsplit(upstream_url).port or 80
 
     def command(self, data_dir: Path) -> list[str]:

@@ -1,9 +1,10 @@
-"""The targets of issue 6, checked against this run.
+"""The targets of issues 6 and 11, checked against this run.
 
 Rates must beat the peers measured in the same run by a factor (10x devpi, 5x proxpi); where a
 peer was not measured (`--peers`), its figure from the issue's reference run on a 2-core machine
 stands in, and the table says so. Every other target is a ratio to nginx, paired by round, or an
-absolute bound.
+absolute bound. Issue 11's targets (`verdicts_network`) are about the networked upstream, where
+the nginx column is the client going direct to it, and about being ahead of every peer.
 """
 
 from collections.abc import Callable
@@ -123,8 +124,95 @@ def verdicts(summary: dict[str, Any]) -> list[Verdict]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    return _table(verdicts(summary))
+
+
+# Every install row, loopback and networked: bodega must be ahead of every peer on each.
+INSTALL_ROWS = tuple(
+    f"{prefix}{tool}_{state}_s"
+    for prefix in ("", "net_")
+    for tool in ("uv", "pip", "pip23", "compile")
+    for state in ("cold", "warm")
+)
+PEERS = ("devpi", "devpi-web", "proxpi")
+
+
+def _times(label: str, key: str, bound: float, summary: dict[str, Any]) -> Verdict:
+    return _bound(label, _ratio(summary, key), f"≤ {bound:.2f}×", lambda v: v <= bound, "×")
+
+
+def _page_over_direct(summary: dict[str, Any]) -> Verdict:
+    bodega = _median(summary, "bodega", "net_page_p50_ms")
+    direct = _median(summary, "nginx", "net_page_p50_ms")
+    over = None if bodega is None or direct is None else bodega - direct
+    return _bound(
+        "net: cold project page p50, over direct (ms)", over, "≤ +10 ms", lambda v: v <= 10
+    )
+
+
+def _ahead_of_peers(summary: dict[str, Any]) -> Verdict:
+    behind, compared = [], 0
+    for key in INSTALL_ROWS:
+        bodega = _median(summary, "bodega", key)
+        for peer in PEERS:
+            peer_value = _median(summary, peer, key)
+            if bodega is None or peer_value is None:
+                continue
+            compared += 1
+            if bodega > peer_value:
+                behind.append(f"{key} ({peer})")
+    shown = "behind on " + ", ".join(behind) if behind else f"ahead in {compared} of {compared}"
+    return Verdict(
+        "ahead of every peer on every install row",
+        shown,
+        "faster than each peer measured",
+        None if compared == 0 else not behind,
+    )
+
+
+def _refetches(summary: dict[str, Any]) -> Verdict:
+    # What bodega pulls from upstream for a cold install against what the client pulls going
+    # direct: a file downloaded twice (an upstream ignoring Range: `--ignore-range`) shows here.
+    bodega = _median(summary, "bodega", "net_uv_cold_upstream_mib")
+    direct = _median(summary, "nginx", "net_uv_cold_upstream_mib")
+    ratio = None if bodega is None or not direct else bodega / direct
+    return _bound(
+        "net: upstream MiB of a cold uv install (× direct)",
+        ratio,
+        "≤ 1.10× (one fetch per file)",
+        lambda v: v <= 1.10,
+        "×",
+    )
+
+
+def verdicts_network(summary: dict[str, Any]) -> list[Verdict]:
+    pip23_pages = _median(summary, "bodega", "pip23_warm_upstream_pages")
+    net_pip23_pages = _median(summary, "bodega", "net_pip23_warm_upstream_pages")
+    return [
+        _page_over_direct(summary),
+        _times("net: uv pip compile, cold (× direct)", "net_compile_cold_s", 1.25, summary),
+        _times("net: uv pip install, cold (× direct)", "net_uv_cold_s", 1.25, summary),
+        _times("uv pip compile, cold (× nginx)", "compile_cold_s", 1.2, summary),
+        _times("uv pip install, cold (× nginx)", "uv_cold_s", 1.2, summary),
+        _times("pip install, cold (× nginx)", "pip_cold_s", 1.05, summary),
+        _times("net: pip install, cold (× direct)", "net_pip_cold_s", 1.15, summary),
+        _times("net: pip 23.2.1 install, cold (× direct)", "net_pip23_cold_s", 1.15, summary),
+        _times("uv pip install, warm (× nginx)", "uv_warm_s", 1.05, summary),
+        _times("pip 23.2.1 install, warm (× nginx)", "pip23_warm_s", 1.03, summary),
+        _bound("pip 23.2.1 warm: upstream page fetches", pip23_pages, "0", lambda v: v == 0),
+        _bound("net: pip 23.2.1 warm: page fetches", net_pip23_pages, "0", lambda v: v == 0),
+        _ahead_of_peers(summary),
+        _refetches(summary),
+    ]
+
+
+def _table(rows: list[Verdict]) -> str:
     lines = ["| target | bodega | wanted | met |", "|---|---|---|---|"]
-    for verdict in verdicts(summary):
+    for verdict in rows:
         met = {True: "yes", False: "**no**", None: "—"}[verdict.met]
         lines.append(f"| {verdict.target} | {verdict.bodega} | {verdict.wanted} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def markdown_network(summary: dict[str, Any]) -> str:
+    return _table(verdicts_network(summary))

@@ -3,8 +3,13 @@
 Layout (what `--tree DIR` must look like too):
     simple/index.html            root list (PEP 503), plus index.json (PEP 691) and .gz siblings
     simple/<project>/index.html  project pages linking to ../../files/<project>/<filename>
+    simple-plain/<project>/...   the same pages without core-metadata (optional; the networked
+                                 upstream serves them, like the many mirrors that carry none)
     files/<project>/<filename>   distributions, plus <filename>.metadata (PEP 658)
     manifest.json                what the bench installs and which files it times (optional)
+
+Beside the install tree, a wider tree of small projects (`compile_projects`, 137 in the full
+tree) is what `uv pip compile` resolves: its names and files live in the same directories.
 """
 
 import gzip
@@ -20,6 +25,7 @@ from dists import REQUIRES_PYTHON, Release, build_sdist, build_wheel, core_metad
 
 MIB = 1024 * 1024
 MANIFEST = "manifest.json"
+PLAIN = "simple-plain"  # the project pages without core-metadata
 _FIRST_WORDS = (
     "amber",
     "brisk",
@@ -79,15 +85,18 @@ class TreeSpec:
     versions: int
     root_names: int
     large_size: int
+    compile_projects: int
     seed: int = 6
 
     @classmethod
     def full(cls) -> "TreeSpec":
-        return cls(projects=53, versions=3, root_names=800_000, large_size=20 * MIB)
+        return cls(
+            projects=53, versions=3, root_names=800_000, large_size=20 * MIB, compile_projects=137
+        )
 
     @classmethod
     def smoke(cls) -> "TreeSpec":
-        return cls(projects=6, versions=2, root_names=2_000, large_size=2 * MIB)
+        return cls(projects=6, versions=2, root_names=2_000, large_size=2 * MIB, compile_projects=8)
 
     @property
     def key(self) -> str:
@@ -102,6 +111,9 @@ class Manifest:
     projects: tuple[str, ...]
     large_file: tuple[str, str]  # (project, filename) timed for first hit and throughput
     herd_file: tuple[str, str]  # another large file, kept cold for the herd
+    compile_requirement: str = ""  # the root of the wide tree `uv pip compile` resolves
+    compile_projects: tuple[str, ...] = ()
+    has_plain_pages: bool = False  # simple-plain/ is there (pages without core-metadata)
 
     def save(self, root: Path) -> None:
         (root / MANIFEST).write_text(json.dumps(asdict(self), indent=1))
@@ -114,6 +126,9 @@ class Manifest:
             projects=tuple(data["projects"]),
             large_file=(data["large_file"][0], data["large_file"][1]),
             herd_file=(data["herd_file"][0], data["herd_file"][1]),
+            compile_requirement=data.get("compile_requirement", ""),
+            compile_projects=tuple(data.get("compile_projects", ())),
+            has_plain_pages=bool(data.get("has_plain_pages", False)),
         )
 
 
@@ -121,6 +136,12 @@ def project_names(count: int, rng: random.Random) -> list[str]:
     pairs = [f"{a}-{b}" for a in _FIRST_WORDS for b in _SECOND_WORDS]
     rng.shuffle(pairs)
     return pairs[:count]
+
+
+def compile_names(spec: TreeSpec) -> list[str]:
+    """The wide tree's names: the same shuffle as the install tree's, taken after its names."""
+    pairs = project_names(spec.projects + spec.compile_projects, random.Random(spec.seed))
+    return pairs[spec.projects :]
 
 
 def dependency_edges(count: int, rng: random.Random) -> dict[int, set[int]]:
@@ -142,11 +163,9 @@ def payload_sizes(spec: TreeSpec, rng: random.Random) -> list[int]:
     return sizes
 
 
-def releases(spec: TreeSpec) -> Iterator[Release]:
-    rng = random.Random(spec.seed)
-    names = project_names(spec.projects, rng)
-    edges = dependency_edges(spec.projects, rng)
-    sizes = payload_sizes(spec, rng)
+def _tree_releases(
+    spec: TreeSpec, names: list[str], edges: dict[int, set[int]], sizes: list[int], seed: int
+) -> Iterator[Release]:
     for index, name in enumerate(names):
         requires = tuple(sorted(f"{names[child]}>=1.0" for child in edges[index]))
         for minor in range(spec.versions):
@@ -155,8 +174,23 @@ def releases(spec: TreeSpec) -> Iterator[Release]:
                 version=f"1.{minor}.0",
                 requires=requires,
                 payload_size=sizes[index],
-                seed=spec.seed * 1_000_003 + index * 101 + minor,
+                seed=seed * 1_000_003 + index * 101 + minor,
             )
+
+
+def releases(spec: TreeSpec) -> Iterator[Release]:
+    """The install tree (its bytes as before the wide tree existed), then the wide tree."""
+    rng = random.Random(spec.seed)
+    names = project_names(spec.projects, rng)
+    edges = dependency_edges(spec.projects, rng)
+    sizes = payload_sizes(spec, rng)
+    yield from _tree_releases(spec, names, edges, sizes, spec.seed)
+    wide_rng = random.Random(spec.seed + 1)
+    wide_names = compile_names(spec)
+    wide_edges = dependency_edges(len(wide_names), wide_rng)
+    # Small wheels (4-64 KiB): resolving reads metadata, and without PEP 658 a whole wheel.
+    wide_sizes = [int(4096 * (16 ** wide_rng.random())) for _ in wide_names]
+    yield from _tree_releases(spec, wide_names, wide_edges, wide_sizes, spec.seed + 1)
 
 
 def _write(path: Path, data: bytes, *, gzipped: bool = False) -> None:
@@ -170,12 +204,14 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _project_pages(project: str, files: list[dict[str, str]]) -> tuple[bytes, bytes]:
+def _project_pages(
+    project: str, files: list[dict[str, str]], *, with_metadata: bool
+) -> tuple[bytes, bytes]:
     anchors = []
     for file in files:
         attributes = f'href="../../files/{project}/{file["filename"]}#sha256={file["sha256"]}"'
         attributes += f' data-requires-python="{html.escape(REQUIRES_PYTHON)}"'
-        if "metadata" in file:
+        if with_metadata and "metadata" in file:
             # PEP 714: older clients read data-dist-info-metadata, newer data-core-metadata.
             value = f"sha256={file['metadata']}"
             attributes += f' data-dist-info-metadata="{value}" data-core-metadata="{value}"'
@@ -196,7 +232,7 @@ def _project_pages(project: str, files: list[dict[str, str]]) -> tuple[bytes, by
             "size": int(file["size"]),
             "yanked": False,
         }
-        if "metadata" in file:
+        if with_metadata and "metadata" in file:
             entry["core-metadata"] = {"sha256": file["metadata"]}
             entry["data-dist-info-metadata"] = {"sha256": file["metadata"]}
         json_files.append(entry)
@@ -261,20 +297,30 @@ def generate(spec: TreeSpec, root: Path) -> Manifest:
                     "version": release.version,
                 }
             )
-        page, document = _project_pages(project, files)
-        _write(root / "simple" / project / "index.html", page, gzipped=True)
-        _write(root / "simple" / project / "index.json", document, gzipped=True)
-    projects = list(by_project)
-    names = sorted([*projects, *filler_names(spec.root_names - len(projects), spec.seed)])
+        for pages, with_metadata in (("simple", True), (PLAIN, False)):
+            page, document = _project_pages(project, files, with_metadata=with_metadata)
+            _write(root / pages / project / "index.html", page, gzipped=True)
+            _write(root / pages / project / "index.json", document, gzipped=True)
+    every_project = list(by_project)
+    names = sorted([*every_project, *filler_names(spec.root_names - len(every_project), spec.seed)])
     page, document = _root_pages(names)
-    _write(root / "simple" / "index.html", page, gzipped=True)
-    _write(root / "simple" / "index.json", document, gzipped=True)
+    for name, data in (("index.html", page), ("index.json", document)):
+        _write(root / "simple" / name, data, gzipped=True)
+        for suffix in ("", ".gz"):  # one root list on disk for both kinds of pages
+            link = root / PLAIN / (name + suffix)
+            link.unlink(missing_ok=True)  # left by a generation that was interrupted
+            link.symlink_to(Path("..", "simple", name + suffix))
+    projects = every_project[: spec.projects]
+    wide = every_project[spec.projects :]
     large = by_project[projects[1]]
     manifest = Manifest(
         requirement=projects[0],
         projects=tuple(projects),
         large_file=(projects[1], large[-1].wheel_filename),
         herd_file=(projects[1], large[0].wheel_filename),
+        compile_requirement=wide[0],
+        compile_projects=tuple(wide),
+        has_plain_pages=True,
     )
     manifest.save(root)
     return manifest

@@ -1,4 +1,4 @@
-"""The peers, installed from the package registry into their own venvs under the work dir."""
+"""The peers and the older clients, installed from the package registry into their own venvs."""
 
 import json
 import subprocess
@@ -10,13 +10,16 @@ PEER_PACKAGES: dict[str, tuple[str, ...]] = {
     "devpi-web": ("devpi-server", "devpi-web"),
     "proxpi": ("proxpi", "gunicorn"),
 }
+# pip as `python3 -m venv` gives it on Debian 12: it sends `Cache-Control: max-age=0` with every
+# index request (pip < 26.2), which a proxy must not take as a reason to go upstream each time.
+CLIENT_PACKAGES: dict[str, tuple[str, ...]] = {"pip23": ("pip==23.2.1",)}
 _STAMP = ".bench-installed"
 
 
 def ensure_venv(work: Path, peer: str) -> Path:
     """The venv's bin directory, created and filled on first use."""
     venv = work / f"venv-{peer}"
-    packages = PEER_PACKAGES[peer]
+    packages = PEER_PACKAGES.get(peer) or CLIENT_PACKAGES[peer]
     stamp = venv / _STAMP
     if stamp.exists() and json.loads(stamp.read_text()) == list(packages):
         return venv / "bin"
