@@ -33,6 +33,7 @@ class Server(ABC):
     index_path: str  # the simple index under the server's root URL
     ready_path: str  # any HTTP answer here means the server is up
     tiny_path: str  # a cheap request whose latency under load shows a blocked event loop
+    has_cache = True  # a warm run differs from a cold one
 
     def __init__(self, upstream_url: str, environment: dict[str, str]) -> None:
         self.upstream_url = upstream_url
@@ -101,6 +102,7 @@ class NginxDirect(Server):
     index_path = "/simple/"
     ready_path = "/"
     tiny_path = "/"
+    has_cache = False
 
     def __init__(self, upstream_url: str, environment: dict[str, str]) -> None:
         super().__init__(upstream_url, environment)
