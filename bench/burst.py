@@ -6,7 +6,8 @@ uv asks for every page of a dependency tree at once, then every wheel's .metadat
 wheel. This does the same with aiohttp against nginx (the ceiling) and against a bodega started
 on an empty data dir (cold), then again (warm), and prints each phase's wall time and the CPU
 seconds bodega's process used. `--py-spy OUT.txt` records the cold burst with py-spy
-(`--gil --idle`, raw format: one stack per line with its sample count). Like run.py it uses the
+(`--gil --idle`, raw format: one stack per line with its sample count; with `--wall`, every
+thread's stack whether it runs or waits, `--threads --idle`). Like run.py it uses the
 generated tree under bench/.work and stops every process it starts; nothing here is timed in
 the tests.
 """
@@ -76,6 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--py-spy", type=Path, help="record the cold burst with py-spy here")
+    parser.add_argument(
+        "--wall",
+        action="store_true",
+        help="py-spy samples every thread, idle or not (where wall time goes), not the GIL holder",
+    )
     parser.add_argument("serve_options", nargs="*", help="after --: passed to bodega serve")
     arguments = parser.parse_args()
     spec = tree.TreeSpec.full()
@@ -105,7 +111,7 @@ def main() -> None:
                 command = [
                     installers.venv_tool("py-spy", "pip install py-spy into the repo's venv"),
                     "record",
-                    "--gil",
+                    *(["--threads"] if arguments.wall else ["--gil"]),
                     "--idle",
                     "-r",
                     "500",
