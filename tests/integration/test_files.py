@@ -225,6 +225,35 @@ async def test_core_metadata_files_are_cached_the_same_way(
     assert index.count("GET", WHEEL.filename) == 0
 
 
+async def test_a_small_cached_file_is_answered_from_memory_and_ranges_from_disk(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A warm hit on a small file (core metadata, a small wheel) needs no file opened in a
+    worker thread: the verified bytes are kept in memory. Shown by taking the blob away: a
+    whole GET is still answered in full without upstream, while a Range request
+    (FileResponse's business) finds no file on disk and fetches it again."""
+    small = build_wheel("tiny", "1.0", payload_size=1_000)
+    fake_index.add("tiny", small)
+    bodega = await start_bodega()
+    url = file_url(bodega, small, "tiny")
+    assert (await client.get(url)).content == small.data
+    # A hit waits for the commit that is just behind the cold response's last byte.
+    assert (await client.get(url)).content == small.data
+    [blob] = [p for p in stored_blobs(tmp_path / "data") if p.name == small.sha256]
+    blob.unlink()
+    again = await client.get(url)
+    assert again.status_code == 200
+    assert again.content == small.data
+    assert again.headers["X-Bodega-Cache"] == "HIT"
+    assert again.headers["Cache-Control"] == "max-age=31536000, immutable"
+    assert again.headers["Content-Type"] == "application/octet-stream"
+    assert fake_index.count("GET", small.filename) == 1
+    ranged = await client.get(url, headers={"range": "bytes=0-9"})
+    assert ranged.status_code == 206
+    assert ranged.content == small.data[:10]
+    assert fake_index.count("GET", small.filename) == 2
+
+
 async def test_no_metadata_file_for_files_without_one(
     fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:

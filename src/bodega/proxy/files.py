@@ -32,6 +32,8 @@ from bodega.errors import IntegrityError, NotFound, StorageError, UpstreamError
 from bodega.proxy.activity import Activity
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
+from bodega.proxy.small_files import MAX_FILE_BYTES as SMALL_FILE_BYTES
+from bodega.proxy.small_files import SmallFiles
 from bodega.proxy.stats import Stats
 from bodega.storage.blobs import BlobStore
 from bodega.storage.localfiles import acquire_off_loop, open_off_loop
@@ -124,6 +126,12 @@ class Download:
             offset += len(chunk)
         return b"".join(parts) if parts else None
 
+    def whole(self) -> bytes | None:
+        """Every byte received, when the window still holds them all (a small file)."""
+        if self.window_start != 0 or self._window_bytes != self.written:
+            return None
+        return b"".join(self._window)
+
     async def changed(self) -> None:
         await self._changed.wait()
 
@@ -199,6 +207,7 @@ class FileCache:
         self._leases: Counter[str] = Counter()  # blobs being served from disk right now
         self._accessed: dict[str, float] = {}  # hits not yet written to the store
         self._evicting: dict[str, asyncio.Event] = {}
+        self._small = SmallFiles()
         self.on_commit: Callable[[int], None] | None = None  # gets the new blob's size
 
     @property
@@ -227,6 +236,16 @@ class FileCache:
         self._accessed[key] = self._clock()
         return CachedFile(path, lambda: self._release(key))
 
+    def small_file(self, key: str | None) -> bytes | None:
+        """A small verified file's bytes from memory, when it is held there; notes the access
+        as open_cached does."""
+        if key is None or key in self._evicting:
+            return None
+        data = self._small.get(key)
+        if data is not None:
+            self._accessed[key] = self._clock()
+        return data
+
     def is_busy(self, key: str) -> bool:
         """Being served or downloaded: not to be evicted."""
         return self._leases[key] > 0 or key in self._active
@@ -237,6 +256,7 @@ class FileCache:
         waits for the deletion before it commits, so the deletion cannot remove it."""
         done = asyncio.Event()
         self._evicting[key] = done
+        self._small.drop(key)
         try:
             yield
         finally:
@@ -378,6 +398,8 @@ class FileCache:
                     await evicting.wait()
                 await self._blobs.put_file(download.key, spool)
                 download.is_committed = True
+                if download.written <= SMALL_FILE_BYTES and (data := download.whole()):
+                    self._small.keep(download.key, data)
                 self._crash.reached("file_committed")
                 await self._record(download.key, download.written, download.asked_at)
                 self._crash.reached("file_recorded")

@@ -119,6 +119,29 @@ class CachedResponse(web.StreamResponse):
         return writer, end - start
 
 
+class SmallFileResponse(web.Response):
+    """A small verified file sent whole from memory (proxy.small_files): no file to open or
+    close in a worker thread. Range and conditional requests go to CachedResponse."""
+
+    def __init__(self, data: bytes, key: str, services: Services) -> None:
+        headers = {
+            "Cache-Control": FILE_CACHE_CONTROL,
+            "Content-Type": _OCTET_STREAM,
+            "Accept-Ranges": "bytes",
+            CACHE_OUTCOME: CacheOutcome.HIT,
+        }
+        super().__init__(body=data, headers=headers)
+        self.etag = key  # as CachedResponse: the sha256 that names the blob
+        self._services = services
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        sent = self.content_length or 0
+        self._services.stats.bytes_from_cache += sent
+        self._services.activity.served_from_cache(sent)
+        return writer
+
+
 def _open(cached: CachedFile) -> _Opened:
     file = cached.path.open("rb")
     try:

@@ -12,7 +12,7 @@ from bodega.errors import BodegaError, NotFound
 from bodega.proxy.files import Download, Span
 from bodega.proxy.stats import CacheOutcome
 from bodega.services import Services
-from bodega.web.cached_file import CachedResponse
+from bodega.web.cached_file import CachedResponse, SmallFileResponse
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
 from bodega.web.routing import Match
 from bodega.web.sendfile import send_file_part
@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 
 _METADATA_SUFFIX = ".metadata"
 _OCTET_STREAM = "application/octet-stream"
+# Requests only CachedResponse answers (206, 304, 412): they are served from disk.
+_CONDITIONS = (
+    "Range",
+    "If-Range",
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+)
 
 
 async def distribution_file(
@@ -44,15 +53,15 @@ async def distribution_file(
 
     # A wheel whose page advertises no metadata gets it from the cached file, for free.
     wants_metadata = not is_metadata and key is not None and _lacks_metadata(file)
-    cached = await services.files.open_cached(key)
-    if cached is not None:
+    hit = await _open_hit(request, services, key)
+    if hit is not None:
         if is_metadata and key is not None:
             # Search learns summaries and latest versions from the metadata clients fetch.
             services.search.saw_metadata(project, key, None)
         if wants_metadata:
             services.core_metadata.extract_after_download(project, file, None)
         services.stats.count_outcome("file", CacheOutcome.HIT)
-        return CachedResponse(cached, services, CacheOutcome.HIT)
+        return hit
     download = services.files.download(key, url, size)
     if wants_metadata:
         services.core_metadata.extract_after_download(project, file, download)
@@ -86,6 +95,20 @@ async def _metadata_key(services: Services, project: str, file: DistributionFile
 def _lacks_metadata(file: DistributionFile) -> bool:
     """A wheel whose page offers no METADATA (which bodega can extract)."""
     return not file.core_metadata and file.filename.endswith(".whl")
+
+
+async def _open_hit(
+    request: web.Request, services: Services, key: str | None
+) -> web.StreamResponse | None:
+    """The cached file's response: from memory for a small file asked for whole, else from
+    disk (CachedResponse answers Range and conditional requests); None when not cached."""
+    is_whole_get = request.method == "GET" and not any(h in request.headers for h in _CONDITIONS)
+    if key is not None and is_whole_get:
+        data = services.files.small_file(key)
+        if data is not None:
+            return SmallFileResponse(data, key, services)
+    cached = await services.files.open_cached(key)
+    return None if cached is None else CachedResponse(cached, services, CacheOutcome.HIT)
 
 
 async def _head(download: Download) -> web.StreamResponse:
