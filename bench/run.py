@@ -164,10 +164,20 @@ def _chosen(option: str, text: str, known: Sequence[str]) -> list[str]:
     return chosen
 
 
-def pip23_python(versions: dict[str, str]) -> str:
-    bin_dir = ensure_venv(WORK, "pip23")
-    versions["pip (old)"] = installed_versions(bin_dir, ("pip",))["pip"]
+def pip23_python(groups: list[str], versions: dict[str, str], notes: list[str]) -> str:
+    """The Python of the pip 23.2.1 venv, made on first use; without it (no package index to
+    install from) its groups are dropped from `groups` and the report says so."""
     versions["pip"] = installed_versions(Path(sys.executable).parent, ("pip",))["pip"]
+    wanted = [group for group in groups if group.endswith("pip23")]
+    if not wanted:
+        return sys.executable
+    try:
+        bin_dir = ensure_venv(WORK, "pip23")
+    except subprocess.CalledProcessError as error:
+        notes.append(f"no venv with pip 23.2.1 ({error}): {', '.join(wanted)} skipped")
+        groups[:] = [group for group in groups if group not in wanted]
+        return sys.executable
+    versions["pip (old)"] = installed_versions(bin_dir, ("pip",))["pip"]
     return str(bin_dir / "python")
 
 
@@ -202,7 +212,7 @@ def main() -> None:
             load_seconds=arguments.load_seconds or (1.0 if arguments.smoke else 10.0),
             herd_size=arguments.herd or 8,
             client_scratch=client_scratch,
-            pip23_python=pip23_python(versions),
+            pip23_python=pip23_python(groups, versions, notes),
             errors=notes,
         )
         meta: dict[str, Any] = {

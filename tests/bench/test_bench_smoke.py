@@ -32,3 +32,4 @@ def test_a_smoke_round_of_the_bench_reports_bodega_and_nginx() -> None:
     report = (ROOT / "bench" / "results" / "latest.md").read_text()
     assert "bodega" in report
     assert "nginx" in report
+    assert "net: uv pip install, cold" in report  # the rows through the networked upstream
