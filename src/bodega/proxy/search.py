@@ -289,7 +289,14 @@ class ProjectSearch:
         try:
             if download is not None:
                 await download.wait_until_done()
-            data = b"".join([chunk async for chunk in self._blobs.read(key, 0, MAX_METADATA_BYTES)])
+            # Just downloaded: the bytes are still in memory, verified and committed, so the
+            # burst that asked for them pays no thread hops to read them back from the blob.
+            fresh = download.whole() if download is not None and download.is_committed else None
+            data = (
+                fresh[:MAX_METADATA_BYTES]
+                if fresh is not None
+                else b"".join([c async for c in self._blobs.read(key, 0, MAX_METADATA_BYTES)])
+            )
         except BodegaError:
             self._seen_metadata.pop(key, None)  # not cached: the next request notes it
             return
