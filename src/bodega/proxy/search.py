@@ -297,8 +297,9 @@ class ProjectSearch:
                 if fresh is not None
                 else b"".join([c async for c in self._blobs.read(key, 0, MAX_METADATA_BYTES)])
             )
-        except BodegaError:
-            self._seen_metadata.pop(key, None)  # not cached: the next request notes it
+        except (BodegaError, FileNotFoundError):
+            # Not cached, or evicted since it was asked for: the next request notes it.
+            self._seen_metadata.pop(key, None)
             return
         metadata = await asyncio.to_thread(read_core_metadata, data)
         old = (await self._store.get_search_details([project])).get(project)

@@ -127,3 +127,38 @@ async def test_the_first_pass_waits_its_delay_so_start_up_fetches_no_root_list(
         await root.close()
         await upstream.close()
         await store.close()
+
+
+async def test_a_note_for_a_blob_evicted_meanwhile_is_dropped_quietly_and_noted_again_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A .metadata evicted between its request and its note is not a bug: no ERROR, and the
+    next request for it is noted again."""
+    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
+    blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
+    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "search-test")
+    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
+    search = ProjectSearch(
+        store, blobs, root, refresh_interval=0, offline=True, first_refresh_delay=0
+    )
+    search.start()
+    try:
+        search.saw_metadata("demo", "c" * 64, None)  # no such blob (evicted)
+
+        async def forgotten() -> bool:
+            return "c" * 64 not in search._seen_metadata
+
+        await eventually(forgotten, bool)
+        await blobs.put_bytes("c" * 64, b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+        search.saw_metadata("demo", "c" * 64, None)
+
+        async def version() -> str | None:
+            found = (await store.get_search_details(["demo"])).get("demo")
+            return found.version if found is not None else None
+
+        await eventually(version, lambda found: found == "1.0")
+    finally:
+        await search.close()
+        await upstream.close()
+        await store.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
