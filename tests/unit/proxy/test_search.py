@@ -1,6 +1,7 @@
 """The background names sync: when its first pass comes, and that no failure ends it."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,31 +36,40 @@ class FailingOnce(FilesystemBlobStore):
             yield chunk
 
 
+@contextlib.asynccontextmanager
+async def offline_search(
+    tmp_path: Path, blobs: FilesystemBlobStore, refresh_interval: float = 0
+) -> AsyncIterator[tuple[SqliteMetadataStore, ProjectSearch]]:
+    """A started offline search over a fresh store; everything closed after."""
+    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
+    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "search-test")
+    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
+    search = ProjectSearch(
+        store, blobs, root, refresh_interval=refresh_interval, offline=True, first_refresh_delay=0
+    )
+    try:
+        yield store, search
+    finally:
+        await search.close()
+        await upstream.close()
+        await store.close()
+
+
 async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
     blobs = FailingOnce(tmp_path / "blobs", tmp_path / "tmp")
-    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "search-test")
-    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
     page = b'<a href="a/">a</a><a href="b/">b</a><a href="c/">c</a>'
 
     async def one_page() -> AsyncIterator[bytes]:
         yield page
 
-    spooled = await spool_root_list(one_page(), HTML, tmp_path / "tmp")
-    await blobs.put_file(spooled.json_key, spooled.json_path)
-    await store.put_root(StoredRoot(spooled.html_key, spooled.json_key, 3, 0.0))
-    search = ProjectSearch(
-        store, blobs, root, refresh_interval=0.05, offline=True, first_refresh_delay=0
-    )
-    search.start()
-    try:
+    async with offline_search(tmp_path, blobs, refresh_interval=0.05) as (store, search):
+        spooled = await spool_root_list(one_page(), HTML, tmp_path / "tmp")
+        await blobs.put_file(spooled.json_key, spooled.json_path)
+        await store.put_root(StoredRoot(spooled.html_key, spooled.json_key, 3, 0.0))
+        search.start()
         await eventually(search.status, lambda status: status.names == 3)
-    finally:
-        await search.close()
-        await upstream.close()
-        await store.close()
     failure = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert failure
     assert failure[0].exc_info is not None
@@ -70,18 +80,12 @@ async def test_the_notes_worker_survives_an_unexpected_failure(
 ) -> None:
     """Issue 17: a note that hit a bug (not a BodegaError) ended the worker, and search
     learned no summary or version again until a restart."""
-    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
     blobs = FailingOnce(tmp_path / "blobs", tmp_path / "tmp")
-    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "search-test")
-    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
-    search = ProjectSearch(
-        store, blobs, root, refresh_interval=0, offline=True, first_refresh_delay=0
-    )
     metadata = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nSummary: A demo\n"
     await blobs.put_bytes("a" * 64, metadata)
     await blobs.put_bytes("b" * 64, metadata)
-    search.start()
-    try:
+    async with offline_search(tmp_path, blobs) as (store, search):
+        search.start()
         search.saw_metadata("demo", "a" * 64, None)  # its read hits the bug
         search.saw_metadata("demo", "b" * 64, None)
 
@@ -90,10 +94,6 @@ async def test_the_notes_worker_survives_an_unexpected_failure(
             return found.summary if found is not None else None
 
         await eventually(details, lambda summary: summary == "A demo")
-    finally:
-        await search.close()
-        await upstream.close()
-        await store.close()
     failure = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert failure
     assert failure[0].exc_info is not None
@@ -134,15 +134,9 @@ async def test_a_note_for_a_blob_evicted_meanwhile_is_dropped_quietly_and_noted_
 ) -> None:
     """A .metadata evicted between its request and its note is not a bug: no ERROR, and the
     next request for it is noted again."""
-    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
     blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
-    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "search-test")
-    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
-    search = ProjectSearch(
-        store, blobs, root, refresh_interval=0, offline=True, first_refresh_delay=0
-    )
-    search.start()
-    try:
+    async with offline_search(tmp_path, blobs) as (store, search):
+        search.start()
         search.saw_metadata("demo", "c" * 64, None)  # no such blob (evicted)
 
         async def forgotten() -> bool:
@@ -157,8 +151,4 @@ async def test_a_note_for_a_blob_evicted_meanwhile_is_dropped_quietly_and_noted_
             return found.version if found is not None else None
 
         await eventually(version, lambda found: found == "1.0")
-    finally:
-        await search.close()
-        await upstream.close()
-        await store.close()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
