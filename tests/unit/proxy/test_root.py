@@ -69,46 +69,40 @@ async def test_a_page_that_cannot_be_read_leaves_no_spool_files(
     assert os.listdir(tmp_path) == []
 
 
-async def test_200k_names_are_spooled_and_synced_for_search_in_a_few_mib(tmp_path: Path) -> None:
+async def test_200k_names_are_spooled_and_synced_for_search_in_a_few_mib(
+    tmp_path: Path,
+    store: SqliteMetadataStore,
+    blobs: FilesystemBlobStore,
+    offline_upstream: UpstreamClient,
+) -> None:
     """Issue 6: the root list once cost 30 MiB per 100k names (the body, the names, their
     sorted pairs; 245 MiB at 800k); now its memory does not grow with its length (4.4 MiB
     at 100k, 200k and 300k alike, SQLite's own page caches aside)."""
-    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
-    blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
-    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "memory-test")
-    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
+    root = RootList(offline_upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
     search = ProjectSearch(
         store, blobs, root, refresh_interval=0, offline=True, first_refresh_delay=0
     )
+    tracemalloc.start()
     try:
-        tracemalloc.start()
-        try:
-            spooled = await spool_root_list(generated_page(200_000), HTML, tmp_path / "tmp")
-            await blobs.put_file(spooled.html_key, spooled.html_path)
-            await blobs.put_file(spooled.json_key, spooled.json_path)
-            await store.put_root(StoredRoot(spooled.html_key, spooled.json_key, 200_000, 0.0))
-            await search.sync_names()
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        assert (await search.status()).names == 200_000
-        assert peak < 20 * MIB, f"peak {peak / MIB:.1f} MiB"
+        await store_root(store, blobs, tmp_path, 200_000)
+        await search.sync_names()
+        _, peak = tracemalloc.get_traced_memory()
     finally:
-        await upstream.close()
-        await store.close()
+        tracemalloc.stop()
+    assert (await search.status()).names == 200_000
+    assert peak < 20 * MIB, f"peak {peak / MIB:.1f} MiB"
 
 
-async def stored_root(
-    tmp_path: Path, count: int
-) -> tuple[SqliteMetadataStore, FilesystemBlobStore]:
-    """A store and blob store holding the renderings of `count` names as the root list."""
-    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
-    blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
+async def store_root(
+    store: SqliteMetadataStore, blobs: FilesystemBlobStore, tmp_path: Path, count: int
+) -> StoredRoot:
+    """The renderings of `count` names, stored as the root list."""
     spooled = await spool_root_list(generated_page(count), HTML, tmp_path / "tmp")
     await blobs.put_file(spooled.html_key, spooled.html_path)
     await blobs.put_file(spooled.json_key, spooled.json_path)
-    await store.put_root(StoredRoot(spooled.html_key, spooled.json_key, count, 0.0))
-    return store, blobs
+    root = StoredRoot(spooled.html_key, spooled.json_key, count, 0.0)
+    await store.put_root(root)
+    return root
 
 
 async def stored_keys(blobs: FilesystemBlobStore) -> set[str]:
@@ -123,41 +117,33 @@ async def blob_bytes(blobs: FilesystemBlobStore, key: str) -> bytes:
 
 
 async def test_a_gzip_copy_is_deterministic_and_decompresses_to_the_rendering(
-    tmp_path: Path,
+    tmp_path: Path, store: SqliteMetadataStore, blobs: FilesystemBlobStore
 ) -> None:
-    store, blobs = await stored_root(tmp_path, 5_000)
-    try:
-        root = await store.get_root()
-        assert root is not None
-        key = await gzip_blob(blobs, root.html_key, tmp_path / "tmp")
-        again = await gzip_blob(blobs, root.html_key, tmp_path / "tmp")
-        copy = await blob_bytes(blobs, key)
-        assert again == key == hashlib.sha256(copy).hexdigest()
-        assert gzip.decompress(copy) == await blob_bytes(blobs, root.html_key)
-        assert copy[4:8] == b"\0\0\0\0"  # mtime 0 (RFC 1952): no clock in the bytes
-        assert os.listdir(tmp_path / "tmp") == []
-    finally:
-        await store.close()
+    root = await store_root(store, blobs, tmp_path, 5_000)
+    key = await gzip_blob(blobs, root.html_key, tmp_path / "tmp")
+    again = await gzip_blob(blobs, root.html_key, tmp_path / "tmp")
+    copy = await blob_bytes(blobs, key)
+    assert again == key == hashlib.sha256(copy).hexdigest()
+    assert gzip.decompress(copy) == await blob_bytes(blobs, root.html_key)
+    assert copy[4:8] == b"\0\0\0\0"  # mtime 0 (RFC 1952): no clock in the bytes
+    assert os.listdir(tmp_path / "tmp") == []
 
 
-async def test_a_gzip_copy_of_200k_names_is_made_in_a_few_mib(tmp_path: Path) -> None:
+async def test_a_gzip_copy_of_200k_names_is_made_in_a_few_mib(
+    tmp_path: Path, store: SqliteMetadataStore, blobs: FilesystemBlobStore
+) -> None:
     """0.8 MiB at its peak for the 9 MiB rendering: a chunk, its output and zlib's window."""
-    store, blobs = await stored_root(tmp_path, 200_000)
+    root = await store_root(store, blobs, tmp_path, 200_000)
+    tracemalloc.start()
     try:
-        root = await store.get_root()
-        assert root is not None
-        tracemalloc.start()
-        try:
-            await gzip_blob(blobs, root.html_key, tmp_path / "tmp")
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        size = await blobs.size(root.html_key)
-        assert size is not None
-        assert size > 8 * MIB
-        assert peak < 4 * MIB, f"peak {peak / MIB:.1f} MiB"
+        await gzip_blob(blobs, root.html_key, tmp_path / "tmp")
+        _, peak = tracemalloc.get_traced_memory()
     finally:
-        await store.close()
+        tracemalloc.stop()
+    size = await blobs.size(root.html_key)
+    assert size is not None
+    assert size > 8 * MIB
+    assert peak < 4 * MIB, f"peak {peak / MIB:.1f} MiB"
 
 
 class HeldBlobs(FilesystemBlobStore):
@@ -175,47 +161,43 @@ class HeldBlobs(FilesystemBlobStore):
             await self.release.wait()
 
 
-async def test_a_cancelled_gzip_copy_leaves_no_spool_file(tmp_path: Path) -> None:
-    store, _ = await stored_root(tmp_path, 50_000)
-    blobs = HeldBlobs(tmp_path / "blobs", tmp_path / "tmp")
-    try:
-        root = await store.get_root()
-        assert root is not None
+async def test_a_cancelled_gzip_copy_leaves_no_spool_file(
+    tmp_path: Path, store: SqliteMetadataStore, blobs: FilesystemBlobStore
+) -> None:
+    root = await store_root(store, blobs, tmp_path, 50_000)
+    held = HeldBlobs(tmp_path / "blobs", tmp_path / "tmp")
+    task = asyncio.create_task(gzip_blob(held, root.html_key, tmp_path / "tmp"))
+    await held.reading.wait()
+    assert len(os.listdir(tmp_path / "tmp")) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+async def test_a_gzip_copy_cancelled_as_it_starts_leaves_no_spool_file(
+    tmp_path: Path, store: SqliteMetadataStore, blobs: FilesystemBlobStore
+) -> None:
+    """As RootList.close() does when a test or a shutdown follows the first request."""
+    root = await store_root(store, blobs, tmp_path, 1_000)
+    for ticks in range(4):
         task = asyncio.create_task(gzip_blob(blobs, root.html_key, tmp_path / "tmp"))
-        await blobs.reading.wait()
-        assert len(os.listdir(tmp_path / "tmp")) == 1
+        for _ in range(ticks):
+            await asyncio.sleep(0)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError):
             await task
         assert os.listdir(tmp_path / "tmp") == []
-    finally:
-        await store.close()
-
-
-async def test_a_gzip_copy_cancelled_as_it_starts_leaves_no_spool_file(tmp_path: Path) -> None:
-    """As RootList.close() does when a test or a shutdown follows the first request."""
-    store, blobs = await stored_root(tmp_path, 1_000)
-    try:
-        root = await store.get_root()
-        assert root is not None
-        for ticks in range(4):
-            task = asyncio.create_task(gzip_blob(blobs, root.html_key, tmp_path / "tmp"))
-            for _ in range(ticks):
-                await asyncio.sleep(0)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            assert os.listdir(tmp_path / "tmp") == []
-    finally:
-        await store.close()
 
 
 async def test_copies_of_a_list_a_refresh_replaced_are_dropped_and_the_new_one_compressed(
     tmp_path: Path,
+    store: SqliteMetadataStore,
+    blobs: FilesystemBlobStore,
+    offline_upstream: UpstreamClient,
 ) -> None:
-    store, blobs = await stored_root(tmp_path, 1_000)
-    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "gzip-test")
-    root_list = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
+    await store_root(store, blobs, tmp_path, 1_000)
+    root_list = RootList(offline_upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
     before = await stored_keys(blobs)
     try:
         held = asyncio.Event()
@@ -240,17 +222,13 @@ async def test_copies_of_a_list_a_refresh_replaced_are_dropped_and_the_new_one_c
         assert await stored_keys(blobs) == before | compressed.blob_keys
     finally:
         await root_list.close()
-        await upstream.close()
-        await store.close()
 
 
 async def test_a_replaced_list_s_blobs_are_deleted_after_the_grace_period(
-    tmp_path: Path, fake_index: FakeIndex
+    tmp_path: Path, fake_index: FakeIndex, store: SqliteMetadataStore, blobs: FilesystemBlobStore
 ) -> None:
     """The hourly refresh for search must not leave every old list behind on disk."""
     fake_index.add("one", build_wheel("one", "1.0"))
-    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
-    blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
     upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "retire-test")
     root = RootList(
         upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=False, retire_after=0.2
@@ -281,4 +259,3 @@ async def test_a_replaced_list_s_blobs_are_deleted_after_the_grace_period(
     finally:
         await root.close()
         await upstream.close()
-        await store.close()

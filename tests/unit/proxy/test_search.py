@@ -38,25 +38,28 @@ class FailingOnce(FilesystemBlobStore):
 
 @contextlib.asynccontextmanager
 async def offline_search(
-    tmp_path: Path, blobs: FilesystemBlobStore, refresh_interval: float = 0
-) -> AsyncIterator[tuple[SqliteMetadataStore, ProjectSearch]]:
-    """A started offline search over a fresh store; everything closed after."""
-    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
-    upstream = await UpstreamClient.open("http://127.0.0.1:9/simple/", 5.0, "search-test")
-    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
+    store: SqliteMetadataStore,
+    blobs: FilesystemBlobStore,
+    upstream: UpstreamClient,
+    temp_dir: Path,
+    refresh_interval: float = 0,
+) -> AsyncIterator[ProjectSearch]:
+    """An offline search over `store` and `blobs`, closed after."""
+    root = RootList(upstream, store, blobs, temp_dir, ttl=600, offline=True)
     search = ProjectSearch(
         store, blobs, root, refresh_interval=refresh_interval, offline=True, first_refresh_delay=0
     )
     try:
-        yield store, search
+        yield search
     finally:
         await search.close()
-        await upstream.close()
-        await store.close()
 
 
 async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    store: SqliteMetadataStore,
+    offline_upstream: UpstreamClient,
 ) -> None:
     blobs = FailingOnce(tmp_path / "blobs", tmp_path / "tmp")
     page = b'<a href="a/">a</a><a href="b/">b</a><a href="c/">c</a>'
@@ -64,7 +67,8 @@ async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
     async def one_page() -> AsyncIterator[bytes]:
         yield page
 
-    async with offline_search(tmp_path, blobs, refresh_interval=0.05) as (store, search):
+    temp_dir = tmp_path / "tmp"
+    async with offline_search(store, blobs, offline_upstream, temp_dir, 0.05) as search:
         spooled = await spool_root_list(one_page(), HTML, tmp_path / "tmp")
         await blobs.put_file(spooled.json_key, spooled.json_path)
         await store.put_root(StoredRoot(spooled.html_key, spooled.json_key, 3, 0.0))
@@ -76,7 +80,10 @@ async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
 
 
 async def test_the_notes_worker_survives_an_unexpected_failure(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    store: SqliteMetadataStore,
+    offline_upstream: UpstreamClient,
 ) -> None:
     """Issue 17: a note that hit a bug (not a BodegaError) ended the worker, and search
     learned no summary or version again until a restart."""
@@ -84,7 +91,7 @@ async def test_the_notes_worker_survives_an_unexpected_failure(
     metadata = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nSummary: A demo\n"
     await blobs.put_bytes("a" * 64, metadata)
     await blobs.put_bytes("b" * 64, metadata)
-    async with offline_search(tmp_path, blobs) as (store, search):
+    async with offline_search(store, blobs, offline_upstream, tmp_path / "tmp") as search:
         search.start()
         search.saw_metadata("demo", "a" * 64, None)  # its read hits the bug
         search.saw_metadata("demo", "b" * 64, None)
@@ -100,11 +107,9 @@ async def test_the_notes_worker_survives_an_unexpected_failure(
 
 
 async def test_the_first_pass_waits_its_delay_so_start_up_fetches_no_root_list(
-    tmp_path: Path, fake_index: FakeIndex
+    tmp_path: Path, fake_index: FakeIndex, store: SqliteMetadataStore, blobs: FilesystemBlobStore
 ) -> None:
     fake_index.add("demo", build_wheel("demo", "1.0"))
-    store = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
-    blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
     upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "search-test")
     root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=False)
     waiting = ProjectSearch(
@@ -126,16 +131,18 @@ async def test_the_first_pass_waits_its_delay_so_start_up_fetches_no_root_list(
         await prompt.close()
         await root.close()
         await upstream.close()
-        await store.close()
 
 
 async def test_a_note_for_a_blob_evicted_meanwhile_is_dropped_quietly_and_noted_again_later(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    store: SqliteMetadataStore,
+    blobs: FilesystemBlobStore,
+    offline_upstream: UpstreamClient,
 ) -> None:
     """A .metadata evicted between its request and its note is not a bug: no ERROR, and the
     next request for it is noted again."""
-    blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
-    async with offline_search(tmp_path, blobs) as (store, search):
+    async with offline_search(store, blobs, offline_upstream, tmp_path / "tmp") as search:
         search.start()
         search.saw_metadata("demo", "c" * 64, None)  # no such blob (evicted)
 

@@ -1,0 +1,37 @@
+"""The parts the proxy's unit tests build their use cases from: a fresh SQLite store, a blob
+store and an upstream client, each in the test's own folder and closed after it."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bodega.storage.filesystem import FilesystemBlobStore
+from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.upstream import UpstreamClient
+
+# Nothing listens here: an offline use case never asks, and one that did would fail at once.
+CLOSED_UPSTREAM = "http://127.0.0.1:9/simple/"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
+    opened = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> FilesystemBlobStore:
+    return FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
+
+
+@pytest.fixture
+async def offline_upstream() -> AsyncIterator[UpstreamClient]:
+    client = await UpstreamClient.open(CLOSED_UPSTREAM, 5.0, "unit-test")
+    try:
+        yield client
+    finally:
+        await client.close()
