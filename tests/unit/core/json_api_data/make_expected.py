@@ -14,6 +14,9 @@ A header `Description` (metadata 1.x) is dedented as pkginfo did for the tools t
 such releases (setup.py upload, twine before 4); today's twine would send it indented.
 `name` is the file's own Name (the issue's choice; see _own_name). The bodega-side URL
 fields (package_url, project_url, release_url) are left out: they point to bodega.
+After a run, the registry's host names in the stored files (inputs and outputs alike) are
+replaced by `index.example` / `files.example`: the project names no registry host, and the
+parsing under test does not depend on them.
 """
 
 import json
