@@ -1,5 +1,6 @@
-"""The parts the proxy's unit tests build their use cases from: a fresh SQLite store, a blob
-store and an upstream client, each in the test's own folder and closed after it."""
+"""The parts the proxy's unit tests build their use cases from, besides the SQLite store of
+tests/unit/conftest.py: a blob store in the test's own folder and an offline upstream client,
+closed after the test."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -7,20 +8,10 @@ from pathlib import Path
 import pytest
 
 from bodega.storage.filesystem import FilesystemBlobStore
-from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import UpstreamClient
 
 # Nothing listens here: an offline use case never asks, and one that did would fail at once.
 CLOSED_UPSTREAM = "http://127.0.0.1:9/simple/"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
-    opened = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

@@ -1,21 +1,7 @@
 """The digests bodega computed of verified files, kept in the real SQLite store."""
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from bodega.storage.metadata import FileDigests
 from bodega.storage.sqlite import SqliteMetadataStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
-    opened = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_digests_are_found_by_sha256_many_at_once_and_outlive_the_blob(

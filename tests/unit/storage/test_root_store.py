@@ -2,7 +2,6 @@
 the blobs eviction must never take."""
 
 import sqlite3
-from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -14,15 +13,6 @@ from bodega.storage.sqlite import _MIGRATIONS, SqliteMetadataStore
 
 ROOT = StoredRoot("a" * 64, "b" * 64, 3, 100.0)
 COMPRESSED = replace(ROOT, html_gzip_key="c" * 64, json_gzip_key="d" * 64)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
-    opened = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_a_root_stored_before_gzip_copies_existed_opens_without_them(
