@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from bodega.config import Settings
 from bodega.errors import ConfigError
-from bodega.proxy.activity import Activity
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
@@ -24,7 +23,7 @@ from bodega.proxy.release_metadata import ReleaseMetadata
 from bodega.proxy.root import RootList
 from bodega.proxy.search import ProjectSearch
 from bodega.proxy.search_details import DetailsFiller
-from bodega.proxy.stats import Stats
+from bodega.proxy.telemetry import Telemetry
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
@@ -38,8 +37,7 @@ class Services:
     pages: ProjectPages
     root: RootList
     files: FileCache
-    stats: Stats  # counters for /-/metrics
-    activity: Activity  # what the web UI's cache page shows
+    telemetry: Telemetry  # what /-/metrics and the web UI's cache page show
     search: ProjectSearch
     catalog: Catalog
     core_metadata: CoreMetadataExtractor
@@ -91,8 +89,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(upstream.close)
         offline, ttl = settings.offline, settings.index_ttl
         crash = CrashPoints.from_environment(os.environ)  # test-only; disarmed when unset
-        stats = Stats()
-        activity = Activity()
+        telemetry = Telemetry()
+        mirror_telemetry = telemetry.index("root/pypi")
         root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
         stack.push_async_callback(root.close)
         search = ProjectSearch(
@@ -109,8 +107,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             upstream,
             settings.spool_dir,
             offline=offline,
-            stats=stats,
-            activity=activity,
+            telemetry=mirror_telemetry,
             crash=crash,
         )
         stack.push_async_callback(files.close)
@@ -121,9 +118,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             store,
             ttl=ttl,
             offline=offline,
-            stats=stats,
+            telemetry=mirror_telemetry,
             revalidate_after=settings.revalidate_after,
-            activity=activity,
             on_page=search.saw_page,
             core_metadata=core_metadata,
             crash=crash,
@@ -133,7 +129,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         search.start(details.fill)
         stack.push_async_callback(search.close)
         stack.push_async_callback(details.close)
-        eviction = Eviction(blobs, store, files, stats, max_bytes=settings.max_cache_size)
+        eviction = Eviction(blobs, store, files, telemetry, max_bytes=settings.max_cache_size)
         await eviction.start()
         stack.push_async_callback(eviction.close)
         readiness = Readiness(store, upstream, settings.spool_dir, offline=offline)
@@ -144,7 +140,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             store,
             blobs,
             search,
-            activity,
+            telemetry,
             data_dir=settings.data_dir,
             upstream=settings.upstream,
             offline=offline,
@@ -155,8 +151,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             pages,
             root,
             files,
-            stats,
-            activity,
+            telemetry,
             search,
             catalog,
             core_metadata,

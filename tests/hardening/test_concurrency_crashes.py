@@ -21,7 +21,7 @@ from bodega.errors import ConfigError
 from bodega.proxy.crashpoints import ENV_VAR, FILE_POINTS, PAGE_POINTS, CrashPoints
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.root import RootList
-from bodega.proxy.stats import Stats
+from bodega.proxy.telemetry import Telemetry
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import UpstreamClient
@@ -231,7 +231,12 @@ async def test_scenario_36_ttl_boundaries_and_a_clock_that_steps_back(
     upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "clock-test")
     store = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
     pages = ProjectPages(
-        upstream, store, ttl=600, offline=False, stats=Stats(), clock=lambda: now[0]
+        upstream,
+        store,
+        ttl=600,
+        offline=False,
+        telemetry=Telemetry().index("root/pypi"),
+        clock=lambda: now[0],
     )
     try:
 

@@ -13,6 +13,7 @@ from tests.support.waiting import eventually
 
 WHEEL = build_wheel("demo", "1.0", payload_size=50_000)
 JSON = "application/vnd.pypi.simple.v1+json"
+MIRROR = "root/pypi"  # the one index until the [indexes] table configures more
 
 
 @pytest.fixture
@@ -54,12 +55,12 @@ async def test_offline_metrics_show_the_upstream_series_with_zeros(
     bodega = await start_bodega(offline=True)
     scraped = await scrape(client, bodega)
     for kind in ("file", "page"):
-        labels = frozenset({("kind", kind)})
+        labels = frozenset({("index", MIRROR), ("kind", kind)})
         assert scraped[("bodega_upstream_fetched_bytes_total", labels)] == 0
         assert scraped[("bodega_upstream_errors_total", labels)] == 0
         assert scraped[("bodega_upstream_request_duration_seconds_count", labels)] == 0
         assert scraped[("bodega_upstream_request_duration_seconds_sum", labels)] == 0
-        hit = frozenset({("kind", kind), ("outcome", "hit")})
+        hit = frozenset({("index", MIRROR), ("kind", kind), ("outcome", "hit")})
         assert scraped[("bodega_cache_requests_total", hit)] == 0
 
 
@@ -193,16 +194,32 @@ async def test_metrics_count_requests_outcomes_and_bytes(
     assert value(scraped, "bodega_requests_total", route="project", status="200") == 2
     assert value(scraped, "bodega_requests_total", route="project", status="404") == 1
     assert value(scraped, "bodega_requests_total", route="file", status="200") == 2
-    assert value(scraped, "bodega_cache_requests_total", kind="page", outcome="miss") == 1
-    assert value(scraped, "bodega_cache_requests_total", kind="page", outcome="hit") == 1
-    assert value(scraped, "bodega_cache_requests_total", kind="file", outcome="miss") == 1
-    assert value(scraped, "bodega_cache_requests_total", kind="file", outcome="hit") == 1
-    assert value(scraped, "bodega_cache_served_bytes_total") == size
-    assert value(scraped, "bodega_upstream_fetched_bytes_total", kind="file") == size
-    assert value(scraped, "bodega_upstream_fetched_bytes_total", kind="page") > 0
-    assert value(scraped, "bodega_upstream_request_duration_seconds_count", kind="page") == 2
-    assert value(scraped, "bodega_upstream_request_duration_seconds_count", kind="file") == 1
-    assert value(scraped, "bodega_upstream_errors_total", kind="page") == 0
+    assert (
+        value(scraped, "bodega_cache_requests_total", index=MIRROR, kind="page", outcome="miss")
+        == 1
+    )
+    assert (
+        value(scraped, "bodega_cache_requests_total", index=MIRROR, kind="page", outcome="hit") == 1
+    )
+    assert (
+        value(scraped, "bodega_cache_requests_total", index=MIRROR, kind="file", outcome="miss")
+        == 1
+    )
+    assert (
+        value(scraped, "bodega_cache_requests_total", index=MIRROR, kind="file", outcome="hit") == 1
+    )
+    assert value(scraped, "bodega_cache_served_bytes_total", index=MIRROR) == size
+    assert value(scraped, "bodega_upstream_fetched_bytes_total", index=MIRROR, kind="file") == size
+    assert value(scraped, "bodega_upstream_fetched_bytes_total", index=MIRROR, kind="page") > 0
+    assert (
+        value(scraped, "bodega_upstream_request_duration_seconds_count", index=MIRROR, kind="page")
+        == 2
+    )
+    assert (
+        value(scraped, "bodega_upstream_request_duration_seconds_count", index=MIRROR, kind="file")
+        == 1
+    )
+    assert value(scraped, "bodega_upstream_errors_total", index=MIRROR, kind="page") == 0
     assert value(scraped, "bodega_downloads_in_flight") == 0
     assert value(scraped, "bodega_cache_size_bytes") == size
     assert value(scraped, "bodega_cache_files") == 1
@@ -216,8 +233,50 @@ async def test_metrics_count_upstream_errors_and_stale_serves(
     index.fail_with(500)
     assert (await client.get(f"{bodega}simple/demo/")).status_code == 200
     scraped = await scrape(client, bodega)
-    assert value(scraped, "bodega_upstream_errors_total", kind="page") == 1
-    assert value(scraped, "bodega_cache_requests_total", kind="page", outcome="stale") == 1
+    assert value(scraped, "bodega_upstream_errors_total", index=MIRROR, kind="page") == 1
+    assert (
+        value(scraped, "bodega_cache_requests_total", index=MIRROR, kind="page", outcome="stale")
+        == 1
+    )
+
+
+async def test_metrics_and_status_json_report_one_hit_ratio(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    """Issue 12: the UI's numbers and /-/metrics are two views of one recorder, with one
+    definition of a miss (per request, not per download)."""
+    bodega = await start_bodega(index_ttl=0)
+    file = f"{bodega}files/demo/{WHEEL.filename}"
+    await client.get(f"{bodega}simple/demo/")  # page: miss
+    await client.get(f"{bodega}simple/demo/")  # page: revalidated (index_ttl=0)
+    assert (await client.get(file)).status_code == 200  # file: miss
+    assert (await client.get(file)).status_code == 200  # file: hit
+    await client.get(file, headers={"Range": "bytes=0-9"})  # file: hit
+
+    scraped = await scrape(client, bodega)
+    by_outcome = {
+        (kind, outcome): value(
+            scraped, "bodega_cache_requests_total", index=MIRROR, kind=kind, outcome=outcome
+        )
+        for kind in ("page", "file")
+        for outcome in ("hit", "miss", "stale", "revalidated")
+    }
+    assert sum(by_outcome.values()) == 5
+    misses = by_outcome["page", "miss"] + by_outcome["file", "miss"]
+    assert misses == 2
+    # The ratio as the README tells a dashboard to compute it.
+    from_metrics = (sum(by_outcome.values()) - misses) / sum(by_outcome.values())
+
+    status = (await client.get(f"{bodega}+status.json")).json()
+    assert status["hit_ratio"] == pytest.approx(from_metrics) == pytest.approx(3 / 5)
+    assert (status["hits"], status["misses"]) == (3, 2)
+    assert status["requests"]["page"]["revalidated"] == 1
+    assert status["indexes"][MIRROR]["hit_ratio"] == status["hit_ratio"]
+    assert status["bytes_from_cache"] == WHEEL.size + 10
+    assert value(scraped, "bodega_cache_served_bytes_total", index=MIRROR) == WHEEL.size + 10
+    page = (await client.get(f"{bodega}+cache")).text
+    assert '<dd id="hit-ratio">60.0% (3 hits, 2 misses)</dd>' in page
+    assert f"<tr><td>{MIRROR}</td><td>60.0%</td>" in page
 
 
 async def test_metrics_show_a_download_in_flight(

@@ -184,8 +184,10 @@ async def test_status_json_has_the_numbers_of_the_cache_page(
     status = (await client.get(f"{url}+status.json")).json()
     assert status["files"] == 2  # the wheel and its metadata
     assert status["bytes"] == newest.size + len(newest.metadata or b"")
-    assert status["misses"] == 2
-    assert status["hits"] == 1
+    # Per request: the page, the metadata and the file were misses, the file again a hit.
+    assert (status["misses"], status["hits"], status["hit_ratio"]) == (3, 1, 0.25)
+    assert status["downloads"] == 2
+    assert status["indexes"]["root/pypi"]["misses"] == 3
     assert status["bytes_from_cache"] == newest.size
     assert status["bytes_fetched"] == status["bytes"]
     assert status["upstream_health"] == "ok"
@@ -198,7 +200,8 @@ async def test_status_json_has_the_numbers_of_the_cache_page(
     ]
     page = (await client.get(f"{url}+cache")).text
     assert '<dd id="files">2</dd>' in page
-    assert '<dd id="hit-ratio">33.3% (1 hits, 2 fetches)</dd>' in page
+    assert '<dd id="hit-ratio">25.0% (1 hits, 3 misses)</dd>' in page
+    assert "<tr><td>root/pypi</td><td>25.0%</td><td>1</td><td>3</td>" in page
 
 
 async def test_cache_page_reports_upstream_failing(

@@ -4,7 +4,7 @@ import asyncio
 import shutil
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,9 @@ from bodega.core.filenames import version_of
 from bodega.core.model import DistributionFile
 from bodega.core.releases import latest_version, release_order
 from bodega.core.search import MAX_METADATA_BYTES, read_core_metadata
-from bodega.proxy.activity import Activity, Fetch
 from bodega.proxy.pages import CachedPage, ProjectPages
 from bodega.proxy.search import ProjectSearch, SearchStatus
+from bodega.proxy.telemetry import Fetch, Summary, Telemetry
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore
 
@@ -59,17 +59,9 @@ class CacheReport:
     bytes: int
     disk_free: int
     disk_total: int
-    hits: int
-    misses: int
-    hit_ratio: float | None
-    bytes_from_cache: int
-    bytes_fetched: int
-    fetch_errors: int
+    totals: Summary  # every index's numbers together
+    indexes: dict[str, Summary]  # by index name
     upstream: str
-    upstream_health: str
-    upstream_ok_at: float | None
-    upstream_failed_at: float | None
-    upstream_error: str | None
     offline: bool
     started_at: float
     uptime: float
@@ -77,7 +69,10 @@ class CacheReport:
     recent_fetches: tuple[Fetch, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The report with the totals at the top level (hits, hit_ratio, upstream_health...)
+        and each index's numbers under "indexes"."""
+        report = asdict(self)
+        return {**report.pop("totals"), **report}
 
 
 class Catalog:
@@ -87,7 +82,7 @@ class Catalog:
         store: MetadataStore,
         blobs: BlobStore,
         search: ProjectSearch,
-        stats: Activity,
+        telemetry: Telemetry,
         *,
         data_dir: Path,
         upstream: str,
@@ -97,7 +92,7 @@ class Catalog:
         self._store = store
         self._blobs = blobs
         self._search = search
-        self._stats = stats
+        self._telemetry = telemetry
         self._data_dir = data_dir
         self._upstream = upstream
         self._offline = offline
@@ -140,29 +135,25 @@ class Catalog:
     async def report(self) -> CacheReport:
         files, size = await self._store.blob_usage()
         disk = await asyncio.to_thread(shutil.disk_usage, self._data_dir)
-        stats = self._stats
+        telemetry = self._telemetry
         return CacheReport(
             files=files,
             bytes=size,
             disk_free=disk.free,
             disk_total=disk.total,
-            hits=stats.hits,
-            misses=stats.misses,
-            hit_ratio=stats.hit_ratio,
-            bytes_from_cache=stats.bytes_from_cache,
-            bytes_fetched=stats.bytes_fetched,
-            fetch_errors=stats.fetch_errors,
+            totals=self._with_offline(telemetry.totals()),
+            indexes={view.name: self._with_offline(view.summary()) for view in telemetry.indexes},
             upstream=self._upstream,
-            upstream_health="offline" if self._offline else stats.upstream_health,
-            upstream_ok_at=stats.upstream_ok_at,
-            upstream_failed_at=stats.upstream_failed_at,
-            upstream_error=stats.upstream_error,
             offline=self._offline,
-            started_at=stats.started_at,
-            uptime=time.time() - stats.started_at,
+            started_at=telemetry.started_at,
+            uptime=time.time() - telemetry.started_at,
             search=await self._search.status(),
-            recent_fetches=tuple(stats.recent),
+            recent_fetches=tuple(telemetry.recent),
         )
+
+    def _with_offline(self, summary: Summary) -> Summary:
+        # An --offline bodega never asks upstream: "unknown" would read as not yet.
+        return replace(summary, upstream_health="offline") if self._offline else summary
 
     async def _description(
         self,

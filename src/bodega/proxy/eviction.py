@@ -11,7 +11,7 @@ import contextlib
 import logging
 
 from bodega.proxy.files import FileCache
-from bodega.proxy.stats import Stats
+from bodega.proxy.telemetry import Telemetry
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore
 
@@ -28,7 +28,7 @@ class Eviction:
         blobs: BlobStore,
         store: MetadataStore,
         files: FileCache,
-        stats: Stats,
+        telemetry: Telemetry,
         *,
         max_bytes: int,  # 0: no limit
         flush_interval: float = 30.0,
@@ -36,7 +36,7 @@ class Eviction:
         self._blobs = blobs
         self._store = store
         self._files = files
-        self._stats = stats
+        self._telemetry = telemetry
         self.max_bytes = max_bytes
         self._flush_interval = flush_interval
         self.size_bytes = 0  # as of the last pass, plus what was committed since
@@ -80,8 +80,7 @@ class Eviction:
                     await self._blobs.delete(blob.key)
                 self.size_bytes -= blob.size
                 self.blob_count -= 1
-                self._stats.evicted_blobs += 1
-                self._stats.evicted_bytes += blob.size
+                self._telemetry.evicted(blob.size)
                 evicted += 1
             if evicted == before:
                 break  # everything left is busy: wait for the next commit

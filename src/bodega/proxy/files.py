@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from bodega.errors import IntegrityError, NotFound, StorageError, UpstreamError
-from bodega.proxy.activity import Activity
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.small_files import MAX_FILE_BYTES as SMALL_FILE_BYTES
 from bodega.proxy.small_files import SmallFiles
-from bodega.proxy.stats import Stats
+from bodega.proxy.telemetry import IndexTelemetry
 from bodega.storage.blobs import BlobStore
 from bodega.storage.localfiles import acquire_off_loop, open_off_loop
 from bodega.storage.metadata import MetadataStore
@@ -188,12 +187,11 @@ class FileCache:
         spool_dir: Path,
         *,
         offline: bool,
-        stats: Stats,
+        telemetry: IndexTelemetry,
         clock: Callable[[], float] = time.time,
-        activity: Activity | None = None,
         crash: CrashPoints = CrashPoints.DISARMED,
     ) -> None:
-        self.activity = activity or Activity(clock)
+        self.telemetry = telemetry  # the web edge counts each request's outcome here
         self._blobs = blobs
         self._store = store
         self._upstream = upstream
@@ -203,7 +201,6 @@ class FileCache:
         self._downloads: SingleFlight[None] = SingleFlight()
         self._active: dict[str, Download] = {}
         self._crash = crash
-        self._stats = stats
         self._leases: Counter[str] = Counter()  # blobs being served from disk right now
         self._accessed: dict[str, float] = {}  # hits not yet written to the store
         self._evicting: dict[str, asyncio.Event] = {}
@@ -302,7 +299,7 @@ class FileCache:
         # The file's last use is when it was asked for: its commit may land after the
         # client's next request for another file, which must count as more recent.
         download.asked_at = self._clock()
-        self.activity.fetch_started()
+        self.telemetry.download_started()
         self._active[flight_key] = download
         task = self._downloads.run(flight_key, lambda: self._run(download, answer))
         task.add_done_callback(lambda _: self._active.pop(flight_key, None))
@@ -410,13 +407,11 @@ class FileCache:
             raise
         except Exception as error:  # the download's failure is every reader's failure
             log.warning("download of %s failed: %s", download.url, error)
-            if isinstance(error, UpstreamError):
-                self.activity.upstream_failed(str(error))
             download.error = error
-            self._stats.upstream_errors["file"] += 1
+            self.telemetry.upstream_failed("file", error)
         finally:
             failure = None if download.error is None else str(download.error)
-            self.activity.fetch_finished(
+            self.telemetry.download_finished(
                 download.url, download.written, time.monotonic() - started, failure
             )
             # The spool goes before the download is marked done: nothing may await between
@@ -434,7 +429,7 @@ class FileCache:
                 return await self._fetch_into(download, answer if attempt == 1 else None)
             except IntegrityError as error:
                 # Upstream (or the path to it) sent other bytes than its index declares.
-                self._stats.integrity_failures += 1
+                self.telemetry.integrity_failure()
                 log.error("integrity failure, attempt %d of %d: %s", attempt, _ATTEMPTS, error)
                 if attempt == _ATTEMPTS:
                     raise
@@ -469,8 +464,7 @@ class FileCache:
                 else contextlib.nullcontext(answer)
             )
             async with opened as remote:
-                self._stats.observe_upstream("file", time.monotonic() - asked, failed=False)
-                self.activity.upstream_answered()
+                self.telemetry.upstream_answered("file", time.monotonic() - asked)
                 if download.total is None:
                     download.total = remote.content_length
                 # Before any client gets headers, so a full disk is a clean 503 (threat 32).
@@ -483,7 +477,7 @@ class FileCache:
                     if limit is not None and download.written + len(chunk) > limit:
                         raise IntegrityError(f"{download.url} is larger than the index says")
                     download.received(chunk)
-                    self._stats.bytes_from_upstream["file"] += len(chunk)
+                    self.telemetry.received("file", len(chunk))
                     pending.append(chunk)
                     pending_bytes += len(chunk)
                     if pending_bytes >= _WRITE_BATCH:

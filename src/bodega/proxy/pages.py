@@ -20,11 +20,10 @@ from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.parsing import JSON_V1, parse_project_page
 from bodega.core.rendering import render_project_html, render_project_json
 from bodega.errors import NotFound, StorageError, UpstreamError
-from bodega.proxy.activity import Activity
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
-from bodega.proxy.stats import CacheOutcome, Stats
+from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry
 from bodega.storage.metadata import MetadataStore, StoredPage
 from bodega.upstream import UpstreamClient
 
@@ -78,16 +77,15 @@ class ProjectPages:
         *,
         ttl: float,
         offline: bool,
-        stats: Stats,
+        telemetry: IndexTelemetry,
         revalidate_after: float = 0.0,
         clock: Callable[[], float] = time.time,
         memory_entries: int = 1024,
-        activity: Activity | None = None,
         on_page: Callable[[ProjectPage], None] | None = None,
         core_metadata: CoreMetadataExtractor | None = None,
         crash: CrashPoints = CrashPoints.DISARMED,
     ) -> None:
-        self.activity = activity or Activity(clock)
+        self.telemetry = telemetry  # the web edge counts each request's outcome here
         self._on_page = on_page  # told of every page fetched from upstream (search listens)
         self._core_metadata = core_metadata
         if core_metadata is not None:
@@ -97,7 +95,6 @@ class ProjectPages:
         self.ttl = ttl
         self._revalidate_after = revalidate_after
         self._offline = offline
-        self._stats = stats
         self._clock = clock
         self._memory: OrderedDict[str, CachedPage] = OrderedDict()
         self._memory_entries = memory_entries
@@ -221,7 +218,7 @@ class ProjectPages:
         extracted = asyncio.ensure_future(self._store.core_metadata_of(project))
         extracted.add_done_callback(_observe)  # a refresh cancelled meanwhile leaves it behind
         try:
-            with self._stats.upstream_call("page"):
+            with self.telemetry.upstream_call("page"):
                 response = await self._upstream.fetch_project_page(
                     project,
                     etag=cached.etag if cached else None,
@@ -229,9 +226,7 @@ class ProjectPages:
                 )
         except UpstreamError as error:
             await _settle(extracted)
-            self.activity.upstream_failed(str(error))
             return self._stale_or_raise(project, cached, error)
-        self.activity.upstream_answered()
         now = self._clock()
         if response.status == 304 and cached is not None:
             await _settle(extracted)
@@ -247,7 +242,7 @@ class ProjectPages:
             self._remember(project, fresh)
             self._extract_core_metadata(project, fresh)
             return fresh
-        self._stats.bytes_from_upstream["page"] += len(response.body)
+        self.telemetry.received("page", len(response.body))
         try:
             page = await _parse_off_loop(response.body, response.media_type, response.url, project)
         except UpstreamError as error:

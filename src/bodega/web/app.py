@@ -59,7 +59,7 @@ async def _prepare(request: web.Request, response: web.StreamResponse) -> None:
     # Every response passes here, error pages and redirects included, with its final status.
     await add_security_headers(request, response)
     found = request.get(_MATCH) or match(request.path)
-    request.app[SERVICES].stats.count_request(found.route.value, response.status)
+    request.app[SERVICES].telemetry.count_request(found.route.value, response.status)
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:

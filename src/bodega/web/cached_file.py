@@ -21,7 +21,7 @@ from aiohttp.helpers import ETAG_ANY, ETag
 
 from bodega.core.ranges import Answer, select_bytes
 from bodega.proxy.files import CachedFile
-from bodega.proxy.stats import CacheOutcome
+from bodega.proxy.telemetry import CacheOutcome
 from bodega.services import Services
 from bodega.storage.localfiles import acquire_off_loop
 from bodega.web.access_log import log_cut
@@ -75,10 +75,8 @@ class CachedResponse(web.StreamResponse):
             raise
         finally:
             self._cached.release()
-        if sent:
-            self._services.stats.bytes_from_cache += sent
         if self._outcome == CacheOutcome.HIT:
-            self._services.activity.served_from_cache(sent)
+            self._services.files.telemetry.served_from_cache(sent)
         return writer
 
     async def _answer(
@@ -137,8 +135,7 @@ class SmallFileResponse(web.Response):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
         sent = self.content_length or 0
-        self._services.stats.bytes_from_cache += sent
-        self._services.activity.served_from_cache(sent)
+        self._services.files.telemetry.served_from_cache(sent)
         return writer
 
 

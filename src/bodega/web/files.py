@@ -10,7 +10,7 @@ from bodega.core.model import DistributionFile
 from bodega.core.names import normalize_project_name, validate_filename
 from bodega.errors import BodegaError, NotFound
 from bodega.proxy.files import Download, Span
-from bodega.proxy.stats import CacheOutcome
+from bodega.proxy.telemetry import CacheOutcome
 from bodega.services import Services
 from bodega.web.cached_file import CachedResponse, SmallFileResponse
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
@@ -60,12 +60,12 @@ async def distribution_file(
             services.search.saw_metadata(project, key, None)
         if wants_metadata:
             services.core_metadata.extract_after_download(project, file, None)
-        services.stats.count_outcome("file", CacheOutcome.HIT)
+        services.files.telemetry.count_outcome("file", CacheOutcome.HIT)
         return hit
     download = services.files.download(key, url, size)
     if wants_metadata:
         services.core_metadata.extract_after_download(project, file, download)
-    services.stats.count_outcome("file", CacheOutcome.MISS)
+    services.files.telemetry.count_outcome("file", CacheOutcome.MISS)
     if is_metadata and key is not None:
         services.search.saw_metadata(project, key, download)
     if request.method == "HEAD":

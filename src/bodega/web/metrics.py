@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from aiohttp import web
 
-from bodega.proxy.stats import KINDS, CacheOutcome, Histogram
+from bodega.proxy.telemetry import KINDS, CacheOutcome, Histogram, Telemetry
 from bodega.services import Services
 from bodega.web.routing import Match
 
@@ -22,55 +22,8 @@ async def metrics(request: web.Request, services: Services, match: Match) -> web
 
 
 def render(services: Services) -> Iterator[str]:
-    stats, eviction = services.stats, services.eviction
-    yield from _family(
-        "bodega_requests_total",
-        "counter",
-        "HTTP requests answered, by route and status.",
-        (({"route": r, "status": str(s)}, n) for (r, s), n in sorted(stats.requests.items())),
-    )
-    yield from _family(
-        "bodega_cache_requests_total",
-        "counter",
-        "Cache lookups by kind (page, file) and outcome (hit, miss, stale, revalidated).",
-        (
-            ({"kind": kind, "outcome": outcome.lower()}, stats.outcomes[kind, outcome])
-            for kind in KINDS
-            for outcome in CacheOutcome
-        ),
-    )
-    yield from _family(
-        "bodega_cache_served_bytes_total",
-        "counter",
-        "File bytes served from the cache.",
-        [({}, stats.bytes_from_cache)],
-    )
-    yield from _family(
-        "bodega_upstream_fetched_bytes_total",
-        "counter",
-        "Bytes received from upstream, by kind.",
-        (({"kind": kind}, stats.bytes_from_upstream[kind]) for kind in KINDS),
-    )
-    yield from _family(
-        "bodega_upstream_errors_total",
-        "counter",
-        "Upstream requests that failed (errors, timeouts, bad bytes), by kind.",
-        (({"kind": kind}, stats.upstream_errors[kind]) for kind in KINDS),
-    )
-    yield from _family(
-        "bodega_integrity_failures_total",
-        "counter",
-        "Downloads whose bytes did not match the hash or size the index declares (each is"
-        " fetched once more; none is ever served as complete).",
-        [({}, stats.integrity_failures)],
-    )
-    yield from _histograms(
-        "bodega_upstream_request_duration_seconds",
-        "Time until upstream answered a request (headers), by kind.",
-        # Every series from the start, zeros included (an offline bodega never asks
-        # upstream): a dashboard's rate() and a missing series are different answers.
-        ((kind, stats.upstream_latency.get(kind, Histogram())) for kind in KINDS),
-    )
+    yield from render_telemetry(services.telemetry)
+    eviction = services.eviction
     yield from _family(
         "bodega_downloads_in_flight",
         "gauge",
@@ -92,17 +45,88 @@ def render(services: Services) -> Iterator[str]:
         "The cache's size limit (--max-cache-size); 0: none.",
         [({}, eviction.max_bytes)],
     )
+
+
+def render_telemetry(telemetry: Telemetry) -> Iterator[str]:
+    """The recorder's counters: per-index series carry `index="<user>/<index>"`; requests
+    by route and evictions are the server's own."""
+    indexes = telemetry.indexes
+    yield from _family(
+        "bodega_requests_total",
+        "counter",
+        "HTTP requests answered, by route and status.",
+        (({"route": r, "status": str(s)}, n) for (r, s), n in sorted(telemetry.requests.items())),
+    )
+    yield from _family(
+        "bodega_cache_requests_total",
+        "counter",
+        "Page and file requests by index, kind (page, file) and outcome (hit, miss, stale,"
+        " revalidated); the hit ratio is the share whose outcome is not miss.",
+        (
+            (
+                {"index": view.name, "kind": kind, "outcome": outcome.lower()},
+                view.outcomes[kind, outcome],
+            )
+            for view in indexes
+            for kind in KINDS
+            for outcome in CacheOutcome
+        ),
+    )
+    yield from _family(
+        "bodega_cache_served_bytes_total",
+        "counter",
+        "File bytes of cache hits sent to clients, by index.",
+        (({"index": view.name}, view.bytes_from_cache) for view in indexes),
+    )
+    yield from _family(
+        "bodega_upstream_fetched_bytes_total",
+        "counter",
+        "Bytes received from upstream, by index and kind.",
+        (
+            ({"index": view.name, "kind": kind}, view.bytes_from_upstream[kind])
+            for view in indexes
+            for kind in KINDS
+        ),
+    )
+    yield from _family(
+        "bodega_upstream_errors_total",
+        "counter",
+        "Upstream requests that failed (errors, timeouts, bad bytes), by index and kind.",
+        (
+            ({"index": view.name, "kind": kind}, view.upstream_errors[kind])
+            for view in indexes
+            for kind in KINDS
+        ),
+    )
+    yield from _family(
+        "bodega_integrity_failures_total",
+        "counter",
+        "Downloads whose bytes did not match the hash or size the index declares (each is"
+        " fetched once more; none is ever served as complete), by index.",
+        (({"index": view.name}, view.integrity_failures) for view in indexes),
+    )
+    yield from _histograms(
+        "bodega_upstream_request_duration_seconds",
+        "Time until upstream answered a request (headers), by index and kind.",
+        # Every series from the start, zeros included (an offline bodega never asks
+        # upstream): a dashboard's rate() and a missing series are different answers.
+        (
+            ({"index": view.name, "kind": kind}, view.upstream_latency[kind])
+            for view in indexes
+            for kind in KINDS
+        ),
+    )
     yield from _family(
         "bodega_cache_evicted_files_total",
         "counter",
         "Files evicted to keep the cache under its size limit.",
-        [({}, stats.evicted_blobs)],
+        [({}, telemetry.evicted_blobs)],
     )
     yield from _family(
         "bodega_cache_evicted_bytes_total",
         "counter",
         "Bytes evicted to keep the cache under its size limit.",
-        [({}, stats.evicted_bytes)],
+        [({}, telemetry.evicted_bytes)],
     )
 
 
@@ -113,15 +137,15 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> 
 
 
 def _histograms(
-    name: str, help_text: str, by_kind: Iterable[tuple[str, Histogram]]
+    name: str, help_text: str, series: Iterable[tuple[dict[str, str], Histogram]]
 ) -> Iterator[str]:
     yield f"# HELP {name} {help_text}\n# TYPE {name} histogram\n"
-    for kind, histogram in by_kind:
+    for labels, histogram in series:
         for bound, count in zip(histogram.bounds, histogram.counts, strict=True):
-            yield f"{name}_bucket{_labels({'kind': kind, 'le': _number(bound)})} {count}\n"
-        yield f"{name}_bucket{_labels({'kind': kind, 'le': '+Inf'})} {histogram.count}\n"
-        yield f"{name}_sum{_labels({'kind': kind})} {_number(histogram.total)}\n"
-        yield f"{name}_count{_labels({'kind': kind})} {histogram.count}\n"
+            yield f"{name}_bucket{_labels({**labels, 'le': _number(bound)})} {count}\n"
+        yield f"{name}_bucket{_labels({**labels, 'le': '+Inf'})} {histogram.count}\n"
+        yield f"{name}_sum{_labels(labels)} {_number(histogram.total)}\n"
+        yield f"{name}_count{_labels(labels)} {histogram.count}\n"
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -131,7 +155,8 @@ def _labels(labels: dict[str, str]) -> str:
 
 
 def _escape(value: str) -> str:
-    # Label values are bodega's own words (routes, kinds), but escape as the format says.
+    # Label values are bodega's own words (routes, kinds, index names), but escape as the
+    # format says.
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

@@ -33,7 +33,7 @@ async def project_page(request: web.Request, services: Services, match: Match) -
     media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
     pages = services.pages
     cached, outcome = await pages.lookup(project, client_refresh(request))
-    services.stats.count_outcome("page", outcome)
+    pages.telemetry.count_outcome("page", outcome)
     rendered = await pages.render(cached, media_type)
     headers = {
         CACHE_OUTCOME: outcome,
