@@ -26,6 +26,7 @@ from bodega.clients import (
     index_url,
 )
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
+from bodega.core.indexes import check_index_name
 from bodega.core.names import normalize_project_name
 from bodega.core.units import format_size, parse_duration
 from bodega.errors import ConfigError, InvalidLockfile, InvalidName, StorageError
@@ -178,6 +179,11 @@ def _url_option(command: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Choice(CLIENTS),
     help="Only this client (repeatable). Default: every one.",
 )
+@click.option(
+    "--index",
+    metavar="USER/INDEX",
+    help="Point the clients at this index (e.g. team/all). Default: the default index.",
+)
 @click.option("--write", "action", flag_value="write", help="Edit pip's and uv's config files.")
 @click.option("--undo", "action", flag_value="undo", help="Put back what --write changed.")
 @click.option(
@@ -187,7 +193,11 @@ def _url_option(command: Callable[..., Any]) -> Callable[..., Any]:
     " which pip and uv would still go around bodega (--undo restores them).",
 )
 def configure(
-    url: str | None, clients: tuple[str, ...], action: str | None, comment_out_extras: bool
+    url: str | None,
+    clients: tuple[str, ...],
+    index: str | None,
+    action: str | None,
+    comment_out_extras: bool,
 ) -> None:
     """Point pip, pip-tools, uv, Poetry, PDM and Pipenv at bodega.
 
@@ -201,15 +211,17 @@ def configure(
         if action == "undo":
             _undo(chosen)
             return
-        index = index_url(_base_url(url))
-        files = config_files(index, chosen, comment_out_extras=comment_out_extras)
-    except ConfigError as error:
+        if index is not None:
+            index = check_index_name(index)
+        simple = index_url(_base_url(url), index)
+        files = config_files(simple, chosen, comment_out_extras=comment_out_extras)
+    except (ConfigError, InvalidName) as error:
         raise click.ClickException(str(error)) from None
     for file in files:
         where = _write(file.path, file.text) if action == "write" else str(file.path)
         click.echo(f"# {_CLIENT_LABELS[file.client]}: {where}")
         click.echo(file.added)
-    for client, command in commands(index).items():
+    for client, command in commands(simple).items():
         if client in chosen:
             click.echo(f"# {_CLIENT_LABELS[client]}:\n{command}\n")
     if action is None and files:

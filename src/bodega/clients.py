@@ -55,17 +55,23 @@ def check_base_url(url: str) -> str:
             f"--url must be bodega's http(s) base URL (http://host:3141/), not {url!r}"
         )
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    if path.endswith("/+simple/"):  # an index's: /<user>/<index>/+simple/
+        path = path.removesuffix("+simple/").rstrip("/").rsplit("/", 2)[0] + "/"
     path = path.removesuffix("simple/")
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def index_url(base_url: str) -> str:
-    """The simple index (PEP 503) of the bodega at `base_url`."""
-    return base_url + "simple/"
+def index_url(base_url: str, index: str | None = None) -> str:
+    """The simple index (PEP 503) of the bodega at `base_url`: the default index's, or
+    that of the index named `<user>/<index>`."""
+    return base_url + (f"{index}/+simple/" if index else "simple/")
 
 
 def _search_url(index_url: str) -> str:
-    # pip search's XML-RPC endpoint sits beside /simple/ (conformance item 42).
+    # pip search's XML-RPC endpoint: an index's own path, or /pypi beside /simple/
+    # (conformance item 42).
+    if index_url.endswith("/+simple/"):
+        return index_url.removesuffix("+simple/")
     return index_url.removesuffix("simple/") + "pypi"
 
 

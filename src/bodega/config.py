@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from bodega.core.indexes import IndexSpec, MirrorIndex
 from bodega.core.units import parse_size
 from bodega.errors import ConfigError
 
@@ -200,6 +201,24 @@ class Settings:
     shutdown_timeout: float
     header_timeout: float
     max_cache_size: int  # bytes; 0: no limit
+    indexes: tuple[IndexSpec, ...] = ()
+    default_index: str = "root/pypi"
+
+    def __post_init__(self) -> None:
+        if not self.indexes or self.indexes[0].name == "root/pypi" and len(self.indexes) == 1:
+            mirror = MirrorIndex(
+                "root/pypi",
+                self.upstream,
+                self.index_ttl,
+                self.revalidate_after,
+                self.upstream_timeout,
+                self.download_deadline,
+                self.offline,
+            )
+            object.__setattr__(self, "indexes", (mirror,))
+
+    def index(self, name: str) -> IndexSpec:
+        return next(spec for spec in self.indexes if spec.name == name)
 
     @property
     def database_path(self) -> Path:

@@ -9,13 +9,17 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from bodega.config import Settings
+from bodega.core.indexes import IndexSpec, MirrorIndex, VirtualIndex
+from bodega.core.urls import shown_url
 from bodega.errors import ConfigError
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.eviction import Eviction
 from bodega.proxy.file_digests import FileDigester
+from bodega.proxy.file_requests import FileRequests
 from bodega.proxy.files import FileCache
+from bodega.proxy.indexes import Indexes, Mirror
 from bodega.proxy.maintenance import CacheMaintenance
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.readiness import Readiness
@@ -24,6 +28,7 @@ from bodega.proxy.root import RootList
 from bodega.proxy.search import ProjectSearch
 from bodega.proxy.search_details import DetailsFiller
 from bodega.proxy.telemetry import Telemetry
+from bodega.proxy.union_root import UnionRootSource
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
@@ -34,16 +39,12 @@ from bodega.upstream import UpstreamClient
 class Services:
     settings: Settings
     instance_id: str  # marks this process's upstream requests, to detect request loops
-    pages: ProjectPages
-    root: RootList
-    files: FileCache
+    indexes: Indexes  # which mirror serves what, per index: pages, search, the root list
+    file_requests: FileRequests  # the use case behind every file URL
+    files: FileCache  # shared by every index: a blob is stored once
     telemetry: Telemetry  # what /-/metrics and the web UI's cache page show
-    search: ProjectSearch
-    catalog: Catalog
-    core_metadata: CoreMetadataExtractor
     eviction: Eviction
     readiness: Readiness
-    release_metadata: ReleaseMetadata  # the JSON API's view of a release's core metadata
     file_digests: FileDigester  # md5 and blake2b_256 of cached files, for the JSON API
 
 
@@ -79,84 +80,163 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         instance_id = secrets.token_hex(8)
         store = await SqliteMetadataStore.open(settings.database_path)
         stack.push_async_callback(store.close)
-        blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
-        upstream = await UpstreamClient.open(
-            settings.upstream,
-            settings.upstream_timeout,
+        shared = _Shared(
+            settings,
             instance_id,
-            download_deadline=settings.download_deadline,
-        )
-        stack.push_async_callback(upstream.close)
-        offline, ttl = settings.offline, settings.index_ttl
-        crash = CrashPoints.from_environment(os.environ)  # test-only; disarmed when unset
-        telemetry = Telemetry()
-        mirror_telemetry = telemetry.index("root/pypi")
-        root = RootList(upstream, store, blobs, settings.spool_dir, ttl=ttl, offline=offline)
-        stack.push_async_callback(root.close)
-        search = ProjectSearch(
             store,
-            blobs,
-            root,
-            refresh_interval=settings.search_refresh,
-            offline=offline,
-            first_refresh_delay=settings.search_first_refresh,
+            FilesystemBlobStore(settings.blobs_dir, settings.spool_dir),
+            CrashPoints.from_environment(os.environ),  # test-only; disarmed when unset
+            Telemetry(),
         )
+        specs = [spec for spec in settings.indexes if isinstance(spec, MirrorIndex)]
+        upstreams = {spec.name: await _open_upstream(spec, instance_id) for spec in specs}
+        for upstream in upstreams.values():
+            stack.push_async_callback(upstream.close)
+        first = upstreams[_first_mirror(settings)]
         files = FileCache(
-            blobs,
+            shared.blobs,
             store,
-            upstream,
+            first,
             settings.spool_dir,
-            offline=offline,
-            telemetry=mirror_telemetry,
-            crash=crash,
+            offline=settings.offline,
+            telemetry=shared.telemetry.index(_first_mirror(settings)),
+            crash=shared.crash,
         )
         stack.push_async_callback(files.close)
-        core_metadata = CoreMetadataExtractor(upstream, blobs, store, files, offline=offline)
-        stack.push_async_callback(core_metadata.close)
-        pages = ProjectPages(
-            upstream,
-            store,
-            ttl=ttl,
-            offline=offline,
-            telemetry=mirror_telemetry,
-            revalidate_after=settings.revalidate_after,
-            on_page=search.saw_page,
-            core_metadata=core_metadata,
-            crash=crash,
+        mirrors: dict[str, Mirror] = {}
+        for spec in specs:
+            upstream = upstreams[spec.name]
+            mirrors[spec.name] = await _open_mirror(spec, upstream, files, shared, stack)
+        unions: dict[str, RootList] = {}
+        for virtual in settings.indexes:
+            if isinstance(virtual, VirtualIndex):
+                unions[virtual.name] = _open_union_root(virtual, mirrors, shared, stack)
+        eviction = Eviction(
+            shared.blobs, store, files, shared.telemetry, max_bytes=settings.max_cache_size
         )
-        stack.push_async_callback(pages.close)
-        details = DetailsFiller(pages, files, search)
-        search.start(details.fill)
-        stack.push_async_callback(search.close)
-        stack.push_async_callback(details.close)
-        eviction = Eviction(blobs, store, files, telemetry, max_bytes=settings.max_cache_size)
         await eviction.start()
         stack.push_async_callback(eviction.close)
-        readiness = Readiness(store, upstream, settings.spool_dir, offline=offline)
+        readiness = Readiness(store, first, settings.spool_dir, offline=settings.offline)
         file_digests = FileDigester(store, files)
         stack.push_async_callback(file_digests.close)
-        catalog = Catalog(
-            pages,
-            store,
-            blobs,
-            search,
-            telemetry,
-            data_dir=settings.data_dir,
-            upstream=settings.upstream,
-            offline=offline,
-        )
+        indexes = Indexes(settings.indexes, mirrors, unions, settings.default_index)
         yield Services(
             settings,
             instance_id,
-            pages,
-            root,
+            indexes,
+            FileRequests(indexes, files, shared.telemetry),
             files,
-            telemetry,
-            search,
-            catalog,
-            core_metadata,
+            shared.telemetry,
             eviction,
             readiness,
-            ReleaseMetadata(files, core_metadata),
             file_digests,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What every index's parts share."""
+
+    settings: Settings
+    instance_id: str
+    store: SqliteMetadataStore
+    blobs: FilesystemBlobStore
+    crash: CrashPoints
+    telemetry: Telemetry
+
+
+def _first_mirror(settings: Settings) -> str:
+    """The mirror that readiness probes and the file cache falls back on: the default
+    index's first."""
+    default = settings.index(settings.default_index)
+    if isinstance(default, MirrorIndex):
+        return default.name
+    mirrors = [spec.name for spec in settings.indexes if isinstance(spec, MirrorIndex)]
+    return next((base for base in _bases(settings, default) if base in mirrors), mirrors[0])
+
+
+def _bases(settings: Settings, spec: IndexSpec) -> list[str]:
+    """The mirrors an index serves from, in order, each once."""
+    if isinstance(spec, MirrorIndex):
+        return [spec.name]
+    found = [name for base in spec.bases for name in _bases(settings, settings.index(base))]
+    return list(dict.fromkeys(found))
+
+
+def _open_union_root(
+    spec: VirtualIndex, mirrors: dict[str, Mirror], shared: _Shared, stack: AsyncExitStack
+) -> RootList:
+    """A virtual index's root list: its mirrors' lists as one, kept in its own rows."""
+    bases = [mirrors[name] for name in _bases(shared.settings, spec)]
+    root = RootList(
+        UnionRootSource([mirror.root for mirror in bases], shared.blobs),
+        shared.store.index(spec.name),
+        shared.blobs,
+        shared.settings.spool_dir,
+        ttl=min(mirror.spec.index_ttl for mirror in bases),
+        offline=False,  # its bases are what may be offline: they answer from their copies
+    )
+    stack.push_async_callback(root.close)
+    return root
+
+
+async def _open_upstream(spec: MirrorIndex, instance_id: str) -> UpstreamClient:
+    return await UpstreamClient.open(
+        spec.upstream,
+        spec.upstream_timeout,
+        instance_id,
+        download_deadline=spec.download_deadline,
+    )
+
+
+async def _open_mirror(
+    spec: MirrorIndex,
+    upstream: UpstreamClient,
+    files: FileCache,
+    shared: _Shared,
+    stack: AsyncExitStack,
+) -> Mirror:
+    """One mirror index's parts, over its own upstream and its own rows of the store."""
+    settings = shared.settings
+    store = shared.store.index(spec.name)
+    offline, ttl = spec.offline, spec.index_ttl
+    root = RootList(upstream, store, shared.blobs, settings.spool_dir, ttl=ttl, offline=offline)
+    stack.push_async_callback(root.close)
+    search = ProjectSearch(
+        store,
+        shared.blobs,
+        root,
+        refresh_interval=settings.search_refresh,
+        offline=offline,
+        first_refresh_delay=settings.search_first_refresh,
+    )
+    core_metadata = CoreMetadataExtractor(upstream, shared.blobs, store, files, offline=offline)
+    stack.push_async_callback(core_metadata.close)
+    pages = ProjectPages(
+        upstream,
+        store,
+        ttl=ttl,
+        offline=offline,
+        telemetry=shared.telemetry.index(spec.name),
+        revalidate_after=spec.revalidate_after,
+        on_page=search.saw_page,
+        core_metadata=core_metadata,
+        crash=shared.crash,
+    )
+    stack.push_async_callback(pages.close)
+    details = DetailsFiller(pages, files, search)
+    search.start(details.fill)
+    stack.push_async_callback(search.close)
+    stack.push_async_callback(details.close)
+    catalog = Catalog(
+        pages,
+        store,
+        shared.blobs,
+        search,
+        shared.telemetry,
+        data_dir=settings.data_dir,
+        upstream=shown_url(spec.upstream),
+        offline=offline,
+    )
+    release_metadata = ReleaseMetadata(files, core_metadata)
+    return Mirror(spec, upstream, pages, root, search, catalog, core_metadata, release_metadata)

@@ -112,6 +112,27 @@ def test_url_is_the_base_url_and_every_client_gets_its_simple_index(home: Home) 
     assert succeeded(home.bodega("configure", "--url", index)) == out
 
 
+def test_index_points_every_client_at_that_index(home: Home) -> None:
+    out = succeeded(
+        home.bodega("configure", "--url", "http://cache.example:3141/", "--index", "team/all")
+    )
+    index = "http://cache.example:3141/team/all/+simple/"
+    assert f"index-url = {index}\n" in out
+    assert "[search]\nindex = http://cache.example:3141/team/all/\n" in out  # XML-RPC at the index
+    assert f'[[index]]\nurl = "{index}"' in out
+    assert f"export PIPENV_PYPI_MIRROR={index}" in out
+    # An index's own URL is read as the base URL above it, too.
+    same = home.bodega("configure", "--url", index, "--index", "team/all")
+    assert succeeded(same) == out
+
+
+def test_an_index_that_is_no_index_name_is_refused(home: Home) -> None:
+    result = home.bodega("configure", "--index", "../etc")
+    assert result.returncode != 0
+    assert "index" in result.stderr
+    assert not home.config.exists()
+
+
 def test_client_narrows_what_is_printed(home: Home) -> None:
     out = succeeded(home.bodega("configure", "--client", "pdm"))
     assert out.strip() == "# PDM:\npdm config pypi.url http://127.0.0.1:3141/simple/"

@@ -65,7 +65,7 @@ async def extracted(client: httpx.AsyncClient, started: Started, filename: str) 
     """The page's word on a file's metadata once bodega's background work is done."""
     bodega, services = started
     await page_files(client, bodega)  # the first, cold request starts the extraction
-    await services.core_metadata.settled()
+    await services.indexes.mirror("root/pypi").core_metadata.settled()
     return (await page_files(client, bodega))[filename]
 
 
@@ -118,7 +118,7 @@ async def test_a_cold_page_is_answered_while_extraction_waits_upstream(
     await _until(lambda: len(wheel_requests(fake_index, SMALL)) == 1)
 
     fake_index.release("ranges")
-    await services.core_metadata.settled()
+    await services.indexes.mirror("root/pypi").core_metadata.settled()
     later = await client.get(f"{bodega}simple/demo/", headers=JSON)
     assert later.json()["files"][0]["core-metadata"] == {"sha256": SMALL.metadata_sha256}
     assert later.headers["ETag"] != cold.headers["ETag"]
@@ -164,7 +164,7 @@ async def test_the_newest_release_is_extracted_pure_and_commonest_wheels_first(
     assert first == {PURE.filename} | newest_linux
 
     fake_index.release("ranges")
-    await services.core_metadata.settled()
+    await services.indexes.mirror("root/pypi").core_metadata.settled()
     advertised = {name for name, meta in (await page_files(client, bodega)).items() if meta}
     assert advertised == {w.filename for w in [*PLATFORM_WHEELS, PURE]}  # the rest as well
     assert old.filename not in files_requested(fake_index)
@@ -180,10 +180,10 @@ async def test_a_refresh_never_walks_back_to_an_older_release(
         fake_index.add("demo", wheel, serve_metadata=False)
     bodega, services = await start()
     await page_files(client, bodega)
-    await services.core_metadata.settled()
+    await services.indexes.mirror("root/pypi").core_metadata.settled()
     for _ in range(2):
         await client.get(f"{bodega}simple/demo/", headers={"Cache-Control": "no-cache"})
-        await services.core_metadata.settled()
+        await services.indexes.mirror("root/pypi").core_metadata.settled()
     advertised = {name for name, meta in (await page_files(client, bodega)).items() if meta}
     assert advertised == {wheels[-1].filename}
     assert set(files_requested(fake_index)) == {wheels[-1].filename}
@@ -199,7 +199,7 @@ async def test_a_downloaded_wheel_gets_its_metadata_from_the_cached_file(
     bodega, services = await start()
     await page_files(client, bodega)
     assert (await client.get(f"{bodega}files/demo/{SMALL.filename}")).content == SMALL.data
-    await services.core_metadata.settled()
+    await services.indexes.mirror("root/pypi").core_metadata.settled()
 
     assert (await page_files(client, bodega))[SMALL.filename] == {"sha256": SMALL.metadata_sha256}
     assert [h.get("Range") for h in wheel_requests(fake_index, SMALL)] == [None]
@@ -230,7 +230,7 @@ async def test_an_upstream_ignoring_range_sends_each_wheel_once_and_is_remembere
     for wheel in (pure, rare):
         fake_index.add("other", wheel, serve_metadata=False)
     await page_files(client, bodega, "other")
-    await services.core_metadata.settled()
+    await services.indexes.mirror("root/pypi").core_metadata.settled()
     assert [h.get("Range") for h in wheel_requests(fake_index, pure)] == [None]
     assert wheel_requests(fake_index, rare) == []
     assert (await page_files(client, bodega, "other"))[pure.filename] == {
@@ -314,7 +314,9 @@ async def test_metadata_landing_while_its_page_is_refreshed_is_kept(
     )
     await _until(lambda: fake_index.count("GET", "/simple/demo/") == 2)
     fake_index.release("ranges")
-    await services.core_metadata.settled()  # landed while upstream holds the refresh
+    await services.indexes.mirror(
+        "root/pypi"
+    ).core_metadata.settled()  # landed while upstream holds the refresh
     fake_index.add("demo", build_sdist("demo", "1.0"))  # a new page, not a 304
     fake_index.release("pages")
     refreshed = await refresh

@@ -74,7 +74,9 @@ async def services(index: FakeIndex, tmp_path: Path) -> AsyncIterator[Services]:
 
 
 async def cache_file(services: Services, file: BuiltFile) -> None:
-    found = await services.pages.find_file(file.filename.split("-")[0], file.filename)
+    found = await services.indexes.mirror("root/pypi").pages.find_file(
+        file.filename.split("-")[0], file.filename
+    )
     await services.files.download(found.sha256, found.url, found.size).wait_until_done()
 
 

@@ -101,7 +101,7 @@ async def bodega(
     settings = make_settings(data_dir=tmp_path / "data", upstream=index.simple_url)
     async with bodega_and_services(settings) as (url, services):
         release = asyncio.Event()
-        services.root.before_compressing = release.wait
+        services.indexes.mirror("root/pypi").root.before_compressing = release.wait
         yield f"{url}simple/", services, release
 
 
@@ -119,7 +119,7 @@ async def test_both_formats_come_gzipped_once_compressed_and_as_they_are_before(
         assert response.headers["ETag"] == tag_of(body)
 
     release.set()
-    await services.root.compressed()
+    await services.indexes.mirror("root/pypi").root.compressed()
     gzipped, raw = await get_raw(client, url, asked)
     assert gzipped.headers["Content-Encoding"] == "gzip"
     assert gzipped.headers["Content-Type"] == identity.headers["Content-Type"]
@@ -143,7 +143,7 @@ async def test_each_variant_answers_304_with_its_own_etag(
     url, services, release = bodega
     identity_etag = (await client.get(url, headers=GZIP)).headers["ETag"]
     release.set()
-    await services.root.compressed()
+    await services.indexes.mirror("root/pypi").root.compressed()
     gzip_etag = (await client.get(url, headers=GZIP)).headers["ETag"]
     assert gzip_etag != identity_etag
     for etag, headers in [(gzip_etag, GZIP), (identity_etag, IDENTITY), (identity_etag, GZIP)]:
@@ -164,7 +164,7 @@ async def test_a_range_of_the_gzip_variant_is_a_slice_of_the_compressed_bytes(
     url, services, release = bodega
     identity_etag = (await client.get(url, headers=IDENTITY)).headers["ETag"]
     release.set()
-    await services.root.compressed()
+    await services.indexes.mirror("root/pypi").root.compressed()
     whole, raw = await get_raw(client, url, GZIP)
     etag = whole.headers["ETag"]
     part, sliced = await get_raw(client, url, {**GZIP, "Range": "bytes=0-99", "If-Range": etag})
@@ -189,7 +189,7 @@ async def test_the_gzip_copies_survive_a_restart_and_cache_verify_finds_them_sou
     settings = make_settings(data_dir=tmp_path / "data", upstream=index.simple_url)
     async with bodega_and_services(settings) as (url, services):
         body = (await client.get(f"{url}simple/", headers=IDENTITY)).content
-        await services.root.compressed()
+        await services.indexes.mirror("root/pypi").root.compressed()
     async with bodega_and_services(settings) as (url, services):
         response, raw = await get_raw(client, f"{url}simple/", GZIP)
         assert response.headers["Content-Encoding"] == "gzip"

@@ -232,7 +232,9 @@ class CoreMetadataExtractor:
         if one is under way); `answer` is upstream's whole-file answer to a range request."""
         if self._offline:
             raise WheelMetadataError(f"{file.filename} is not cached and bodega is offline")
-        download = self._files.download(key, file.url, file.size, answer=answer)
+        download = self._files.download(
+            key, file.url, file.size, answer=answer, upstream=self._upstream
+        )
         await download.wait_until_done()
         return await self._from_blob(key, file.filename)
 

@@ -54,9 +54,18 @@ _ATTEMPTS = 2  # a download that fails verification is fetched once more
 class Download:
     """One file on its way from upstream into the cache, readable while it grows."""
 
-    def __init__(self, key: str | None, url: str, expected_size: int | None) -> None:
+    def __init__(
+        self,
+        key: str | None,
+        url: str,
+        expected_size: int | None,
+        upstream: UpstreamClient | None,
+        telemetry: IndexTelemetry,
+    ) -> None:
         self.key = key  # the sha256 the index declared; None: cannot be verified or cached
         self.url = url
+        self.upstream = upstream  # the upstream of the index that lists it; None: the cache's
+        self.telemetry = telemetry  # where its upstream traffic counts: its index's
         self.expected_size = expected_size
         self.total: int | None = expected_size  # known once upstream's headers arrive
         self.spool: Path | None = None
@@ -285,21 +294,25 @@ class FileCache:
         expected_size: int | None,
         *,
         answer: UpstreamFile | None = None,
+        upstream: UpstreamClient | None = None,
+        telemetry: IndexTelemetry | None = None,
     ) -> Download:
         """The download of this file, started now or joined if one is under way. `answer`:
         upstream's response already on its way (a whole file sent for a range request),
-        read instead of asking again; its owner keeps it open until the download is done."""
+        read instead of asking again; its owner keeps it open until the download is done.
+        `upstream`, `telemetry`: those of the index listing the file. Blobs are shared by all
+        indexes, so a file one index is fetching is joined, not fetched again, by another."""
         flight_key = key or f"url:{url}"
         active = self._active.get(flight_key)
         if active is not None:
             return active
         if self._offline:
             raise NotFound("file not cached and bodega is offline")
-        download = Download(key, url, expected_size)
+        download = Download(key, url, expected_size, upstream, telemetry or self.telemetry)
         # The file's last use is when it was asked for: its commit may land after the
         # client's next request for another file, which must count as more recent.
         download.asked_at = self._clock()
-        self.telemetry.download_started()
+        download.telemetry.download_started()
         self._active[flight_key] = download
         task = self._downloads.run(flight_key, lambda: self._run(download, answer))
         task.add_done_callback(lambda _: self._active.pop(flight_key, None))
@@ -408,10 +421,10 @@ class FileCache:
         except Exception as error:  # the download's failure is every reader's failure
             log.warning("download of %s failed: %s", download.url, error)
             download.error = error
-            self.telemetry.upstream_failed("file", error)
+            download.telemetry.upstream_failed("file", error)
         finally:
             failure = None if download.error is None else str(download.error)
-            self.telemetry.download_finished(
+            download.telemetry.download_finished(
                 download.url, download.written, time.monotonic() - started, failure
             )
             # The spool goes before the download is marked done: nothing may await between
@@ -429,7 +442,7 @@ class FileCache:
                 return await self._fetch_into(download, answer if attempt == 1 else None)
             except IntegrityError as error:
                 # Upstream (or the path to it) sent other bytes than its index declares.
-                self.telemetry.integrity_failure()
+                download.telemetry.integrity_failure()
                 log.error("integrity failure, attempt %d of %d: %s", attempt, _ATTEMPTS, error)
                 if attempt == _ATTEMPTS:
                     raise
@@ -459,12 +472,12 @@ class FileCache:
         try:
             asked = time.monotonic()
             opened: AbstractAsyncContextManager[UpstreamFile] = (
-                self._upstream.open_file(download.url)
+                (download.upstream or self._upstream).open_file(download.url)
                 if answer is None
                 else contextlib.nullcontext(answer)
             )
             async with opened as remote:
-                self.telemetry.upstream_answered("file", time.monotonic() - asked)
+                download.telemetry.upstream_answered("file", time.monotonic() - asked)
                 if download.total is None:
                     download.total = remote.content_length
                 # Before any client gets headers, so a full disk is a clean 503 (threat 32).
@@ -477,7 +490,7 @@ class FileCache:
                     if limit is not None and download.written + len(chunk) > limit:
                         raise IntegrityError(f"{download.url} is larger than the index says")
                     download.received(chunk)
-                    self.telemetry.received("file", len(chunk))
+                    download.telemetry.received("file", len(chunk))
                     pending.append(chunk)
                     pending_bytes += len(chunk)
                     if pending_bytes >= _WRITE_BATCH:

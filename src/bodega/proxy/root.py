@@ -20,10 +20,11 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bodega.core.root_list import (
     ROOT_HTML_END,
@@ -41,9 +42,24 @@ from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore
 from bodega.storage.localfiles import acquire_off_loop
 from bodega.storage.metadata import MetadataStore, StoredRoot
-from bodega.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
+
+
+class Listing(Protocol):
+    """A root page as it streams in."""
+
+    @property
+    def media_type(self) -> str: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+
+class RootSource(Protocol):
+    """Where a root list comes from: a mirror's upstream, or a virtual index's bases."""
+
+    def open_root(self) -> AbstractAsyncContextManager[Listing]: ...
+
 
 BATCH_BYTES = 1024 * 1024  # what one worker-thread hop scans and renders
 RETIRE_AFTER = 60.0  # seconds a replaced list's blobs stay before they are deleted
@@ -54,7 +70,7 @@ class RootList:
 
     def __init__(
         self,
-        upstream: UpstreamClient,
+        upstream: RootSource,
         store: MetadataStore,
         blobs: BlobStore,
         spool_dir: Path,

@@ -529,6 +529,9 @@ class SqliteMetadataStore:
 
         return await self._run(work)
 
+    def index(self, name: str) -> "SqliteMetadataStore":  # STUB until seam-metadata lands
+        return self
+
     async def close(self) -> None:
         await self._bulk.close()
         await self._main.close()

@@ -21,8 +21,7 @@ from aiohttp.helpers import ETAG_ANY, ETag
 
 from bodega.core.ranges import Answer, select_bytes
 from bodega.proxy.files import CachedFile
-from bodega.proxy.telemetry import CacheOutcome
-from bodega.services import Services
+from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry
 from bodega.storage.localfiles import acquire_off_loop
 from bodega.web.access_log import log_cut
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
@@ -41,7 +40,9 @@ class _Opened:
 class CachedResponse(web.StreamResponse):
     """A cached file, held against eviction until it is sent."""
 
-    def __init__(self, cached: CachedFile, services: Services, outcome: CacheOutcome) -> None:
+    def __init__(
+        self, cached: CachedFile, telemetry: IndexTelemetry, outcome: CacheOutcome
+    ) -> None:
         headers = {
             "Cache-Control": FILE_CACHE_CONTROL,
             "Content-Type": _OCTET_STREAM,
@@ -50,7 +51,7 @@ class CachedResponse(web.StreamResponse):
         }
         super().__init__(headers=headers)
         self._cached = cached
-        self._services = services
+        self._telemetry = telemetry
         self._outcome = outcome
         # aiohttp prepares every response a handler returns; should one be dropped unsent,
         # the hold on the blob still ends with it.
@@ -76,7 +77,7 @@ class CachedResponse(web.StreamResponse):
         finally:
             self._cached.release()
         if self._outcome == CacheOutcome.HIT:
-            self._services.files.telemetry.served_from_cache(sent)
+            self._telemetry.served_from_cache(sent)
         return writer
 
     async def _answer(
@@ -121,7 +122,7 @@ class SmallFileResponse(web.Response):
     """A small verified file sent whole from memory (proxy.small_files): no file to open or
     close in a worker thread. Range and conditional requests go to CachedResponse."""
 
-    def __init__(self, data: bytes, key: str, services: Services) -> None:
+    def __init__(self, data: bytes, key: str, telemetry: IndexTelemetry) -> None:
         headers = {
             "Cache-Control": FILE_CACHE_CONTROL,
             "Content-Type": _OCTET_STREAM,
@@ -130,12 +131,12 @@ class SmallFileResponse(web.Response):
         }
         super().__init__(body=data, headers=headers)
         self.etag = key  # as CachedResponse: the sha256 that names the blob
-        self._services = services
+        self._telemetry = telemetry
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
         sent = self.content_length or 0
-        self._services.files.telemetry.served_from_cache(sent)
+        self._telemetry.served_from_cache(sent)
         return writer
 
 

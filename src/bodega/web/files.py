@@ -6,9 +6,9 @@ import logging
 
 from aiohttp import web
 
-from bodega.core.model import DistributionFile
 from bodega.core.names import normalize_project_name, validate_filename
-from bodega.errors import BodegaError, NotFound
+from bodega.errors import BodegaError
+from bodega.proxy.file_requests import FileAsk, FromCache, InMemory
 from bodega.proxy.files import Download, Span
 from bodega.proxy.telemetry import CacheOutcome
 from bodega.services import Services
@@ -19,9 +19,8 @@ from bodega.web.sendfile import send_file_part
 
 log = logging.getLogger(__name__)
 
-_METADATA_SUFFIX = ".metadata"
 _OCTET_STREAM = "application/octet-stream"
-# Requests only CachedResponse answers (206, 304, 412): they are served from disk.
+# Requests only CachedResponse answers (206, 304, 412): they are served from the blob store.
 _CONDITIONS = (
     "Range",
     "If-Range",
@@ -39,76 +38,23 @@ async def distribution_file(
     filename = validate_filename(match.filename)
     if project != match.project:
         raise web.HTTPMovedPermanently(f"{match.prefix}{project}/{filename}")
-    is_metadata = filename.endswith(_METADATA_SUFFIX)
-    listed_name = filename.removesuffix(_METADATA_SUFFIX) if is_metadata else filename
-    file = await services.pages.find_file(project, listed_name)
-    key: str | None
-    if is_metadata:
-        key = await _metadata_key(services, project, file)
-        url, size = file.url + _METADATA_SUFFIX, None
-    else:
-        key, url, size = file.sha256, file.url, file.size
-        if request.method == "GET":
-            services.search.saw_download(project)  # search ranks what this bodega serves
-
-    # A wheel whose page advertises no metadata gets it from the cached file, for free.
-    wants_metadata = not is_metadata and key is not None and _lacks_metadata(file)
-    hit = await _open_hit(request, services, key)
-    if hit is not None:
-        if is_metadata and key is not None:
-            # Search learns summaries and latest versions from the metadata clients fetch.
-            services.search.saw_metadata(project, key, None)
-        if wants_metadata:
-            services.core_metadata.extract_after_download(project, file, None)
-        services.files.telemetry.count_outcome("file", CacheOutcome.HIT)
-        return hit
-    download = services.files.download(key, url, size)
-    if wants_metadata:
-        services.core_metadata.extract_after_download(project, file, download)
-    services.files.telemetry.count_outcome("file", CacheOutcome.MISS)
-    if is_metadata and key is not None:
-        services.search.saw_metadata(project, key, download)
-    if request.method == "HEAD":
-        return await _head(download)
-    if "Range" in request.headers and key is not None:
-        # A slice of a file must come from verified bytes: fill the cache, then slice it.
-        await download.wait_until_done()
-        cached = await services.files.open_cached(key)
-        if cached is None:
-            raise NotFound(f"{filename} could not be cached")
-        return CachedResponse(cached, services, CacheOutcome.MISS)
-    return await _stream(request, services, download)
-
-
-async def _metadata_key(services: Services, project: str, file: DistributionFile) -> str | None:
-    if _lacks_metadata(file):
-        # Not advertised (yet): bodega extracts it from the wheel on demand.
-        key = await services.core_metadata.obtain(project, file)
-        if key is None:
-            raise NotFound(f"{file.filename} has no core metadata")
-        return key
-    if not file.core_metadata:
-        raise NotFound(f"{file.filename} has no core metadata")
-    return file.metadata_sha256
-
-
-def _lacks_metadata(file: DistributionFile) -> bool:
-    """A wheel whose page offers no METADATA (which bodega can extract)."""
-    return not file.core_metadata and file.filename.endswith(".whl")
-
-
-async def _open_hit(
-    request: web.Request, services: Services, key: str | None
-) -> web.StreamResponse | None:
-    """The cached file's response: from memory for a small file asked for whole, else from
-    disk (CachedResponse answers Range and conditional requests); None when not cached."""
-    is_whole_get = request.method == "GET" and not any(h in request.headers for h in _CONDITIONS)
-    if key is not None and is_whole_get:
-        data = services.files.small_file(key)
-        if data is not None:
-            return SmallFileResponse(data, key, services)
-    cached = await services.files.open_cached(key)
-    return None if cached is None else CachedResponse(cached, services, CacheOutcome.HIT)
+    is_get = request.method == "GET"
+    ask = FileAsk(
+        match.index,
+        project,
+        filename,
+        is_get=is_get,
+        is_whole=not any(h in request.headers for h in _CONDITIONS),
+        is_ranged="Range" in request.headers,
+    )
+    answer = await services.file_requests.get(ask)
+    if isinstance(answer, InMemory):
+        return SmallFileResponse(answer.data, answer.key, answer.telemetry)
+    if isinstance(answer, FromCache):
+        return CachedResponse(answer.cached, answer.telemetry, answer.outcome)
+    if not is_get:
+        return await _head(answer.download)
+    return await _stream(request, services, answer.download)
 
 
 async def _head(download: Download) -> web.StreamResponse:

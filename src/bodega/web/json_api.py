@@ -27,7 +27,8 @@ async def project_json(request: web.Request, services: Services, match: Match) -
     if project != match.project:
         release = f"{match.version}/" if match.version else ""
         raise web.HTTPMovedPermanently(f"{match.prefix}{project}/{release}json")
-    cached = await services.pages.get(project)
+    mirror = await services.indexes.serving(match.index, project)
+    cached = await mirror.pages.get(project)
     page = cached.page
     is_large = len(page.files) > _LARGE_PAGE
     releases = await _off_loop_if(is_large, functools.partial(group_releases, page))
@@ -41,7 +42,7 @@ async def project_json(request: web.Request, services: Services, match: Match) -
     # PKG-INFO, or, when neither can be had, the page's own facts.
     metadata = None
     if version is not None:
-        found = await services.release_metadata.read(project, releases[version])
+        found = await mirror.release_metadata.read(project, releases[version])
         metadata = found.fields
         if found.extracted:  # the page in hand may predate the METADATA just extracted
             page = page.with_core_metadata(found.extracted)
@@ -50,7 +51,8 @@ async def project_json(request: web.Request, services: Services, match: Match) -
     # links resolved by the same client, so both come from the URL that client asked for.
     # Nothing rendered here is stored, so a forged Host reaches only its sender (threat 11).
     root = urljoin(str(request.url), "../" * match.depth)
-    urls = ApiUrls(files_base=urljoin(root, "files/"), projects_base=urljoin(root, "+project/"))
+    tree = urljoin(root, f"{match.index}/") if match.index else root  # the index's own paths
+    urls = ApiUrls(files_base=urljoin(tree, "files/"), projects_base=urljoin(tree, "+project/"))
     shown = [files for v, files in releases.items() if not match.version or v == version]
     keys = [f.sha256 for files in shown for f in files if f.sha256]
     digests = await services.file_digests.known(keys)
@@ -67,7 +69,7 @@ async def project_json(request: web.Request, services: Services, match: Match) -
     body = await _off_loop_if(is_large, render)
     headers = {
         "Content-Type": "application/json",
-        "Cache-Control": f"max-age={services.pages.max_age(cached)}, public",
+        "Cache-Control": f"max-age={mirror.pages.max_age(cached)}, public",
     }
     return web.Response(body=body, headers=headers)
 

@@ -3,6 +3,12 @@
 Empty segments collapse, so Pipenv's `/simple//six/` works (conformance 4). Every name that
 comes out of a path is validated before anything uses it, and no path segment ever
 becomes a filesystem path (threats 1, 2).
+
+Each index lives under `/<user>/<index>/`, devpi's layout: `+simple/` (the simple API),
+`files/` (its files), `pypi/<project>/json` (the JSON API), `+search` and `+project/` (the UI)
+and XML-RPC at the index itself. The short paths (`/simple/`, `/files/`, `/pypi/`, `/+search`,
+`/+project/`) serve the default index. Routing does not know which indexes exist: a Match
+names the index it asked for (empty: the default one) and the handler looks it up.
 """
 
 from dataclasses import dataclass
@@ -27,19 +33,16 @@ class Route(Enum):
     NOT_FOUND = "not-found"
 
 
-# The devpi layout, so a pip.conf written for devpi's root/pypi mirror works unchanged.
-_PREFIXES = (("simple",), ("root", "pypi", "+simple"))
-_FILE_PREFIXES = (("files",), ("root", "pypi", "files"))
-# Where pip search posts XML-RPC: its default (/pypi), the usual alias, and the devpi index
-# a seed pip.conf names ([search] index = .../root/pypi/).
-XMLRPC_PATHS = ("/pypi", "/pypi/", "/RPC2", "/root/pypi", "/root/pypi/")
-_XMLRPC = (("pypi",), ("RPC2",), ("root", "pypi"))
-# The web UI lives under "+" segments, which are no project names and no devpi index paths.
+# Where pip search posts XML-RPC: its default (/pypi), the usual alias, and an index's own
+# path, as a pip.conf written for devpi names it ([search] index = .../root/pypi/).
+XMLRPC_PATHS = ("/pypi", "/pypi/", "/RPC2", "/{user}/{index}", "/{user}/{index}/")
+_XMLRPC = (("pypi",), ("RPC2",))
+# The web UI lives under "+" segments, which are no project names and no index names.
 _UI = {"+search": Route.UI_SEARCH, "+cache": Route.UI_CACHE, "+status.json": Route.STATUS}
-# The PyPI JSON API (spec 40) at /pypi/<project>[/<version>]/json, and under the devpi tree.
-_JSON_API_PREFIXES = (("pypi",), ("root", "pypi", "pypi"))
-# Operations endpoints under /-/, a segment no project or devpi index can be named.
+# Operations endpoints under /-/, a segment no project or index can be named.
 _OPERATIONS = {"health": Route.HEALTH, "ready": Route.READY, "metrics": Route.METRICS}
+# The first segment of a path that is not an index's: no index's user may be named so.
+RESERVED_USERS = frozenset({"simple", "files", "pypi", "RPC2", "-"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class Match:
     has_trailing_slash: bool = True
     version: str = ""  # the JSON API's release, when one is asked for
     depth: int = 0  # the JSON API: directories from the request URL up to bodega's root
+    index: str = ""  # "<user>/<index>" named by the path; "": the default index
 
 
 def match(path: str) -> Match:
@@ -58,57 +62,73 @@ def match(path: str) -> Match:
     trailing = path.endswith("/")
     if not segments:
         return Match(Route.HOME)
-    if (found := _match_ui(segments)) is not None:
+    if (found := _match_outside_indexes(segments)) is not None:
         return found
-    for prefix in _PREFIXES:
-        rest = _strip(segments, prefix)
-        if rest is None:
-            continue
-        base = "/" + "/".join(prefix) + "/"
-        if not rest:
-            return Match(Route.ROOT_LIST, base, has_trailing_slash=trailing)
-        if len(rest) == 1:
-            return Match(Route.PROJECT, base, project=rest[0], has_trailing_slash=trailing)
-    for prefix in _FILE_PREFIXES:
-        rest = _strip(segments, prefix)
-        if rest is not None and len(rest) == 2 and not trailing:
-            base = "/" + "/".join(prefix) + "/"
-            return Match(Route.FILE, base, project=rest[0], filename=rest[1])
-    return _match_json_api(segments, trailing)
+    if _names_an_index(segments):
+        index, tree = "/".join(segments[:2]), "/" + "/".join(segments[:2]) + "/"
+        if len(segments) == 2:
+            return Match(Route.XMLRPC, tree, index=index)
+        return _match_tree(segments[2:], trailing, tree, index)
+    return _match_tree(segments, trailing, "/", "")
 
 
-def _match_json_api(segments: list[str], trailing: bool) -> Match:
-    if not segments or segments[-1] != "json":
-        return Match(Route.NOT_FOUND)
-    for prefix in _JSON_API_PREFIXES:
-        rest = _strip(segments, prefix)
-        if rest is not None and len(rest) in (2, 3):
-            base = "/" + "/".join(prefix) + "/"
-            version = rest[1] if len(rest) == 3 else ""
-            depth = len(prefix) + len(rest) - 1 + trailing
-            return Match(Route.JSON_API, base, project=rest[0], version=version, depth=depth)
-    # pip-tools >= 7.6.1 asks `<index URL minus "simple/">/<project>/json` (spec finding 7).
-    if len(segments) == 2:
-        return Match(Route.JSON_API, "/", project=segments[0], depth=1 + trailing)
+def _match_tree(segments: list[str], trailing: bool, tree: str, index: str) -> Match:
+    """The routes of one index, below its tree (`/` for the default index's short paths)."""
+    head, rest = segments[0], segments[1:]
+    base = f"{tree}{head}/"
+    if head == ("+simple" if index else "simple") and len(rest) <= 1:
+        route = Route.PROJECT if rest else Route.ROOT_LIST
+        project = rest[0] if rest else ""
+        return Match(route, base, project, has_trailing_slash=trailing, index=index)
+    if head == "files" and len(rest) == 2 and not trailing:
+        return Match(Route.FILE, base, project=rest[0], filename=rest[1], index=index)
+    if head == "+project" and len(rest) == 1:
+        return Match(Route.UI_PROJECT, base, project=rest[0], index=index)
+    if index and head in _UI and not rest:
+        return Match(_UI[head], tree, index=index)
+    if segments[-1] == "json":
+        return _match_json_api(segments, trailing, tree, index)
     return Match(Route.NOT_FOUND)
 
 
-def _match_ui(segments: list[str]) -> Match | None:
-    """The routes outside the simple API: operations under /-/, XML-RPC, the web UI."""
+def _match_json_api(segments: list[str], trailing: bool, tree: str, index: str) -> Match:
+    """The PyPI JSON API (spec 40) at <tree>pypi/<project>[/<version>]/json."""
+    head, rest = segments[0], segments[1:-1]
+    depth_above = tree.count("/") - 1  # directories from bodega's root down to the tree
+    if head == "pypi" and len(rest) in (1, 2):
+        version = rest[1] if len(rest) == 2 else ""
+        depth = depth_above + len(segments) - 1 + trailing
+        return Match(
+            Route.JSON_API, f"{tree}pypi/", rest[0], version=version, depth=depth, index=index
+        )
+    # pip-tools >= 7.6.1 asks `<index URL minus "simple/">/<project>/json` (spec finding 7):
+    # `/<project>/json` for /simple/, `<tree>+/<project>/json` for an index's +simple/.
+    if len(segments) == 2 and not index:
+        return Match(Route.JSON_API, "/", project=segments[0], depth=1 + trailing)
+    if len(segments) == 3 and head == "+" and index:
+        return Match(
+            Route.JSON_API, f"{tree}+/", segments[1], depth=depth_above + 2 + trailing, index=index
+        )
+    return Match(Route.NOT_FOUND)
+
+
+def _match_outside_indexes(segments: list[str]) -> Match | None:
+    """The routes outside any index: operations under /-/, XML-RPC, the UI's own pages."""
     if len(segments) == 2 and segments[0] == "-" and segments[1] in _OPERATIONS:
         return Match(_OPERATIONS[segments[1]])
     if tuple(segments) in _XMLRPC:
         return Match(Route.XMLRPC)
     if len(segments) == 1 and segments[0] in _UI:
         return Match(_UI[segments[0]])
-    if len(segments) == 2 and segments[0] == "+project":
-        return Match(Route.UI_PROJECT, "/+project/", project=segments[1])
     if len(segments) == 2 and segments[0] == "+static":
         return Match(Route.STATIC, filename=segments[1])
     return None
 
 
-def _strip(segments: list[str], prefix: tuple[str, ...]) -> list[str] | None:
-    if tuple(segments[: len(prefix)]) == prefix:
-        return segments[len(prefix) :]
-    return None
+def _names_an_index(segments: list[str]) -> bool:
+    """`/<user>/<index>/...`: two segments that are no route of the default index's tree."""
+    if len(segments) < 2 or segments[0] in RESERVED_USERS or segments[0].startswith("+"):
+        return False
+    if len(segments) == 2:
+        return segments[1] != "json"  # `/<project>/json` is pip-tools' JSON API
+    return not segments[1].startswith(("+", "-"))

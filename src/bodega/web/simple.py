@@ -31,15 +31,15 @@ async def project_page(request: web.Request, services: Services, match: Match) -
         # Only the validated, normalized name goes into Location, never raw input (threat 8).
         raise web.HTTPMovedPermanently(f"{match.prefix}{project}/")
     media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
-    pages = services.pages
-    cached, outcome = await pages.lookup(project, client_refresh(request))
-    pages.telemetry.count_outcome("page", outcome)
-    rendered = await pages.render(cached, media_type)
+    served = await services.indexes.page(match.index, project, client_refresh(request))
+    cached, outcome = served.cached, served.outcome
+    services.telemetry.index(served.index).count_outcome("page", outcome)
+    rendered = await served.pages.render(cached, media_type)
     headers = {
         CACHE_OUTCOME: outcome,
         "Vary": _VARY,
         "Content-Type": _content_type(media_type),
-        "Cache-Control": f"max-age={pages.max_age(cached)}, public",
+        "Cache-Control": f"max-age={served.max_age}, public",
     }
     if cached.is_stale:
         headers["Cache-Control"] = "max-age=0, must-revalidate"
@@ -63,11 +63,12 @@ async def root_list(request: web.Request, services: Services, match: Match) -> w
     if not match.has_trailing_slash:
         raise web.HTTPMovedPermanently(match.prefix)
     media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
-    root, is_stale = await services.root.get(revalidate=wants_revalidation(request))
+    root_list = services.indexes.root_list(match.index)
+    root, is_stale = await root_list.get(revalidate=wants_revalidation(request))
     headers = {
         "Vary": _VARY,
         "Content-Type": _content_type(media_type),
-        "Cache-Control": f"max-age={services.root.max_age(root)}, public",
+        "Cache-Control": f"max-age={root_list.max_age(root)}, public",
         "X-Bodega-Projects": str(root.project_count),
     }
     if is_stale:

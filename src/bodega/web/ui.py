@@ -10,14 +10,18 @@ forbids it: no scripts at all, styles from this server only.
 import asyncio
 import datetime
 import importlib.resources
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from bodega import __version__
+from bodega.core.indexes import IndexSpec, MirrorIndex
 from bodega.core.names import normalize_project_name
 from bodega.core.search import MAX_TERM_LENGTH, Criterion, Query
+from bodega.core.urls import shown_url
+from bodega.proxy.catalog import Catalog
 from bodega.services import Services
 from bodega.web.routing import Match, Route
 
@@ -83,7 +87,29 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 async def home(request: web.Request, services: Services, match: Match) -> web.Response:
     base = f"{request.scheme}://{request.host}"
-    return await _render(request, "home.html", snippets=_snippets(base, request.host), base=base)
+    return await _render(
+        request,
+        "home.html",
+        snippets=_snippets(base, request.host),
+        base=base,
+        indexes=[_IndexRow.of(services.indexes.spec(name)) for name in services.indexes.names],
+        default_index=services.indexes.default,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexRow:
+    name: str
+    kind: str
+    serves: str  # a mirror's upstream (credentials removed), a virtual index's bases
+
+    @classmethod
+    def of(cls, spec: IndexSpec) -> "_IndexRow":
+        if isinstance(spec, MirrorIndex):
+            return cls(spec.name, "mirror", shown_url(spec.upstream))
+        routes = ", ".join(f"{glob} → {base}" for glob, base in spec.routes)
+        serves = "first of " + ", ".join(spec.bases) + (f"; routes {routes}" if routes else "")
+        return cls(spec.name, "virtual (merged)" if spec.merge else "virtual", serves)
 
 
 async def search(request: web.Request, services: Services, match: Match) -> web.Response:
@@ -93,31 +119,37 @@ async def search(request: web.Request, services: Services, match: Match) -> web.
         error = f"A search is at most {MAX_TERM_LENGTH} characters."
     elif text:
         query = Query((Criterion("name", text), Criterion("summary", text)), match_all=False)
-        hits = await services.search.search(query)
-    status = await services.search.status()
+        hits = await services.indexes.search(match.index, query)
+    status = await services.indexes.mirrors_of(match.index)[0].search.status()
     return await _render(request, "search.html", q=text, hits=hits, error=error, status=status)
 
 
 async def project(request: web.Request, services: Services, match: Match) -> web.Response:
     name = normalize_project_name(match.project)
     if name != match.project:
-        raise web.HTTPMovedPermanently(f"/+project/{quote(name)}")
+        raise web.HTTPMovedPermanently(f"{match.prefix}{quote(name)}")
     try:
         page_number = int(request.query.get("page", "1"))
     except ValueError:
         page_number = 1
-    view = await services.catalog.project(name, page_number)
+    mirror = await services.indexes.serving(match.index, name)
+    view = await mirror.catalog.project(name, page_number)
     base = f"{request.scheme}://{request.host}"
     return await _render(request, "project.html", project=view, key=name, base=base)
 
 
 async def cache(request: web.Request, services: Services, match: Match) -> web.Response:
-    return await _render(request, "cache.html", report=await services.catalog.report())
+    return await _render(request, "cache.html", report=await _catalog(services, match).report())
 
 
 async def status(request: web.Request, services: Services, match: Match) -> web.Response:
-    report = await services.catalog.report()
+    report = await _catalog(services, match).report()
     return web.json_response(report.to_json(), headers={"Cache-Control": "no-store"})
+
+
+def _catalog(services: Services, match: Match) -> Catalog:
+    """The catalog that reports on the cache: that of the index's first mirror."""
+    return services.indexes.mirrors_of(match.index)[0].catalog
 
 
 async def static(request: web.Request, services: Services, match: Match) -> web.Response:

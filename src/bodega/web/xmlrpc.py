@@ -49,7 +49,7 @@ async def endpoint(request: web.Request, services: Services, match: Match) -> we
             query = parse_query(call.params)
         except QueryError as error:
             raise CallError(INVALID_PARAMS, str(error)) from None
-        hits = await services.search.search(query)
+        hits = await services.indexes.search(match.index, query)
     except CallError as error:
         return _xml(render_fault(error.code, str(error)))
     except BodegaError as error:
