@@ -205,7 +205,7 @@ class Settings:
     default_index: str = "root/pypi"
 
     def __post_init__(self) -> None:
-        if not self.indexes or self.indexes[0].name == "root/pypi" and len(self.indexes) == 1:
+        if not self.indexes or (self.indexes[0].name == "root/pypi" and len(self.indexes) == 1):
             mirror = MirrorIndex(
                 "root/pypi",
                 self.upstream,
