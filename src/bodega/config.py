@@ -3,6 +3,11 @@
 Each setting is declared once, in SETTINGS, which feeds the CLI options, the environment
 variables, the config-file keys and the docs. The environment is read only when settings
 are loaded, never at import.
+
+The indexes bodega serves come from the file's `[indexes."<user>/<index>"]` tables; with
+none, the flat settings describe one mirror, root/pypi, as before indexes existed. A
+mirror's table falls back on the flat settings for what it does not set. Every mistake in
+every source is reported at once, one line each, in one ConfigError.
 """
 
 import math
@@ -15,9 +20,18 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from bodega.core.indexes import IndexSpec, MirrorIndex
+from bodega.core.indexes import (
+    DEFAULT_INDEX,
+    KINDS,
+    IndexSpec,
+    MirrorIndex,
+    VirtualIndex,
+    check_index_name,
+    glob_problem,
+    graph_problems,
+)
 from bodega.core.units import parse_size
-from bodega.errors import ConfigError
+from bodega.errors import ConfigError, InvalidName
 
 ENV_PREFIX = "BODEGA_"
 
@@ -57,6 +71,16 @@ def _seconds(value: float) -> str | None:
 
 def _positive_seconds(value: float) -> str | None:
     return None if math.isfinite(value) and value > 0 else "is not a number of seconds > 0"
+
+
+def _index_name(value: str) -> str | None:
+    if not value:
+        return None  # not given: root/pypi, when there is one
+    try:
+        check_index_name(value)
+    except InvalidName as error:
+        return f"is no index name ({error})"
+    return None
 
 
 class ByteSize(int):
@@ -182,6 +206,15 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SIZE",
         default_help="0: no limit",
     ),
+    Setting(
+        "default_index",
+        str,
+        "The index that /simple/ and the other short paths serve, <user>/<index>.",
+        lambda: "",
+        _index_name,
+        metavar="INDEX",
+        default_help="root/pypi; required when the config file's [indexes] has none",
+    ),
 )
 
 
@@ -201,24 +234,23 @@ class Settings:
     shutdown_timeout: float
     header_timeout: float
     max_cache_size: int  # bytes; 0: no limit
-    indexes: tuple[IndexSpec, ...] = ()
-    default_index: str = "root/pypi"
+    default_index: str = DEFAULT_INDEX
+    # The file's [indexes] tables, in file order; empty: the one mirror the flat settings
+    # describe. A field apart from `indexes`, so dataclasses.replace() of a flat setting
+    # (as tests do) still changes root/pypi.
+    index_table: tuple[IndexSpec, ...] = ()
 
-    def __post_init__(self) -> None:
-        if not self.indexes or (self.indexes[0].name == "root/pypi" and len(self.indexes) == 1):
-            mirror = MirrorIndex(
-                "root/pypi",
-                self.upstream,
-                self.index_ttl,
-                self.revalidate_after,
-                self.upstream_timeout,
-                self.download_deadline,
-                self.offline,
-            )
-            object.__setattr__(self, "indexes", (mirror,))
+    @property
+    def indexes(self) -> tuple[IndexSpec, ...]:
+        """Every index bodega serves, in file order; never empty."""
+        return self.index_table or (_flat_mirror(self),)
 
     def index(self, name: str) -> IndexSpec:
-        return next(spec for spec in self.indexes if spec.name == name)
+        """The index of that name; KeyError for none."""
+        for spec in self.indexes:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
 
     @property
     def database_path(self) -> Path:
@@ -237,15 +269,30 @@ def env_name(setting: str) -> str:
     return ENV_PREFIX + setting.upper()
 
 
+# The settings a mirror index's table may set, each falling back on the flat setting.
+MIRROR_KEYS = (
+    "upstream",
+    "index_ttl",
+    "revalidate_after",
+    "upstream_timeout",
+    "download_deadline",
+    "offline",
+)
+VIRTUAL_KEYS = ("bases", "routes", "merge")
+
+
 def load_settings(
     cli: Mapping[str, Any],
     environ: Mapping[str, str],
     config_file: Path | None = None,
 ) -> Settings:
     """Settings from the CLI (values not given are absent or None), the environment and an
-    optional TOML file, over the defaults; ConfigError for anything that cannot work."""
-    from_file = _read_config_file(config_file) if config_file else {}
+    optional TOML file, over the defaults; ConfigError for anything that cannot work, with
+    one line for each mistake."""
+    problems: list[str] = []
+    from_file = _read_config_file(config_file, problems) if config_file else {}
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for setting in SETTINGS:
         raw: Any = cli.get(setting.name)
         source = f"--{setting.name.replace('_', '-')}"
@@ -253,26 +300,215 @@ def load_settings(
             raw, source = environ[env_name(setting.name)], env_name(setting.name)
         if raw is None and setting.name in from_file:
             raw, source = from_file[setting.name], f"{config_file}: {setting.name}"
-        values[setting.name] = setting.default() if raw is None else _convert(setting, raw, source)
-    settings = Settings(**values)
-    _validate(settings)
-    return settings
+        sources[setting.name] = source
+        try:
+            values[setting.name] = (
+                setting.default() if raw is None else _convert(setting, raw, source)
+            )
+        except ConfigError as error:
+            problems.append(str(error))
+            values[setting.name] = None  # reported; nothing below may rely on it
+    index_table: tuple[IndexSpec, ...] = ()
+    if "indexes" in from_file:
+        index_table = _read_indexes(from_file["indexes"], values, f"{config_file}", problems)
+    else:
+        problems.extend(_upstream_problems(values))
+    names = [spec.name for spec in index_table] or [DEFAULT_INDEX]
+    values["default_index"] = _default_index(
+        values["default_index"], names, sources["default_index"], f"{config_file}", problems
+    )
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Settings(**values, index_table=index_table)
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
+def _read_config_file(path: Path, problems: list[str]) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
-    known = {s.name for s in SETTINGS}
+    known = {s.name for s in SETTINGS} | {"indexes"}
     table = data.get("bodega", data)  # keys at top level or under [bodega]
     if not isinstance(table, dict) or ("bodega" in data and len(data) > 1):
         raise ConfigError(f"{path}: put every key under [bodega] or every key at the top level")
     keys = {str(k).replace("-", "_"): v for k, v in table.items()}
     unknown = sorted(set(keys) - known)
     if unknown:
-        raise ConfigError(f"unknown key(s) in {path}: {', '.join(unknown)}")
-    return keys
+        problems.append(f"unknown key(s) in {path}: {', '.join(unknown)}")
+    return {key: value for key, value in keys.items() if key in known}
+
+
+def _default_index(
+    given: str | None, names: list[str], source: str, file: str, problems: list[str]
+) -> str:
+    """The index /simple/ serves: as given, else root/pypi when there is one."""
+    if given is None:
+        return DEFAULT_INDEX  # its own problem is reported already
+    if given and given not in names:
+        problems.append(f"{source}: no index named {given!r} (there are {', '.join(names)})")
+    elif not given and DEFAULT_INDEX not in names:
+        problems.append(
+            f"{file}: default_index is missing: with no index named {DEFAULT_INDEX}, say"
+            " which index /simple/ serves"
+        )
+    return given or DEFAULT_INDEX
+
+
+# ------------------------------------------------------------------------------ indexes
+
+
+def _flat_mirror(settings: Settings) -> MirrorIndex:
+    """root/pypi as the flat settings describe it: the one index when the file has no
+    [indexes] table."""
+    return MirrorIndex(
+        DEFAULT_INDEX,
+        settings.upstream,
+        settings.index_ttl,
+        settings.revalidate_after,
+        settings.upstream_timeout,
+        settings.download_deadline,
+        settings.offline,
+    )
+
+
+def _read_indexes(
+    raw: Any, flat: Mapping[str, Any], file: str, problems: list[str]
+) -> tuple[IndexSpec, ...]:
+    """The [indexes] tables as specs, in file order; each mistake a line in `problems`."""
+    if not isinstance(raw, dict) or not raw:
+        problems.append(
+            f'{file}: [indexes] must hold at least one [indexes."<user>/<index>"] table'
+        )
+        return ()
+    specs: list[IndexSpec] = []
+    inherits_upstream = False
+    for name, body in raw.items():
+        label = f'{file}: [indexes."{name}"]'
+        if (
+            "/" not in name
+            and isinstance(body, dict)
+            and all(isinstance(value, dict) for value in body.values())
+        ):
+            # [indexes.root.pypi] is TOML for a table "root" holding a table "pypi".
+            problems.extend(
+                f'{file}: [indexes.{name}.{sub}]: quote the name, as in [indexes."{name}/{sub}"]'
+                for sub in body
+            )
+            continue
+        try:
+            check_index_name(name)
+        except InvalidName as error:
+            problems.append(f"{label} {error}")
+        if not isinstance(body, dict):
+            problems.append(f"{label} must be a table (type = ..., ...)")
+            continue
+        keys = {str(key).replace("-", "_"): value for key, value in body.items()}
+        kind = keys.pop("type", None)
+        if kind == "mirror":
+            specs.append(_read_mirror(name, keys, flat, label, problems))
+            inherits_upstream = inherits_upstream or "upstream" not in keys
+        elif kind == "virtual":
+            specs.append(_read_virtual(name, keys, label, problems))
+        elif kind == "hosted":
+            problems.append(
+                f"{label} type: hosted indexes arrive with private packages; not supported yet"
+            )
+        elif kind is None:
+            problems.append(f"{label} type: missing; one of {', '.join(KINDS)}")
+        else:
+            problems.append(f"{label} type: {kind!r} is not one of {', '.join(KINDS)}")
+    if inherits_upstream:
+        problems.extend(_upstream_problems(flat))
+    problems.extend(f"{file}: {problem}" for problem in graph_problems(specs))
+    return tuple(specs)
+
+
+def _read_mirror(
+    name: str, keys: dict[str, Any], flat: Mapping[str, Any], label: str, problems: list[str]
+) -> MirrorIndex:
+    """A mirror from its table; what it does not set comes from the flat settings, and the
+    flat --offline takes every mirror offline whatever its table says."""
+    _unknown_keys(keys, MIRROR_KEYS, "a mirror", label, problems)
+    values = dict(flat)
+    for setting in SETTINGS:
+        if setting.name in MIRROR_KEYS and setting.name in keys:
+            try:
+                values[setting.name] = _convert(
+                    setting, keys[setting.name], f"{label} {setting.name}"
+                )
+            except ConfigError as error:
+                problems.append(str(error))
+    if "upstream" in keys and isinstance(values["upstream"], str):
+        problem = _upstream_problem(values["upstream"], flat["host"], flat["port"])
+        if problem:
+            problems.append(f"{label} upstream: {problem}")
+    return MirrorIndex(
+        name,
+        values["upstream"],
+        values["index_ttl"],
+        values["revalidate_after"],
+        values["upstream_timeout"],
+        values["download_deadline"],
+        bool(values["offline"] or flat["offline"]),
+    )
+
+
+def _read_virtual(name: str, keys: dict[str, Any], label: str, problems: list[str]) -> VirtualIndex:
+    _unknown_keys(keys, VIRTUAL_KEYS, "a virtual", label, problems)
+    bases = _read_bases(keys.get("bases"), label, problems)
+    routes = _read_routes(keys.get("routes", {}), label, problems)
+    merge = False
+    try:
+        merge = _to_bool(keys.get("merge", False))
+    except ValueError:
+        problems.append(f"{label} merge: {keys['merge']!r} is not a valid bool")
+    return VirtualIndex(name, bases, routes, merge)
+
+
+def _read_bases(raw: Any, label: str, problems: list[str]) -> tuple[str, ...]:
+    if raw is None:
+        problems.append(f"{label} bases: missing; a virtual index needs at least one base")
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(base, str) for base in raw):
+        problems.append(f"{label} bases: {raw!r} is not a list of index names")
+        return ()
+    if not raw:
+        problems.append(f"{label} bases: empty; a virtual index needs at least one base")
+    problems.extend(
+        f"{label} bases: {base!r} is listed twice"
+        for base in dict.fromkeys(raw)
+        if raw.count(base) > 1
+    )
+    return tuple(dict.fromkeys(raw))
+
+
+def _read_routes(raw: Any, label: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        problems.append(f'{label} routes: {raw!r} is not a table of "glob" = "base"')
+        return ()
+    routes: list[tuple[str, str]] = []
+    for glob, base in raw.items():
+        problem = glob_problem(glob)
+        if problem:
+            problems.append(f"{label} routes: glob {glob!r} {problem}")
+        elif not isinstance(base, str):
+            problems.append(f"{label} routes: {glob!r} = {base!r} is not an index name")
+        else:
+            routes.append((glob, base))
+    return tuple(routes)
+
+
+def _unknown_keys(
+    keys: Mapping[str, Any], known: tuple[str, ...], kind: str, label: str, problems: list[str]
+) -> None:
+    problems.extend(
+        f"{label} unknown key {key!r} for {kind} index (known: type, {', '.join(known)})"
+        for key in keys
+        if key not in known
+    )
+
+
+# ------------------------------------------------------------------------------ values
 
 
 def _convert(setting: Setting, raw: Any, source: str) -> Any:
@@ -310,13 +546,25 @@ def _to_bool(raw: Any) -> bool:
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""}  # noqa: S104
 
 
-def _validate(settings: Settings) -> None:
-    parts = urlsplit(settings.upstream)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"upstream must be an http(s) URL, not {settings.upstream!r}")
-    upstream_port = parts.port or (443 if parts.scheme == "https" else 80)
-    same_host = parts.hostname == settings.host or (
-        parts.hostname in _LOOPBACK and settings.host in _LOOPBACK
-    )
-    if same_host and upstream_port == settings.port:
-        raise ConfigError(f"upstream {settings.upstream} is this bodega itself")
+def _upstream_problems(flat: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the flat upstream, which root/pypi (or each mirror that names no
+    upstream of its own) uses."""
+    if flat["upstream"] is None:
+        return []  # reported already
+    problem = _upstream_problem(flat["upstream"], flat["host"], flat["port"])
+    return [f"upstream {problem}"] if problem else []
+
+
+def _upstream_problem(upstream: str, host: str | None, port: int | None) -> str | None:
+    """Why `upstream` cannot be a mirror's upstream: no http(s) URL, or this bodega."""
+    parts = urlsplit(upstream)
+    try:
+        upstream_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port out of range or no number
+        upstream_port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or upstream_port < 0:
+        return f"must be an http(s) URL, not {upstream!r}"
+    same_host = parts.hostname == host or (parts.hostname in _LOOPBACK and host in _LOOPBACK)
+    if same_host and upstream_port == port:
+        return f"{upstream} is this bodega itself"
+    return None

@@ -65,7 +65,7 @@ async def start(public: FakeIndex, gpu: FakeIndex, tmp_path: Path) -> AsyncItera
         settings = make_settings(
             data_dir=tmp_path / "data",
             upstream=public.simple_url,
-            indexes=(
+            index_table=(
                 _mirror("root/pypi", public.simple_url),
                 _mirror("team/torch", gpu.simple_url),
                 all_,

@@ -67,7 +67,9 @@ def test_database_and_blobs_live_in_the_data_dir(tmp_path: Path) -> None:
 
 
 def test_every_setting_is_a_settings_field_with_a_bodega_env_name() -> None:
-    assert [s.name for s in SETTINGS] == list(Settings.__dataclass_fields__)
+    # The one field that is no setting: the file's [indexes] tables.
+    assert [s.name for s in SETTINGS] == [*Settings.__dataclass_fields__][:-1]
+    assert [*Settings.__dataclass_fields__][-1] == "index_table"
     assert env_name("upstream_timeout") == "BODEGA_UPSTREAM_TIMEOUT"
 
 
@@ -125,6 +127,7 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
     ("shutdown_timeout", "2.5", "2.5", 2.5),
     ("header_timeout", "30", "30", 30.0),
     ("max_cache_size", "50G", '"50G"', 50 * 1024**3),
+    ("default_index", "root/pypi", '"root/pypi"', "root/pypi"),
 ]
 
 
