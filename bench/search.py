@@ -21,8 +21,8 @@ from typing import Any
 
 from bodega.core.search import Criterion, Query
 from bodega.proxy.search import SYNC_CHUNK, ProjectSearch
-from bodega.storage.metadata import SearchDetails
-from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.storage.metadata import FIRST_INDEX, SearchDetails
+from bodega.storage.sqlite import SqliteIndexStore, SqliteMetadataStore
 
 PREFIXES = ["python", "django", "flask", "pytest", "py", "aws", "azure", "mkdocs", "sphinx"]
 QUERIES = ["requests", "django", "flask-login", "py", "python", "zzzzzz", "http client", "a"]
@@ -52,7 +52,7 @@ def names(count: int, seed: int = 8) -> list[tuple[str, str]]:
     return sorted(found.items())
 
 
-async def sync(store: SqliteMetadataStore, pairs: list[tuple[str, str]]) -> float:
+async def sync(store: SqliteIndexStore, pairs: list[tuple[str, str]]) -> float:
     """Stages the names and merges them as ProjectSearch does; the slowest merge chunk (the
     longest any other store write waits) in seconds."""
     await store.start_search_sync()
@@ -68,7 +68,8 @@ async def sync(store: SqliteMetadataStore, pairs: list[tuple[str, str]]) -> floa
 
 
 async def run(count: int, repeat: int, db: Path) -> None:
-    store = await SqliteMetadataStore.open(db)
+    database = await SqliteMetadataStore.open(db)
+    store = database.index(FIRST_INDEX)
     try:
         pairs = names(count)
         started = time.perf_counter()
@@ -106,7 +107,7 @@ async def run(count: int, repeat: int, db: Path) -> None:
             print(f"{text!r:<14}{len(hits):>6}{median:>10.2f}{p95:>10.2f}{times[-1]:>10.2f}")
         print(f"worst p95: {worst:.1f} ms")
     finally:
-        await store.close()
+        await database.close()
 
 
 def main() -> None:

@@ -389,21 +389,41 @@ def _maintain(
         raise click.ClickException(str(error)) from None
 
 
+def _index_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--index", metavar="USER/INDEX", help=help_text)
+
+
+def _known_index(index: str | None, settings: Settings) -> str | None:
+    """The --index given, checked against the configured indexes."""
+    if index is not None and index not in {spec.name for spec in settings.indexes}:
+        known = ", ".join(spec.name for spec in settings.indexes)
+        raise click.BadParameter(
+            f"no index named {index} (configured: {known})", param_hint="--index"
+        )
+    return index
+
+
 @cache.command("stats")
+@_index_option("Count only this index's pages. Default: every index's.")
 @_setting_options("data_dir", "max_cache_size")
-def cache_stats(**options: Any) -> None:
+def cache_stats(index: str | None, **options: Any) -> None:
     """How many files the cache holds, their size, and the oldest last use.
 
     Files are distribution files and their core metadata (what --max-cache-size bounds);
     the root list's renderings are listed apart."""
 
     async def work(maintenance: CacheMaintenance, settings: Settings) -> tuple[CacheSummary, int]:
+        _known_index(index, settings)
         return await maintenance.summary(), settings.max_cache_size
 
     summary, limit = _maintain(options, work)
     click.echo(f"files:  {summary.files} ({format_size(summary.total_bytes)})")
     click.echo(f"limit:  {format_size(limit) if limit else 'none (--max-cache-size)'}")
-    click.echo(f"pages:  {summary.pages}")
+    pages = summary.pages if index is None else {index: summary.pages[index]}
+    if len(pages) == 1:
+        click.echo(f"pages:  {sum(pages.values())}")
+    else:
+        click.echo("pages:  " + ", ".join(f"{count} ({name})" for name, count in pages.items()))
     if summary.root_renderings:
         click.echo(
             f"root list: {summary.root_renderings} renderings"
@@ -455,8 +475,9 @@ def cache_verify(**options: Any) -> None:
 
 @cache.command("forget")
 @click.argument("project")
+@_index_option("The index whose page to drop. Default: the default index.")
 @_setting_options("data_dir")
-def cache_forget(project: str, **options: Any) -> None:
+def cache_forget(project: str, index: str | None, **options: Any) -> None:
     """Drop a project's stored page, so the next request fetches it in full.
 
     A running server holds pages in memory too: it fetches the page in full at its next
@@ -466,7 +487,13 @@ def cache_forget(project: str, **options: Any) -> None:
         name = normalize_project_name(project)
     except InvalidName as error:
         raise click.BadParameter(str(error), param_hint="PROJECT") from None
-    if _maintain(options, lambda maintenance, _: maintenance.forget(name)):
+
+    async def work(maintenance: CacheMaintenance, settings: Settings) -> bool:
+        return await maintenance.forget(
+            name, _known_index(index, settings) or settings.default_index
+        )
+
+    if _maintain(options, work):
         click.echo(f"forgot the page of {name}")
     else:
         click.echo(f"no stored page for {name}")

@@ -64,12 +64,13 @@ async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance
     work beside a running server (SQLite WAL; busy_timeout waits out its writes)."""
     if not settings.database_path.is_file():
         raise ConfigError(f"no bodega cache in {settings.data_dir}")
-    store = await SqliteMetadataStore.open(settings.database_path)
+    database = await SqliteMetadataStore.open(settings.database_path)
     try:
         blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
-        yield CacheMaintenance(blobs, store, settings.data_dir / "quarantine")
+        indexes = {spec.name: database.index(spec.name) for spec in settings.indexes}
+        yield CacheMaintenance(blobs, indexes, settings.data_dir / "quarantine")
     finally:
-        await store.close()
+        await database.close()
 
 
 @asynccontextmanager
@@ -78,12 +79,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
         stack.push_async_callback(asyncio.to_thread, lock.close)
         instance_id = secrets.token_hex(8)
-        store = await SqliteMetadataStore.open(settings.database_path)
-        stack.push_async_callback(store.close)
+        database = await SqliteMetadataStore.open(settings.database_path)
+        stack.push_async_callback(database.close)
+        # The shared concerns (blob records, file digests) through the first mirror's view.
+        store = database.index(_first_mirror(settings))
         shared = _Shared(
             settings,
             instance_id,
-            store,
+            database,
             FilesystemBlobStore(settings.blobs_dir, settings.spool_dir),
             CrashPoints.from_environment(os.environ),  # test-only; disarmed when unset
             Telemetry(),

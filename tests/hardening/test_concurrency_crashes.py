@@ -23,6 +23,7 @@ from bodega.proxy.pages import ProjectPages
 from bodega.proxy.root import RootList
 from bodega.proxy.telemetry import Telemetry
 from bodega.storage.filesystem import FilesystemBlobStore
+from bodega.storage.metadata import FIRST_INDEX
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import UpstreamClient
 from tests.conftest import StartBodega
@@ -229,10 +230,10 @@ async def test_scenario_36_ttl_boundaries_and_a_clock_that_steps_back(
     fake_index.add("demo", WHEEL)
     now = [1_000_000.0]
     upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "clock-test")
-    store = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
+    database = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
     pages = ProjectPages(
         upstream,
-        store,
+        database.index(FIRST_INDEX),
         ttl=600,
         offline=False,
         telemetry=Telemetry().index("root/pypi"),
@@ -259,7 +260,7 @@ async def test_scenario_36_ttl_boundaries_and_a_clock_that_steps_back(
     finally:
         await pages.close()
         await upstream.close()
-        await store.close()
+        await database.close()
 
 
 async def test_scenario_36_no_negative_cache_hides_a_new_project(
@@ -279,10 +280,16 @@ async def test_scenario_36_the_root_list_expires_when_the_clock_steps_back(
     fake_index.add("demo", WHEEL)
     now = [1_000_000.0]
     upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "clock-test")
-    store = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
+    database = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
     blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
     root = RootList(
-        upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=False, clock=lambda: now[0]
+        upstream,
+        database.index(FIRST_INDEX),
+        blobs,
+        tmp_path / "tmp",
+        ttl=600,
+        offline=False,
+        clock=lambda: now[0],
     )
     try:
         await root.get()
@@ -294,7 +301,7 @@ async def test_scenario_36_the_root_list_expires_when_the_clock_steps_back(
     finally:
         await root.close()
         await upstream.close()
-        await store.close()
+        await database.close()
 
 
 def test_an_unknown_crash_point_is_a_config_error() -> None:

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -31,7 +31,7 @@ class CacheSummary:
 
     files: int
     total_bytes: int
-    pages: int
+    pages: dict[str, int]  # stored project pages, by index
     least_recent_access: float | None  # epoch seconds
     root_renderings: int = 0
     root_bytes: int = 0
@@ -55,30 +55,40 @@ class CacheMaintenance:
     def __init__(
         self,
         blobs: BlobStore,
-        store: MetadataStore,
+        indexes: Mapping[str, MetadataStore],
         quarantine_dir: Path,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`indexes`: each index's view of the store, by name; blobs and their records are
+        shared, so any view serves for them."""
         self._blobs = blobs
-        self._store = store
+        self._indexes = dict(indexes)
+        self._store = next(iter(self._indexes.values()))
         self._quarantine_dir = quarantine_dir
         self._clock = clock
 
     async def summary(self) -> CacheSummary:
         files, total = await self._store.blob_usage()
         oldest = await self._store.blobs_by_access(limit=1)
-        root = await self._store.get_root()
-        sizes = [await self._blobs.size(key) for key in (root.blob_keys if root else ())]
+        sizes = [await self._blobs.size(key) for key in await self._root_keys()]
         found = [size for size in sizes if size is not None]
         return CacheSummary(
             files,
             total,
-            await self._store.page_count(),
+            {name: await index.page_count() for name, index in self._indexes.items()},
             oldest[0].accessed_at if oldest else None,
             len(found),
             sum(found),
         )
+
+    async def _root_keys(self) -> frozenset[str]:
+        """The blobs every index's root list is served from: no files of their own."""
+        keys: set[str] = set()
+        for index in self._indexes.values():
+            root = await index.get_root()
+            keys |= root.blob_keys if root else frozenset()
+        return frozenset(keys)
 
     async def prune(self, unused_for: float) -> tuple[int, int]:
         """Delete files nobody asked for in `unused_for` seconds; (files, bytes) deleted."""
@@ -91,8 +101,9 @@ class CacheMaintenance:
             size += blob.size
         return count, size
 
-    async def forget(self, project: str) -> bool:
-        return await self._store.forget_page(project)
+    async def forget(self, project: str, index: str) -> bool:
+        """Drop the index's stored page of the project; False if it has none."""
+        return await self._indexes[index].forget_page(project)
 
     async def verify(self, report_problem: Callable[[str], None]) -> VerifyReport:
         """Re-hash every blob. Bytes that do not match their key are quarantined; rows
@@ -101,8 +112,7 @@ class CacheMaintenance:
         report = VerifyReport()
         recorded = await self._store.blob_keys()
         known = set(recorded)
-        root = await self._store.get_root()
-        root_keys = root.blob_keys if root else frozenset()
+        root_keys = await self._root_keys()
         async for name in self._blobs.keys():
             try:
                 key = check_key(name)

@@ -1,9 +1,17 @@
 """The metadata store interface: project pages with their validators, blob records, and the
-search index (project names, summaries, latest versions)."""
+search index (project names, summaries, latest versions).
+
+A store holds the metadata of every index (`<user>/<index>`): a MetadataStore is one
+index's share of it, whose pages, root list, search and core metadata are that index's own,
+and whose blob records and file digests are the same for every index (blobs are shared)."""
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+# The index bodega's single mirror became (issue 12): what was stored before indexes
+# existed belongs to it.
+FIRST_INDEX = "root/pypi"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +112,7 @@ class MetadataStore(Protocol):
         self, *, unused_since: float | None = None, limit: int | None = None
     ) -> list[StoredBlob]:
         """Recorded blobs, least recently used first, optionally only those not used since
-        `unused_since`; never the blobs the root list is served from."""
+        `unused_since`; never the blobs any index's root list is served from."""
 
     async def get_root(self) -> StoredRoot | None: ...
 
@@ -168,5 +176,3 @@ class MetadataStore(Protocol):
 
     async def file_digests(self, keys: Collection[str]) -> dict[str, FileDigests]:
         """The digests kept for those of the files `keys` (sha256s) that bodega hashed."""
-
-    async def close(self) -> None: ...

@@ -142,11 +142,92 @@ CREATE TABLE IF NOT EXISTS file_digests (
     blake2b_256 TEXT NOT NULL
 ) WITHOUT ROWID;
 """,
+    # 8: indexes (issue 12). Each per-index table gains the index's number (the table
+    # `indexes` names them); the rows stored before indexes existed belong to root/pypi,
+    # number 0. A search name's id is `number << 48 | n` and its trigram rowid adds
+    # `length << 32` (migration 6), so each index's full-text rows are one rowid range
+    # that FTS5 reads alone, and root/pypi's ids and full-text rows stay as they are: only
+    # plain tables are rebuilt (INSERT..SELECT, as in migration 6), no FTS5 row rewritten.
+    """
+CREATE TABLE indexes (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+INSERT INTO indexes VALUES (0, 'root/pypi');
+CREATE TABLE pages_scoped (
+    index_id INTEGER NOT NULL,
+    project TEXT NOT NULL,
+    record TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    fetched_at REAL NOT NULL,
+    PRIMARY KEY (index_id, project)
+);
+INSERT INTO pages_scoped SELECT 0, project, record, etag, last_modified, fetched_at FROM pages;
+DROP TABLE pages;
+ALTER TABLE pages_scoped RENAME TO pages;
+CREATE TABLE root_scoped (
+    index_id INTEGER PRIMARY KEY,
+    html_key TEXT NOT NULL,
+    json_key TEXT NOT NULL,
+    project_count INTEGER NOT NULL,
+    fetched_at REAL NOT NULL,
+    html_gzip_key TEXT,
+    json_gzip_key TEXT
+);
+INSERT INTO root_scoped
+  SELECT 0, html_key, json_key, project_count, fetched_at, html_gzip_key, json_gzip_key
+  FROM root;
+DROP TABLE root;
+ALTER TABLE root_scoped RENAME TO root;
+CREATE TABLE search_names_scoped (
+    id INTEGER PRIMARY KEY,
+    index_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE (index_id, key)
+);
+INSERT INTO search_names_scoped SELECT id, 0, key, name FROM search_names ORDER BY key;
+DROP TABLE search_names;
+ALTER TABLE search_names_scoped RENAME TO search_names;
+CREATE TABLE search_details_scoped (
+    index_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    version TEXT,
+    summary TEXT NOT NULL,
+    summary_version TEXT,
+    PRIMARY KEY (index_id, key)
+);
+INSERT INTO search_details_scoped SELECT 0, key, version, summary, summary_version
+  FROM search_details;
+DROP TABLE search_details;
+ALTER TABLE search_details_scoped RENAME TO search_details;
+CREATE TABLE search_downloads_scoped (
+    index_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (index_id, key)
+);
+INSERT INTO search_downloads_scoped SELECT 0, key, count FROM search_downloads;
+DROP TABLE search_downloads;
+ALTER TABLE search_downloads_scoped RENAME TO search_downloads;
+CREATE TABLE search_state_scoped (index_id INTEGER PRIMARY KEY, root_key TEXT NOT NULL);
+INSERT INTO search_state_scoped SELECT 0, root_key FROM search_state;
+DROP TABLE search_state;
+ALTER TABLE search_state_scoped RENAME TO search_state;
+CREATE TABLE core_metadata_scoped (
+    index_id INTEGER NOT NULL,
+    project TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (index_id, project, filename)
+);
+INSERT INTO core_metadata_scoped SELECT 0, project, filename, sha256 FROM core_metadata;
+DROP TABLE core_metadata;
+ALTER TABLE core_metadata_scoped RENAME TO core_metadata;
+""",
 )
 
-# The root list's blobs (two renderings, their gzip copies) have no row; eviction and
-# pruning must skip them all the same. NOT EXISTS, not NOT IN: a NULL gzip key in a NOT IN
-# list would make it match no key at all.
+# The root list's blobs (two renderings, their gzip copies, of every index) have no row;
+# eviction and pruning must skip them all the same. NOT EXISTS, not NOT IN: a NULL gzip key
+# in a NOT IN list would make it match no key at all.
 _BLOBS_BY_ACCESS = """
 SELECT key, size, accessed_at FROM blobs
 WHERE accessed_at < ?
@@ -159,8 +240,8 @@ _ROOT_COLUMNS = "html_key, json_key, project_count, fetched_at, html_gzip_key, j
 # The gzip copies stay while the renderings they were made from do (a refresh that found
 # the same list); a root with other renderings brings its own, or none yet.
 _PUT_ROOT = f"""
-INSERT INTO root (id, {_ROOT_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
+INSERT INTO root (index_id, {_ROOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (index_id) DO UPDATE SET
   html_gzip_key = CASE WHEN (html_key, json_key) = (excluded.html_key, excluded.json_key)
     THEN coalesce(excluded.html_gzip_key, html_gzip_key) ELSE excluded.html_gzip_key END,
   json_gzip_key = CASE WHEN (html_key, json_key) = (excluded.html_key, excluded.json_key)
@@ -174,7 +255,9 @@ RETURNING {_ROOT_COLUMNS}
 
 
 class SqliteMetadataStore:
-    """A MetadataStore in one SQLite file.
+    """The metadata of every index in one SQLite file: blob records and file digests,
+    which all indexes share, here; each index's pages, root list, search and core metadata
+    through `index(name)`.
 
     Bulk background work (syncing 800k project names for search) has a connection and a
     thread of its own: in WAL mode the request path's reads never queue behind it, and its
@@ -185,6 +268,7 @@ class SqliteMetadataStore:
     def __init__(self, main: "_Worker", bulk: "_Worker") -> None:
         self._main = main
         self._bulk = bulk
+        self._index_ids: dict[str, int] = {}
 
     @classmethod
     async def open(cls, path: Path) -> "SqliteMetadataStore":
@@ -192,45 +276,25 @@ class SqliteMetadataStore:
         bulk = await _Worker.start(path, "bodega-sqlite-bulk")
         return cls(main, bulk)
 
+    def index(self, name: str) -> "SqliteIndexStore":
+        """The metadata of the index `name` (`<user>/<index>`), created on first use."""
+        return SqliteIndexStore(self, name)
+
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._main.run(work)
 
-    async def get_page(self, project: str) -> StoredPage | None:
-        def work(db: sqlite3.Connection) -> StoredPage | None:
-            row = db.execute(
-                "SELECT record, etag, last_modified, fetched_at FROM pages WHERE project = ?",
-                (project,),
-            ).fetchone()
-            if row is None:
-                return None
-            return StoredPage(project, json.loads(row[0]), row[1], row[2], row[3])
+    async def _run_in(
+        self, worker: "_Worker", name: str, work: Callable[[sqlite3.Connection, int], T]
+    ) -> T:
+        """Run `work` with the number of the index `name`, looked up once per process."""
 
-        return await self._run(work)
+        def scoped(db: sqlite3.Connection) -> T:
+            index_id = self._index_ids.get(name)
+            if index_id is None:
+                index_id = self._index_ids.setdefault(name, _index_id(db, name))
+            return work(db, index_id)
 
-    async def put_page(self, page: StoredPage) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    "INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?)",
-                    (
-                        page.project,
-                        json.dumps(page.record, separators=(",", ":")),
-                        page.etag,
-                        page.last_modified,
-                        page.fetched_at,
-                    ),
-                )
-
-        await self._run(work)
-
-    async def mark_page_fresh(self, project: str, fetched_at: float) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    "UPDATE pages SET fetched_at = ? WHERE project = ?", (fetched_at, project)
-                )
-
-        await self._run(work)
+        return await worker.run(scoped)
 
     async def record_blob(self, key: str, size: int, stored_at: float) -> None:
         def work(db: sqlite3.Connection) -> None:
@@ -267,28 +331,6 @@ class SqliteMetadataStore:
 
         return await self._run(work)
 
-    async def has_page(self, project: str) -> bool:
-        def work(db: sqlite3.Connection) -> bool:
-            return (
-                db.execute("SELECT 1 FROM pages WHERE project = ?", (project,)).fetchone()
-                is not None
-            )
-
-        return await self._run(work)
-
-    async def forget_page(self, project: str) -> bool:
-        def work(db: sqlite3.Connection) -> bool:
-            with db:
-                return db.execute("DELETE FROM pages WHERE project = ?", (project,)).rowcount > 0
-
-        return await self._run(work)
-
-    async def page_count(self) -> int:
-        def work(db: sqlite3.Connection) -> int:
-            return int(db.execute("SELECT count(*) FROM pages").fetchone()[0])
-
-        return await self._run(work)
-
     async def touch_blobs(self, accessed: Mapping[str, float]) -> None:
         rows = [(at, key, at) for key, at in accessed.items()]
 
@@ -321,192 +363,11 @@ class SqliteMetadataStore:
 
         return await self._run(work)
 
-    async def get_root(self) -> StoredRoot | None:
-        def work(db: sqlite3.Connection) -> StoredRoot | None:
-            row = db.execute(f"SELECT {_ROOT_COLUMNS} FROM root").fetchone()  # noqa: S608
-            return None if row is None else StoredRoot(*row)
-
-        return await self._run(work)
-
-    async def put_root(self, root: StoredRoot) -> StoredRoot:
-        values = (
-            root.html_key,
-            root.json_key,
-            root.project_count,
-            root.fetched_at,
-            root.html_gzip_key,
-            root.json_gzip_key,
-        )
-
-        def work(db: sqlite3.Connection) -> StoredRoot:
-            with db:
-                (row,) = db.execute(_PUT_ROOT, values).fetchall()
-                return StoredRoot(*row)
-
-        return await self._run(work)
-
-    async def add_root_gzip(self, root: StoredRoot) -> bool:
-        values = (root.html_gzip_key, root.json_gzip_key, root.html_key, root.json_key)
-
-        def work(db: sqlite3.Connection) -> bool:
-            with db:
-                cursor = db.execute(
-                    "UPDATE root SET html_gzip_key = ?, json_gzip_key = ?"
-                    " WHERE html_key = ? AND json_key = ?",
-                    values,
-                )
-                return cursor.rowcount > 0
-
-        return await self._run(work)
-
     async def cached_keys(self, keys: Collection[str]) -> set[str]:
         wanted = list(keys)
 
         def work(db: sqlite3.Connection) -> set[str]:
             return {row[0] for row in _rows_in(db, "SELECT key FROM blobs WHERE key", wanted)}
-
-        return await self._run(work)
-
-    async def start_search_sync(self) -> None:
-        await self._bulk.run(_start_staging)
-
-    async def stage_search_names(self, names: Sequence[tuple[str, str]]) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            # The TEMP table is the bulk connection's own: these transactions take no lock
-            # another connection waits on, and SQLite sorts and de-duplicates on disk.
-            for start in range(0, len(names), _STAGE_BATCH):
-                with db:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO temp.search_staging VALUES (?, ?)",
-                        names[start : start + _STAGE_BATCH],
-                    )
-
-        await self._bulk.run(work)
-
-    async def merge_search_names(self, after: str | None, limit: int) -> str | None:
-        def work(db: sqlite3.Connection) -> str | None:
-            with _immediate(db):
-                upper = _merge_names(db, after or "", limit)
-            if upper is None:
-                db.execute("DROP TABLE temp.search_staging")
-            return upper
-
-        return await self._bulk.run(work)
-
-    async def search_root_key(self) -> str | None:
-        def work(db: sqlite3.Connection) -> str | None:
-            row = db.execute("SELECT root_key FROM search_state").fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._run(work)
-
-    async def set_search_root_key(self, key: str) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute("INSERT OR REPLACE INTO search_state VALUES (1, ?)", (key,))
-
-        await self._run(work)
-
-    async def get_search_details(self, keys: Collection[str]) -> dict[str, SearchDetails]:
-        wanted = list(keys)
-
-        def work(db: sqlite3.Connection) -> dict[str, SearchDetails]:
-            rows = _rows_in(db, _DETAILS_QUERY + " WHERE d.key", wanted)
-            return {row[0]: SearchDetails(*row) for row in rows}
-
-        return await self._run(work)
-
-    async def put_search_details(self, details: SearchDetails) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            # IMMEDIATE: the read of the name's row and the insert are one step that the
-            # bulk connection's merge cannot come between.
-            with _immediate(db):
-                row = db.execute(
-                    "SELECT id FROM search_names WHERE key = ?", (details.key,)
-                ).fetchone()
-                row_id = _insert_name(db, details.key, details.name) if row is None else row[0]
-                db.execute(
-                    "INSERT OR REPLACE INTO search_details VALUES (?, ?, ?, ?)",
-                    (details.key, details.version, details.summary, details.summary_version),
-                )
-                db.execute("DELETE FROM search_text WHERE rowid = ?", (row_id,))
-                db.execute(
-                    "INSERT INTO search_text (rowid, summary) VALUES (?, ?)",
-                    (row_id, details.summary),
-                )
-
-        await self._run(work)
-
-    async def match_names(self, key: str, limit: int) -> list[tuple[str, str]]:
-        def work(db: sqlite3.Connection) -> list[tuple[str, str]]:
-            found = db.execute(
-                "SELECT key, name FROM search_names WHERE key = ?", (key,)
-            ).fetchall()
-            # Shortest names first (the rowid's order), read no further than `limit`: a
-            # common word's tens of thousands of matches are never all visited.
-            found += db.execute(_SHORTEST_MATCHES, (f"%-{key}-%", limit)).fetchall()
-            if len(key) >= MIN_SUBSTRING:
-                found += db.execute(_SHORTEST_MATCHES, (f"%{key}%", limit)).fetchall()
-            # The projects this bodega served, however long their names: few, so scanned.
-            found += db.execute(_SERVED_MATCHES, (key, limit)).fetchall()
-            return found
-
-        return await self._run(work)
-
-    async def match_summaries(self, phrase: str, limit: int) -> list[tuple[str, str]]:
-        def work(db: sqlite3.Connection) -> list[tuple[str, str]]:
-            return db.execute(_FIRST_MATCHES, ("summary : " + phrase, limit)).fetchall()
-
-        return await self._run(work)
-
-    async def add_downloads(self, counts: Mapping[str, int]) -> None:
-        rows = list(counts.items())
-
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.executemany(
-                    "INSERT INTO search_downloads VALUES (?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET count = count + excluded.count",
-                    rows,
-                )
-
-        await self._run(work)
-
-    async def get_downloads(self, keys: Collection[str]) -> dict[str, int]:
-        wanted = list(keys)
-
-        def work(db: sqlite3.Connection) -> dict[str, int]:
-            query = "SELECT key, count FROM search_downloads WHERE key"
-            return {key: count for key, count in _rows_in(db, query, wanted)}
-
-        return await self._run(work)
-
-    async def search_counts(self) -> tuple[int, int]:
-        def work(db: sqlite3.Connection) -> tuple[int, int]:
-            # max(id) instead of count(*): counting 800k rows costs tens of ms, and ids
-            # only grow, so it is exact until names are removed and an upper bound after.
-            names = db.execute("SELECT coalesce(max(id), 0) FROM search_names").fetchone()[0]
-            details = db.execute("SELECT count(*) FROM search_details").fetchone()[0]
-            return int(names), int(details)
-
-        return await self._run(work)
-
-    async def put_core_metadata(self, project: str, filename: str, sha256: str) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    "INSERT OR REPLACE INTO core_metadata VALUES (?, ?, ?)",
-                    (project, filename, sha256),
-                )
-
-        await self._run(work)
-
-    async def core_metadata_of(self, project: str) -> dict[str, str]:
-        def work(db: sqlite3.Connection) -> dict[str, str]:
-            rows = db.execute(
-                "SELECT filename, sha256 FROM core_metadata WHERE project = ?", (project,)
-            )
-            return dict(rows.fetchall())
 
         return await self._run(work)
 
@@ -529,12 +390,310 @@ class SqliteMetadataStore:
 
         return await self._run(work)
 
-    def index(self, name: str) -> "SqliteMetadataStore":  # STUB until seam-metadata lands
-        return self
-
     async def close(self) -> None:
         await self._bulk.close()
         await self._main.close()
+
+
+class SqliteIndexStore:
+    """One index's pages, root list, search and core metadata in the store; its blob
+    records and file digests are the store's, shared by every index."""
+
+    def __init__(self, store: SqliteMetadataStore, name: str) -> None:
+        self._store = store
+        self.name = name
+        # Shared by all indexes: the same rows whichever index asks.
+        self.record_blob = store.record_blob
+        self.blob_keys = store.blob_keys
+        self.forget_blob = store.forget_blob
+        self.is_writable = store.is_writable
+        self.touch_blobs = store.touch_blobs
+        self.blob_usage = store.blob_usage
+        self.blobs_by_access = store.blobs_by_access
+        self.cached_keys = store.cached_keys
+        self.put_file_digests = store.put_file_digests
+        self.file_digests = store.file_digests
+
+    async def _run(self, work: Callable[[sqlite3.Connection, int], T]) -> T:
+        return await self._store._run_in(self._store._main, self.name, work)
+
+    async def _run_bulk(self, work: Callable[[sqlite3.Connection, int], T]) -> T:
+        return await self._store._run_in(self._store._bulk, self.name, work)
+
+    async def get_page(self, project: str) -> StoredPage | None:
+        def work(db: sqlite3.Connection, index_id: int) -> StoredPage | None:
+            row = db.execute(
+                "SELECT record, etag, last_modified, fetched_at FROM pages"
+                " WHERE index_id = ? AND project = ?",
+                (index_id, project),
+            ).fetchone()
+            if row is None:
+                return None
+            return StoredPage(project, json.loads(row[0]), row[1], row[2], row[3])
+
+        return await self._run(work)
+
+    async def put_page(self, page: StoredPage) -> None:
+        def work(db: sqlite3.Connection, index_id: int) -> None:
+            with db:
+                db.execute(
+                    "INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        index_id,
+                        page.project,
+                        json.dumps(page.record, separators=(",", ":")),
+                        page.etag,
+                        page.last_modified,
+                        page.fetched_at,
+                    ),
+                )
+
+        await self._run(work)
+
+    async def mark_page_fresh(self, project: str, fetched_at: float) -> None:
+        def work(db: sqlite3.Connection, index_id: int) -> None:
+            with db:
+                db.execute(
+                    "UPDATE pages SET fetched_at = ? WHERE index_id = ? AND project = ?",
+                    (fetched_at, index_id, project),
+                )
+
+        await self._run(work)
+
+    async def has_page(self, project: str) -> bool:
+        def work(db: sqlite3.Connection, index_id: int) -> bool:
+            row = db.execute(
+                "SELECT 1 FROM pages WHERE index_id = ? AND project = ?", (index_id, project)
+            ).fetchone()
+            return row is not None
+
+        return await self._run(work)
+
+    async def forget_page(self, project: str) -> bool:
+        def work(db: sqlite3.Connection, index_id: int) -> bool:
+            with db:
+                cursor = db.execute(
+                    "DELETE FROM pages WHERE index_id = ? AND project = ?", (index_id, project)
+                )
+                return cursor.rowcount > 0
+
+        return await self._run(work)
+
+    async def page_count(self) -> int:
+        def work(db: sqlite3.Connection, index_id: int) -> int:
+            row = db.execute("SELECT count(*) FROM pages WHERE index_id = ?", (index_id,))
+            return int(row.fetchone()[0])
+
+        return await self._run(work)
+
+    async def get_root(self) -> StoredRoot | None:
+        def work(db: sqlite3.Connection, index_id: int) -> StoredRoot | None:
+            row = db.execute(
+                f"SELECT {_ROOT_COLUMNS} FROM root WHERE index_id = ?",  # noqa: S608
+                (index_id,),
+            ).fetchone()
+            return None if row is None else StoredRoot(*row)
+
+        return await self._run(work)
+
+    async def put_root(self, root: StoredRoot) -> StoredRoot:
+        def work(db: sqlite3.Connection, index_id: int) -> StoredRoot:
+            values = (
+                index_id,
+                root.html_key,
+                root.json_key,
+                root.project_count,
+                root.fetched_at,
+                root.html_gzip_key,
+                root.json_gzip_key,
+            )
+            with db:
+                (row,) = db.execute(_PUT_ROOT, values).fetchall()
+                return StoredRoot(*row)
+
+        return await self._run(work)
+
+    async def add_root_gzip(self, root: StoredRoot) -> bool:
+        def work(db: sqlite3.Connection, index_id: int) -> bool:
+            with db:
+                cursor = db.execute(
+                    "UPDATE root SET html_gzip_key = ?, json_gzip_key = ?"
+                    " WHERE index_id = ? AND html_key = ? AND json_key = ?",
+                    (
+                        root.html_gzip_key,
+                        root.json_gzip_key,
+                        index_id,
+                        root.html_key,
+                        root.json_key,
+                    ),
+                )
+                return cursor.rowcount > 0
+
+        return await self._run(work)
+
+    async def start_search_sync(self) -> None:
+        await self._run_bulk(_start_staging)
+
+    async def stage_search_names(self, names: Sequence[tuple[str, str]]) -> None:
+        def work(db: sqlite3.Connection, index_id: int) -> None:
+            # The TEMP table is the bulk connection's own: these transactions take no lock
+            # another connection waits on, and SQLite sorts and de-duplicates on disk.
+            for start in range(0, len(names), _STAGE_BATCH):
+                with db:
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO {_staging(index_id)} VALUES (?, ?)",  # noqa: S608
+                        names[start : start + _STAGE_BATCH],
+                    )
+
+        await self._run_bulk(work)
+
+    async def merge_search_names(self, after: str | None, limit: int) -> str | None:
+        def work(db: sqlite3.Connection, index_id: int) -> str | None:
+            with _immediate(db):
+                upper = _merge_names(db, index_id, after or "", limit)
+            if upper is None:
+                db.execute(f"DROP TABLE {_staging(index_id)}")
+            return upper
+
+        return await self._run_bulk(work)
+
+    async def search_root_key(self) -> str | None:
+        def work(db: sqlite3.Connection, index_id: int) -> str | None:
+            row = db.execute(
+                "SELECT root_key FROM search_state WHERE index_id = ?", (index_id,)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(work)
+
+    async def set_search_root_key(self, key: str) -> None:
+        def work(db: sqlite3.Connection, index_id: int) -> None:
+            with db:
+                db.execute("INSERT OR REPLACE INTO search_state VALUES (?, ?)", (index_id, key))
+
+        await self._run(work)
+
+    async def get_search_details(self, keys: Collection[str]) -> dict[str, SearchDetails]:
+        wanted = list(keys)
+
+        def work(db: sqlite3.Connection, index_id: int) -> dict[str, SearchDetails]:
+            rows = _rows_in(db, _DETAILS_QUERY, wanted, (index_id,))
+            return {row[0]: SearchDetails(*row) for row in rows}
+
+        return await self._run(work)
+
+    async def put_search_details(self, details: SearchDetails) -> None:
+        def work(db: sqlite3.Connection, index_id: int) -> None:
+            # IMMEDIATE: the read of the name's row and the insert are one step that the
+            # bulk connection's merge cannot come between.
+            with _immediate(db):
+                row = db.execute(
+                    "SELECT id FROM search_names WHERE index_id = ? AND key = ?",
+                    (index_id, details.key),
+                ).fetchone()
+                if row is None:
+                    row_id = _insert_name(db, index_id, details.key, details.name)
+                else:
+                    row_id = row[0]
+                db.execute(
+                    "INSERT OR REPLACE INTO search_details VALUES (?, ?, ?, ?, ?)",
+                    (
+                        index_id,
+                        details.key,
+                        details.version,
+                        details.summary,
+                        details.summary_version,
+                    ),
+                )
+                db.execute("DELETE FROM search_text WHERE rowid = ?", (row_id,))
+                db.execute(
+                    "INSERT INTO search_text (rowid, summary) VALUES (?, ?)",
+                    (row_id, details.summary),
+                )
+
+        await self._run(work)
+
+    async def match_names(self, key: str, limit: int) -> list[tuple[str, str]]:
+        def work(db: sqlite3.Connection, index_id: int) -> list[tuple[str, str]]:
+            first, end = _id_range(index_id)
+            found = db.execute(
+                "SELECT key, name FROM search_names WHERE index_id = ? AND key = ?",
+                (index_id, key),
+            ).fetchall()
+            # Shortest names first (the rowid's order), read no further than `limit`: a
+            # common word's tens of thousands of matches are never all visited.
+            found += db.execute(_SHORTEST_MATCHES, (f"%-{key}-%", first, end, limit)).fetchall()
+            if len(key) >= MIN_SUBSTRING:
+                found += db.execute(_SHORTEST_MATCHES, (f"%{key}%", first, end, limit)).fetchall()
+            # The projects this bodega served, however long their names: few, so scanned.
+            found += db.execute(_SERVED_MATCHES, (index_id, key, limit)).fetchall()
+            return found
+
+        return await self._run(work)
+
+    async def match_summaries(self, phrase: str, limit: int) -> list[tuple[str, str]]:
+        def work(db: sqlite3.Connection, index_id: int) -> list[tuple[str, str]]:
+            first, end = _id_range(index_id)
+            parameters = ("summary : " + phrase, first, end, limit)
+            return db.execute(_FIRST_MATCHES, parameters).fetchall()
+
+        return await self._run(work)
+
+    async def add_downloads(self, counts: Mapping[str, int]) -> None:
+        def work(db: sqlite3.Connection, index_id: int) -> None:
+            with db:
+                db.executemany(
+                    "INSERT INTO search_downloads VALUES (?, ?, ?)"
+                    " ON CONFLICT (index_id, key) DO UPDATE SET count = count + excluded.count",
+                    [(index_id, key, count) for key, count in counts.items()],
+                )
+
+        await self._run(work)
+
+    async def get_downloads(self, keys: Collection[str]) -> dict[str, int]:
+        wanted = list(keys)
+
+        def work(db: sqlite3.Connection, index_id: int) -> dict[str, int]:
+            query = "SELECT key, count FROM search_downloads WHERE index_id = ? AND key"
+            return {key: count for key, count in _rows_in(db, query, wanted, (index_id,))}
+
+        return await self._run(work)
+
+    async def search_counts(self) -> tuple[int, int]:
+        def work(db: sqlite3.Connection, index_id: int) -> tuple[int, int]:
+            # The last id instead of count(*): counting 800k rows costs tens of ms, and ids
+            # only grow, so it is exact until names are removed and an upper bound after.
+            first, end = _id_range(index_id)
+            (names,) = db.execute(
+                "SELECT coalesce(max(id), ?) - ? FROM search_names WHERE id >= ? AND id < ?",
+                (first, first, first, end),
+            ).fetchone()
+            (details,) = db.execute(
+                "SELECT count(*) FROM search_details WHERE index_id = ?", (index_id,)
+            ).fetchone()
+            return int(names), int(details)
+
+        return await self._run(work)
+
+    async def put_core_metadata(self, project: str, filename: str, sha256: str) -> None:
+        def work(db: sqlite3.Connection, index_id: int) -> None:
+            with db:
+                db.execute(
+                    "INSERT OR REPLACE INTO core_metadata VALUES (?, ?, ?, ?)",
+                    (index_id, project, filename, sha256),
+                )
+
+        await self._run(work)
+
+    async def core_metadata_of(self, project: str) -> dict[str, str]:
+        def work(db: sqlite3.Connection, index_id: int) -> dict[str, str]:
+            rows = db.execute(
+                "SELECT filename, sha256 FROM core_metadata WHERE index_id = ? AND project = ?",
+                (index_id, project),
+            )
+            return dict(rows.fetchall())
+
+        return await self._run(work)
 
 
 class _Worker:
@@ -579,48 +738,90 @@ class _Worker:
         self._executor.shutdown(wait=True)
 
 
+# A search name's id is `index number << 48 | n`, and its trigram rowid adds `length << 32`
+# (migrations 6 and 8): each index's rows are one rowid range, which FTS5 reads alone.
+_INDEX_SHIFT = 48
+_LENGTH_SHIFT = 32
+_MAX_LENGTH = (1 << (_INDEX_SHIFT - _LENGTH_SHIFT)) - 1
+_MAX_INDEXES = 1 << (63 - _INDEX_SHIFT)  # rowids are signed 64-bit
+_WITHOUT_LENGTH = ~(_MAX_LENGTH << _LENGTH_SHIFT)  # a trigram rowid & this: the name's id
 # The first FTS matches, then their names by primary key. Ordering by bm25 or joining
 # first makes SQLite score or visit every match: 50 ms for a common word (bench/search.py).
 _FIRST_MATCHES = (
     "SELECT n.key, n.name FROM (SELECT rowid AS id FROM search_text WHERE search_text MATCH ?"
-    " LIMIT ?) AS m CROSS JOIN search_names n ON n.id = m.id"
+    " AND rowid >= ? AND rowid < ? LIMIT ?) AS m CROSS JOIN search_names n ON n.id = m.id"
 )
 # LIKE on the trigram table: the index finds the rows, and in rowid order (shortest names
 # first) with LIMIT SQLite stops at the first `limit`. Keys are [a-z0-9-]: no LIKE wildcard.
 _SHORTEST_MATCHES = (
-    "SELECT n.key, n.name FROM (SELECT rowid & 4294967295 AS id FROM search_trigrams"
-    " WHERE text LIKE ? ORDER BY rowid LIMIT ?) AS m CROSS JOIN search_names n ON n.id = m.id"
+    f"SELECT n.key, n.name FROM (SELECT rowid & {_WITHOUT_LENGTH} AS id FROM search_trigrams"  # noqa: S608
+    " WHERE text LIKE ? AND rowid >= ? AND rowid < ? ORDER BY rowid LIMIT ?) AS m"
+    " CROSS JOIN search_names n ON n.id = m.id"
 )
+# CROSS JOIN: the index's few served projects first, then each name by key (joined the
+# other way, SQLite would walk all of the index's names: 100 ms on 200k).
 _SERVED_MATCHES = (
-    "SELECT n.key, n.name FROM search_downloads d JOIN search_names n USING (key)"
-    " WHERE instr(d.key, ?) > 0 ORDER BY d.count DESC LIMIT ?"
+    "SELECT n.key, n.name FROM search_downloads d CROSS JOIN search_names n"
+    " ON n.index_id = d.index_id AND n.key = d.key"
+    " WHERE d.index_id = ? AND instr(d.key, ?) > 0 ORDER BY d.count DESC LIMIT ?"
 )
 _DETAILS_QUERY = (
     "SELECT d.key, n.name, d.version, d.summary, d.summary_version"
-    " FROM search_details d JOIN search_names n USING (key)"
+    " FROM search_details d JOIN search_names n USING (index_id, key)"
+    " WHERE d.index_id = ? AND d.key"
 )
 _IN_BATCH = 500  # bound parameters per IN (...) query, well under SQLite's limit
 _STAGE_BATCH = 5_000  # staged names per transaction: bounds the temp journal, not the lock
 
 
-def _rows_in(db: sqlite3.Connection, query: str, keys: list[str]) -> Iterator[tuple[Any, ...]]:
-    """The rows of `query` (ending in the column to match) `IN` keys, in bounded batches."""
+def _rows_in(
+    db: sqlite3.Connection, query: str, keys: list[str], leading: tuple[Any, ...] = ()
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query` (ending in the column to match) `IN` keys, in bounded batches;
+    `leading` binds the query's parameters before the list."""
     for start in range(0, len(keys), _IN_BATCH):
         batch = keys[start : start + _IN_BATCH]
         marks = ",".join("?" * len(batch))
-        yield from db.execute(f"{query} IN ({marks})", batch)  # only ? placeholders
+        yield from db.execute(f"{query} IN ({marks})", (*leading, *batch))  # only ? marks
 
 
-def _insert_name(db: sqlite3.Connection, key: str, name: str) -> int:
-    cursor = db.execute("INSERT INTO search_names (key, name) VALUES (?, ?)", (key, name))
-    row_id = int(cursor.lastrowid or 0)
+def _index_id(db: sqlite3.Connection, name: str) -> int:
+    """The number of the index `name`, given it on first use."""
+    row = db.execute("SELECT id FROM indexes WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        with db:
+            db.execute("INSERT OR IGNORE INTO indexes (name) VALUES (?)", (name,))
+        row = db.execute("SELECT id FROM indexes WHERE name = ?", (name,)).fetchone()
+    if row[0] >= _MAX_INDEXES:
+        raise StorageError(f"metadata store: more than {_MAX_INDEXES} indexes, {name} too")
+    return int(row[0])
+
+
+def _id_range(index_id: int) -> tuple[int, int]:
+    """The first id of the index's search names (and full-text rows), and the end."""
+    return index_id << _INDEX_SHIFT, (index_id + 1) << _INDEX_SHIFT
+
+
+def _next_id(db: sqlite3.Connection, index_id: int) -> int:
+    """The last search name id of the index; the next ids follow it. Under the write lock."""
+    first, end = _id_range(index_id)
+    (last,) = db.execute(
+        "SELECT coalesce(max(id), ?) FROM search_names WHERE id >= ? AND id < ?",
+        (first, first, end),
+    ).fetchone()
+    return int(last)
+
+
+def _insert_name(db: sqlite3.Connection, index_id: int, key: str, name: str) -> int:
+    row_id = _next_id(db, index_id) + 1
+    db.execute("INSERT INTO search_names VALUES (?, ?, ?, ?)", (row_id, index_id, key, name))
     db.execute("INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)", _trigram_row(row_id, key))
     return row_id
 
 
 def _trigram_row(row_id: int, key: str) -> tuple[int, str]:
-    """The row of search_trigrams for a name (see migration 6)."""
-    return (len(key) << 32) | row_id, f"-{key}-"
+    """The row of search_trigrams for a name (see migrations 6 and 8)."""
+    return row_id | (min(len(key), _MAX_LENGTH) << _LENGTH_SHIFT), f"-{key}-"
 
 
 @contextmanager
@@ -635,24 +836,31 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
     db.commit()
 
 
-def _start_staging(db: sqlite3.Connection) -> None:
-    db.execute("DROP TABLE IF EXISTS temp.search_staging")
+def _staging(index_id: int) -> str:
+    """The bulk connection's TEMP table of the names a sync of the index staged."""
+    return f"temp.search_staging_{index_id}"
+
+
+def _start_staging(db: sqlite3.Connection, index_id: int) -> None:
+    db.execute(f"DROP TABLE IF EXISTS {_staging(index_id)}")
     db.execute(
-        "CREATE TEMP TABLE search_staging (key TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID"
+        f"CREATE TEMP TABLE {_staging(index_id).removeprefix('temp.')}"
+        " (key TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID"
     )
 
 
-def _merge_names(db: sqlite3.Connection, after: str, limit: int) -> str | None:
-    """Reconcile the next keys after `after` of search_names with the staging: at most
-    `limit` of each, up to the last key both sides have read past. Returns that key, or None
-    when both are exhausted."""
+def _merge_names(db: sqlite3.Connection, index_id: int, after: str, limit: int) -> str | None:
+    """Reconcile the next keys after `after` of the index's search names with the staging:
+    at most `limit` of each, up to the last key both sides have read past. Returns that key,
+    or None when both are exhausted."""
     staged = db.execute(
-        "SELECT key, name FROM temp.search_staging WHERE key > ? ORDER BY key LIMIT ?",
+        f"SELECT key, name FROM {_staging(index_id)} WHERE key > ? ORDER BY key LIMIT ?",  # noqa: S608
         (after, limit),
     ).fetchall()
     existing = db.execute(
-        "SELECT key, id, name FROM search_names WHERE key > ? ORDER BY key LIMIT ?",
-        (after, limit),
+        "SELECT key, id, name FROM search_names WHERE index_id = ? AND key > ?"
+        " ORDER BY key LIMIT ?",
+        (index_id, after, limit),
     ).fetchall()
     # A side that returned fewer than `limit` rows has nothing more: it does not bound.
     bounds = [rows[-1][0] for rows in (staged, existing) if len(rows) == limit]
@@ -663,7 +871,9 @@ def _merge_names(db: sqlite3.Connection, after: str, limit: int) -> str | None:
     incoming = dict(staged)
     for key, row_id, name in existing:
         if key not in incoming:
-            if db.execute("SELECT 1 FROM search_details WHERE key = ?", (key,)).fetchone():
+            if db.execute(
+                "SELECT 1 FROM search_details WHERE index_id = ? AND key = ?", (index_id, key)
+            ).fetchone():
                 continue  # seen by bodega: still searchable while its page is cached
             db.execute("DELETE FROM search_names WHERE id = ?", (row_id,))
             db.execute(
@@ -676,14 +886,14 @@ def _merge_names(db: sqlite3.Connection, after: str, limit: int) -> str | None:
     if added:
         # Ids chosen here, under the write lock this transaction holds, so the full-text
         # rows get exactly the ids of the names it inserted.
-        (last_id,) = db.execute("SELECT coalesce(max(id), 0) FROM search_names").fetchone()
-        rows = [(last_id + n, key, name) for n, (key, name) in enumerate(added, start=1)]
-        db.executemany("INSERT INTO search_names (id, key, name) VALUES (?, ?, ?)", rows)
+        last_id = _next_id(db, index_id)
+        rows = [(last_id + n, index_id, key, name) for n, (key, name) in enumerate(added, start=1)]
+        db.executemany("INSERT INTO search_names VALUES (?, ?, ?, ?)", rows)
         # In rowid order: FTS5 writes a chunk's segment with far less work (a third of the
         # time of a sync, and of its longest chunk, measured on 300k names).
         db.executemany(
             "INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)",
-            sorted(_trigram_row(row_id, key) for row_id, key, _ in rows),
+            sorted(_trigram_row(row_id, key) for row_id, _, key, _ in rows),
         )
     return upper
 

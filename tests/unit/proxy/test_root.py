@@ -19,7 +19,7 @@ from bodega.proxy.root import RootList, spool_root_list
 from bodega.proxy.search import ProjectSearch
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import StoredRoot
-from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.storage.sqlite import SqliteIndexStore
 from bodega.upstream import UpstreamClient
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
@@ -71,7 +71,7 @@ async def test_a_page_that_cannot_be_read_leaves_no_spool_files(
 
 async def test_200k_names_are_spooled_and_synced_for_search_in_a_few_mib(
     tmp_path: Path,
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
     blobs: FilesystemBlobStore,
     offline_upstream: UpstreamClient,
 ) -> None:
@@ -94,7 +94,7 @@ async def test_200k_names_are_spooled_and_synced_for_search_in_a_few_mib(
 
 
 async def store_root(
-    store: SqliteMetadataStore, blobs: FilesystemBlobStore, tmp_path: Path, count: int
+    store: SqliteIndexStore, blobs: FilesystemBlobStore, tmp_path: Path, count: int
 ) -> StoredRoot:
     """The renderings of `count` names, stored as the root list."""
     spooled = await spool_root_list(generated_page(count), HTML, tmp_path / "tmp")
@@ -117,7 +117,7 @@ async def blob_bytes(blobs: FilesystemBlobStore, key: str) -> bytes:
 
 
 async def test_a_gzip_copy_is_deterministic_and_decompresses_to_the_rendering(
-    tmp_path: Path, store: SqliteMetadataStore, blobs: FilesystemBlobStore
+    tmp_path: Path, store: SqliteIndexStore, blobs: FilesystemBlobStore
 ) -> None:
     root = await store_root(store, blobs, tmp_path, 5_000)
     key = await gzip_blob(blobs, root.html_key, tmp_path / "tmp")
@@ -130,7 +130,7 @@ async def test_a_gzip_copy_is_deterministic_and_decompresses_to_the_rendering(
 
 
 async def test_a_gzip_copy_of_200k_names_is_made_in_a_few_mib(
-    tmp_path: Path, store: SqliteMetadataStore, blobs: FilesystemBlobStore
+    tmp_path: Path, store: SqliteIndexStore, blobs: FilesystemBlobStore
 ) -> None:
     """0.8 MiB at its peak for the 9 MiB rendering: a chunk, its output and zlib's window."""
     root = await store_root(store, blobs, tmp_path, 200_000)
@@ -162,7 +162,7 @@ class HeldBlobs(FilesystemBlobStore):
 
 
 async def test_a_cancelled_gzip_copy_leaves_no_spool_file(
-    tmp_path: Path, store: SqliteMetadataStore, blobs: FilesystemBlobStore
+    tmp_path: Path, store: SqliteIndexStore, blobs: FilesystemBlobStore
 ) -> None:
     root = await store_root(store, blobs, tmp_path, 50_000)
     held = HeldBlobs(tmp_path / "blobs", tmp_path / "tmp")
@@ -176,7 +176,7 @@ async def test_a_cancelled_gzip_copy_leaves_no_spool_file(
 
 
 async def test_a_gzip_copy_cancelled_as_it_starts_leaves_no_spool_file(
-    tmp_path: Path, store: SqliteMetadataStore, blobs: FilesystemBlobStore
+    tmp_path: Path, store: SqliteIndexStore, blobs: FilesystemBlobStore
 ) -> None:
     """As RootList.close() does when a test or a shutdown follows the first request."""
     root = await store_root(store, blobs, tmp_path, 1_000)
@@ -192,7 +192,7 @@ async def test_a_gzip_copy_cancelled_as_it_starts_leaves_no_spool_file(
 
 async def test_copies_of_a_list_a_refresh_replaced_are_dropped_and_the_new_one_compressed(
     tmp_path: Path,
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
     blobs: FilesystemBlobStore,
     offline_upstream: UpstreamClient,
 ) -> None:
@@ -225,7 +225,7 @@ async def test_copies_of_a_list_a_refresh_replaced_are_dropped_and_the_new_one_c
 
 
 async def test_a_replaced_list_s_blobs_are_deleted_after_the_grace_period(
-    tmp_path: Path, fake_index: FakeIndex, store: SqliteMetadataStore, blobs: FilesystemBlobStore
+    tmp_path: Path, fake_index: FakeIndex, store: SqliteIndexStore, blobs: FilesystemBlobStore
 ) -> None:
     """The hourly refresh for search must not leave every old list behind on disk."""
     fake_index.add("one", build_wheel("one", "1.0"))

@@ -14,7 +14,7 @@ from bodega.proxy.root import RootList, spool_root_list
 from bodega.proxy.search import ProjectSearch
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import StoredRoot
-from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.storage.sqlite import SqliteIndexStore
 from bodega.upstream import UpstreamClient
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
@@ -38,7 +38,7 @@ class FailingOnce(FilesystemBlobStore):
 
 @contextlib.asynccontextmanager
 async def offline_search(
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
     blobs: FilesystemBlobStore,
     upstream: UpstreamClient,
     temp_dir: Path,
@@ -58,7 +58,7 @@ async def offline_search(
 async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
     offline_upstream: UpstreamClient,
 ) -> None:
     blobs = FailingOnce(tmp_path / "blobs", tmp_path / "tmp")
@@ -82,7 +82,7 @@ async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
 async def test_the_notes_worker_survives_an_unexpected_failure(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
     offline_upstream: UpstreamClient,
 ) -> None:
     """Issue 17: a note that hit a bug (not a BodegaError) ended the worker, and search
@@ -107,7 +107,7 @@ async def test_the_notes_worker_survives_an_unexpected_failure(
 
 
 async def test_the_first_pass_waits_its_delay_so_start_up_fetches_no_root_list(
-    tmp_path: Path, fake_index: FakeIndex, store: SqliteMetadataStore, blobs: FilesystemBlobStore
+    tmp_path: Path, fake_index: FakeIndex, store: SqliteIndexStore, blobs: FilesystemBlobStore
 ) -> None:
     fake_index.add("demo", build_wheel("demo", "1.0"))
     upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "search-test")
@@ -136,7 +136,7 @@ async def test_the_first_pass_waits_its_delay_so_start_up_fetches_no_root_list(
 async def test_a_note_for_a_blob_evicted_meanwhile_is_dropped_quietly_and_noted_again_later(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
     blobs: FilesystemBlobStore,
     offline_upstream: UpstreamClient,
 ) -> None:

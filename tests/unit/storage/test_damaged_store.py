@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bodega.errors import StorageError
-from bodega.storage.metadata import StoredRoot
+from bodega.storage.metadata import FIRST_INDEX, StoredRoot
 from bodega.storage.sqlite import SqliteMetadataStore
 
 
@@ -23,9 +23,9 @@ async def test_a_file_that_is_no_database_fails_to_open_with_a_clear_error(
 
 async def test_corruption_met_by_a_query_is_a_storage_error(tmp_path: Path) -> None:
     path = tmp_path / "bodega.sqlite3"
-    store = await SqliteMetadataStore.open(path)
-    await store.put_root(StoredRoot("a" * 64, "b" * 64, 3, 0.0))
-    await store.close()
+    database = await SqliteMetadataStore.open(path)
+    await database.index(FIRST_INDEX).put_root(StoredRoot("a" * 64, "b" * 64, 3, 0.0))
+    await database.close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         pages = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'root'").fetchone()
@@ -35,9 +35,9 @@ async def test_corruption_met_by_a_query_is_a_storage_error(tmp_path: Path) -> N
     with path.open("r+b") as file:
         file.seek((pages[0] - 1) * page_size)
         file.write(b"\xff" * page_size)
-    store = await SqliteMetadataStore.open(path)
+    database = await SqliteMetadataStore.open(path)
     try:
         with pytest.raises(StorageError, match="is damaged"):
-            await store.get_root()
+            await database.index(FIRST_INDEX).get_root()
     finally:
-        await store.close()
+        await database.close()

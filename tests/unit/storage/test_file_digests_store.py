@@ -1,11 +1,11 @@
 """The digests bodega computed of verified files, kept in the real SQLite store."""
 
 from bodega.storage.metadata import FileDigests
-from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.storage.sqlite import SqliteIndexStore
 
 
 async def test_digests_are_found_by_sha256_many_at_once_and_outlive_the_blob(
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
 ) -> None:
     kept = [FileDigests(f"{n:064x}", f"{n:032x}", f"{n + 1:064x}") for n in range(1200)]
     for digests in kept:

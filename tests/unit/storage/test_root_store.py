@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bodega.storage.metadata import StoredRoot
-from bodega.storage.sqlite import _MIGRATIONS, SqliteMetadataStore
+from bodega.storage.metadata import FIRST_INDEX, StoredRoot
+from bodega.storage.sqlite import _MIGRATIONS, SqliteIndexStore, SqliteMetadataStore
 
 ROOT = StoredRoot("a" * 64, "b" * 64, 3, 100.0)
 COMPRESSED = replace(ROOT, html_gzip_key="c" * 64, json_gzip_key="d" * 64)
@@ -26,17 +26,18 @@ async def test_a_root_stored_before_gzip_copies_existed_opens_without_them(
             db.execute(
                 "INSERT INTO root VALUES (1, ?, ?, 3, 100.0)", (ROOT.html_key, ROOT.json_key)
             )
-    store = await SqliteMetadataStore.open(path)
+    database = await SqliteMetadataStore.open(path)
+    store = database.index(FIRST_INDEX)
     try:
         assert await store.get_root() == ROOT
         assert await store.add_root_gzip(COMPRESSED)
         assert await store.get_root() == COMPRESSED
     finally:
-        await store.close()
+        await database.close()
 
 
 async def test_gzip_copies_are_recorded_only_for_the_renderings_they_were_made_from(
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
 ) -> None:
     assert await store.put_root(ROOT) == ROOT
     newer = StoredRoot("e" * 64, "f" * 64, 4, 200.0)
@@ -46,7 +47,7 @@ async def test_gzip_copies_are_recorded_only_for_the_renderings_they_were_made_f
 
 
 async def test_a_refresh_with_the_same_renderings_keeps_their_gzip_copies(
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
 ) -> None:
     await store.put_root(ROOT)
     await store.add_root_gzip(COMPRESSED)
@@ -59,7 +60,7 @@ async def test_a_refresh_with_the_same_renderings_keeps_their_gzip_copies(
 
 @pytest.mark.parametrize("root", [ROOT, COMPRESSED])
 async def test_eviction_never_offers_a_blob_the_root_list_is_served_from(
-    store: SqliteMetadataStore, root: StoredRoot
+    store: SqliteIndexStore, root: StoredRoot
 ) -> None:
     await store.put_root(root)
     # Rows for them as `cache verify` could once have adopted; the other blob is a file.
