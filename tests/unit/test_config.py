@@ -1,5 +1,6 @@
 """Settings: defaults <- TOML file <- BODEGA_* environment <- CLI, and what cannot work."""
 
+import dataclasses
 import importlib.metadata
 import sys
 import tomllib
@@ -18,6 +19,7 @@ from bodega.config import (
     load_settings,
     public_index_url,
 )
+from bodega.core.indexes import MirrorIndex, VirtualIndex
 from bodega.errors import ConfigError
 
 UPSTREAM = "http://127.0.0.1:9/simple/"  # a loopback upstream that no test ever contacts
@@ -405,3 +407,332 @@ def test_a_loop_made_of_values_from_different_sources_is_refused(tmp_path: Path)
 def test_an_upstream_elsewhere_is_not_a_loop(host: str, port: str, upstream: str) -> None:
     settings = load_settings({"host": host, "port": port, "upstream": upstream}, {})
     assert settings.upstream == upstream
+
+
+# ------------------------------------------------------------------------------ indexes
+
+ISSUE_EXAMPLE = """\
+default_index = "root/pypi"          # what /simple/ and /root/pypi/+simple/ serve today
+[indexes."root/pypi"]
+type = "mirror"                      # upstream defaults to the public index, as now
+[indexes."team/torch"]
+type = "mirror"
+upstream = "http://127.0.0.1:9000/simple/"
+index_ttl = 3600
+[indexes."team/all"]
+type = "virtual"
+bases = ["team/torch", "root/pypi"]
+routes = { "torch*" = "team/torch", "nvidia-*" = "team/torch" }
+"""
+
+
+def test_the_issues_example_loads(tmp_path: Path) -> None:
+    settings = load_settings({}, {}, write_toml(tmp_path, ISSUE_EXAMPLE))
+    assert [spec.name for spec in settings.indexes] == ["root/pypi", "team/torch", "team/all"]
+    assert settings.default_index == "root/pypi"
+    assert settings.index("root/pypi") == MirrorIndex(
+        "root/pypi", PyPI.simple_url, 600.0, 30.0, 5.0, 3600.0, offline=False
+    )
+    torch = settings.index("team/torch")
+    assert isinstance(torch, MirrorIndex)
+    assert (torch.upstream, torch.index_ttl) == ("http://127.0.0.1:9000/simple/", 3600.0)
+    assert settings.index("team/all") == VirtualIndex(
+        "team/all",
+        ("team/torch", "root/pypi"),
+        (("torch*", "team/torch"), ("nvidia-*", "team/torch")),
+    )
+
+
+def test_without_an_indexes_table_the_flat_settings_are_root_pypi() -> None:
+    settings = settings_from({"index_ttl": "60", "offline": True}, {"BODEGA_UPSTREAM_TIMEOUT": "9"})
+    assert settings.indexes == (
+        MirrorIndex("root/pypi", UPSTREAM, 60.0, 30.0, 9.0, 3600.0, offline=True),
+    )
+    assert settings.default_index == "root/pypi"
+    assert settings.index("root/pypi") == settings.indexes[0]
+
+
+def test_root_pypi_follows_a_replaced_flat_setting() -> None:
+    # tests/support builds Settings so: the flat settings stay the one source of root/pypi
+    settings = dataclasses.replace(settings_from(), index_ttl=0.0, upstream="http://x.test/")
+    mirror = settings.index("root/pypi")
+    assert isinstance(mirror, MirrorIndex)
+    assert (mirror.index_ttl, mirror.upstream) == (0.0, "http://x.test/")
+
+
+def test_an_unknown_index_is_a_key_error() -> None:
+    with pytest.raises(KeyError):
+        settings_from().index("team/none")
+
+
+def test_the_indexes_may_sit_under_the_bodega_table(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        '[bodega]\nport = 8080\ndefault-index = "team/one"\n'
+        '[bodega.indexes."team/one"]\ntype = "mirror"\n',
+    )
+    settings = settings_from(config_file=config)
+    assert [spec.name for spec in settings.indexes] == ["team/one"]
+    assert settings.default_index == "team/one"
+
+
+def test_a_mirror_falls_back_on_the_flat_settings_from_every_source(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        'revalidate_after = 7\n[indexes."root/pypi"]\ntype = "mirror"\n'
+        '[indexes."team/gpu"]\ntype = "mirror"\nupstream = "http://127.0.0.1:8/simple/"\n'
+        "index_ttl = 3600\n",
+    )
+    settings = load_settings(
+        {"download_deadline": "99"}, {"BODEGA_INDEX_TTL": "5", "BODEGA_UPSTREAM": UPSTREAM}, config
+    )
+    assert settings.index("root/pypi") == MirrorIndex(
+        "root/pypi", UPSTREAM, 5.0, 7.0, 5.0, 99.0, offline=False
+    )
+    assert settings.index("team/gpu") == MirrorIndex(
+        "team/gpu", "http://127.0.0.1:8/simple/", 3600.0, 7.0, 5.0, 99.0, offline=False
+    )
+
+
+def test_a_mirror_that_names_no_upstream_gets_the_public_index(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, '[indexes."team/one"]\ntype = "mirror"\n')
+    settings = load_settings({}, {"BODEGA_DEFAULT_INDEX": "team/one"}, config)
+    assert settings.index("team/one").upstream == PyPI.simple_url  # type: ignore[union-attr]
+
+
+def test_the_flat_offline_takes_every_mirror_offline(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        '[indexes."root/pypi"]\ntype = "mirror"\noffline = false\n'
+        '[indexes."team/gpu"]\ntype = "mirror"\n',
+    )
+    settings = settings_from({"offline": True}, config_file=config)
+    assert all(spec.offline for spec in settings.indexes if isinstance(spec, MirrorIndex))
+
+
+def test_one_mirror_may_be_offline_alone(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        '[indexes."root/pypi"]\ntype = "mirror"\n'
+        '[indexes."team/gpu"]\ntype = "mirror"\noffline = true\nindex-ttl = 1\n',
+    )
+    settings = settings_from(config_file=config)
+    assert [spec.offline for spec in settings.indexes] == [False, True]  # type: ignore[union-attr]
+
+
+def test_default_index_may_come_from_the_cli(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, ISSUE_EXAMPLE)
+    assert settings_from({"default_index": "team/all"}, config_file=config).default_index == (
+        "team/all"
+    )
+
+
+def test_merge_is_read_as_a_boolean(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        '[indexes."root/pypi"]\ntype = "mirror"\n'
+        '[indexes."team/all"]\ntype = "virtual"\nbases = ["root/pypi"]\nmerge = true\n',
+    )
+    index = settings_from(config_file=config).index("team/all")
+    assert isinstance(index, VirtualIndex)
+    assert index.merge is True
+
+
+def _mistakes(tmp_path: Path, toml: str, **cli: str) -> list[str]:
+    """The lines of the one ConfigError the file gets, without the file's name."""
+    config = write_toml(tmp_path, toml)
+    with pytest.raises(ConfigError) as raised:
+        settings_from(cli, config_file=config)
+    lines = str(raised.value).splitlines()
+    assert all(line.startswith(f"{config}: ") for line in lines)
+    return [line.removeprefix(f"{config}: ") for line in lines]
+
+
+ROOT = '[indexes."root/pypi"]\ntype = "mirror"\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "mistake"),
+    [
+        (
+            ROOT + "colour = 'blue'\n",
+            "[indexes.\"root/pypi\"] unknown key 'colour' for a mirror index (known: type,"
+            " upstream, index_ttl, revalidate_after, upstream_timeout, download_deadline,"
+            " offline)",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["root/pypi"]\nindex_ttl = 5\n',
+            "[indexes.\"a/b\"] unknown key 'index_ttl' for a virtual index (known: type,"
+            " bases, routes, merge)",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "proxy"\n',
+            "[indexes.\"a/b\"] type: 'proxy' is not one of mirror, virtual, hosted",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\nupstream = "http://127.0.0.1:8/"\n',
+            '[indexes."a/b"] type: missing; one of mirror, virtual, hosted',
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "hosted"\n',
+            '[indexes."a/b"] type: hosted indexes arrive with private packages; not supported yet',
+        ),
+        (
+            ROOT + '[indexes."simple/b"]\ntype = "mirror"\n',
+            "[indexes.\"simple/b\"] not an index name: 'simple/b' ('simple' is a path bodega uses)",
+        ),
+        (
+            ROOT + '[indexes."team"]\ntype = "mirror"\n',
+            "[indexes.\"team\"] not an index name: 'team' (expected <user>/<index>, each of"
+            " letters, digits and . _ -, starting with a letter or digit)",
+        ),
+        (
+            ROOT + "[indexes.team.gpu]\ntype = 'mirror'\n",
+            '[indexes.team.gpu]: quote the name, as in [indexes."team/gpu"]',
+        ),
+        (
+            ROOT + '[indexes."a/b"]\n',
+            '[indexes."a/b"] type: missing; one of mirror, virtual, hosted',
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["root/gone"]\n',
+            "[indexes.\"a/b\"] bases: no index named 'root/gone'",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["a/b"]\n',
+            "[indexes.\"a/b\"] bases: 'a/b' is the index itself",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["a/c"]\n'
+            '[indexes."a/c"]\ntype = "virtual"\nbases = ["a/b", "root/pypi"]\n',
+            "bases form a cycle: a/b -> a/c -> a/b",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = []\n',
+            '[indexes."a/b"] bases: empty; a virtual index needs at least one base',
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\n',
+            '[indexes."a/b"] bases: missing; a virtual index needs at least one base',
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = "root/pypi"\n',
+            "[indexes.\"a/b\"] bases: 'root/pypi' is not a list of index names",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["root/pypi", "root/pypi"]\n',
+            "[indexes.\"a/b\"] bases: 'root/pypi' is listed twice",
+        ),
+        (
+            ROOT + '[indexes."a/c"]\ntype = "mirror"\n[indexes."a/b"]\ntype = "virtual"\n'
+            'bases = ["root/pypi"]\nroutes = { "torch*" = "a/c" }\n',
+            "[indexes.\"a/b\"] routes: 'torch*' goes to 'a/c', which is not one of its bases",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["root/pypi"]\n'
+            'routes = { "" = "root/pypi" }\n',
+            "[indexes.\"a/b\"] routes: glob '' is empty",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["root/pypi"]\n'
+            'routes = { "torch/*" = "root/pypi" }\n',
+            "[indexes.\"a/b\"] routes: glob 'torch/*' may hold only a project name's"
+            " characters (letters, digits, . _ -) and * ? [ ]",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["root/pypi"]\n'
+            'routes = ["torch*"]\n',
+            '[indexes."a/b"] routes: [\'torch*\'] is not a table of "glob" = "base"',
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["root/pypi"]\nmerge = "maybe"\n',
+            "[indexes.\"a/b\"] merge: 'maybe' is not a valid bool",
+        ),
+        (
+            ROOT + 'upstream = "ftp://127.0.0.1/simple/"\n',
+            '[indexes."root/pypi"] upstream: must be an http(s) URL, not'
+            " 'ftp://127.0.0.1/simple/'",
+        ),
+        (
+            ROOT + 'upstream = "http://localhost:3141/simple/"\n',
+            '[indexes."root/pypi"] upstream: http://localhost:3141/simple/ is this bodega itself',
+        ),
+        (
+            ROOT + 'index_ttl = "x"\n',
+            "[indexes.\"root/pypi\"] index_ttl: 'x' is not a valid float",
+        ),
+        (
+            ROOT + "upstream_timeout = 0\n",
+            '[indexes."root/pypi"] upstream_timeout: 0 is not a number of seconds > 0',
+        ),
+        (
+            ROOT + "offline = 3\n",
+            '[indexes."root/pypi"] offline: 3 is not a valid bool',
+        ),
+        (
+            'default_index = "team/none"\n' + ROOT,
+            "default_index: no index named 'team/none' (there are root/pypi)",
+        ),
+        (
+            '[indexes."team/one"]\ntype = "mirror"\n',
+            "default_index is missing: with no index named root/pypi, say which index"
+            " /simple/ serves",
+        ),
+        ("[indexes]\n", '[indexes] must hold at least one [indexes."<user>/<index>"] table'),
+        (
+            'indexes = "root/pypi"\n',
+            '[indexes] must hold at least one [indexes."<user>/<index>"] table',
+        ),
+        (
+            '[indexes]\n"root/pypi" = "mirror"\n',
+            '[indexes."root/pypi"] must be a table (type = ..., ...)',
+        ),
+    ],
+)
+def test_each_index_mistake_is_one_line_naming_the_file(
+    tmp_path: Path, toml: str, mistake: str
+) -> None:
+    assert _mistakes(tmp_path, toml) == [mistake]
+
+
+def test_every_mistake_is_reported_at_once_one_line_each(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        'port = "http"\n'
+        + ROOT
+        + 'index_ttl = "x"\n[indexes."team/all"]\ntype = "virtual"\nbases = ["team/gone"]\n'
+        'routes = { "[torch" = "team/gone" }\n[indexes."team/h"]\ntype = "hosted"\n',
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings({}, {"BODEGA_OFFLINE": "maybe", "BODEGA_UPSTREAM": UPSTREAM}, config)
+    assert str(raised.value).splitlines() == [
+        f"{config}: port: 'http' is not a valid int",
+        "BODEGA_OFFLINE: 'maybe' is not a valid bool",
+        f"{config}: [indexes.\"root/pypi\"] index_ttl: 'x' is not a valid float",
+        f"{config}: [indexes.\"team/all\"] routes: glob '[torch' has a [ that is never closed",
+        f'{config}: [indexes."team/h"] type: hosted indexes arrive with private packages;'
+        " not supported yet",
+        f"{config}: [indexes.\"team/all\"] bases: no index named 'team/gone'",
+    ]
+
+
+def test_the_flat_upstream_is_checked_when_a_mirror_falls_back_on_it(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, ROOT)
+    with pytest.raises(ConfigError, match=r"^upstream http://localhost:3141/ is this bodega"):
+        load_settings({"upstream": "http://localhost:3141/"}, {}, config)
+
+
+def test_a_flat_upstream_no_mirror_uses_is_not_checked(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, ROOT + f'upstream = "{UPSTREAM}"\n')
+    settings = load_settings({"upstream": "http://localhost:3141/"}, {}, config)
+    assert settings.index("root/pypi").upstream == UPSTREAM  # type: ignore[union-attr]
+
+
+def test_a_default_index_that_is_no_index_name_names_its_source() -> None:
+    with pytest.raises(ConfigError, match=r"^BODEGA_DEFAULT_INDEX: 'pypi' is no index name"):
+        settings_from(environ={"BODEGA_DEFAULT_INDEX": "pypi"})
+
+
+def test_without_a_table_the_default_index_can_only_be_root_pypi() -> None:
+    with pytest.raises(ConfigError, match=r"^--default-index: no index named 'team/all'"):
+        settings_from({"default_index": "team/all"})
