@@ -163,6 +163,28 @@ def test_an_invalid_value_in_the_config_file_is_one_line_naming_file_and_key(
     assert_refused(result, f"{config}: port: 'http' is not a valid int")
 
 
+def test_serve_with_a_bad_indexes_table_prints_every_mistake_and_exits(tmp_path: Path) -> None:
+    config = tmp_path / "bodega.toml"
+    config.write_text(
+        '[indexes."root/pypi"]\ntype = "mirror"\ncolour = "blue"\n'
+        '[indexes."team/all"]\ntype = "virtual"\nbases = ["team/gone", "root/pypi"]\n'
+        'routes = { "torch*" = "team/gone" }\n'
+        '[indexes."team/private"]\ntype = "hosted"\n'
+    )
+    result = serve("--config", str(config), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"Error: {config}: [indexes.\"root/pypi\"] unknown key 'colour' for a mirror index"
+        " (known: type, upstream, index_ttl, revalidate_after, upstream_timeout,"
+        " download_deadline, offline)",
+        f'{config}: [indexes."team/private"] type: hosted indexes arrive with private'
+        " packages; not supported yet",
+        f"{config}: [indexes.\"team/all\"] bases: no index named 'team/gone'",
+    ]
+    assert not (tmp_path / "data").exists()  # refused before anything was created
+
+
 # ------------------------------------------------------------------------------ version and help
 
 
