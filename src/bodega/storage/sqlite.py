@@ -6,6 +6,7 @@ another process holding the lock for a while (threat 33).
 """
 
 import asyncio
+import itertools
 import json
 import math
 import sqlite3
@@ -390,6 +391,13 @@ class SqliteMetadataStore:
 
         return await self._run(work)
 
+    async def root_blob_keys(self) -> frozenset[str]:
+        def work(db: sqlite3.Connection) -> frozenset[str]:
+            rows = db.execute(f"SELECT {_ROOT_COLUMNS} FROM root")  # noqa: S608
+            return frozenset(key for row in rows for key in StoredRoot(*row).blob_keys)
+
+        return await self._run(work)
+
     async def close(self) -> None:
         await self._bulk.close()
         await self._main.close()
@@ -531,31 +539,18 @@ class SqliteIndexStore:
 
         return await self._run(work)
 
-    async def start_search_sync(self) -> None:
-        await self._run_bulk(_start_staging)
+    async def start_search_sync(self) -> "SqliteSearchSync":
+        table = f"search_staging_{next(_STAGINGS)}"
 
-    async def stage_search_names(self, names: Sequence[tuple[str, str]]) -> None:
-        def work(db: sqlite3.Connection, index_id: int) -> None:
-            # The TEMP table is the bulk connection's own: these transactions take no lock
-            # another connection waits on, and SQLite sorts and de-duplicates on disk.
-            for start in range(0, len(names), _STAGE_BATCH):
-                with db:
-                    db.executemany(
-                        f"INSERT OR REPLACE INTO {_staging(index_id)} VALUES (?, ?)",  # noqa: S608
-                        names[start : start + _STAGE_BATCH],
-                    )
+        def work(db: sqlite3.Connection, index_id: int) -> int:
+            db.execute(
+                f"CREATE TEMP TABLE {table} (key TEXT PRIMARY KEY, name TEXT NOT NULL)"
+                " WITHOUT ROWID"
+            )
+            return index_id
 
-        await self._run_bulk(work)
-
-    async def merge_search_names(self, after: str | None, limit: int) -> str | None:
-        def work(db: sqlite3.Connection, index_id: int) -> str | None:
-            with _immediate(db):
-                upper = _merge_names(db, index_id, after or "", limit)
-            if upper is None:
-                db.execute(f"DROP TABLE {_staging(index_id)}")
-            return upper
-
-        return await self._run_bulk(work)
+        index_id = await self._run_bulk(work)
+        return SqliteSearchSync(self._store._bulk, index_id, f"temp.{table}")
 
     async def search_root_key(self) -> str | None:
         def work(db: sqlite3.Connection, index_id: int) -> str | None:
@@ -565,13 +560,6 @@ class SqliteIndexStore:
             return None if row is None else str(row[0])
 
         return await self._run(work)
-
-    async def set_search_root_key(self, key: str) -> None:
-        def work(db: sqlite3.Connection, index_id: int) -> None:
-            with db:
-                db.execute("INSERT OR REPLACE INTO search_state VALUES (?, ?)", (index_id, key))
-
-        await self._run(work)
 
     async def get_search_details(self, keys: Collection[str]) -> dict[str, SearchDetails]:
         wanted = list(keys)
@@ -631,10 +619,13 @@ class SqliteIndexStore:
 
         return await self._run(work)
 
-    async def match_summaries(self, phrase: str, limit: int) -> list[tuple[str, str]]:
+    async def match_summaries(self, words: Sequence[str], limit: int) -> list[tuple[str, str]]:
+        if not words:
+            return []
+
         def work(db: sqlite3.Connection, index_id: int) -> list[tuple[str, str]]:
             first, end = _id_range(index_id)
-            parameters = ("summary : " + phrase, first, end, limit)
+            parameters = ("summary : " + _phrase(words), first, end, limit)
             return db.execute(_FIRST_MATCHES, parameters).fetchall()
 
         return await self._run(work)
@@ -694,6 +685,48 @@ class SqliteIndexStore:
             return dict(rows.fetchall())
 
         return await self._run(work)
+
+
+class SqliteSearchSync:
+    """A sync's staging: a TEMP table of the bulk connection, the one connection that sees
+    it (so every step runs there). The connection's own: staging takes no lock another
+    connection waits on, and SQLite sorts and de-duplicates the names on disk."""
+
+    def __init__(self, bulk: "_Worker", index_id: int, table: str) -> None:
+        self._bulk = bulk
+        self._index_id = index_id
+        self._table = table
+
+    async def stage(self, names: Sequence[tuple[str, str]]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            for start in range(0, len(names), _STAGE_BATCH):
+                with db:
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO {self._table} VALUES (?, ?)",  # noqa: S608
+                        names[start : start + _STAGE_BATCH],
+                    )
+
+        await self._bulk.run(work)
+
+    async def merge(self, after: str | None, limit: int) -> str | None:
+        def work(db: sqlite3.Connection) -> str | None:
+            with _immediate(db):
+                return _merge_names(db, self._index_id, self._table, after or "", limit)
+
+        return await self._bulk.run(work)
+
+    async def finish(self, root_key: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    "INSERT OR REPLACE INTO search_state VALUES (?, ?)", (self._index_id, root_key)
+                )
+            db.execute(f"DROP TABLE IF EXISTS {self._table}")
+
+        await self._bulk.run(work)
+
+    async def abort(self) -> None:
+        await self._bulk.run(lambda db: db.execute(f"DROP TABLE IF EXISTS {self._table}"))
 
 
 class _Worker:
@@ -772,6 +805,7 @@ _DETAILS_QUERY = (
 )
 _IN_BATCH = 500  # bound parameters per IN (...) query, well under SQLite's limit
 _STAGE_BATCH = 5_000  # staged names per transaction: bounds the temp journal, not the lock
+_STAGINGS = itertools.count()  # a name for each sync's staging table
 
 
 def _rows_in(
@@ -836,25 +870,21 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
     db.commit()
 
 
-def _staging(index_id: int) -> str:
-    """The bulk connection's TEMP table of the names a sync of the index staged."""
-    return f"temp.search_staging_{index_id}"
+def _phrase(words: Sequence[str]) -> str:
+    """The words as an FTS5 phrase; a last word of three characters or more matches as a
+    prefix too ("reque" finds "requests"). Words are letters and digits: no FTS5 syntax."""
+    phrase = '"' + " ".join(words) + '"'
+    return phrase + "*" if len(words[-1]) >= 3 else phrase
 
 
-def _start_staging(db: sqlite3.Connection, index_id: int) -> None:
-    db.execute(f"DROP TABLE IF EXISTS {_staging(index_id)}")
-    db.execute(
-        f"CREATE TEMP TABLE {_staging(index_id).removeprefix('temp.')}"
-        " (key TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID"
-    )
-
-
-def _merge_names(db: sqlite3.Connection, index_id: int, after: str, limit: int) -> str | None:
-    """Reconcile the next keys after `after` of the index's search names with the staging:
-    at most `limit` of each, up to the last key both sides have read past. Returns that key,
-    or None when both are exhausted."""
+def _merge_names(
+    db: sqlite3.Connection, index_id: int, staging: str, after: str, limit: int
+) -> str | None:
+    """Reconcile the next keys after `after` of the index's search names with the staging
+    table: at most `limit` of each, up to the last key both sides have read past. Returns
+    that key, or None when both are exhausted."""
     staged = db.execute(
-        f"SELECT key, name FROM {_staging(index_id)} WHERE key > ? ORDER BY key LIMIT ?",  # noqa: S608
+        f"SELECT key, name FROM {staging} WHERE key > ? ORDER BY key LIMIT ?",  # noqa: S608
         (after, limit),
     ).fetchall()
     existing = db.execute(

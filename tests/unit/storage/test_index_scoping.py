@@ -13,12 +13,13 @@ PAGE = StoredPage("demo", {"name": "demo", "files": []}, '"v1"', None, 100.0)
 ROOT = StoredRoot("a" * 64, "b" * 64, 3, 100.0)
 
 
-async def sync(store: SqliteIndexStore, names: list[tuple[str, str]]) -> None:
-    await store.start_search_sync()
-    await store.stage_search_names(names)
-    after = await store.merge_search_names(None, 2)
+async def sync_names(store: SqliteIndexStore, names: list[tuple[str, str]]) -> None:
+    sync = await store.start_search_sync()
+    await sync.stage(names)
+    after = await sync.merge(None, 2)
     while after is not None:
-        after = await store.merge_search_names(after, 2)
+        after = await sync.merge(after, 2)
+    await sync.finish(f"root-of-{len(names)}")
 
 
 async def test_an_index_never_sees_another_ones_pages(database: SqliteMetadataStore) -> None:
@@ -64,8 +65,9 @@ async def test_search_names_details_and_downloads_are_each_indexs_own(
     database: SqliteMetadataStore,
 ) -> None:
     pypi, torch = database.index(FIRST_INDEX), database.index("team/torch")
-    await sync(pypi, [("requests", "requests"), ("torch", "torch")])
-    await sync(torch, [("torch", "Torch"), ("torchvision", "torchvision")])
+    await sync_names(pypi, [("requests", "requests"), ("torch", "torch")])
+    assert await torch.search_root_key() is None
+    await sync_names(torch, [("torch", "Torch"), ("torchvision", "torchvision")])
     assert set(await pypi.match_names("torch", 10)) == {("torch", "torch")}
     assert set(await torch.match_names("torch", 10)) == {
         ("torch", "Torch"),
@@ -74,16 +76,14 @@ async def test_search_names_details_and_downloads_are_each_indexs_own(
     assert await torch.match_names("requests", 10) == []
     await torch.put_search_details(SearchDetails("torch", "Torch", "2.5", "Tensors", "2.5"))
     assert await pypi.get_search_details(["torch"]) == {}
-    assert await pypi.match_summaries('"tensors"', 10) == []
-    assert await torch.match_summaries('"tensors"', 10) == [("torch", "Torch")]
+    assert await pypi.match_summaries(("tensors",), 10) == []
+    assert await torch.match_summaries(("tensors",), 10) == [("torch", "Torch")]
     await torch.add_downloads({"torch": 3})
     assert await pypi.get_downloads(["torch"]) == {}
     assert await torch.get_downloads(["torch"]) == {"torch": 3}
-    await pypi.set_search_root_key("root-blob")
-    assert await torch.search_root_key() is None
     assert await pypi.search_counts() == (2, 0)
     assert await torch.search_counts() == (2, 1)
-    await sync(pypi, [])  # upstream emptied: only pypi's names go
+    await sync_names(pypi, [])  # upstream emptied: only pypi's names go
     assert await pypi.match_names("torch", 10) == []
     assert ("torchvision", "torchvision") in await torch.match_names("torch", 10)
 
@@ -92,14 +92,14 @@ async def test_two_indexes_sync_their_names_at_the_same_time(
     database: SqliteMetadataStore,
 ) -> None:
     pypi, torch = database.index(FIRST_INDEX), database.index("team/torch")
-    await pypi.start_search_sync()
-    await torch.start_search_sync()
-    await pypi.stage_search_names([("a", "a"), ("b", "b")])
-    await torch.stage_search_names([("c", "c")])
-    for store in (pypi, torch):
-        after = await store.merge_search_names(None, 1)
+    pypi_sync, torch_sync = await pypi.start_search_sync(), await torch.start_search_sync()
+    await pypi_sync.stage([("a", "a"), ("b", "b")])
+    await torch_sync.stage([("c", "c")])
+    for sync in (pypi_sync, torch_sync):
+        after = await sync.merge(None, 1)
         while after is not None:
-            after = await store.merge_search_names(after, 1)
+            after = await sync.merge(after, 1)
+        await sync.finish("root")
     assert {key for k in "abc" for key, _ in await pypi.match_names(k, 5)} == {"a", "b"}
     assert {key for k in "abc" for key, _ in await torch.match_names(k, 5)} == {"c"}
 
@@ -144,7 +144,7 @@ async def test_a_store_from_before_indexes_opens_with_its_rows_under_root_pypi(
         assert await pypi.get_root() == ROOT
         # Equal, as a word, inside, and served: found four ways.
         assert await pypi.match_names("demo", 5) == [("demo", "Demo")] * 4
-        assert await pypi.match_summaries('"demo"', 5) == [("demo", "Demo")]
+        assert await pypi.match_summaries(("demo",), 5) == [("demo", "Demo")]
         assert await pypi.get_search_details(["demo"]) == {
             "demo": SearchDetails("demo", "Demo", "1.0", "A demo", "1.0")
         }
