@@ -24,26 +24,6 @@ async def sync_names(
     await sync.finish("root-blob")
 
 
-async def test_chunked_sync_adds_renames_and_removes_but_keeps_seen_projects(
-    store: SqliteIndexStore,
-) -> None:
-    await sync_names(store, [("a", "a"), ("b", "b"), ("c", "c"), ("d", "d")])
-    await store.put_search_details(SearchDetails("c", "c", "1.0", "see", "1.0"))
-    # Upstream now lists a, B (renamed) and e; c and d are gone, but c was seen.
-    await sync_names(store, [("a", "a"), ("b", "B"), ("e", "e")])
-    keys = {key: name for k in "abcde" for key, name in await store.match_names(k, 10)}
-    assert keys == {"a": "a", "b": "B", "c": "c", "e": "e"}
-    assert await store.match_summaries(("see",), 10) == [("c", "c")]
-    await store.put_search_details(SearchDetails("c", "c", "2.0", "sea", "2.0"))
-    assert await store.match_summaries(("see",), 10) == []
-    assert await store.match_summaries(("sea",), 10) == [("c", "c")]
-
-
-async def test_a_key_staged_twice_keeps_its_last_spelling(store: SqliteIndexStore) -> None:
-    await sync_names(store, [("a-b", "a_b"), ("a-b", "A.b")])
-    assert {name for _, name in await store.match_names("a-b", 10)} == {"A.b"}
-
-
 async def test_a_list_that_shrank_is_merged_in_bounded_chunks(store: SqliteIndexStore) -> None:
     """Each merge reads at most `limit` rows of either side, however few names remain."""
     await sync_names(store, [(f"p{i:03}", f"p{i:03}") for i in range(300)], limit=50)
@@ -97,37 +77,6 @@ async def test_pages_noted_during_a_sync_leave_a_consistent_index(
     assert {key for _, key in names} == {k for k, _ in staged} | set(noted)
     summaries = await store.match_summaries(("noted",), 1000)
     assert sorted(key for key, _ in summaries) == sorted(noted)
-
-
-async def test_names_match_whole_as_words_and_inside(store: SqliteIndexStore) -> None:
-    names = ["requests", "requests-oauthlib", "django-requests", "grequests", "flask"]
-    await sync_names(store, [(n, n) for n in sorted(names)])
-    found = {key for key, _ in await store.match_names("requests", 10)}
-    assert found == set(names) - {"flask"}
-
-
-async def test_the_shortest_names_are_the_candidates_not_the_first_in_order(
-    store: SqliteIndexStore,
-) -> None:
-    """zope.interface was 83rd of the names starting with zope: now among the first."""
-    many = [(f"zope-app-component-{i:03}", f"zope.app.component{i:03}") for i in range(300)]
-    await sync_names(store, sorted([*many, ("zope-interface", "zope.interface")]), limit=100)
-    found = await store.match_names("zope", 5)
-    assert ("zope-interface", "zope.interface") in found
-    assert len(found) == 10  # five as a word, five inside: each side stops at its limit
-
-
-async def test_served_projects_are_candidates_however_long_their_names(
-    store: SqliteIndexStore,
-) -> None:
-    short = [(f"http{i:03}", f"http{i:03}") for i in range(50)]
-    await sync_names(store, sorted([*short, ("a-long-httpclient-name", "A-Long-HTTPClient-Name")]))
-    assert "a-long-httpclient-name" not in dict(await store.match_names("http", 5))
-    await store.add_downloads({"a-long-httpclient-name": 2, "http001": 1})
-    await store.add_downloads({"a-long-httpclient-name": 1})
-    assert "a-long-httpclient-name" in dict(await store.match_names("http", 5))
-    downloads = await store.get_downloads(["a-long-httpclient-name", "http001", "http002"])
-    assert downloads == {"a-long-httpclient-name": 3, "http001": 1}
 
 
 async def test_upgrading_to_name_trigrams_keeps_seen_projects_and_syncs_the_rest_again(
