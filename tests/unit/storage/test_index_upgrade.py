@@ -6,7 +6,8 @@ from contextlib import closing
 from pathlib import Path
 
 from bodega.storage.metadata import FIRST_INDEX, SearchDetails, StoredPage, StoredRoot
-from bodega.storage.sqlite import _MIGRATIONS, SqliteMetadataStore
+from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.storage.sqlite_schema import MIGRATIONS
 
 PAGE = StoredPage("demo", {"name": "demo", "files": []}, '"v1"', None, 100.0)
 ROOT = StoredRoot("a" * 64, "b" * 64, 3, 100.0)
@@ -17,7 +18,7 @@ async def test_a_store_from_before_indexes_opens_with_its_rows_under_root_pypi(
 ) -> None:
     path = tmp_path / "db.sqlite3"
     with closing(sqlite3.connect(path)) as db:
-        for number, script in enumerate(_MIGRATIONS[:7], start=1):
+        for number, script in enumerate(MIGRATIONS[:7], start=1):
             db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
         with db:
             db.execute(

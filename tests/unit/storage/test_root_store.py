@@ -7,7 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from bodega.storage.metadata import FIRST_INDEX, StoredRoot
-from bodega.storage.sqlite import _MIGRATIONS, SqliteMetadataStore
+from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.storage.sqlite_schema import MIGRATIONS
 
 ROOT = StoredRoot("a" * 64, "b" * 64, 3, 100.0)
 COMPRESSED = replace(ROOT, html_gzip_key="c" * 64, json_gzip_key="d" * 64)
@@ -18,7 +19,7 @@ async def test_a_root_stored_before_gzip_copies_existed_opens_without_them(
 ) -> None:
     path = tmp_path / "db.sqlite3"
     with closing(sqlite3.connect(path)) as db:
-        for number, script in enumerate(_MIGRATIONS[:4], start=1):
+        for number, script in enumerate(MIGRATIONS[:4], start=1):
             db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
         with db:
             db.execute(

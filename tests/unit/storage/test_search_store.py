@@ -8,7 +8,8 @@ from contextlib import closing
 from pathlib import Path
 
 from bodega.storage.metadata import FIRST_INDEX, SearchDetails
-from bodega.storage.sqlite import _MIGRATIONS, SqliteIndexStore, SqliteMetadataStore
+from bodega.storage.sqlite import SqliteIndexStore, SqliteMetadataStore
+from bodega.storage.sqlite_schema import MIGRATIONS
 
 
 async def sync_names(
@@ -84,7 +85,7 @@ async def test_upgrading_to_name_trigrams_keeps_seen_projects_and_syncs_the_rest
 ) -> None:
     path = tmp_path / "db.sqlite3"
     with closing(sqlite3.connect(path)) as db:  # the schema before migration 6
-        for number, script in enumerate(_MIGRATIONS[:5], start=1):
+        for number, script in enumerate(MIGRATIONS[:5], start=1):
             db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
         with db:
             db.execute("INSERT INTO search_names VALUES (1, 'flask', 'Flask')")
