@@ -55,15 +55,16 @@ def names(count: int, seed: int = 8) -> list[tuple[str, str]]:
 async def sync(store: SqliteIndexStore, pairs: list[tuple[str, str]]) -> float:
     """Stages the names and merges them as ProjectSearch does; the slowest merge chunk (the
     longest any other store write waits) in seconds."""
-    await store.start_search_sync()
+    sync = await store.start_search_sync()
     for start in range(0, len(pairs), 10_000):
-        await store.stage_search_names(pairs[start : start + 10_000])
+        await sync.stage(pairs[start : start + 10_000])
     slowest, after = 0.0, None
     while True:
         chunk_started = time.perf_counter()
-        after = await store.merge_search_names(after, SYNC_CHUNK)
+        after = await sync.merge(after, SYNC_CHUNK)
         slowest = max(slowest, time.perf_counter() - chunk_started)
         if after is None:
+            await sync.finish("bench")
             return slowest
 
 

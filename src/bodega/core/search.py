@@ -106,18 +106,11 @@ def name_tier(term_key: str, key: str) -> Tier | None:
     return None
 
 
-def fts_phrase(term: str) -> str | None:
-    """The term as an FTS5 phrase of its words (for summaries), or None when it has none.
-
-    Only word characters reach the MATCH expression, so no term can inject FTS5 syntax
-    (column filters, NEAR, operators). A last word of three or more characters matches
-    as a prefix too: "reque" finds "requests".
-    """
-    words = _WORD.findall(term.lower())
-    if not words:
-        return None
-    phrase = '"' + " ".join(words) + '"'
-    return phrase + "*" if len(words[-1]) >= 3 else phrase
+def summary_words(term: str) -> tuple[str, ...]:
+    """The words of a term that summaries are searched for: runs of letters and digits, in
+    lower case, as SQLite FTS5's unicode61 tokenizer reads text. Nothing else of the term
+    reaches a store, so no term can carry query syntax (column filters, NEAR, operators)."""
+    return tuple(_WORD.findall(term.lower()))
 
 
 def best_matches(matches: Iterable[Match]) -> dict[str, Match]:

@@ -32,17 +32,17 @@ from bodega.core.search import (
     Tier,
     best_matches,
     combine,
-    fts_phrase,
     is_newer,
     name_key,
     name_tier,
     read_core_metadata,
+    summary_words,
 )
 from bodega.errors import BodegaError
 from bodega.proxy.files import Download
 from bodega.proxy.root import RootList, batches
 from bodega.storage.blobs import BlobStore
-from bodega.storage.metadata import MetadataStore, SearchDetails, StoredRoot
+from bodega.storage.metadata import MetadataStore, SearchDetails, SearchSync, StoredRoot
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class ProjectSearch:
         self._offline = offline
         self._first_refresh_delay = first_refresh_delay
         self._clock = clock
-        self._sync_lock = asyncio.Lock()  # one staging area in the store: one sync at a time
+        self._sync_lock = asyncio.Lock()  # one sync of the index's names at a time
         self._jobs: asyncio.Queue[Job] = asyncio.Queue(_QUEUE_SIZE)
         self._seen_metadata: OrderedDict[str, None] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
@@ -149,10 +149,7 @@ class ProjectSearch:
             return [
                 Match(k, name, tier) for k, name in found if (tier := name_tier(key, k)) is not None
             ]
-        phrase = fts_phrase(criterion.term)
-        if phrase is None:
-            return []
-        found = await self._store.match_summaries(phrase, CANDIDATES)
+        found = await self._store.match_summaries(summary_words(criterion.term), CANDIDATES)
         return [Match(k, name, Tier.SUMMARY) for k, name in found]
 
     async def _sync_if_never_synced(self) -> None:
@@ -221,22 +218,31 @@ class ProjectSearch:
 
     async def _sync(self, root: StoredRoot) -> None:
         started = time.monotonic()
+        sync = await self._store.start_search_sync()
+        try:
+            count = await self._stage(sync, root)
+            after = await sync.merge(None, SYNC_CHUNK)
+            while after is not None:
+                after = await sync.merge(after, SYNC_CHUNK)
+        except BaseException:
+            await sync.abort()
+            raise
+        await sync.finish(root.json_key)
+        log.info("search: %d names synced in %.1f s", count, time.monotonic() - started)
+
+    async def _stage(self, sync: SearchSync, root: StoredRoot) -> int:
+        """Stage the names of the root list's JSON rendering; how many there were."""
         scanner = project_list_scanner(JSON_V1)
-        await self._store.start_search_sync()
         count = 0
         async with contextlib.aclosing(
             batches(self._blobs.read(root.json_key), _SCAN_BYTES)
         ) as batched:
             async for batch in batched:
                 entries = await asyncio.to_thread(_scan, scanner, batch)
-                await self._store.stage_search_names(entries)
+                await sync.stage(entries)
                 count += len(entries)
-        await self._store.stage_search_names(await asyncio.to_thread(scanner.close))
-        after = await self._store.merge_search_names(None, SYNC_CHUNK)
-        while after is not None:
-            after = await self._store.merge_search_names(after, SYNC_CHUNK)
-        await self._store.set_search_root_key(root.json_key)
-        log.info("search: %d names synced in %.1f s", count, time.monotonic() - started)
+        await sync.stage(await asyncio.to_thread(scanner.close))
+        return count
 
     async def _keep_names_fresh(self) -> None:
         with contextlib.suppress(TimeoutError):

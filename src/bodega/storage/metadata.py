@@ -77,7 +77,9 @@ class FileDigests:
     blake2b_256: str
 
 
-class MetadataStore(Protocol):
+class PageStore(Protocol):
+    """An index's project pages, as last fetched from upstream."""
+
     async def get_page(self, project: str) -> StoredPage | None: ...
 
     async def put_page(self, page: StoredPage) -> None: ...
@@ -85,22 +87,23 @@ class MetadataStore(Protocol):
     async def mark_page_fresh(self, project: str, fetched_at: float) -> None:
         """Upstream said 304: the stored page is confirmed as of `fetched_at`."""
 
-    async def record_blob(self, key: str, size: int, stored_at: float) -> None:
-        """A blob was committed to the blob store."""
-
-    async def blob_keys(self) -> set[str]: ...
-
-    async def forget_blob(self, key: str) -> None: ...
-
-    async def is_writable(self) -> bool:
-        """Whether a write could start now (for readiness checks)."""
-
     async def has_page(self, project: str) -> bool: ...
 
     async def forget_page(self, project: str) -> bool:
         """Drop the stored page, so the next request fetches it in full; False if none."""
 
     async def page_count(self) -> int: ...
+
+
+class BlobRecords(Protocol):
+    """A record per blob in the blob store, shared by every index: its size and last use."""
+
+    async def record_blob(self, key: str, size: int, stored_at: float) -> None:
+        """A blob was committed to the blob store."""
+
+    async def blob_keys(self) -> set[str]: ...
+
+    async def forget_blob(self, key: str) -> None: ...
 
     async def touch_blobs(self, accessed: Mapping[str, float]) -> None:
         """Record last-access times, many at once (hits are batched, not one write each)."""
@@ -114,6 +117,13 @@ class MetadataStore(Protocol):
         """Recorded blobs, least recently used first, optionally only those not used since
         `unused_since`; never the blobs any index's root list is served from."""
 
+    async def cached_keys(self, keys: Collection[str]) -> set[str]:
+        """Those of `keys` that are recorded blobs."""
+
+
+class RootListStore(Protocol):
+    """An index's root list (every project upstream lists), as its renderings' blobs."""
+
     async def get_root(self) -> StoredRoot | None: ...
 
     async def put_root(self, root: StoredRoot) -> StoredRoot:
@@ -124,25 +134,36 @@ class MetadataStore(Protocol):
         """Record `root`'s gzip copies if its renderings are still the stored ones; False
         (and nothing changed) when a newer root list replaced them meanwhile."""
 
-    async def cached_keys(self, keys: Collection[str]) -> set[str]:
-        """Those of `keys` that are recorded blobs."""
 
-    async def start_search_sync(self) -> None:
-        """Begin staging a new list of names; what an unfinished sync staged is dropped."""
+class SearchSync(Protocol):
+    """One sync of an index's searchable names with a new list of them, staged whole
+    first, then merged a chunk at a time. One sync of an index at a time; it ends with
+    `finish` or `abort`, which drop what it staged."""
 
-    async def stage_search_names(self, names: Sequence[tuple[str, str]]) -> None:
+    async def stage(self, names: Sequence[tuple[str, str]]) -> None:
         """Stage (key, name) pairs, in any order; a key staged again keeps its last name."""
 
-    async def merge_search_names(self, after: str | None, limit: int) -> str | None:
+    async def merge(self, after: str | None, limit: int) -> str | None:
         """Make the searchable names after `after` (exclusive) the staged ones, up to the
-        returned key: at most `limit` of each side, in one short transaction. None when the
-        whole index matches the staging (which is then dropped). Names with details stay
-        even when the staging lacks them."""
+        returned key: at most `limit` of each side, in one short step that other work can
+        come between. None when the whole index matches the staging. Names with details
+        stay even when the staging lacks them."""
+
+    async def finish(self, root_key: str) -> None:
+        """The merge is done: the names are those of the root-list blob `root_key`."""
+
+    async def abort(self) -> None:
+        """Give up: what was merged stays, the staging goes, `search_root_key` is unchanged."""
+
+
+class SearchIndex(Protocol):
+    """An index's search: names from its root list, details (latest version, summary) of
+    the projects bodega has seen, and how often bodega served each project."""
+
+    async def start_search_sync(self) -> SearchSync: ...
 
     async def search_root_key(self) -> str | None:
         """The root-list blob the names were last synced from."""
-
-    async def set_search_root_key(self, key: str) -> None: ...
 
     async def get_search_details(self, keys: Collection[str]) -> dict[str, SearchDetails]: ...
 
@@ -154,8 +175,10 @@ class MetadataStore(Protocol):
         shortest `limit` names with it as words, and with it inside (from three characters),
         and of the projects bodega served most that have it inside. Unranked; repeats."""
 
-    async def match_summaries(self, phrase: str, limit: int) -> list[tuple[str, str]]:
-        """(key, name) of the first `limit` summaries with the FTS5 `phrase`."""
+    async def match_summaries(self, words: Sequence[str], limit: int) -> list[tuple[str, str]]:
+        """(key, name) of `limit` projects whose summary has `words` (lowercase letters and
+        digits, `summary_words`) one after another, the last one also as the start of a
+        longer word when it has three characters or more."""
 
     async def add_downloads(self, counts: Mapping[str, int]) -> None:
         """Count files served, by project key: search's popularity signal."""
@@ -163,7 +186,12 @@ class MetadataStore(Protocol):
     async def get_downloads(self, keys: Collection[str]) -> dict[str, int]: ...
 
     async def search_counts(self) -> tuple[int, int]:
-        """How many names are searchable, and how many projects have details."""
+        """How many names are searchable (an upper bound once names were removed), and how
+        many projects have details."""
+
+
+class CoreMetadataRecords(Protocol):
+    """The core metadata bodega extracted itself from an index's wheels (PEP 658)."""
 
     async def put_core_metadata(self, project: str, filename: str, sha256: str) -> None:
         """bodega extracted the METADATA of a wheel (blob `sha256`); its page may advertise it."""
@@ -171,8 +199,44 @@ class MetadataStore(Protocol):
     async def core_metadata_of(self, project: str) -> dict[str, str]:
         """Filename -> sha256 of every METADATA bodega extracted for this project's wheels."""
 
+
+class FileDigestStore(Protocol):
+    """Digests bodega computed of verified files, by sha256: facts about bytes, shared by
+    every index, that outlive the blob."""
+
     async def put_file_digests(self, digests: FileDigests) -> None:
         """Keep the digests bodega computed of a verified file."""
 
     async def file_digests(self, keys: Collection[str]) -> dict[str, FileDigests]:
         """The digests kept for those of the files `keys` (sha256s) that bodega hashed."""
+
+
+class StoreHealth(Protocol):
+    async def is_writable(self) -> bool:
+        """Whether a write could start now (for readiness checks)."""
+
+
+class MetadataStore(
+    PageStore,
+    BlobRecords,
+    RootListStore,
+    SearchIndex,
+    CoreMetadataRecords,
+    FileDigestStore,
+    StoreHealth,
+    Protocol,
+):
+    """One index's metadata: its own pages, root list, search and core metadata, and the
+    blob records and file digests every index shares."""
+
+
+class SharedMetadataStore(BlobRecords, FileDigestStore, StoreHealth, Protocol):
+    """The metadata of every index: what they share, and each one's through `index`."""
+
+    def index(self, name: str) -> MetadataStore:
+        """The metadata of the index `name` (`<user>/<index>`)."""
+
+    async def root_blob_keys(self) -> frozenset[str]:
+        """Every blob any index's root list is served from."""
+
+    async def close(self) -> None: ...

@@ -6,6 +6,7 @@ another process holding the lock for a while (threat 33).
 """
 
 import asyncio
+import itertools
 import json
 import math
 import sqlite3
@@ -24,206 +25,9 @@ from bodega.storage.metadata import (
     StoredPage,
     StoredRoot,
 )
+from bodega.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")
-
-# SQLite 3.34 brought FTS5's trigram tokenizer, which finds a substring of 800k names in a
-# millisecond (LIKE '%term%' uses it). Older SQLite gets a plain table with the same
-# columns: the same queries work, scanning instead of looking up.
-_HAS_TRIGRAMS = sqlite3.sqlite_version_info >= (3, 34, 0)
-# automerge 8 (default 4): a sync of 800k names adds a segment per chunk, and merging them
-# less eagerly halves its writes and its longest chunk; lookups stay in milliseconds.
-_TRIGRAM_TABLE = (
-    "CREATE VIRTUAL TABLE search_trigrams USING fts5("
-    "text, tokenize='trigram', detail='none', columnsize=0);"
-    " INSERT INTO search_trigrams (search_trigrams, rank) VALUES ('automerge', 8)"
-    if _HAS_TRIGRAMS
-    else "CREATE TABLE search_trigrams (text TEXT NOT NULL)"
-)
-_TRIGRAM_ROWID = "(length(key) << 32) | id"
-
-# Each entry upgrades the schema by one version; append, never edit a released one.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-CREATE TABLE IF NOT EXISTS pages (
-    project TEXT PRIMARY KEY,
-    record TEXT NOT NULL,
-    etag TEXT,
-    last_modified TEXT,
-    fetched_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS blobs (
-    key TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    stored_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS root (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    html_key TEXT NOT NULL,
-    json_key TEXT NOT NULL,
-    project_count INTEGER NOT NULL,
-    fetched_at REAL NOT NULL
-);
-""",
-    # 2: search. Names from the root list and the projects bodega has seen; FTS5 over the
-    # words of each name and its summary (rowid = search_names.id).
-    """
-CREATE TABLE IF NOT EXISTS search_names (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS search_details (
-    key TEXT PRIMARY KEY,
-    version TEXT,
-    summary TEXT NOT NULL,
-    summary_version TEXT
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(words, summary);
-CREATE TABLE IF NOT EXISTS search_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    root_key TEXT NOT NULL
-);
-""",
-    # 3: core metadata bodega extracted from wheels whose upstream page offered none (PEP 658).
-    """
-CREATE TABLE IF NOT EXISTS core_metadata (
-    project TEXT NOT NULL,
-    filename TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    PRIMARY KEY (project, filename)
-);
-""",
-    # 4: last access per blob, for least-recently-used eviction and `bodega cache prune`.
-    """
-ALTER TABLE blobs ADD COLUMN accessed_at REAL NOT NULL DEFAULT 0;
-UPDATE blobs SET accessed_at = stored_at;
-CREATE INDEX blobs_by_access ON blobs (accessed_at);
-""",
-    # 5: the gzip copies of the root list's renderings, NULL until they are made (issue 6).
-    """
-ALTER TABLE root ADD COLUMN html_gzip_key TEXT;
-ALTER TABLE root ADD COLUMN json_gzip_key TEXT;
-""",
-    # 6: search inside names (issue 16). Each name as "-key-", so "-term-" finds whole
-    # words and "term" any substring; rowid = length << 32 | search_names.id, so the first
-    # matches in rowid order are the shortest names. And how often bodega served each
-    # project, its own popularity signal. The full-text index keeps only summaries, one row
-    # per project with details: names are matched by trigrams now, and a sync no longer
-    # writes 800k rows of words. Only the names bodega has details of are kept
-    # (tables rebuilt, not 800k rows deleted: seconds, not tens of seconds, at start-up);
-    # the next sync, due at once, adds the others back with their trigrams.
-    f"""
-CREATE TABLE search_names_kept (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL
-);
-INSERT INTO search_names_kept SELECT id, key, name FROM search_names
-  WHERE key IN (SELECT key FROM search_details);
-DROP TABLE search_names;
-ALTER TABLE search_names_kept RENAME TO search_names;
-DROP TABLE search_text;
-CREATE VIRTUAL TABLE search_text USING fts5(summary);
-INSERT INTO search_text (rowid, summary)
-  SELECT n.id, d.summary FROM search_names n JOIN search_details d USING (key);
-{_TRIGRAM_TABLE};
-INSERT INTO search_trigrams (rowid, text) SELECT {_TRIGRAM_ROWID}, '-' || key || '-'
-  FROM search_names;
-CREATE TABLE search_downloads (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
-DELETE FROM search_state;
-""",  # noqa: S608 (constant SQL)
-    # 7: the other digests of files bodega hashed itself, by their sha256, for the JSON API's
-    # `digests` (issue 16). Facts about the bytes: they outlive the blob's eviction.
-    """
-CREATE TABLE IF NOT EXISTS file_digests (
-    sha256 TEXT PRIMARY KEY,
-    md5 TEXT NOT NULL,
-    blake2b_256 TEXT NOT NULL
-) WITHOUT ROWID;
-""",
-    # 8: indexes (issue 12). Each per-index table gains the index's number (the table
-    # `indexes` names them); the rows stored before indexes existed belong to root/pypi,
-    # number 0. A search name's id is `number << 48 | n` and its trigram rowid adds
-    # `length << 32` (migration 6), so each index's full-text rows are one rowid range
-    # that FTS5 reads alone, and root/pypi's ids and full-text rows stay as they are: only
-    # plain tables are rebuilt (INSERT..SELECT, as in migration 6), no FTS5 row rewritten.
-    """
-CREATE TABLE indexes (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-INSERT INTO indexes VALUES (0, 'root/pypi');
-CREATE TABLE pages_scoped (
-    index_id INTEGER NOT NULL,
-    project TEXT NOT NULL,
-    record TEXT NOT NULL,
-    etag TEXT,
-    last_modified TEXT,
-    fetched_at REAL NOT NULL,
-    PRIMARY KEY (index_id, project)
-);
-INSERT INTO pages_scoped SELECT 0, project, record, etag, last_modified, fetched_at FROM pages;
-DROP TABLE pages;
-ALTER TABLE pages_scoped RENAME TO pages;
-CREATE TABLE root_scoped (
-    index_id INTEGER PRIMARY KEY,
-    html_key TEXT NOT NULL,
-    json_key TEXT NOT NULL,
-    project_count INTEGER NOT NULL,
-    fetched_at REAL NOT NULL,
-    html_gzip_key TEXT,
-    json_gzip_key TEXT
-);
-INSERT INTO root_scoped
-  SELECT 0, html_key, json_key, project_count, fetched_at, html_gzip_key, json_gzip_key
-  FROM root;
-DROP TABLE root;
-ALTER TABLE root_scoped RENAME TO root;
-CREATE TABLE search_names_scoped (
-    id INTEGER PRIMARY KEY,
-    index_id INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    name TEXT NOT NULL,
-    UNIQUE (index_id, key)
-);
-INSERT INTO search_names_scoped SELECT id, 0, key, name FROM search_names ORDER BY key;
-DROP TABLE search_names;
-ALTER TABLE search_names_scoped RENAME TO search_names;
-CREATE TABLE search_details_scoped (
-    index_id INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    version TEXT,
-    summary TEXT NOT NULL,
-    summary_version TEXT,
-    PRIMARY KEY (index_id, key)
-);
-INSERT INTO search_details_scoped SELECT 0, key, version, summary, summary_version
-  FROM search_details;
-DROP TABLE search_details;
-ALTER TABLE search_details_scoped RENAME TO search_details;
-CREATE TABLE search_downloads_scoped (
-    index_id INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (index_id, key)
-);
-INSERT INTO search_downloads_scoped SELECT 0, key, count FROM search_downloads;
-DROP TABLE search_downloads;
-ALTER TABLE search_downloads_scoped RENAME TO search_downloads;
-CREATE TABLE search_state_scoped (index_id INTEGER PRIMARY KEY, root_key TEXT NOT NULL);
-INSERT INTO search_state_scoped SELECT 0, root_key FROM search_state;
-DROP TABLE search_state;
-ALTER TABLE search_state_scoped RENAME TO search_state;
-CREATE TABLE core_metadata_scoped (
-    index_id INTEGER NOT NULL,
-    project TEXT NOT NULL,
-    filename TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    PRIMARY KEY (index_id, project, filename)
-);
-INSERT INTO core_metadata_scoped SELECT 0, project, filename, sha256 FROM core_metadata;
-DROP TABLE core_metadata;
-ALTER TABLE core_metadata_scoped RENAME TO core_metadata;
-""",
-)
 
 # The root list's blobs (two renderings, their gzip copies, of every index) have no row;
 # eviction and pruning must skip them all the same. NOT EXISTS, not NOT IN: a NULL gzip key
@@ -390,6 +194,13 @@ class SqliteMetadataStore:
 
         return await self._run(work)
 
+    async def root_blob_keys(self) -> frozenset[str]:
+        def work(db: sqlite3.Connection) -> frozenset[str]:
+            rows = db.execute(f"SELECT {_ROOT_COLUMNS} FROM root")  # noqa: S608
+            return frozenset(key for row in rows for key in StoredRoot(*row).blob_keys)
+
+        return await self._run(work)
+
     async def close(self) -> None:
         await self._bulk.close()
         await self._main.close()
@@ -531,31 +342,18 @@ class SqliteIndexStore:
 
         return await self._run(work)
 
-    async def start_search_sync(self) -> None:
-        await self._run_bulk(_start_staging)
+    async def start_search_sync(self) -> "SqliteSearchSync":
+        table = f"search_staging_{next(_STAGINGS)}"
 
-    async def stage_search_names(self, names: Sequence[tuple[str, str]]) -> None:
-        def work(db: sqlite3.Connection, index_id: int) -> None:
-            # The TEMP table is the bulk connection's own: these transactions take no lock
-            # another connection waits on, and SQLite sorts and de-duplicates on disk.
-            for start in range(0, len(names), _STAGE_BATCH):
-                with db:
-                    db.executemany(
-                        f"INSERT OR REPLACE INTO {_staging(index_id)} VALUES (?, ?)",  # noqa: S608
-                        names[start : start + _STAGE_BATCH],
-                    )
+        def work(db: sqlite3.Connection, index_id: int) -> int:
+            db.execute(
+                f"CREATE TEMP TABLE {table} (key TEXT PRIMARY KEY, name TEXT NOT NULL)"
+                " WITHOUT ROWID"
+            )
+            return index_id
 
-        await self._run_bulk(work)
-
-    async def merge_search_names(self, after: str | None, limit: int) -> str | None:
-        def work(db: sqlite3.Connection, index_id: int) -> str | None:
-            with _immediate(db):
-                upper = _merge_names(db, index_id, after or "", limit)
-            if upper is None:
-                db.execute(f"DROP TABLE {_staging(index_id)}")
-            return upper
-
-        return await self._run_bulk(work)
+        index_id = await self._run_bulk(work)
+        return SqliteSearchSync(self._store._bulk, index_id, f"temp.{table}")
 
     async def search_root_key(self) -> str | None:
         def work(db: sqlite3.Connection, index_id: int) -> str | None:
@@ -565,13 +363,6 @@ class SqliteIndexStore:
             return None if row is None else str(row[0])
 
         return await self._run(work)
-
-    async def set_search_root_key(self, key: str) -> None:
-        def work(db: sqlite3.Connection, index_id: int) -> None:
-            with db:
-                db.execute("INSERT OR REPLACE INTO search_state VALUES (?, ?)", (index_id, key))
-
-        await self._run(work)
 
     async def get_search_details(self, keys: Collection[str]) -> dict[str, SearchDetails]:
         wanted = list(keys)
@@ -631,10 +422,13 @@ class SqliteIndexStore:
 
         return await self._run(work)
 
-    async def match_summaries(self, phrase: str, limit: int) -> list[tuple[str, str]]:
+    async def match_summaries(self, words: Sequence[str], limit: int) -> list[tuple[str, str]]:
+        if not words:
+            return []
+
         def work(db: sqlite3.Connection, index_id: int) -> list[tuple[str, str]]:
             first, end = _id_range(index_id)
-            parameters = ("summary : " + phrase, first, end, limit)
+            parameters = ("summary : " + _phrase(words), first, end, limit)
             return db.execute(_FIRST_MATCHES, parameters).fetchall()
 
         return await self._run(work)
@@ -696,6 +490,48 @@ class SqliteIndexStore:
         return await self._run(work)
 
 
+class SqliteSearchSync:
+    """A sync's staging: a TEMP table of the bulk connection, the one connection that sees
+    it (so every step runs there). The connection's own: staging takes no lock another
+    connection waits on, and SQLite sorts and de-duplicates the names on disk."""
+
+    def __init__(self, bulk: "_Worker", index_id: int, table: str) -> None:
+        self._bulk = bulk
+        self._index_id = index_id
+        self._table = table
+
+    async def stage(self, names: Sequence[tuple[str, str]]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            for start in range(0, len(names), _STAGE_BATCH):
+                with db:
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO {self._table} VALUES (?, ?)",  # noqa: S608
+                        names[start : start + _STAGE_BATCH],
+                    )
+
+        await self._bulk.run(work)
+
+    async def merge(self, after: str | None, limit: int) -> str | None:
+        def work(db: sqlite3.Connection) -> str | None:
+            with _immediate(db):
+                return _merge_names(db, self._index_id, self._table, after or "", limit)
+
+        return await self._bulk.run(work)
+
+    async def finish(self, root_key: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    "INSERT OR REPLACE INTO search_state VALUES (?, ?)", (self._index_id, root_key)
+                )
+            db.execute(f"DROP TABLE IF EXISTS {self._table}")
+
+        await self._bulk.run(work)
+
+    async def abort(self) -> None:
+        await self._bulk.run(lambda db: db.execute(f"DROP TABLE IF EXISTS {self._table}"))
+
+
 class _Worker:
     """One connection, used only from its one thread."""
 
@@ -739,7 +575,8 @@ class _Worker:
 
 
 # A search name's id is `index number << 48 | n`, and its trigram rowid adds `length << 32`
-# (migrations 6 and 8): each index's rows are one rowid range, which FTS5 reads alone.
+# (sqlite_schema.py, migrations 6 and 8): each index's rows are one rowid range, which FTS5
+# reads alone.
 _INDEX_SHIFT = 48
 _LENGTH_SHIFT = 32
 _MAX_LENGTH = (1 << (_INDEX_SHIFT - _LENGTH_SHIFT)) - 1
@@ -772,6 +609,7 @@ _DETAILS_QUERY = (
 )
 _IN_BATCH = 500  # bound parameters per IN (...) query, well under SQLite's limit
 _STAGE_BATCH = 5_000  # staged names per transaction: bounds the temp journal, not the lock
+_STAGINGS = itertools.count()  # a name for each sync's staging table
 
 
 def _rows_in(
@@ -836,25 +674,21 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
     db.commit()
 
 
-def _staging(index_id: int) -> str:
-    """The bulk connection's TEMP table of the names a sync of the index staged."""
-    return f"temp.search_staging_{index_id}"
+def _phrase(words: Sequence[str]) -> str:
+    """The words as an FTS5 phrase; a last word of three characters or more matches as a
+    prefix too ("reque" finds "requests"). Words are letters and digits: no FTS5 syntax."""
+    phrase = '"' + " ".join(words) + '"'
+    return phrase + "*" if len(words[-1]) >= 3 else phrase
 
 
-def _start_staging(db: sqlite3.Connection, index_id: int) -> None:
-    db.execute(f"DROP TABLE IF EXISTS {_staging(index_id)}")
-    db.execute(
-        f"CREATE TEMP TABLE {_staging(index_id).removeprefix('temp.')}"
-        " (key TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID"
-    )
-
-
-def _merge_names(db: sqlite3.Connection, index_id: int, after: str, limit: int) -> str | None:
-    """Reconcile the next keys after `after` of the index's search names with the staging:
-    at most `limit` of each, up to the last key both sides have read past. Returns that key,
-    or None when both are exhausted."""
+def _merge_names(
+    db: sqlite3.Connection, index_id: int, staging: str, after: str, limit: int
+) -> str | None:
+    """Reconcile the next keys after `after` of the index's search names with the staging
+    table: at most `limit` of each, up to the last key both sides have read past. Returns
+    that key, or None when both are exhausted."""
     staged = db.execute(
-        f"SELECT key, name FROM {_staging(index_id)} WHERE key > ? ORDER BY key LIMIT ?",  # noqa: S608
+        f"SELECT key, name FROM {staging} WHERE key > ? ORDER BY key LIMIT ?",  # noqa: S608
         (after, limit),
     ).fetchall()
     existing = db.execute(
@@ -922,5 +756,5 @@ def _prepare(connection: sqlite3.Connection) -> None:
     # Staged names for search (800k) spill to a temp file, never to memory, on every build.
     connection.execute("PRAGMA temp_store=FILE")
     version = connection.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")

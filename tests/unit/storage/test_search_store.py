@@ -8,47 +8,31 @@ from contextlib import closing
 from pathlib import Path
 
 from bodega.storage.metadata import FIRST_INDEX, SearchDetails
-from bodega.storage.sqlite import _MIGRATIONS, SqliteIndexStore, SqliteMetadataStore
+from bodega.storage.sqlite import SqliteIndexStore, SqliteMetadataStore
+from bodega.storage.sqlite_schema import MIGRATIONS
 
 
-async def sync(store: SqliteIndexStore, names: Sequence[tuple[str, str]], limit: int = 2) -> None:
-    """A whole sync as ProjectSearch runs it, staged in two parts and merged `limit` at a time."""
-    await store.start_search_sync()
-    await store.stage_search_names(names[: len(names) // 2])
-    await store.stage_search_names(names[len(names) // 2 :])
-    after = await store.merge_search_names(None, limit)
-    while after is not None:
-        after = await store.merge_search_names(after, limit)
-
-
-async def test_chunked_sync_adds_renames_and_removes_but_keeps_seen_projects(
-    store: SqliteIndexStore,
+async def sync_names(
+    store: SqliteIndexStore, names: Sequence[tuple[str, str]], limit: int = 2
 ) -> None:
-    await sync(store, [("a", "a"), ("b", "b"), ("c", "c"), ("d", "d")])
-    await store.put_search_details(SearchDetails("c", "c", "1.0", "see", "1.0"))
-    # Upstream now lists a, B (renamed) and e; c and d are gone, but c was seen.
-    await sync(store, [("a", "a"), ("b", "B"), ("e", "e")])
-    keys = {key: name for k in "abcde" for key, name in await store.match_names(k, 10)}
-    assert keys == {"a": "a", "b": "B", "c": "c", "e": "e"}
-    assert await store.match_summaries('"see"', 10) == [("c", "c")]
-    await store.put_search_details(SearchDetails("c", "c", "2.0", "sea", "2.0"))
-    assert await store.match_summaries('"see"', 10) == []
-    assert await store.match_summaries('"sea"', 10) == [("c", "c")]
-
-
-async def test_a_key_staged_twice_keeps_its_last_spelling(store: SqliteIndexStore) -> None:
-    await sync(store, [("a-b", "a_b"), ("a-b", "A.b")])
-    assert {name for _, name in await store.match_names("a-b", 10)} == {"A.b"}
+    """A whole sync as ProjectSearch runs it, staged in two parts and merged `limit` at a time."""
+    sync = await store.start_search_sync()
+    await sync.stage(names[: len(names) // 2])
+    await sync.stage(names[len(names) // 2 :])
+    after = await sync.merge(None, limit)
+    while after is not None:
+        after = await sync.merge(after, limit)
+    await sync.finish("root-blob")
 
 
 async def test_a_list_that_shrank_is_merged_in_bounded_chunks(store: SqliteIndexStore) -> None:
     """Each merge reads at most `limit` rows of either side, however few names remain."""
-    await sync(store, [(f"p{i:03}", f"p{i:03}") for i in range(300)], limit=50)
-    await store.start_search_sync()
-    await store.stage_search_names([("p150", "P150"), ("zz", "zz")])
-    bounds = [await store.merge_search_names(None, 50)]
+    await sync_names(store, [(f"p{i:03}", f"p{i:03}") for i in range(300)], limit=50)
+    sync = await store.start_search_sync()
+    await sync.stage([("p150", "P150"), ("zz", "zz")])
+    bounds = [await sync.merge(None, 50)]
     while bounds[-1] is not None:
-        bounds.append(await store.merge_search_names(bounds[-1], 50))
+        bounds.append(await sync.merge(bounds[-1], 50))
     assert len(bounds) == 7  # six chunks of 50 existing rows, then the end
     found = {key: name for k in ("p15", "zz") for key, name in await store.match_names(k, 9)}
     assert found == {"p150": "P150", "zz": "zz"}
@@ -73,8 +57,8 @@ async def test_pages_noted_during_a_sync_leave_a_consistent_index(
     connection between a merge chunk's read and its insert. Each chunk is one IMMEDIATE
     transaction now, so both orders work and every name has its full-text row."""
     staged = [(f"p{i:05}", f"p{i:05}") for i in range(0, 20_000, 2)]
-    await store.start_search_sync()
-    await store.stage_search_names(staged)
+    sync = await store.start_search_sync()
+    await sync.stage(staged)
     # Some noted names are staged too, some are new; all land while chunks merge.
     noted = [f"p{i:05}" for i in range(0, 20_000, 97)]
 
@@ -83,48 +67,17 @@ async def test_pages_noted_during_a_sync_leave_a_consistent_index(
             await store.put_search_details(SearchDetails(key, key, "1.0", "noted", "1.0"))
 
     async def merge() -> None:
-        after = await store.merge_search_names(None, 100)
+        after = await sync.merge(None, 100)
         while after is not None:
-            after = await store.merge_search_names(after, 100)
+            after = await sync.merge(after, 100)
 
     await asyncio.gather(merge(), note_pages())
     names, text, trigrams = index_rows(tmp_path / "db.sqlite3")
     assert names == trigrams
     assert text == {(row_id, "noted") for row_id, key in names if key in noted}
     assert {key for _, key in names} == {k for k, _ in staged} | set(noted)
-    summaries = await store.match_summaries('"noted"', 1000)
+    summaries = await store.match_summaries(("noted",), 1000)
     assert sorted(key for key, _ in summaries) == sorted(noted)
-
-
-async def test_names_match_whole_as_words_and_inside(store: SqliteIndexStore) -> None:
-    names = ["requests", "requests-oauthlib", "django-requests", "grequests", "flask"]
-    await sync(store, [(n, n) for n in sorted(names)])
-    found = {key for key, _ in await store.match_names("requests", 10)}
-    assert found == set(names) - {"flask"}
-
-
-async def test_the_shortest_names_are_the_candidates_not_the_first_in_order(
-    store: SqliteIndexStore,
-) -> None:
-    """zope.interface was 83rd of the names starting with zope: now among the first."""
-    many = [(f"zope-app-component-{i:03}", f"zope.app.component{i:03}") for i in range(300)]
-    await sync(store, sorted([*many, ("zope-interface", "zope.interface")]), limit=100)
-    found = await store.match_names("zope", 5)
-    assert ("zope-interface", "zope.interface") in found
-    assert len(found) == 10  # five as a word, five inside: each side stops at its limit
-
-
-async def test_served_projects_are_candidates_however_long_their_names(
-    store: SqliteIndexStore,
-) -> None:
-    short = [(f"http{i:03}", f"http{i:03}") for i in range(50)]
-    await sync(store, sorted([*short, ("a-long-httpclient-name", "A-Long-HTTPClient-Name")]))
-    assert "a-long-httpclient-name" not in dict(await store.match_names("http", 5))
-    await store.add_downloads({"a-long-httpclient-name": 2, "http001": 1})
-    await store.add_downloads({"a-long-httpclient-name": 1})
-    assert "a-long-httpclient-name" in dict(await store.match_names("http", 5))
-    downloads = await store.get_downloads(["a-long-httpclient-name", "http001", "http002"])
-    assert downloads == {"a-long-httpclient-name": 3, "http001": 1}
 
 
 async def test_upgrading_to_name_trigrams_keeps_seen_projects_and_syncs_the_rest_again(
@@ -132,7 +85,7 @@ async def test_upgrading_to_name_trigrams_keeps_seen_projects_and_syncs_the_rest
 ) -> None:
     path = tmp_path / "db.sqlite3"
     with closing(sqlite3.connect(path)) as db:  # the schema before migration 6
-        for number, script in enumerate(_MIGRATIONS[:5], start=1):
+        for number, script in enumerate(MIGRATIONS[:5], start=1):
             db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
         with db:
             db.execute("INSERT INTO search_names VALUES (1, 'flask', 'Flask')")
@@ -148,6 +101,6 @@ async def test_upgrading_to_name_trigrams_keeps_seen_projects_and_syncs_the_rest
         assert await store.match_names("yaml", 10) == [("pyyaml", "PyYAML")]
         assert await store.match_names("flask", 10) == []  # until the next sync
         assert await store.search_root_key() is None  # which is due at once
-        assert await store.match_summaries('"yaml"', 10) == [("pyyaml", "PyYAML")]
+        assert await store.match_summaries(("yaml",), 10) == [("pyyaml", "PyYAML")]
     finally:
         await database.close()
