@@ -37,7 +37,7 @@ from bodega.proxy.telemetry import IndexTelemetry
 from bodega.storage.blobs import BlobStore
 from bodega.storage.localfiles import acquire_off_loop, open_off_loop
 from bodega.storage.metadata import MetadataStore
-from bodega.upstream import UpstreamClient, UpstreamFile
+from bodega.upstream import Upstream, UpstreamFile
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Download:
         key: str | None,
         url: str,
         expected_size: int | None,
-        upstream: UpstreamClient | None,
+        upstream: Upstream | None,
         telemetry: IndexTelemetry,
     ) -> None:
         self.key = key  # the sha256 the index declared; None: cannot be verified or cached
@@ -192,10 +192,9 @@ class FileCache:
         self,
         blobs: BlobStore,
         store: MetadataStore,
-        upstream: UpstreamClient,
+        upstream: Upstream,
         spool_dir: Path,
         *,
-        offline: bool,
         telemetry: IndexTelemetry,
         clock: Callable[[], float] = time.time,
         crash: CrashPoints = CrashPoints.DISARMED,
@@ -205,7 +204,6 @@ class FileCache:
         self._store = store
         self._upstream = upstream
         self._spool_dir = spool_dir
-        self._offline = offline
         self._clock = clock
         self._downloads: SingleFlight[None] = SingleFlight()
         self._active: dict[str, Download] = {}
@@ -294,7 +292,7 @@ class FileCache:
         expected_size: int | None,
         *,
         answer: UpstreamFile | None = None,
-        upstream: UpstreamClient | None = None,
+        upstream: Upstream | None = None,
         telemetry: IndexTelemetry | None = None,
     ) -> Download:
         """The download of this file, started now or joined if one is under way. `answer`:
@@ -306,7 +304,7 @@ class FileCache:
         active = self._active.get(flight_key)
         if active is not None:
             return active
-        if self._offline:
+        if (upstream or self._upstream).is_offline:
             raise NotFound("file not cached and bodega is offline")
         download = Download(key, url, expected_size, upstream, telemetry or self.telemetry)
         # The file's last use is when it was asked for: its commit may land after the

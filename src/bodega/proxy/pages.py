@@ -25,7 +25,7 @@ from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry
 from bodega.storage.metadata import MetadataStore, StoredPage
-from bodega.upstream import UpstreamClient
+from bodega.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,10 @@ class ProjectPages:
 
     def __init__(
         self,
-        upstream: UpstreamClient,
+        upstream: Upstream,
         store: MetadataStore,
         *,
         ttl: float,
-        offline: bool,
         telemetry: IndexTelemetry,
         revalidate_after: float = 0.0,
         clock: Callable[[], float] = time.time,
@@ -94,7 +93,6 @@ class ProjectPages:
         self._store = store
         self.ttl = ttl
         self._revalidate_after = revalidate_after
-        self._offline = offline
         self._clock = clock
         self._memory: OrderedDict[str, CachedPage] = OrderedDict()
         self._memory_entries = memory_entries
@@ -115,7 +113,7 @@ class ProjectPages:
         """Like get(), and how this request was answered. A client's refresh asks upstream
         even within the TTL, so a release published a minute ago shows up."""
         cached = await self._cached(project)
-        if self._offline:
+        if self._upstream.is_offline:
             if cached is None:
                 raise NotFound(f"{project} is not cached and bodega is offline")
             outcome = CacheOutcome.HIT
@@ -132,7 +130,7 @@ class ProjectPages:
         or a file the cached page does not list yet."""
         cached = await self._cached(project)
         if cached is None or (file := cached.page.file_named(filename)) is None:
-            if self._offline:
+            if self._upstream.is_offline:
                 raise NotFound(f"{project}/{filename} is not cached and bodega is offline")
             cached = await self._refreshes.call(project, lambda: self._refresh(project, cached))
             file = cached.page.file_named(filename)

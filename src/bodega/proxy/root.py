@@ -58,6 +58,11 @@ class Listing(Protocol):
 class RootSource(Protocol):
     """Where a root list comes from: a mirror's upstream, or a virtual index's bases."""
 
+    @property
+    def is_offline(self) -> bool:
+        """True when the list is never refreshed (the cached one is served as it is)."""
+        ...
+
     def open_root(self) -> AbstractAsyncContextManager[Listing]: ...
 
 
@@ -76,7 +81,6 @@ class RootList:
         spool_dir: Path,
         *,
         ttl: float,
-        offline: bool,
         gzip_level: int = GZIP_LEVEL,
         retire_after: float = RETIRE_AFTER,
         clock: Callable[[], float] = time.time,
@@ -86,7 +90,6 @@ class RootList:
         self._blobs = blobs
         self._spool_dir = spool_dir
         self._ttl = ttl
-        self._offline = offline
         self._gzip_level = gzip_level
         self._clock = clock
         self._refresh: SingleFlight[StoredRoot] = SingleFlight()
@@ -99,6 +102,10 @@ class RootList:
         # Awaited before each compression begins: tests hold it to see what is served
         # while the copies are not made yet.
         self.before_compressing: Callable[[], Awaitable[object]] | None = None
+
+    @property
+    def is_offline(self) -> bool:
+        return self._upstream.is_offline
 
     async def get(self, *, revalidate: bool = False) -> tuple[StoredRoot, bool]:
         """The stored root list and whether it is stale (upstream could not refresh it)."""
@@ -113,7 +120,7 @@ class RootList:
 
     async def _get(self, revalidate: bool) -> tuple[StoredRoot, bool]:
         stored = await self._store.get_root()
-        if self._offline:
+        if self._upstream.is_offline:
             if stored is None:
                 raise NotFound("the root list is not cached and bodega is offline")
             return stored, False

@@ -82,7 +82,6 @@ class ProjectSearch:
         root: RootList,
         *,
         refresh_interval: float,
-        offline: bool,
         first_refresh_delay: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -90,7 +89,6 @@ class ProjectSearch:
         self._blobs = blobs
         self._root = root
         self._interval = refresh_interval
-        self._offline = offline
         self._first_refresh_delay = first_refresh_delay
         self._clock = clock
         self._sync_lock = asyncio.Lock()  # one staging area in the store: one sync at a time
@@ -168,7 +166,7 @@ class ProjectSearch:
     async def status(self) -> SearchStatus:
         names, details = await self._store.search_counts()
         root_key = await self._store.search_root_key()
-        will_sync = self._interval > 0 and not self._offline
+        will_sync = self._interval > 0 and not self._root.is_offline
         is_loading = self.is_syncing or (root_key is None and will_sync)
         return SearchStatus(names, details, root_key, self.is_syncing, is_loading)
 
@@ -206,7 +204,7 @@ class ProjectSearch:
         names if it changed since the last sync."""
         stored = await self._store.get_root()
         is_due = stored is None or self._clock() - stored.fetched_at >= self._interval
-        if self._interval > 0 and not self._offline and is_due:
+        if self._interval > 0 and not self._root.is_offline and is_due:
             try:
                 stored, _ = await self._root.get(revalidate=True)
             except BodegaError as error:
