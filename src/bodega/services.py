@@ -6,12 +6,13 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bodega.config import Settings
 from bodega.core.indexes import IndexSpec, MirrorIndex, VirtualIndex
 from bodega.errors import ConfigError
 from bodega.proxy.catalog import Catalog
+from bodega.proxy.coordination import Duties, LocalBlobLeases, LocalDuties
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.eviction import Eviction
@@ -104,6 +105,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings.spool_dir,
             telemetry=shared.telemetry.index(_first_mirror(settings)),
             crash=shared.crash,
+            leases=LocalBlobLeases(),  # in process: this file cache is the only reader
         )
         stack.push_async_callback(files.close)
         mirrors: dict[str, Mirror] = {}
@@ -115,7 +117,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             if isinstance(virtual, VirtualIndex):
                 unions[virtual.name] = _open_union_root(virtual, mirrors, shared, stack)
         eviction = Eviction(
-            shared.blobs, store, files, shared.telemetry, max_bytes=settings.max_cache_size
+            shared.blobs,
+            store,
+            files,
+            shared.telemetry,
+            max_bytes=settings.max_cache_size,
+            duties=shared.duties,
         )
         await eviction.start()
         stack.push_async_callback(eviction.close)
@@ -146,6 +153,8 @@ class _Shared:
     blobs: FilesystemBlobStore
     crash: CrashPoints
     telemetry: Telemetry
+    # One process is the whole cache: it holds every background duty (issue 14: shared).
+    duties: Duties = field(default_factory=LocalDuties)
 
 
 def _first_mirror(settings: Settings) -> str:
@@ -213,6 +222,7 @@ async def _open_mirror(
         root,
         refresh_interval=settings.search_refresh,
         first_refresh_delay=settings.search_first_refresh,
+        duties=shared.duties,
     )
     core_metadata = CoreMetadataExtractor(upstream, shared.blobs, store, files)
     stack.push_async_callback(core_metadata.close)

@@ -41,6 +41,7 @@ from bodega.core.wheel_metadata import (
     locate_central_directory,
 )
 from bodega.errors import BodegaError, UpstreamError
+from bodega.proxy.coordination import Flights
 from bodega.proxy.files import Download, FileCache
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore
@@ -86,7 +87,7 @@ class CoreMetadataExtractor:
         self._files = files
         self._clock = clock
         self.on_found: OnFound | None = None  # told of each METADATA stored (pages listen)
-        self._flights: SingleFlight[str | None] = SingleFlight()
+        self._flights: Flights[str | None] = SingleFlight()
         self._failed: OrderedDict[str, float] = OrderedDict()
         # (priority, order of arrival, project, file): a heap, most wanted first.
         self._queue: list[tuple[Priority, int, str, DistributionFile]] = []

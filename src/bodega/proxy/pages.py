@@ -20,6 +20,7 @@ from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.parsing import JSON_V1, parse_project_page
 from bodega.core.rendering import render_project_html, render_project_json
 from bodega.errors import NotFound, StorageError, UpstreamError
+from bodega.proxy.coordination import Flights
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
@@ -96,7 +97,7 @@ class ProjectPages:
         self._clock = clock
         self._memory: OrderedDict[str, CachedPage] = OrderedDict()
         self._memory_entries = memory_entries
-        self._refreshes: SingleFlight[CachedPage] = SingleFlight()
+        self._refreshes: Flights[CachedPage] = SingleFlight()
         self._writes: set[asyncio.Task[None]] = set()  # stores not yet done (write-behind)
         # METADATA extracted while its page was being refreshed, after the refresh read
         # the store: laid over the refreshed page too, or it would show only after the next.

@@ -38,6 +38,7 @@ from bodega.core.root_list import (
 )
 from bodega.errors import BodegaError, NotFound, UpstreamError
 from bodega.proxy.compression import GZIP_LEVEL, gzip_blob
+from bodega.proxy.coordination import Flights
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore
 from bodega.storage.localfiles import acquire_off_loop
@@ -92,7 +93,7 @@ class RootList:
         self._ttl = ttl
         self._gzip_level = gzip_level
         self._clock = clock
-        self._refresh: SingleFlight[StoredRoot] = SingleFlight()
+        self._refresh: Flights[StoredRoot] = SingleFlight()
         self._compressions: set[asyncio.Task[None]] = set()
         self._retire_after = retire_after
         self._retirements: set[asyncio.Task[None]] = set()
