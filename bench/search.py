@@ -89,7 +89,6 @@ async def run(count: int, repeat: int, db: Path) -> None:
             None,  # type: ignore[arg-type]
             None,  # type: ignore[arg-type]
             refresh_interval=0,
-            offline=True,
             first_refresh_delay=0,
         )
         print(f"{'query':<14}{'hits':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")

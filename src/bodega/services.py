@@ -6,13 +6,13 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bodega.config import Settings
 from bodega.core.indexes import IndexSpec, MirrorIndex, VirtualIndex
-from bodega.core.urls import shown_url
 from bodega.errors import ConfigError
 from bodega.proxy.catalog import Catalog
+from bodega.proxy.coordination import Duties, LocalBlobLeases, LocalDuties
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.eviction import Eviction
@@ -32,7 +32,9 @@ from bodega.proxy.union_root import UnionRootSource
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
-from bodega.upstream import UpstreamClient
+from bodega.upstream import Upstream
+from bodega.upstream.http import HttpUpstream
+from bodega.upstream.offline import OfflineUpstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +103,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             store,
             first,
             settings.spool_dir,
-            offline=settings.offline,
             telemetry=shared.telemetry.index(_first_mirror(settings)),
             crash=shared.crash,
+            leases=LocalBlobLeases(),  # in process: this file cache is the only reader
         )
         stack.push_async_callback(files.close)
         mirrors: dict[str, Mirror] = {}
@@ -115,11 +117,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             if isinstance(virtual, VirtualIndex):
                 unions[virtual.name] = _open_union_root(virtual, mirrors, shared, stack)
         eviction = Eviction(
-            shared.blobs, store, files, shared.telemetry, max_bytes=settings.max_cache_size
+            shared.blobs,
+            store,
+            files,
+            shared.telemetry,
+            max_bytes=settings.max_cache_size,
+            duties=shared.duties,
         )
         await eviction.start()
         stack.push_async_callback(eviction.close)
-        readiness = Readiness(store, first, settings.spool_dir, offline=settings.offline)
+        readiness = Readiness(store, first, settings.spool_dir)
         file_digests = FileDigester(store, files)
         stack.push_async_callback(file_digests.close)
         indexes = Indexes(settings.indexes, mirrors, unions, settings.default_index)
@@ -146,6 +153,8 @@ class _Shared:
     blobs: FilesystemBlobStore
     crash: CrashPoints
     telemetry: Telemetry
+    # One process is the whole cache: it holds every background duty (issue 14: shared).
+    duties: Duties = field(default_factory=LocalDuties)
 
 
 def _first_mirror(settings: Settings) -> str:
@@ -177,14 +186,16 @@ def _open_union_root(
         shared.blobs,
         shared.settings.spool_dir,
         ttl=min(mirror.spec.index_ttl for mirror in bases),
-        offline=False,  # its bases are what may be offline: they answer from their copies
     )
     stack.push_async_callback(root.close)
     return root
 
 
-async def _open_upstream(spec: MirrorIndex, instance_id: str) -> UpstreamClient:
-    return await UpstreamClient.open(
+async def _open_upstream(spec: MirrorIndex, instance_id: str) -> Upstream:
+    """The one place that decides whether bodega contacts a mirror's upstream at all."""
+    if spec.offline:
+        return OfflineUpstream(spec.upstream)
+    return await HttpUpstream.open(
         spec.upstream,
         spec.upstream_timeout,
         instance_id,
@@ -194,7 +205,7 @@ async def _open_upstream(spec: MirrorIndex, instance_id: str) -> UpstreamClient:
 
 async def _open_mirror(
     spec: MirrorIndex,
-    upstream: UpstreamClient,
+    upstream: Upstream,
     files: FileCache,
     shared: _Shared,
     stack: AsyncExitStack,
@@ -202,24 +213,23 @@ async def _open_mirror(
     """One mirror index's parts, over its own upstream and its own rows of the store."""
     settings = shared.settings
     store = shared.store.index(spec.name)
-    offline, ttl = spec.offline, spec.index_ttl
-    root = RootList(upstream, store, shared.blobs, settings.spool_dir, ttl=ttl, offline=offline)
+    ttl = spec.index_ttl
+    root = RootList(upstream, store, shared.blobs, settings.spool_dir, ttl=ttl)
     stack.push_async_callback(root.close)
     search = ProjectSearch(
         store,
         shared.blobs,
         root,
         refresh_interval=settings.search_refresh,
-        offline=offline,
         first_refresh_delay=settings.search_first_refresh,
+        duties=shared.duties,
     )
-    core_metadata = CoreMetadataExtractor(upstream, shared.blobs, store, files, offline=offline)
+    core_metadata = CoreMetadataExtractor(upstream, shared.blobs, store, files)
     stack.push_async_callback(core_metadata.close)
     pages = ProjectPages(
         upstream,
         store,
         ttl=ttl,
-        offline=offline,
         telemetry=shared.telemetry.index(spec.name),
         revalidate_after=spec.revalidate_after,
         on_page=search.saw_page,
@@ -238,8 +248,7 @@ async def _open_mirror(
         search,
         shared.telemetry,
         data_dir=settings.data_dir,
-        upstream=shown_url(spec.upstream),
-        offline=offline,
+        upstream=upstream,
     )
     release_metadata = ReleaseMetadata(files, core_metadata)
     return Mirror(spec, upstream, pages, root, search, catalog, core_metadata, release_metadata)

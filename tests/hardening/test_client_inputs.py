@@ -209,9 +209,9 @@ async def test_scenario_7_no_url_injection_into_upstream(
 async def test_scenario_7_upstream_urls_stay_on_the_configured_host() -> None:
     """Scenario 7: urljoin(base, "//evil/x") would switch host; project_url never does.
     (A bare ".." cannot reach it: no valid project name is a dot segment.)"""
-    from bodega.upstream import UpstreamClient
+    from bodega.upstream.http import HttpUpstream
 
-    client = await UpstreamClient.open("https://index.example/simple/", 1.0, "test")
+    client = await HttpUpstream.open("https://index.example/simple/", 1.0, "test")
     try:
         for raw in ["//evil.example/x", "http://evil", "@evil.example", "a/../../b", "%2f"]:
             url = httpx.URL(client.project_url(raw))

@@ -25,7 +25,7 @@ from bodega.proxy.telemetry import Telemetry
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import FIRST_INDEX
 from bodega.storage.sqlite import SqliteMetadataStore
-from bodega.upstream import UpstreamClient
+from bodega.upstream.http import HttpUpstream
 from tests.conftest import StartBodega
 from tests.hardening.invariants import check_invariants
 from tests.support.distributions import build_wheel
@@ -229,13 +229,12 @@ async def test_scenario_36_ttl_boundaries_and_a_clock_that_steps_back(
     back counts as expired rather than as fresh for the length of the step."""
     fake_index.add("demo", WHEEL)
     now = [1_000_000.0]
-    upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "clock-test")
+    upstream = await HttpUpstream.open(fake_index.simple_url, 5.0, "clock-test")
     database = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
     pages = ProjectPages(
         upstream,
         database.index(FIRST_INDEX),
         ttl=600,
-        offline=False,
         telemetry=Telemetry().index("root/pypi"),
         clock=lambda: now[0],
     )
@@ -279,7 +278,7 @@ async def test_scenario_36_the_root_list_expires_when_the_clock_steps_back(
 ) -> None:
     fake_index.add("demo", WHEEL)
     now = [1_000_000.0]
-    upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "clock-test")
+    upstream = await HttpUpstream.open(fake_index.simple_url, 5.0, "clock-test")
     database = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
     blobs = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
     root = RootList(
@@ -288,7 +287,6 @@ async def test_scenario_36_the_root_list_expires_when_the_clock_steps_back(
         blobs,
         tmp_path / "tmp",
         ttl=600,
-        offline=False,
         clock=lambda: now[0],
     )
     try:

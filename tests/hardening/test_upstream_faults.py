@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from bodega.errors import UpstreamError
-from bodega.upstream import _redirect_target
+from bodega.upstream.http import _redirect_target
 from tests.conftest import StartBodega
 from tests.hardening.hostile import JSON, LagMonitor, hostile_upstream, sha256
 from tests.support.distributions import build_sdist, build_wheel

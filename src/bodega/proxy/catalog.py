@@ -18,6 +18,7 @@ from bodega.proxy.search import ProjectSearch, SearchStatus
 from bodega.proxy.telemetry import Fetch, Summary, Telemetry
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore
+from bodega.upstream import Upstream
 
 VERSIONS_PER_PAGE = 20  # a project with 10k versions is paginated (threat 45)
 _DESCRIPTION_CANDIDATES = 200  # metadata files looked at for a description, newest first
@@ -85,8 +86,7 @@ class Catalog:
         telemetry: Telemetry,
         *,
         data_dir: Path,
-        upstream: str,
-        offline: bool,
+        upstream: Upstream,
     ) -> None:
         self._pages = pages
         self._store = store
@@ -95,7 +95,6 @@ class Catalog:
         self._telemetry = telemetry
         self._data_dir = data_dir
         self._upstream = upstream
-        self._offline = offline
         self._rendered: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     async def project(self, project: str, page_number: int) -> ProjectView:
@@ -143,8 +142,8 @@ class Catalog:
             disk_total=disk.total,
             totals=self._with_offline(telemetry.totals()),
             indexes={view.name: self._with_offline(view.summary()) for view in telemetry.indexes},
-            upstream=self._upstream,
-            offline=self._offline,
+            upstream=self._upstream.description,
+            offline=self._upstream.is_offline,
             started_at=telemetry.started_at,
             uptime=time.time() - telemetry.started_at,
             search=await self._search.status(),
@@ -153,7 +152,7 @@ class Catalog:
 
     def _with_offline(self, summary: Summary) -> Summary:
         # An --offline bodega never asks upstream: "unknown" would read as not yet.
-        return replace(summary, upstream_health="offline") if self._offline else summary
+        return replace(summary, upstream_health="offline") if self._upstream.is_offline else summary
 
     async def _description(
         self,

@@ -17,7 +17,8 @@ committed, at no upstream cost.
 An upstream that ignores Range answers the first range request with the whole file: that
 answer becomes the file's verified download (teed into the cache like any other), and the
 upstream client remembers the host, so later extractions from it go straight to a whole
-download (or join one under way), and only for the most wanted wheels.
+download (or join one under way), and only for the most wanted wheels. Offline, every
+fetch is NotFound (OfflineUpstream): only cached wheels are read.
 """
 
 import asyncio
@@ -40,11 +41,12 @@ from bodega.core.wheel_metadata import (
     locate_central_directory,
 )
 from bodega.errors import BodegaError, UpstreamError
+from bodega.proxy.coordination import Flights
 from bodega.proxy.files import Download, FileCache
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore
 from bodega.storage.metadata import MetadataStore
-from bodega.upstream import UpstreamClient, UpstreamFile
+from bodega.upstream import Upstream, UpstreamFile, UpstreamRange
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +74,20 @@ class CoreMetadataExtractor:
 
     def __init__(
         self,
-        upstream: UpstreamClient,
+        upstream: Upstream,
         blobs: BlobStore,
         store: MetadataStore,
         files: FileCache,
         *,
-        offline: bool,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._upstream = upstream
         self._blobs = blobs
         self._store = store
         self._files = files
-        self._offline = offline
         self._clock = clock
         self.on_found: OnFound | None = None  # told of each METADATA stored (pages listen)
-        self._flights: SingleFlight[str | None] = SingleFlight()
+        self._flights: Flights[str | None] = SingleFlight()
         self._failed: OrderedDict[str, float] = OrderedDict()
         # (priority, order of arrival, project, file): a heap, most wanted first.
         self._queue: list[tuple[Priority, int, str, DistributionFile]] = []
@@ -230,8 +230,6 @@ class CoreMetadataExtractor:
     ) -> bytes:
         """Through the file cache's verified download, as a client would fetch it (joined
         if one is under way); `answer` is upstream's whole-file answer to a range request."""
-        if self._offline:
-            raise WheelMetadataError(f"{file.filename} is not cached and bodega is offline")
         download = self._files.download(
             key, file.url, file.size, answer=answer, upstream=self._upstream
         )
@@ -252,11 +250,9 @@ class CoreMetadataExtractor:
     async def _from_ranges(self, file: DistributionFile) -> bytes:
         """The METADATA from two or three range requests, or from the whole wheel when
         upstream ignores Range and sends all of it (then cached, verified, as a download)."""
-        if self._offline:
-            raise WheelMetadataError(f"{file.filename} is not cached and bodega is offline")
         # A suffix range needs no HEAD first: Content-Range tells the total size.
         async with self._upstream.open_range(file.url, None, TAIL_BYTES) as tail:
-            if isinstance(tail, UpstreamFile):
+            if not isinstance(tail, UpstreamRange):
                 if file.sha256 is None:
                     raise WheelMetadataError(f"{file.filename} has no hash to verify it with")
                 # The whole file is on its way: it becomes the file's download, not waste.

@@ -1,15 +1,16 @@
 """Keeping the cache under its size limit: least recently used blobs go first.
 
 Runs in the background, woken after a download commits and every `flush_interval` seconds,
-never on a request's path. Hits are noted in memory by the file cache and written to the
-store in one batch per pass, not one write per hit. A blob being served or downloaded is
-never evicted.
+never on a request's path, as the EVICTION duty (proxy/coordination.py: one process holds
+it). Hits are noted in memory by the file cache and written to the store in one batch per
+pass, not one write per hit. A blob being served or downloaded is never evicted.
 """
 
 import asyncio
 import contextlib
 import logging
 
+from bodega.proxy.coordination import EVICTION, Duties, LocalDuties
 from bodega.proxy.files import FileCache
 from bodega.proxy.telemetry import Telemetry
 from bodega.storage.blobs import BlobStore
@@ -32,6 +33,7 @@ class Eviction:
         *,
         max_bytes: int,  # 0: no limit
         flush_interval: float = 30.0,
+        duties: Duties | None = None,
     ) -> None:
         self._blobs = blobs
         self._store = store
@@ -39,6 +41,7 @@ class Eviction:
         self._telemetry = telemetry
         self.max_bytes = max_bytes
         self._flush_interval = flush_interval
+        self._duties = duties or LocalDuties()
         self.size_bytes = 0  # as of the last pass, plus what was committed since
         self.blob_count = 0
         self._wake = asyncio.Event()
@@ -71,11 +74,9 @@ class Eviction:
             for blob in candidates:
                 if not self._is_over_limit():
                     break
-                if self._files.is_busy(blob.key):
-                    continue  # served or downloaded right now; a later pass may take it
-                # No await between the check above and evicting(): nothing can start
-                # serving this blob in between.
-                with self._files.evicting(blob.key):
+                async with self._files.evicting(blob.key) as is_held:
+                    if not is_held:
+                        continue  # served or downloaded right now; a later pass may take it
                     await self._store.forget_blob(blob.key)
                     await self._blobs.delete(blob.key)
                 self.size_bytes -= blob.size
@@ -108,6 +109,6 @@ class Eviction:
                 await asyncio.wait_for(self._wake.wait(), self._flush_interval)
             self._wake.clear()
             try:
-                await self.run_once()
+                await self._duties.run(EVICTION, self.run_once)
             except Exception:  # a failed pass (a full disk, a locked database) must not end
                 log.exception("cache eviction pass failed")  # the loop; the next one retries

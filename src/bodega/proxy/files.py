@@ -21,14 +21,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter, deque
-from collections.abc import AsyncGenerator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from bodega.errors import IntegrityError, NotFound, StorageError, UpstreamError
+from bodega.proxy.coordination import BlobLeases, Flights, LocalBlobLeases
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.small_files import MAX_FILE_BYTES as SMALL_FILE_BYTES
@@ -37,7 +38,7 @@ from bodega.proxy.telemetry import IndexTelemetry
 from bodega.storage.blobs import BlobStore
 from bodega.storage.localfiles import acquire_off_loop, open_off_loop
 from bodega.storage.metadata import MetadataStore
-from bodega.upstream import UpstreamClient, UpstreamFile
+from bodega.upstream import Upstream, UpstreamFile
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Download:
         key: str | None,
         url: str,
         expected_size: int | None,
-        upstream: UpstreamClient | None,
+        upstream: Upstream | None,
         telemetry: IndexTelemetry,
     ) -> None:
         self.key = key  # the sha256 the index declared; None: cannot be verified or cached
@@ -192,27 +193,25 @@ class FileCache:
         self,
         blobs: BlobStore,
         store: MetadataStore,
-        upstream: UpstreamClient,
+        upstream: Upstream,
         spool_dir: Path,
         *,
-        offline: bool,
         telemetry: IndexTelemetry,
         clock: Callable[[], float] = time.time,
         crash: CrashPoints = CrashPoints.DISARMED,
+        leases: BlobLeases | None = None,
     ) -> None:
         self.telemetry = telemetry  # the web edge counts each request's outcome here
         self._blobs = blobs
         self._store = store
         self._upstream = upstream
         self._spool_dir = spool_dir
-        self._offline = offline
         self._clock = clock
-        self._downloads: SingleFlight[None] = SingleFlight()
-        self._active: dict[str, Download] = {}
+        self._downloads: Flights[None] = SingleFlight()
+        self._active: dict[str, Download] = {}  # by flight key: the downloads under way
         self._crash = crash
-        self._leases: Counter[str] = Counter()  # blobs being served from disk right now
+        self._leases = leases or LocalBlobLeases()  # blobs being served from disk right now
         self._accessed: dict[str, float] = {}  # hits not yet written to the store
-        self._evicting: dict[str, asyncio.Event] = {}
         self._small = SmallFiles()
         self.on_commit: Callable[[int], None] | None = None  # gets the new blob's size
 
@@ -223,61 +222,54 @@ class FileCache:
 
     async def open_cached(self, key: str | None) -> CachedFile | None:
         """A verified local copy, held against eviction until released; notes the access."""
-        if key is None or key in self._evicting:
+        if key is None or self._leases.is_deleting(key):
             return None
         committing = self._active.get(key)
         if committing is not None and committing.is_verified:
             # Verified and being committed: milliseconds from a hit, so wait for it.
             with contextlib.suppress(Exception):
                 await committing.wait_until_done()
-        self._leases[key] += 1
+        if not await self._leases.acquire(key):
+            return None
         path = None
         try:
             path = await self._blobs.local_path(key)
         finally:
             if path is None:
-                self._release(key)
+                self._leases.release(key)
         if path is None:
             return None
         self._accessed[key] = self._clock()
-        return CachedFile(path, lambda: self._release(key))
+        return CachedFile(path, lambda: self._leases.release(key))
 
     def small_file(self, key: str | None) -> bytes | None:
         """A small verified file's bytes from memory, when it is held there; notes the access
         as open_cached does."""
-        if key is None or key in self._evicting:
+        if key is None or self._leases.is_deleting(key):
             return None
         data = self._small.get(key)
         if data is not None:
             self._accessed[key] = self._clock()
         return data
 
-    def is_busy(self, key: str) -> bool:
-        """Being served or downloaded: not to be evicted."""
-        return self._leases[key] > 0 or key in self._active
-
-    @contextmanager
-    def evicting(self, key: str) -> Iterator[None]:
-        """While a blob is being deleted: lookups miss, and a new download of the same file
-        waits for the deletion before it commits, so the deletion cannot remove it."""
-        done = asyncio.Event()
-        self._evicting[key] = done
-        self._small.drop(key)
-        try:
-            yield
-        finally:
-            del self._evicting[key]
-            done.set()
+    @asynccontextmanager
+    async def evicting(self, key: str) -> AsyncIterator[bool]:
+        """Holds a blob for deletion while the block runs, unless it is being served or
+        downloaded: then yields False, holding nothing. While it is held, lookups miss, and
+        a new download of the same file waits for the deletion before it commits, so the
+        deletion cannot remove it."""
+        if key in self._active:
+            yield False
+            return
+        async with self._leases.deleting(key) as is_held:
+            if is_held:
+                self._small.drop(key)
+            yield is_held
 
     def take_accesses(self) -> dict[str, float]:
         """The hits noted since the last call, for writing to the store in one batch."""
         accessed, self._accessed = self._accessed, {}
         return accessed
-
-    def _release(self, key: str) -> None:
-        self._leases[key] -= 1
-        if self._leases[key] <= 0:
-            del self._leases[key]
 
     async def local_path(self, key: str | None) -> Path | None:
         """Where a verified copy lies, when there is one."""
@@ -294,7 +286,7 @@ class FileCache:
         expected_size: int | None,
         *,
         answer: UpstreamFile | None = None,
-        upstream: UpstreamClient | None = None,
+        upstream: Upstream | None = None,
         telemetry: IndexTelemetry | None = None,
     ) -> Download:
         """The download of this file, started now or joined if one is under way. `answer`:
@@ -306,7 +298,7 @@ class FileCache:
         active = self._active.get(flight_key)
         if active is not None:
             return active
-        if self._offline:
+        if (upstream or self._upstream).is_offline:
             raise NotFound("file not cached and bodega is offline")
         download = Download(key, url, expected_size, upstream, telemetry or self.telemetry)
         # The file's last use is when it was asked for: its commit may land after the
@@ -404,8 +396,7 @@ class FileCache:
             download.is_verified = True
             download.notify()
             if download.key is not None:
-                if (evicting := self._evicting.get(download.key)) is not None:
-                    await evicting.wait()
+                await self._leases.wait_until_deleted(download.key)
                 await self._blobs.put_file(download.key, spool)
                 download.is_committed = True
                 if download.written <= SMALL_FILE_BYTES and (data := download.whole()):

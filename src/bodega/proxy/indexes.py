@@ -30,7 +30,7 @@ from bodega.proxy.release_metadata import ReleaseMetadata
 from bodega.proxy.root import RootList
 from bodega.proxy.search import Hit, ProjectSearch
 from bodega.proxy.telemetry import CacheOutcome
-from bodega.upstream import UpstreamClient
+from bodega.upstream import Upstream
 
 _ABSENT_ENTRIES = 10_000  # (base, project) pairs remembered as absent
 
@@ -40,7 +40,7 @@ class Mirror:
     """One mirror index's parts."""
 
     spec: MirrorIndex
-    upstream: UpstreamClient
+    upstream: Upstream
     pages: ProjectPages
     root: RootList
     search: ProjectSearch

@@ -20,12 +20,13 @@ from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.parsing import JSON_V1, parse_project_page
 from bodega.core.rendering import render_project_html, render_project_json
 from bodega.errors import NotFound, StorageError, UpstreamError
+from bodega.proxy.coordination import Flights
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry
 from bodega.storage.metadata import MetadataStore, StoredPage
-from bodega.upstream import UpstreamClient
+from bodega.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,10 @@ class ProjectPages:
 
     def __init__(
         self,
-        upstream: UpstreamClient,
+        upstream: Upstream,
         store: MetadataStore,
         *,
         ttl: float,
-        offline: bool,
         telemetry: IndexTelemetry,
         revalidate_after: float = 0.0,
         clock: Callable[[], float] = time.time,
@@ -94,11 +94,10 @@ class ProjectPages:
         self._store = store
         self.ttl = ttl
         self._revalidate_after = revalidate_after
-        self._offline = offline
         self._clock = clock
         self._memory: OrderedDict[str, CachedPage] = OrderedDict()
         self._memory_entries = memory_entries
-        self._refreshes: SingleFlight[CachedPage] = SingleFlight()
+        self._refreshes: Flights[CachedPage] = SingleFlight()
         self._writes: set[asyncio.Task[None]] = set()  # stores not yet done (write-behind)
         # METADATA extracted while its page was being refreshed, after the refresh read
         # the store: laid over the refreshed page too, or it would show only after the next.
@@ -115,7 +114,7 @@ class ProjectPages:
         """Like get(), and how this request was answered. A client's refresh asks upstream
         even within the TTL, so a release published a minute ago shows up."""
         cached = await self._cached(project)
-        if self._offline:
+        if self._upstream.is_offline:
             if cached is None:
                 raise NotFound(f"{project} is not cached and bodega is offline")
             outcome = CacheOutcome.HIT
@@ -132,7 +131,7 @@ class ProjectPages:
         or a file the cached page does not list yet."""
         cached = await self._cached(project)
         if cached is None or (file := cached.page.file_named(filename)) is None:
-            if self._offline:
+            if self._upstream.is_offline:
                 raise NotFound(f"{project}/{filename} is not cached and bodega is offline")
             cached = await self._refreshes.call(project, lambda: self._refresh(project, cached))
             file = cached.page.file_named(filename)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bodega.errors import UpstreamError
 from bodega.storage.metadata import MetadataStore
-from bodega.upstream import UpstreamClient
+from bodega.upstream import Upstream
 
 _PROBE_TIMEOUT = 3.0
 
@@ -19,17 +19,15 @@ class Readiness:
     def __init__(
         self,
         store: MetadataStore,
-        upstream: UpstreamClient,
+        upstream: Upstream,
         spool_dir: Path,
         *,
-        offline: bool,
         remember: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._upstream = upstream
         self._spool_dir = spool_dir
-        self._offline = offline
         self._remember = remember
         self._clock = clock
         self._upstream_state: tuple[float, str] | None = None  # (when, "ok" or the problem)
@@ -46,7 +44,7 @@ class Readiness:
         return "ok"
 
     async def _upstream_state_now(self) -> str:
-        if self._offline:
+        if self._upstream.is_offline:
             return "offline"
         now = self._clock()
         if self._upstream_state is None or now - self._upstream_state[0] > self._remember:

@@ -38,6 +38,7 @@ from bodega.core.root_list import (
 )
 from bodega.errors import BodegaError, NotFound, UpstreamError
 from bodega.proxy.compression import GZIP_LEVEL, gzip_blob
+from bodega.proxy.coordination import Flights
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore
 from bodega.storage.localfiles import acquire_off_loop
@@ -58,6 +59,11 @@ class Listing(Protocol):
 class RootSource(Protocol):
     """Where a root list comes from: a mirror's upstream, or a virtual index's bases."""
 
+    @property
+    def is_offline(self) -> bool:
+        """True when the list is never refreshed (the cached one is served as it is)."""
+        ...
+
     def open_root(self) -> AbstractAsyncContextManager[Listing]: ...
 
 
@@ -76,7 +82,6 @@ class RootList:
         spool_dir: Path,
         *,
         ttl: float,
-        offline: bool,
         gzip_level: int = GZIP_LEVEL,
         retire_after: float = RETIRE_AFTER,
         clock: Callable[[], float] = time.time,
@@ -86,10 +91,9 @@ class RootList:
         self._blobs = blobs
         self._spool_dir = spool_dir
         self._ttl = ttl
-        self._offline = offline
         self._gzip_level = gzip_level
         self._clock = clock
-        self._refresh: SingleFlight[StoredRoot] = SingleFlight()
+        self._refresh: Flights[StoredRoot] = SingleFlight()
         self._compressions: set[asyncio.Task[None]] = set()
         self._retire_after = retire_after
         self._retirements: set[asyncio.Task[None]] = set()
@@ -99,6 +103,10 @@ class RootList:
         # Awaited before each compression begins: tests hold it to see what is served
         # while the copies are not made yet.
         self.before_compressing: Callable[[], Awaitable[object]] | None = None
+
+    @property
+    def is_offline(self) -> bool:
+        return self._upstream.is_offline
 
     async def get(self, *, revalidate: bool = False) -> tuple[StoredRoot, bool]:
         """The stored root list and whether it is stale (upstream could not refresh it)."""
@@ -113,7 +121,7 @@ class RootList:
 
     async def _get(self, revalidate: bool) -> tuple[StoredRoot, bool]:
         stored = await self._store.get_root()
-        if self._offline:
+        if self._upstream.is_offline:
             if stored is None:
                 raise NotFound("the root list is not cached and bodega is offline")
             return stored, False

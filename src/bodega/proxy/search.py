@@ -8,7 +8,9 @@ stays at one batch. The task's first pass waits `first_refresh_delay` (a setting
 new bodega's start-up and its first clients never compete with it, unless a search asks
 first: then the sync starts at once, and search answers from the projects bodega already
 knows meanwhile. Pages and core metadata are noted by a second background task fed through
-a bounded queue: a request only enqueues. So are downloads, counted for ranking.
+a bounded queue: a request only enqueues. So are downloads, counted for ranking. The sync
+runs as the SEARCH_SYNC duty, the root list's refresh for it as ROOT_REFRESH
+(proxy/coordination.py): in a cluster, on one replica only.
 """
 
 import asyncio
@@ -39,6 +41,7 @@ from bodega.core.search import (
     summary_words,
 )
 from bodega.errors import BodegaError
+from bodega.proxy.coordination import ROOT_REFRESH, SEARCH_SYNC, Duties, LocalDuties
 from bodega.proxy.files import Download
 from bodega.proxy.root import RootList, batches
 from bodega.storage.blobs import BlobStore
@@ -82,17 +85,17 @@ class ProjectSearch:
         root: RootList,
         *,
         refresh_interval: float,
-        offline: bool,
         first_refresh_delay: float,
         clock: Callable[[], float] = time.time,
+        duties: Duties | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._root = root
         self._interval = refresh_interval
-        self._offline = offline
         self._first_refresh_delay = first_refresh_delay
         self._clock = clock
+        self._duties = duties or LocalDuties()
         self._sync_lock = asyncio.Lock()  # one sync of the index's names at a time
         self._jobs: asyncio.Queue[Job] = asyncio.Queue(_QUEUE_SIZE)
         self._seen_metadata: OrderedDict[str, None] = OrderedDict()
@@ -165,7 +168,7 @@ class ProjectSearch:
     async def status(self) -> SearchStatus:
         names, details = await self._store.search_counts()
         root_key = await self._store.search_root_key()
-        will_sync = self._interval > 0 and not self._offline
+        will_sync = self._interval > 0 and not self._root.is_offline
         is_loading = self.is_syncing or (root_key is None and will_sync)
         return SearchStatus(names, details, root_key, self.is_syncing, is_loading)
 
@@ -203,9 +206,14 @@ class ProjectSearch:
         names if it changed since the last sync."""
         stored = await self._store.get_root()
         is_due = stored is None or self._clock() - stored.fetched_at >= self._interval
-        if self._interval > 0 and not self._offline and is_due:
-            try:
+        if self._interval > 0 and not self._root.is_offline and is_due:
+
+            async def refresh() -> None:
+                nonlocal stored
                 stored, _ = await self._root.get(revalidate=True)
+
+            try:
+                await self._duties.run(ROOT_REFRESH, refresh)
             except BodegaError as error:
                 log.warning("search: the root list could not be refreshed: %s", error)
         async with self._sync_lock:
@@ -250,7 +258,7 @@ class ProjectSearch:
         self._sync_now.set()
         while True:
             try:
-                await self.sync_names()
+                await self._duties.run(SEARCH_SYNC, self.sync_names)
             except BodegaError as error:
                 log.warning("search: syncing names failed: %s", error)
             except Exception:

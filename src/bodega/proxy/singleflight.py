@@ -1,7 +1,8 @@
-"""One piece of work per key, however many callers ask at once, and none of them can cancel it."""
+"""One piece of work per key, however many callers ask at once, and none of them can cancel it:
+the in-process Flights (proxy/coordination.py)."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -15,9 +16,9 @@ class SingleFlight(Generic[T]):
     """
 
     def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Task[T]] = {}
+        self._running: dict[str, asyncio.Task[T]] = {}
 
-    def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+    def run(self, key: str, work: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
         task = self._running.get(key)
         if task is None:
             task = asyncio.ensure_future(work())
@@ -25,10 +26,10 @@ class SingleFlight(Generic[T]):
             task.add_done_callback(lambda _: self._running.pop(key, None))
         return task
 
-    async def call(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
         return await asyncio.shield(self.run(key, work))
 
-    def running(self, key: Hashable) -> asyncio.Task[T] | None:
+    def running(self, key: str) -> asyncio.Task[T] | None:
         return self._running.get(key)
 
     async def close(self) -> None:

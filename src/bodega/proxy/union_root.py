@@ -41,6 +41,11 @@ class UnionRootSource:
         self._bases = tuple(bases)
         self._blobs = blobs
 
+    @property
+    def is_offline(self) -> bool:
+        # Its bases are what may be offline: they answer from their own copies.
+        return False
+
     @asynccontextmanager
     async def open_root(self) -> AsyncIterator[UnionListing]:
         yield UnionListing(JSON_V1, self)

@@ -1,17 +1,15 @@
 """The parts the proxy's unit tests build their use cases from, besides the SQLite store of
-tests/unit/conftest.py: a blob store in the test's own folder and an offline upstream client,
-closed after the test."""
+tests/unit/conftest.py: a blob store in the test's own folder and an offline upstream."""
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bodega.storage.filesystem import FilesystemBlobStore
-from bodega.upstream import UpstreamClient
+from bodega.upstream.offline import OfflineUpstream
 
-# Nothing listens here: an offline use case never asks, and one that did would fail at once.
-CLOSED_UPSTREAM = "http://127.0.0.1:9/simple/"
+# Nothing is ever asked of it: an offline upstream contacts nothing.
+UNREACHED_UPSTREAM = "http://127.0.0.1:9/simple/"
 
 
 @pytest.fixture
@@ -20,9 +18,5 @@ def blobs(tmp_path: Path) -> FilesystemBlobStore:
 
 
 @pytest.fixture
-async def offline_upstream() -> AsyncIterator[UpstreamClient]:
-    client = await UpstreamClient.open(CLOSED_UPSTREAM, 5.0, "unit-test")
-    try:
-        yield client
-    finally:
-        await client.close()
+def offline_upstream() -> OfflineUpstream:
+    return OfflineUpstream(UNREACHED_UPSTREAM)

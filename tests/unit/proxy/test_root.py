@@ -20,7 +20,8 @@ from bodega.proxy.search import ProjectSearch
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import StoredRoot
 from bodega.storage.sqlite import SqliteIndexStore
-from bodega.upstream import UpstreamClient
+from bodega.upstream.http import HttpUpstream
+from bodega.upstream.offline import OfflineUpstream
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.waiting import eventually
@@ -73,15 +74,13 @@ async def test_200k_names_are_spooled_and_synced_for_search_in_a_few_mib(
     tmp_path: Path,
     store: SqliteIndexStore,
     blobs: FilesystemBlobStore,
-    offline_upstream: UpstreamClient,
+    offline_upstream: OfflineUpstream,
 ) -> None:
     """Issue 6: the root list once cost 30 MiB per 100k names (the body, the names, their
     sorted pairs; 245 MiB at 800k); now its memory does not grow with its length (4.4 MiB
     at 100k, 200k and 300k alike, SQLite's own page caches aside)."""
-    root = RootList(offline_upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
-    search = ProjectSearch(
-        store, blobs, root, refresh_interval=0, offline=True, first_refresh_delay=0
-    )
+    root = RootList(offline_upstream, store, blobs, tmp_path / "tmp", ttl=600)
+    search = ProjectSearch(store, blobs, root, refresh_interval=0, first_refresh_delay=0)
     tracemalloc.start()
     try:
         await store_root(store, blobs, tmp_path, 200_000)
@@ -194,10 +193,10 @@ async def test_copies_of_a_list_a_refresh_replaced_are_dropped_and_the_new_one_c
     tmp_path: Path,
     store: SqliteIndexStore,
     blobs: FilesystemBlobStore,
-    offline_upstream: UpstreamClient,
+    offline_upstream: OfflineUpstream,
 ) -> None:
     await store_root(store, blobs, tmp_path, 1_000)
-    root_list = RootList(offline_upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=True)
+    root_list = RootList(offline_upstream, store, blobs, tmp_path / "tmp", ttl=600)
     before = await stored_keys(blobs)
     try:
         held = asyncio.Event()
@@ -229,10 +228,8 @@ async def test_a_replaced_list_s_blobs_are_deleted_after_the_grace_period(
 ) -> None:
     """The hourly refresh for search must not leave every old list behind on disk."""
     fake_index.add("one", build_wheel("one", "1.0"))
-    upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "retire-test")
-    root = RootList(
-        upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=False, retire_after=0.2
-    )
+    upstream = await HttpUpstream.open(fake_index.simple_url, 5.0, "retire-test")
+    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, retire_after=0.2)
 
     async def present(keys: set[str]) -> list[bool]:
         return [await blobs.local_path(key) is not None for key in sorted(keys)]

@@ -15,7 +15,9 @@ from bodega.proxy.search import ProjectSearch
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import StoredRoot
 from bodega.storage.sqlite import SqliteIndexStore
-from bodega.upstream import UpstreamClient
+from bodega.upstream import Upstream
+from bodega.upstream.http import HttpUpstream
+from bodega.upstream.offline import OfflineUpstream
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.waiting import eventually
@@ -40,14 +42,14 @@ class FailingOnce(FilesystemBlobStore):
 async def offline_search(
     store: SqliteIndexStore,
     blobs: FilesystemBlobStore,
-    upstream: UpstreamClient,
+    upstream: Upstream,
     temp_dir: Path,
     refresh_interval: float = 0,
 ) -> AsyncIterator[ProjectSearch]:
     """An offline search over `store` and `blobs`, closed after."""
-    root = RootList(upstream, store, blobs, temp_dir, ttl=600, offline=True)
+    root = RootList(upstream, store, blobs, temp_dir, ttl=600)
     search = ProjectSearch(
-        store, blobs, root, refresh_interval=refresh_interval, offline=True, first_refresh_delay=0
+        store, blobs, root, refresh_interval=refresh_interval, first_refresh_delay=0
     )
     try:
         yield search
@@ -59,7 +61,7 @@ async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     store: SqliteIndexStore,
-    offline_upstream: UpstreamClient,
+    offline_upstream: OfflineUpstream,
 ) -> None:
     blobs = FailingOnce(tmp_path / "blobs", tmp_path / "tmp")
     page = b'<a href="a/">a</a><a href="b/">b</a><a href="c/">c</a>'
@@ -83,7 +85,7 @@ async def test_the_notes_worker_survives_an_unexpected_failure(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     store: SqliteIndexStore,
-    offline_upstream: UpstreamClient,
+    offline_upstream: OfflineUpstream,
 ) -> None:
     """Issue 17: a note that hit a bug (not a BodegaError) ended the worker, and search
     learned no summary or version again until a restart."""
@@ -110,14 +112,10 @@ async def test_the_first_pass_waits_its_delay_so_start_up_fetches_no_root_list(
     tmp_path: Path, fake_index: FakeIndex, store: SqliteIndexStore, blobs: FilesystemBlobStore
 ) -> None:
     fake_index.add("demo", build_wheel("demo", "1.0"))
-    upstream = await UpstreamClient.open(fake_index.simple_url, 5.0, "search-test")
-    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600, offline=False)
-    waiting = ProjectSearch(
-        store, blobs, root, refresh_interval=3600, offline=False, first_refresh_delay=60
-    )
-    prompt = ProjectSearch(
-        store, blobs, root, refresh_interval=3600, offline=False, first_refresh_delay=0
-    )
+    upstream = await HttpUpstream.open(fake_index.simple_url, 5.0, "search-test")
+    root = RootList(upstream, store, blobs, tmp_path / "tmp", ttl=600)
+    waiting = ProjectSearch(store, blobs, root, refresh_interval=3600, first_refresh_delay=60)
+    prompt = ProjectSearch(store, blobs, root, refresh_interval=3600, first_refresh_delay=0)
     try:
         waiting.start()
         await asyncio.sleep(0.5)
@@ -138,7 +136,7 @@ async def test_a_note_for_a_blob_evicted_meanwhile_is_dropped_quietly_and_noted_
     caplog: pytest.LogCaptureFixture,
     store: SqliteIndexStore,
     blobs: FilesystemBlobStore,
-    offline_upstream: UpstreamClient,
+    offline_upstream: OfflineUpstream,
 ) -> None:
     """A .metadata evicted between its request and its note is not a bug: no ERROR, and the
     next request for it is noted again."""

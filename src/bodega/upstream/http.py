@@ -1,4 +1,5 @@
-"""The one place that talks to the upstream index; maps client errors to bodega's errors.
+"""HttpUpstream: the one place that talks to an upstream index over HTTP; maps the HTTP
+client's errors to bodega's errors.
 
 Every request is bounded: connect and read timeouts, decompressed body size, redirect hops,
 and a deadline for the whole of a page (PAGE_DEADLINE) or a file download (a setting).
@@ -25,7 +26,9 @@ from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_f
 
 from bodega import __version__
 from bodega.core.parsing import HTML, HTML_V1, JSON_V1
+from bodega.core.urls import shown_url
 from bodega.errors import NotFound, UpstreamBusy, UpstreamError, UpstreamLoop, UpstreamTimeout
+from bodega.upstream import UpstreamPage, UpstreamRange
 
 # What bodega asks upstream for: JSON first, since only it carries size and upload-time.
 _PAGE_ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, {HTML};q=0.01"
@@ -40,20 +43,8 @@ _CHUNK = 1024 * 1024
 MAX_RETRY_AFTER = 600.0
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamPage:
-    """A page upstream sent (status 200), or confirmed unchanged (status 304, no body)."""
-
-    status: int
-    url: str  # after redirects: relative links resolve against it
-    body: bytes = b""
-    media_type: str = ""
-    etag: str | None = None
-    last_modified: str | None = None
-
-
 @dataclass(slots=True)
-class UpstreamFile:
+class HttpFile:
     """An open download: its declared length and its bytes, which must all have come by
     `deadline` (event loop time; the reader's own work between chunks counts too)."""
 
@@ -83,7 +74,7 @@ class UpstreamFile:
 
 
 @dataclass(slots=True)
-class UpstreamListing:
+class HttpListing:
     """The root list as it streams in: its bytes are bounded in size (decompressed) and in
     time (the page deadline, which the reader's own work between chunks does not extend)."""
 
@@ -110,20 +101,11 @@ class UpstreamListing:
                 yield chunk
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamRange:
-    """A slice of a file: `body` is bytes [start, start + len(body)) of `total`."""
-
-    body: bytes
-    start: int
-    total: int
-
-
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
-class UpstreamClient:
-    """HTTP access to one upstream simple index."""
+class HttpUpstream:
+    """HTTP access to one upstream simple index (the Upstream port of bodega.upstream)."""
 
     def __init__(
         self,
@@ -148,7 +130,7 @@ class UpstreamClient:
         instance_id: str,
         *,
         download_deadline: float = math.inf,
-    ) -> "UpstreamClient":
+    ) -> "HttpUpstream":
         """`read_timeout` bounds connecting, the answer and each read; `download_deadline`
         the whole of a file download (a file may trickle in just under the read timeout)."""
         session = aiohttp.ClientSession(
@@ -167,6 +149,14 @@ class UpstreamClient:
             trust_env=False,
         )
         return cls(session, base_url, f"1.1 bodega-{instance_id}", download_deadline)
+
+    @property
+    def is_offline(self) -> bool:
+        return False
+
+    @property
+    def description(self) -> str:
+        return shown_url(self._base_url)
 
     @property
     def base_url(self) -> str:
@@ -189,7 +179,7 @@ class UpstreamClient:
         return await self._fetch_page(self.project_url(project), headers, MAX_PAGE_BYTES)
 
     @asynccontextmanager
-    async def open_root(self) -> AsyncIterator[UpstreamListing]:
+    async def open_root(self) -> AsyncIterator[HttpListing]:
         """The root list (/simple/), streamed: tens of MB that are never held whole."""
         url = self._base_url
         deadline = asyncio.get_running_loop().time() + PAGE_DEADLINE
@@ -201,7 +191,7 @@ class UpstreamClient:
                     )
             except TimeoutError:
                 raise UpstreamTimeout(_overdue(url)) from None
-            yield UpstreamListing(str(response.url), response.content_type, response, deadline)
+            yield HttpListing(str(response.url), response.content_type, response, deadline)
 
     async def _fetch_page(self, url: str, headers: dict[str, str], limit: int) -> UpstreamPage:
         try:
@@ -225,7 +215,7 @@ class UpstreamClient:
             )
 
     @asynccontextmanager
-    async def open_file(self, url: str) -> AsyncIterator[UpstreamFile]:
+    async def open_file(self, url: str) -> AsyncIterator[HttpFile]:
         """A streaming download of a file that an upstream page listed."""
         # identity and no decompression: the stored bytes must hash to the index's value,
         # whatever Content-Encoding upstream claims (threat 23).
@@ -234,10 +224,10 @@ class UpstreamClient:
         async with self._request(url, headers, auto_decompress=False) as response:
             yield self._download(response, url, started)
 
-    def _download(self, response: aiohttp.ClientResponse, url: str, started: float) -> UpstreamFile:
+    def _download(self, response: aiohttp.ClientResponse, url: str, started: float) -> HttpFile:
         deadline = started + self._download_deadline
         overdue = f"upstream took over {self._download_deadline:g} s to send {_shown(url)}"
-        return UpstreamFile(response.content_length, response, deadline, overdue)
+        return HttpFile(response.content_length, response, deadline, overdue)
 
     def serves_ranges(self, url: str) -> bool:
         """False once the URL's host has answered a range request with the whole file."""
@@ -246,7 +236,7 @@ class UpstreamClient:
     @asynccontextmanager
     async def open_range(
         self, url: str, first: int | None, last: int
-    ) -> AsyncIterator["UpstreamRange | UpstreamFile"]:
+    ) -> AsyncIterator["UpstreamRange | HttpFile"]:
         """Bytes `first`..`last` (inclusive) of a listed file, or its last `last` bytes when
         `first` is None (RFC 9110 14.1.2). An upstream that ignores Range answers 200 with
         the whole file: that answer is yielded as a download, open while the block runs, so
@@ -268,7 +258,7 @@ class UpstreamClient:
         """As open_range, for a host known to serve ranges: a whole file instead is an
         UpstreamError (the host is remembered all the same)."""
         async with self.open_range(url, first, last) as found:
-            if isinstance(found, UpstreamFile):
+            if isinstance(found, HttpFile):
                 raise UpstreamError(f"upstream ignored a range request: {url}")
             return found
 
