@@ -143,7 +143,8 @@ class _TempFile:
     def publish(self, chunks: list[bytes], final: Path) -> None:
         with self._lock:
             self._write(chunks)
-            assert self._file is not None and self._path is not None
+            assert self._file is not None
+            assert self._path is not None
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
