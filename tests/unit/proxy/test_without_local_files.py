@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bodega.core.model import DistributionFile
+from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.file_digests import FileDigester
 from bodega.proxy.files import FileCache, Span
 from bodega.proxy.release_metadata import ReleaseMetadata
@@ -159,3 +160,24 @@ async def test_other_digests_are_hashed_from_a_store_without_files(
     finally:
         await digester.close()
     assert found[LARGE.sha256]["md5"] == hashlib.md5(LARGE.data).hexdigest()
+
+
+async def test_a_cached_wheel_s_metadata_is_extracted_by_ranged_reads_and_stored(
+    files: FileCache,
+    fake_index: FakeIndex,
+    memory_blobs: MemoryBlobStore,
+    store: SqliteMetadataStore,
+    upstream: UpstreamClient,
+) -> None:
+    await cache(files, fake_index, LARGE)
+    extractor = CoreMetadataExtractor(upstream, memory_blobs, store, files, offline=True)
+    listed = DistributionFile(
+        LARGE.filename, fake_index.file_url(LARGE.filename), {"sha256": LARGE.sha256}
+    )
+    try:
+        key = await extractor.obtain("large", listed)
+    finally:
+        await extractor.close()
+    assert key is not None
+    assert key == LARGE.metadata_sha256
+    assert await read_bytes(memory_blobs, key) == LARGE.metadata
