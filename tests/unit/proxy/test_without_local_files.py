@@ -18,7 +18,7 @@ from bodega.proxy.root import RootList
 from bodega.proxy.telemetry import Telemetry
 from bodega.storage.blobs import read_bytes
 from bodega.storage.memory_blobs import MemoryBlobStore
-from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.storage.sqlite import SqliteIndexStore
 from bodega.upstream import UpstreamClient
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
@@ -42,7 +42,7 @@ async def upstream(fake_index: FakeIndex) -> AsyncIterator[UpstreamClient]:
 async def files(
     tmp_path: Path,
     memory_blobs: MemoryBlobStore,
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
     upstream: UpstreamClient,
 ) -> AsyncIterator[FileCache]:
     cache = FileCache(
@@ -101,7 +101,7 @@ async def test_the_root_list_is_stored_and_served_from_the_store(
     tmp_path: Path,
     *,
     fake_index: FakeIndex,
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
     memory_blobs: MemoryBlobStore,
     upstream: UpstreamClient,
     files: FileCache,
@@ -150,7 +150,7 @@ async def test_an_sdist_s_pkg_info_is_read_from_a_store_without_files(
 
 
 async def test_other_digests_are_hashed_from_a_store_without_files(
-    files: FileCache, fake_index: FakeIndex, store: SqliteMetadataStore
+    files: FileCache, fake_index: FakeIndex, store: SqliteIndexStore
 ) -> None:
     await cache(files, fake_index, LARGE)
     digester = FileDigester(store, files)
@@ -166,7 +166,7 @@ async def test_a_cached_wheel_s_metadata_is_extracted_by_ranged_reads_and_stored
     files: FileCache,
     fake_index: FakeIndex,
     memory_blobs: MemoryBlobStore,
-    store: SqliteMetadataStore,
+    store: SqliteIndexStore,
     upstream: UpstreamClient,
 ) -> None:
     await cache(files, fake_index, LARGE)
