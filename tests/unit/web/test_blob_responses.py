@@ -4,8 +4,6 @@ conditional requests), instead of a second download or a 503."""
 
 import hashlib
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
-from typing import Any, cast
 
 import httpx
 import pytest
@@ -28,11 +26,10 @@ async def server() -> AsyncIterator[httpx.AsyncClient]:
     blobs = MemoryBlobStore()
     await store_bytes(blobs, KEY, DATA)
     telemetry = Telemetry().index("root/pypi")
-    services = cast(Any, SimpleNamespace(files=SimpleNamespace(telemetry=telemetry)))
 
     async def cached_file(request: web.Request) -> web.StreamResponse:
         cached = CachedFile(blobs, KEY, None, len(DATA))
-        return CachedResponse(cached, services, CacheOutcome.HIT)
+        return CachedResponse(cached, telemetry, CacheOutcome.HIT)
 
     async def rendering(request: web.Request) -> web.StreamResponse:
         stored = CachedFile(blobs, KEY, None, len(DATA))
