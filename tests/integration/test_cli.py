@@ -223,10 +223,10 @@ SERVE_OPTIONS = {f"--{setting.name.replace('_', '-')}" for setting in SETTINGS}
 # What each command uses, and so offers; --config and --help come with every one.
 COMMAND_OPTIONS = {
     "init": {"--data-dir"},
-    "cache stats": {"--data-dir", "--max-cache-size"},
+    "cache stats": {"--data-dir", "--max-cache-size", "--index"},
     "cache prune": {"--data-dir", "--unused-for"},
     "cache verify": {"--data-dir"},
-    "cache forget": {"--data-dir"},
+    "cache forget": {"--data-dir", "--index"},
     "service install": (SERVE_OPTIONS - {"--data-dir"}) | {"--user", "--print"},
     "serve": SERVE_OPTIONS,
 }

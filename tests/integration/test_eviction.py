@@ -85,6 +85,7 @@ async def test_a_file_being_served_is_never_evicted(services: Services, tmp_path
     await cache_file(services, B)
     held = await services.files.open_cached(A.sha256)  # as a response holds it until sent
     assert held is not None
+    assert held.path is not None  # the filesystem store's blobs are local files
     services.eviction.max_bytes = 1  # everything is over the limit now
     assert await services.eviction.run_once() == 1
     assert held.path.exists()  # A, although least recently used, is being served

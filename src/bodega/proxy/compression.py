@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 from typing import IO
 
-from bodega.storage.blobs import BlobStore
+from bodega.storage.blobs import BlobStore, store_file
 
 # 800k names (bench/tree.py's filler names; real ones compress better): the 38.7 MiB HTML
 # rendering takes 0.45 s at level 1 (10.5 MiB), 0.65 s at 4 (9.18), 1.0 s at 6 (9.15) and
@@ -35,7 +35,7 @@ async def gzip_blob(blobs: BlobStore, key: str, spool_dir: Path, *, level: int =
         async for chunk in blobs.read(key):
             await asyncio.to_thread(spool.feed, chunk)
         gzip_key = await asyncio.to_thread(spool.finish)
-        await blobs.put_file(gzip_key, spool.path)
+        await store_file(blobs, gzip_key, spool.path)
     except BaseException:
         # Shielded: a second cancellation must not leave the file behind.
         await asyncio.shield(asyncio.to_thread(spool.abort))

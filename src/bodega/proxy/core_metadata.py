@@ -44,7 +44,7 @@ from bodega.errors import BodegaError, UpstreamError
 from bodega.proxy.coordination import Flights
 from bodega.proxy.files import Download, FileCache
 from bodega.proxy.singleflight import SingleFlight
-from bodega.storage.blobs import BlobStore
+from bodega.storage.blobs import BlobStore, read_bytes, store_bytes
 from bodega.storage.metadata import MetadataStore
 from bodega.upstream import Upstream, UpstreamFile, UpstreamRange
 
@@ -197,7 +197,7 @@ class CoreMetadataExtractor:
             metadata = await self._read(file)
             sha256 = await asyncio.to_thread(lambda: hashlib.sha256(metadata).hexdigest())
             # Blob first, then the record: a page only advertises what can be served.
-            await self._blobs.put_bytes(sha256, metadata)
+            await store_bytes(self._blobs, sha256, metadata)
             await self._store.record_blob(sha256, len(metadata), self._clock())
             await self._store.put_core_metadata(project, file.filename, sha256)
             if self.on_found is not None:
@@ -242,7 +242,7 @@ class CoreMetadataExtractor:
             raise WheelMetadataError(f"{filename} left the cache while being read")
 
         async def read(span: Span) -> bytes:
-            return b"".join([c async for c in self._blobs.read(key, span.start, span.end)])
+            return await read_bytes(self._blobs, key, span.start, span.end)
 
         tail = await read(Span(max(0, size - TAIL_BYTES), size))
         return await _extract(read, tail, size, filename)

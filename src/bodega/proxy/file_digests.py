@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Collection
-from pathlib import Path
 
 from bodega.errors import BodegaError
 from bodega.proxy.files import FileCache
@@ -20,7 +19,6 @@ from bodega.storage.metadata import FileDigests, MetadataStore
 log = logging.getLogger(__name__)
 
 QUEUED_PER_REQUEST = 64
-_CHUNK = 1024 * 1024
 
 
 class FileDigester:
@@ -63,28 +61,33 @@ class FileDigester:
             self._worker = None
 
     async def _hash(self, key: str) -> None:
-        path = await self._files.local_path(key)
-        if path is None:
-            return  # evicted meanwhile
+        hashers = _Hashers()
         try:
-            digests = await asyncio.to_thread(_digests_of, path, key)
+            # Read through the blob store, whatever it is; hashed off the loop, a chunk a hop.
+            async for chunk in self._files.read(key):
+                await asyncio.to_thread(hashers.update, chunk)
         except FileNotFoundError:
-            return  # evicted while being read
+            return  # evicted before or while being read
+        digests = hashers.digests(key)
         if digests is None:
             log.warning("cached file %s no longer matches its sha256; not describing it", key)
             return
         await self._store.put_file_digests(digests)
 
 
-def _digests_of(path: Path, key: str) -> FileDigests | None:
-    # sha256 too: the digests said for a file must be of the very bytes the index named.
-    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    blake2b = hashlib.blake2b(digest_size=32)
-    with path.open("rb") as source:
-        while chunk := source.read(_CHUNK):
-            sha256.update(chunk)
-            md5.update(chunk)
-            blake2b.update(chunk)
-    if sha256.hexdigest() != key:
-        return None
-    return FileDigests(key, md5.hexdigest(), blake2b.hexdigest())
+class _Hashers:
+    def __init__(self) -> None:
+        # sha256 too: the digests said for a file must be of the very bytes the index named.
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._blake2b = hashlib.blake2b(digest_size=32)
+
+    def update(self, chunk: bytes) -> None:
+        self._sha256.update(chunk)
+        self._md5.update(chunk)
+        self._blake2b.update(chunk)
+
+    def digests(self, key: str) -> FileDigests | None:
+        if self._sha256.hexdigest() != key:
+            return None
+        return FileDigests(key, self._md5.hexdigest(), self._blake2b.hexdigest())

@@ -35,7 +35,7 @@ from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.small_files import MAX_FILE_BYTES as SMALL_FILE_BYTES
 from bodega.proxy.small_files import SmallFiles
 from bodega.proxy.telemetry import IndexTelemetry
-from bodega.storage.blobs import BlobStore
+from bodega.storage.blobs import BlobStore, LocalBlobs, read_bytes, store_file
 from bodega.storage.localfiles import acquire_off_loop, open_off_loop
 from bodega.storage.metadata import MetadataStore
 from bodega.upstream import Upstream, UpstreamFile
@@ -174,11 +174,25 @@ class Span:
 
 
 class CachedFile:
-    """A verified blob on local disk, held against eviction until released."""
+    """A verified blob, held against eviction until released: sent from its local file
+    (`path`) when the store has one, else streamed from the store with read()."""
 
-    def __init__(self, path: Path, release: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        key: str,
+        path: Path | None,
+        size: int | None,
+        release: Callable[[], None] | None = None,
+    ) -> None:
+        self.key = key
         self.path = path
-        self._release: Callable[[], None] | None = release
+        self.size = size  # known when there is no path (a local file's is read as it opens)
+        self._blobs = blobs
+        self._release = release
+
+    def read(self, start: int, end: int) -> AsyncIterator[bytes]:
+        return self._blobs.read(self.key, start, end)
 
     def release(self) -> None:
         if self._release is not None:
@@ -203,6 +217,8 @@ class FileCache:
     ) -> None:
         self.telemetry = telemetry  # the web edge counts each request's outcome here
         self._blobs = blobs
+        # Found once: a local store's blobs are sent by sendfile and read from their files.
+        self._local: LocalBlobs | None = blobs if isinstance(blobs, LocalBlobs) else None
         self._store = store
         self._upstream = upstream
         self._spool_dir = spool_dir
@@ -221,7 +237,7 @@ class FileCache:
         return len(self._active)
 
     async def open_cached(self, key: str | None) -> CachedFile | None:
-        """A verified local copy, held against eviction until released; notes the access."""
+        """A verified copy, held against eviction until released; notes the access."""
         if key is None or self._leases.is_deleting(key):
             return None
         committing = self._active.get(key)
@@ -231,16 +247,49 @@ class FileCache:
                 await committing.wait_until_done()
         if not await self._leases.acquire(key):
             return None
-        path = None
+        stored = None
         try:
-            path = await self._blobs.local_path(key)
+            stored = await self.open_stored(key)
         finally:
-            if path is None:
+            if stored is None:
                 self._leases.release(key)
-        if path is None:
+        if stored is None:
             return None
         self._accessed[key] = self._clock()
-        return CachedFile(path, lambda: self._leases.release(key))
+        return CachedFile(
+            self._blobs, key, stored.path, stored.size, lambda: self._leases.release(key)
+        )
+
+    async def open_stored(self, key: str) -> CachedFile | None:
+        """A stored blob, not held against eviction and its access not noted: for the root
+        list's renderings, which eviction never takes."""
+        if self._local is not None:
+            path = await self._local.local_path(key)
+            return None if path is None else CachedFile(self._blobs, key, path, None)
+        size = await self._blobs.size(key)
+        return None if size is None else CachedFile(self._blobs, key, None, size)
+
+    @asynccontextmanager
+    async def local_file(self, key: str) -> AsyncIterator[Path | None]:
+        """A verified blob as a file, for readers off the loop that want a path (archives
+        read with seeks), held against eviction while the block runs; None when it is not
+        cached. From a store without local files it is a copy in the spool dir, removed
+        after the block."""
+        cached = await self.open_cached(key)
+        if cached is None:
+            yield None
+            return
+        try:
+            if cached.path is not None:
+                yield cached.path
+                return
+            copy = await _copy_to_spool(cached, self._spool_dir)
+            try:
+                yield copy
+            finally:
+                await asyncio.shield(asyncio.to_thread(copy.unlink, missing_ok=True))
+        finally:
+            cached.release()
 
     def small_file(self, key: str | None) -> bytes | None:
         """A small verified file's bytes from memory, when it is held there; notes the access
@@ -271,9 +320,20 @@ class FileCache:
         accessed, self._accessed = self._accessed, {}
         return accessed
 
-    async def local_path(self, key: str | None) -> Path | None:
-        """Where a verified copy lies, when there is one."""
-        return None if key is None else await self._blobs.local_path(key)
+    async def is_cached(self, key: str) -> bool:
+        """Whether a verified copy is stored."""
+        return await self._blobs.size(key) is not None
+
+    async def read_whole(self, key: str) -> bytes | None:
+        """A small verified file's bytes (core metadata), None when it is not cached."""
+        try:
+            return await read_bytes(self._blobs, key)
+        except FileNotFoundError:
+            return None
+
+    def read(self, key: str) -> AsyncIterator[bytes]:
+        """A verified file's bytes, in chunks; FileNotFoundError when it is not cached."""
+        return self._blobs.read(key)
 
     def in_progress(self, key: str) -> Download | None:
         """The download of this file under way, if there is one."""
@@ -321,6 +381,7 @@ class FileCache:
         falls behind a download from a fast upstream at once.
         """
         handle: IO[bytes] | None = None
+        from_store = False  # committed to a store without local files: read from it
         attempt, total = download.attempt, download.total
         try:
             position = 0
@@ -341,17 +402,21 @@ class FileCache:
                 if position < readable:
                     chunk = download.from_memory(position, readable)
                     if chunk is None:  # fell behind the window: from the spool (or blob)
-                        if handle is None:
+                        if handle is None and not from_store:
                             handle = await self._open_for_reading(download)
-                        if spans:
+                            from_store = handle is None
+                        if handle is None:  # from_store
+                            chunk = await self._read_committed(download, position, readable)
+                        elif spans:
                             # Everything before the window is spooled (only spooled bytes
                             # ever leave it), and the spool is flushed up to `spooled`.
                             end = min(readable, download.spooled)
                             yield Span(handle, position, end - position)
                             position = end
                             continue
-                        size = min(_READ_CHUNK, readable - position)
-                        chunk = await asyncio.to_thread(_read_at, handle, position, size)
+                        else:
+                            size = min(_READ_CHUNK, readable - position)
+                            chunk = await asyncio.to_thread(_read_at, handle, position, size)
                     position += len(chunk)
                     yield chunk
                 elif is_complete:
@@ -373,7 +438,9 @@ class FileCache:
             await asyncio.wait(committing, timeout=_COMMIT_GRACE)
         await self._downloads.close()
 
-    async def _open_for_reading(self, download: Download) -> IO[bytes]:
+    async def _open_for_reading(self, download: Download) -> IO[bytes] | None:
+        """The spool, or the blob's local file once committed; None: committed to a store
+        without local files, to be read from it."""
         while download.spool is None and not download.is_done:
             await download.changed()
         if download.spool is not None:
@@ -385,9 +452,23 @@ class FileCache:
         # (a race the load test found: a 200 with headers and then no body).
         while not download.is_done:
             await download.changed()
-        if download.is_committed and (path := await self.local_path(download.key)):
-            return await open_off_loop(path, "rb")
+        if download.is_committed and download.key is not None:
+            if self._local is None:
+                return None
+            if path := await self._local.local_path(download.key):
+                return await open_off_loop(path, "rb")
         raise download.error or UpstreamError("download ended before it could be read")
+
+    async def _read_committed(self, download: Download, position: int, end: int) -> bytes:
+        assert download.key is not None, "only a verified download is committed"
+        end = min(end, position + _READ_CHUNK)
+        try:
+            chunk = await read_bytes(self._blobs, download.key, position, end)
+        except FileNotFoundError:
+            chunk = b""
+        if not chunk:
+            raise UpstreamError("the file left the cache while being read")
+        return chunk
 
     async def _run(self, download: Download, answer: UpstreamFile | None) -> None:
         started = time.monotonic()
@@ -397,7 +478,7 @@ class FileCache:
             download.notify()
             if download.key is not None:
                 await self._leases.wait_until_deleted(download.key)
-                await self._blobs.put_file(download.key, spool)
+                await store_file(self._blobs, download.key, spool)
                 download.is_committed = True
                 if download.written <= SMALL_FILE_BYTES and (data := download.whole()):
                     self._small.keep(download.key, data)
@@ -587,6 +668,19 @@ def _write_and_hash(out: IO[bytes], hasher: Any, batch: list[bytes], close: bool
     finally:
         if close:
             out.close()
+
+
+async def _copy_to_spool(cached: CachedFile, spool_dir: Path) -> Path:
+    """A blob copied into a new spool file, for a reader that wants a path."""
+    path, out = await _open_spool_off_loop(spool_dir, cached.size)
+    try:
+        async for chunk in cached.read(0, cached.size or 0):
+            await asyncio.to_thread(out.write, chunk)
+    except BaseException:
+        await asyncio.shield(asyncio.to_thread(_discard_spool, (path, out)))
+        raise
+    await asyncio.shield(asyncio.to_thread(out.close))
+    return path
 
 
 def _read_at(handle: IO[bytes], position: int, size: int) -> bytes:

@@ -71,15 +71,16 @@ class ReleaseMetadata:
             key = file.metadata_sha256
             if key is None:
                 key = await self._extractor.obtain(project, file)
-                if key is not None:
-                    extracted[file.filename] = key
-            elif await self._files.local_path(key) is None:
+                if key is None:
+                    continue
+                extracted[file.filename] = key
+            elif not await self._files.is_cached(key):
                 with contextlib.suppress(BodegaError):  # offline, or upstream has none after all
                     download = self._files.download(key, file.url + _METADATA_SUFFIX, None)
                     await download.wait_until_done()
-            path = await self._files.local_path(key)
-            if path is not None:
-                return await asyncio.to_thread(path.read_bytes)
+            found = await self._files.read_whole(key)
+            if found is not None:
+                return found
         return None
 
     async def _from_sdists(self, files: list[DistributionFile]) -> bytes | None:
@@ -106,16 +107,19 @@ class ReleaseMetadata:
         return found
 
     async def _read_sdist(self, key: str, file: DistributionFile) -> bytes:
-        cached = await self._files.open_cached(key)
-        if cached is None:
+        found = await self._read_cached_sdist(key, file.filename)
+        if found is None:
             await self._files.download(key, file.url, file.size).wait_until_done()
-            cached = await self._files.open_cached(key)
-            if cached is None:
+            found = await self._read_cached_sdist(key, file.filename)
+            if found is None:
                 raise BodegaError(f"{file.filename} left the cache before it was read")
-        try:
-            return await asyncio.to_thread(_read_pkg_info, cached.path, file.filename)
-        finally:
-            cached.release()
+        return found
+
+    async def _read_cached_sdist(self, key: str, filename: str) -> bytes | None:
+        async with self._files.local_file(key) as path:
+            if path is None:
+                return None
+            return await asyncio.to_thread(_read_pkg_info, path, filename)
 
 
 def _read_pkg_info(path: Path, filename: str) -> bytes:

@@ -40,7 +40,7 @@ from bodega.errors import BodegaError, NotFound, UpstreamError
 from bodega.proxy.compression import GZIP_LEVEL, gzip_blob
 from bodega.proxy.coordination import Flights
 from bodega.proxy.singleflight import SingleFlight
-from bodega.storage.blobs import BlobStore
+from bodega.storage.blobs import BlobStore, store_file
 from bodega.storage.localfiles import acquire_off_loop
 from bodega.storage.metadata import MetadataStore, StoredRoot
 
@@ -193,10 +193,10 @@ class RootList:
         async with self._upstream.open_root() as listing:
             spooled = await spool_root_list(listing.chunks(), listing.media_type, self._spool_dir)
         try:
-            await self._blobs.put_file(spooled.html_key, spooled.html_path)
-            await self._blobs.put_file(spooled.json_key, spooled.json_path)
+            await store_file(self._blobs, spooled.html_key, spooled.html_path)
+            await store_file(self._blobs, spooled.json_key, spooled.json_path)
         finally:
-            await asyncio.to_thread(spooled.discard)  # whatever put_file did not consume
+            await asyncio.to_thread(spooled.discard)  # whatever store_file did not consume
         root = StoredRoot(spooled.html_key, spooled.json_key, spooled.project_count, self._clock())
         previous = await self._store.get_root()
         stored = await self._store.put_root(root)

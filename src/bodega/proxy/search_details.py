@@ -79,7 +79,7 @@ class DetailsFiller:
                 if file is None or metadata_key is None:
                     return  # no core metadata upstream: the version is all there is
                 download = None
-                if await self._files.local_path(metadata_key) is None:
+                if not await self._files.is_cached(metadata_key):
                     download = self._files.download(metadata_key, file.url + ".metadata", None)
                 self._search.saw_metadata(key, metadata_key, download)
                 if download is not None:

@@ -1,5 +1,6 @@
 """A verified file from the cache as an HTTP response: conditional requests, one byte range
-(core.ranges says which bytes), and the body by sendfile, counted for the access log.
+(core.ranges says which bytes), and the body by sendfile, counted for the access log (or
+streamed from the blob store, when its blobs are no local files).
 
 Its own rather than aiohttp's FileResponse, which answers `bytes=-0` with the whole file,
 ignores an entity-tag in If-Range and refuses several ranges with a 416 (RFC 9110 says
@@ -13,6 +14,8 @@ import asyncio
 import os
 import weakref
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import IO
 
 from aiohttp import web
@@ -32,9 +35,9 @@ _OCTET_STREAM = "application/octet-stream"
 
 @dataclass(frozen=True, slots=True)
 class _Opened:
-    file: IO[bytes]
+    file: IO[bytes] | None  # None: streamed from the blob store
     size: int
-    mtime: float
+    mtime: float | None  # a blob store without files may know none: no Last-Modified
 
 
 class CachedResponse(web.StreamResponse):
@@ -60,15 +63,16 @@ class CachedResponse(web.StreamResponse):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         try:
             try:
-                opened = await acquire_off_loop(lambda: _open(self._cached), _close)
+                opened = await self._open()
             except OSError:  # held against eviction, so only a disk gone wrong gets here
                 self.set_status(404)
                 return await super().prepare(request)
             try:
                 writer, sent = await self._answer(request, opened)
             finally:
-                # Shielded: cancelled while queued, a close would never run.
-                await asyncio.shield(asyncio.to_thread(_close, opened))
+                if opened.file is not None:
+                    # Shielded: cancelled while queued, a close would never run.
+                    await asyncio.shield(asyncio.to_thread(_close, opened))
         except asyncio.CancelledError:
             # aiohttp sends a returned response after the handler's middlewares are done,
             # so a cut here is logged here.
@@ -80,13 +84,21 @@ class CachedResponse(web.StreamResponse):
             self._telemetry.served_from_cache(sent)
         return writer
 
+    async def _open(self) -> _Opened:
+        path = self._cached.path
+        if path is None:
+            assert self._cached.size is not None, "a blob without a file has a known size"
+            return _Opened(None, self._cached.size, None)
+        return await acquire_off_loop(lambda: _open(path), _close)
+
     async def _answer(
         self, request: web.BaseRequest, opened: _Opened
     ) -> tuple[AbstractStreamWriter | None, int]:
         """Sends the answer; returns the writer and how many body bytes went out."""
-        tag = self._cached.path.name
+        tag = self._cached.key
         self.etag = tag
-        self.last_modified = opened.mtime
+        if opened.mtime is not None:
+            self.last_modified = opened.mtime
         failed = _failed_precondition(request, tag, opened.mtime)
         if failed is not None:
             self.set_status(failed)
@@ -97,7 +109,7 @@ class CachedResponse(web.StreamResponse):
             request.headers.get("If-Range"),
             size=opened.size,
             etag=self.headers["ETag"],
-            last_modified=self.headers["Last-Modified"],
+            last_modified=self.headers.get("Last-Modified", ""),
         )
         if selection.answer is Answer.UNSATISFIABLE:
             self.set_status(416)
@@ -113,9 +125,24 @@ class CachedResponse(web.StreamResponse):
         writer = await super().prepare(request)
         if request.method == "HEAD" or end == start:
             return writer, 0
-        await send_file_part(request, opened.file, start, end - start)
+        if opened.file is not None:
+            await send_file_part(request, opened.file, start, end - start)
+        elif not await self._stream(request, start, end):
+            return writer, 0
         await self.write_eof()
         return writer, end - start
+
+    async def _stream(self, request: web.BaseRequest, start: int, end: int) -> bool:
+        """The bytes from the blob store; False when the blob went away midway (the
+        connection is dropped: a short body must never pass for the file)."""
+        try:
+            async for chunk in self._cached.read(start, end):
+                await self.write(chunk)
+        except FileNotFoundError:
+            if request.transport is not None:
+                request.transport.abort()
+            return False
+        return True
 
 
 class SmallFileResponse(web.Response):
@@ -140,8 +167,8 @@ class SmallFileResponse(web.Response):
         return writer
 
 
-def _open(cached: CachedFile) -> _Opened:
-    file = cached.path.open("rb")
+def _open(path: Path) -> _Opened:
+    file = path.open("rb")
     try:
         status = os.fstat(file.fileno())
     except OSError:
@@ -151,21 +178,27 @@ def _open(cached: CachedFile) -> _Opened:
 
 
 def _close(opened: _Opened) -> None:
-    opened.file.close()
+    if opened.file is not None:
+        opened.file.close()
 
 
-def _failed_precondition(request: web.BaseRequest, tag: str, mtime: float) -> int | None:
-    """412 or 304 when a conditional header says so (RFC 9110 13.2.2 order), else None."""
+def _failed_precondition(request: web.BaseRequest, tag: str, mtime: float | None) -> int | None:
+    """412 or 304 when a conditional header says so (RFC 9110 13.2.2 order), else None.
+    Without a modification date the date conditions are ignored (13.1.3, 13.1.4)."""
     if (if_match := request.if_match) is not None:
         if not _matches(if_match, tag, weak=False):
             return 412
-    elif (since := request.if_unmodified_since) is not None and mtime > since.timestamp():
+    elif (since := request.if_unmodified_since) is not None and _is_after(mtime, since):
         return 412
     if (if_none_match := request.if_none_match) is not None:
         return 304 if _matches(if_none_match, tag, weak=True) else None
-    if (modified := request.if_modified_since) is not None and mtime <= modified.timestamp():
-        return 304
+    if (modified := request.if_modified_since) is not None and mtime is not None:
+        return 304 if not _is_after(mtime, modified) else None
     return None
+
+
+def _is_after(mtime: float | None, moment: datetime) -> bool:
+    return mtime is not None and mtime > moment.timestamp()
 
 
 def _matches(tags: tuple[ETag, ...], tag: str, *, weak: bool) -> bool:

@@ -9,6 +9,7 @@ from aiohttp.abc import AbstractStreamWriter
 from bodega.core.names import normalize_project_name
 from bodega.core.negotiation import choose_media_type
 from bodega.core.parsing import HTML, JSON_V1
+from bodega.proxy.files import CachedFile
 from bodega.services import Services
 from bodega.storage.metadata import StoredRoot
 from bodega.web.headers import (
@@ -78,18 +79,20 @@ async def root_list(request: web.Request, services: Services, match: Match) -> w
     # A client holding a current variant gets it confirmed, even when another is preferred
     # now (the gzip copy made since), rather than the whole list again.
     held = [variant for variant in variants if etag_matches(request, (variant.etag,))]
-    variant, path = (held[0], None) if held else await _first_stored(services, variants)
+    variant, stored = (held[0], None) if held else await _first_stored(services, variants)
     if if_match_fails(request, variant.etag):
         return web.Response(status=412, headers={"ETag": variant.etag})
     if held:
         del headers["Content-Type"]
         return web.Response(status=304, headers={**headers, "ETag": variant.etag})
-    if path is None:
+    if stored is None:
         raise web.HTTPServiceUnavailable(text="the root list is being rebuilt; try again\n")
     if variant.is_gzip:
         headers["Content-Encoding"] = "gzip"
+    if stored.path is None:
+        return _StreamedRendering(stored, variant.etag, headers)
     answered = answered_by_etag(request, variant.etag)
-    return _StoredRendering(path, variant.etag, headers, answered=answered)
+    return _StoredRendering(stored.path, variant.etag, headers, answered=answered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +120,13 @@ def _variants(root: StoredRoot, media_type: str, accepts_gzip: bool) -> list[_Va
 
 async def _first_stored(
     services: Services, variants: list[_Variant]
-) -> tuple[_Variant, Path | None]:
+) -> tuple[_Variant, CachedFile | None]:
     """The first variant whose blob is there (a gzip copy `cache verify` quarantined is
     not: the rendering itself will do)."""
     for variant in variants:
-        path = await services.files.local_path(variant.key)
-        if path is not None:
-            return variant, path
+        stored = await services.files.open_stored(variant.key)
+        if stored is not None:
+            return variant, stored
     return variants[-1], None
 
 
@@ -158,6 +161,33 @@ class _StoredRendering(web.FileResponse):
                 kept.popall(name, None)
             request = request.clone(headers=kept)
         return await super().prepare(request)
+
+
+class _StreamedRendering(web.StreamResponse):
+    """A stored rendering streamed from a blob store whose blobs are no local files, whole
+    and under the blob's ETag: such a store has no modification date to offer, and a
+    server may ignore Range (RFC 9110 14.2)."""
+
+    def __init__(self, stored: CachedFile, etag: str, headers: dict[str, str]) -> None:
+        super().__init__(headers={**headers, "ETag": etag, "Accept-Ranges": "none"})
+        assert stored.size is not None, "a blob without a file has a known size"
+        self.content_length = stored.size
+        self._stored = stored
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        if request.method == "HEAD":
+            return writer
+        try:
+            async for chunk in self._stored.read(0, self.content_length or 0):
+                await self.write(chunk)
+        except FileNotFoundError:
+            # Deleted midway (a refresh retired it): never let a short list pass for whole.
+            if request.transport is not None:
+                request.transport.abort()
+            return writer
+        await self.write_eof()
+        return writer
 
 
 def _content_type(media_type: str) -> str:

@@ -17,6 +17,7 @@ from bodega.core.root_list import parse_project_list
 from bodega.proxy.compression import gzip_blob
 from bodega.proxy.root import RootList, spool_root_list
 from bodega.proxy.search import ProjectSearch
+from bodega.storage.blobs import store_file
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import StoredRoot
 from bodega.storage.sqlite import SqliteIndexStore
@@ -97,8 +98,8 @@ async def store_root(
 ) -> StoredRoot:
     """The renderings of `count` names, stored as the root list."""
     spooled = await spool_root_list(generated_page(count), HTML, tmp_path / "tmp")
-    await blobs.put_file(spooled.html_key, spooled.html_path)
-    await blobs.put_file(spooled.json_key, spooled.json_path)
+    await store_file(blobs, spooled.html_key, spooled.html_path)
+    await store_file(blobs, spooled.json_key, spooled.json_path)
     root = StoredRoot(spooled.html_key, spooled.json_key, count, 0.0)
     await store.put_root(root)
     return root

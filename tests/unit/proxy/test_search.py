@@ -12,6 +12,7 @@ import pytest
 from bodega.core.parsing import HTML
 from bodega.proxy.root import RootList, spool_root_list
 from bodega.proxy.search import ProjectSearch
+from bodega.storage.blobs import store_bytes, store_file
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import StoredRoot
 from bodega.storage.sqlite import SqliteIndexStore
@@ -72,7 +73,7 @@ async def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_one_runs(
     temp_dir = tmp_path / "tmp"
     async with offline_search(store, blobs, offline_upstream, temp_dir, 0.05) as search:
         spooled = await spool_root_list(one_page(), HTML, tmp_path / "tmp")
-        await blobs.put_file(spooled.json_key, spooled.json_path)
+        await store_file(blobs, spooled.json_key, spooled.json_path)
         await store.put_root(StoredRoot(spooled.html_key, spooled.json_key, 3, 0.0))
         search.start()
         await eventually(search.status, lambda status: status.names == 3)
@@ -91,8 +92,8 @@ async def test_the_notes_worker_survives_an_unexpected_failure(
     learned no summary or version again until a restart."""
     blobs = FailingOnce(tmp_path / "blobs", tmp_path / "tmp")
     metadata = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nSummary: A demo\n"
-    await blobs.put_bytes("a" * 64, metadata)
-    await blobs.put_bytes("b" * 64, metadata)
+    await store_bytes(blobs, "a" * 64, metadata)
+    await store_bytes(blobs, "b" * 64, metadata)
     async with offline_search(store, blobs, offline_upstream, tmp_path / "tmp") as search:
         search.start()
         search.saw_metadata("demo", "a" * 64, None)  # its read hits the bug
@@ -148,7 +149,7 @@ async def test_a_note_for_a_blob_evicted_meanwhile_is_dropped_quietly_and_noted_
             return "c" * 64 not in search._seen_metadata
 
         await eventually(forgotten, bool)
-        await blobs.put_bytes("c" * 64, b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+        await store_bytes(blobs, "c" * 64, b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
         search.saw_metadata("demo", "c" * 64, None)
 
         async def version() -> str | None:
