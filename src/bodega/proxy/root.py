@@ -44,6 +44,16 @@ from bodega.storage.blobs import BlobStore, store_file
 from bodega.storage.localfiles import acquire_off_loop
 from bodega.storage.metadata import MetadataStore, StoredRoot
 
+__all__ = [
+    "Listing",
+    "RootList",
+    "RootSource",
+    "SpooledRoot",
+    "StoredRoot",
+    "batches",
+    "spool_root_list",
+]
+
 log = logging.getLogger(__name__)
 
 

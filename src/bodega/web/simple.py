@@ -10,8 +10,8 @@ from bodega.core.names import normalize_project_name
 from bodega.core.negotiation import choose_media_type
 from bodega.core.parsing import HTML, JSON_V1
 from bodega.proxy.files import CachedFile
+from bodega.proxy.root import StoredRoot
 from bodega.services import Services
-from bodega.storage.metadata import StoredRoot
 from bodega.web.headers import (
     CACHE_OUTCOME,
     accepts_gzip,
