@@ -26,9 +26,10 @@ from bodega.clients import (
     index_url,
 )
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
-from bodega.core.indexes import check_index_name
+from bodega.core.indexes import MirrorIndex, check_index_name
 from bodega.core.names import normalize_project_name
 from bodega.core.units import format_size, parse_duration
+from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, InvalidLockfile, InvalidName, StorageError
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
 from bodega.services import initialize, open_maintenance
@@ -121,14 +122,18 @@ def serve(**options: Any) -> None:
         settings = _settings(options)
 
         def announce(url: str) -> None:
+            default = settings.index(settings.default_index)
+            upstream = shown_url(default.upstream) if isinstance(default, MirrorIndex) else ""
             source = (
-                f"offline (never contacting {settings.upstream}), only what is cached,"
-                if settings.offline
-                else settings.upstream
+                f"offline (never contacting {upstream}), only what is cached,"
+                if isinstance(default, MirrorIndex) and default.offline
+                else upstream or f"{default.name} (virtual)"
             )
+            others = [spec.name for spec in settings.indexes if spec.name != default.name]
+            also = f"; also {', '.join(others)} under {url}<user>/<index>/" if others else ""
             click.echo(
                 f"bodega {__version__} serving {source} at {url}simple/"
-                f" (data in {settings.data_dir})",
+                f" (data in {settings.data_dir}){also}",
                 err=True,
             )
 

@@ -35,7 +35,10 @@ class Route(Enum):
 
 # Where pip search posts XML-RPC: its default (/pypi), the usual alias, and an index's own
 # path, as a pip.conf written for devpi names it ([search] index = .../root/pypi/).
-XMLRPC_PATHS = ("/pypi", "/pypi/", "/RPC2", "/{user}/{index}", "/{user}/{index}/")
+# An index's path is a pattern of name characters only, so no other path (a name with a
+# control character, say) meets a POST-only route and gets a 405 instead of its 404.
+_INDEX_PATH = "/{user:[A-Za-z0-9][A-Za-z0-9._-]*}/{index:[A-Za-z0-9][A-Za-z0-9._-]*}"
+XMLRPC_PATHS = ("/pypi", "/pypi/", "/RPC2", _INDEX_PATH, _INDEX_PATH + "/")
 _XMLRPC = (("pypi",), ("RPC2",))
 # The web UI lives under "+" segments, which are no project names and no index names.
 _UI = {"+search": Route.UI_SEARCH, "+cache": Route.UI_CACHE, "+status.json": Route.STATUS}
