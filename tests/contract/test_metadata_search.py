@@ -2,7 +2,7 @@
 downloads; each index's own."""
 
 from bodega.storage.metadata import MetadataStore, SearchDetails, SharedMetadataStore
-from tests.contract.conftest import sync_names
+from tests.support.search_sync import sync_names
 
 
 async def test_chunked_sync_adds_renames_and_removes_but_keeps_seen_projects(

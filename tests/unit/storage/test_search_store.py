@@ -3,26 +3,13 @@ matching."""
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
 from bodega.storage.metadata import FIRST_INDEX, SearchDetails
 from bodega.storage.sqlite import SqliteIndexStore, SqliteMetadataStore
 from bodega.storage.sqlite_schema import MIGRATIONS
-
-
-async def sync_names(
-    store: SqliteIndexStore, names: Sequence[tuple[str, str]], limit: int = 2
-) -> None:
-    """A whole sync as ProjectSearch runs it, staged in two parts and merged `limit` at a time."""
-    sync = await store.start_search_sync()
-    await sync.stage(names[: len(names) // 2])
-    await sync.stage(names[len(names) // 2 :])
-    after = await sync.merge(None, limit)
-    while after is not None:
-        after = await sync.merge(after, limit)
-    await sync.finish("root-blob")
+from tests.support.search_sync import sync_names
 
 
 async def test_a_list_that_shrank_is_merged_in_bounded_chunks(store: SqliteIndexStore) -> None:
