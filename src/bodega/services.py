@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 from bodega.config import Settings
-from bodega.core.indexes import IndexSpec, MirrorIndex, VirtualIndex
+from bodega.core.indexes import MirrorIndex, VirtualIndex, mirror_names
 from bodega.errors import ConfigError
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.coordination import Duties, LocalBlobLeases, LocalDuties
@@ -160,26 +160,18 @@ class _Shared:
 def _first_mirror(settings: Settings) -> str:
     """The mirror that readiness probes and the file cache falls back on: the default
     index's first."""
-    default = settings.index(settings.default_index)
-    if isinstance(default, MirrorIndex):
-        return default.name
-    mirrors = [spec.name for spec in settings.indexes if isinstance(spec, MirrorIndex)]
-    return next((base for base in _bases(settings, default) if base in mirrors), mirrors[0])
+    return _mirror_names(settings, settings.default_index)[0]
 
 
-def _bases(settings: Settings, spec: IndexSpec) -> list[str]:
-    """The mirrors an index serves from, in order, each once."""
-    if isinstance(spec, MirrorIndex):
-        return [spec.name]
-    found = [name for base in spec.bases for name in _bases(settings, settings.index(base))]
-    return list(dict.fromkeys(found))
+def _mirror_names(settings: Settings, name: str) -> tuple[str, ...]:
+    return mirror_names({spec.name: spec for spec in settings.indexes}, name)
 
 
 def _open_union_root(
     spec: VirtualIndex, mirrors: dict[str, Mirror], shared: _Shared, stack: AsyncExitStack
 ) -> RootList:
     """A virtual index's root list: its mirrors' lists as one, kept in its own rows."""
-    bases = [mirrors[name] for name in _bases(shared.settings, spec)]
+    bases = [mirrors[name] for name in _mirror_names(shared.settings, spec.name)]
     root = RootList(
         UnionRootSource([mirror.root for mirror in bases], shared.blobs),
         shared.store.index(spec.name),

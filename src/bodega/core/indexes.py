@@ -188,6 +188,16 @@ def _label(name: str) -> str:
     return f'[indexes."{name}"]'
 
 
+def mirror_names(specs: Mapping[str, IndexSpec], name: str) -> tuple[str, ...]:
+    """The mirrors an index serves from, in base order, each once (`specs` by name, checked
+    for unknown bases and cycles already)."""
+    spec = specs[name]
+    if isinstance(spec, MirrorIndex):
+        return (spec.name,)
+    found = [mirror for base in spec.bases for mirror in mirror_names(specs, base)]
+    return tuple(dict.fromkeys(found))
+
+
 def merge_pages(pages: Sequence[ProjectPage]) -> ProjectPage:
     """One page from the pages of several bases (`merge = true`), in base order: every
     file once, the first base's entry winning for a filename two bases list."""

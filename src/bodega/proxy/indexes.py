@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bodega.core.indexes import IndexSpec, MirrorIndex, VirtualIndex, merge_pages
+from bodega.core.indexes import IndexSpec, MirrorIndex, VirtualIndex, merge_pages, mirror_names
 from bodega.core.model import DistributionFile
 from bodega.core.search import Query
 from bodega.errors import NotFound
@@ -105,14 +105,8 @@ class Indexes:
 
     def mirrors_of(self, name: str) -> tuple[Mirror, ...]:
         """The mirrors an index serves from, in order (each once)."""
-        spec = self.spec(name)
-        if isinstance(spec, MirrorIndex):
-            return (self._mirrors[spec.name],)
-        found: dict[str, Mirror] = {}
-        for base in spec.bases:
-            for mirror in self.mirrors_of(base):
-                found.setdefault(mirror.name, mirror)
-        return tuple(found.values())
+        names = mirror_names(self._specs, self.spec(name).name)
+        return tuple(self._mirrors[mirror] for mirror in names)
 
     async def serving(self, name: str, project: str) -> Mirror:
         """The mirror that serves a (normalized) project of this index; NotFound when no

@@ -14,6 +14,8 @@ names the index it asked for (empty: the default one) and the handler looks it u
 from dataclasses import dataclass
 from enum import Enum
 
+from bodega.core.indexes import RESERVED_USERS
+
 
 class Route(Enum):
     HOME = "home"
@@ -44,8 +46,6 @@ _XMLRPC = (("pypi",), ("RPC2",))
 _UI = {"+search": Route.UI_SEARCH, "+cache": Route.UI_CACHE, "+status.json": Route.STATUS}
 # Operations endpoints under /-/, a segment no project or index can be named.
 _OPERATIONS = {"health": Route.HEALTH, "ready": Route.READY, "metrics": Route.METRICS}
-# The first segment of a path that is not an index's: no index's user may be named so.
-RESERVED_USERS = frozenset({"simple", "files", "pypi", "RPC2", "-"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,8 @@ def _match_outside_indexes(segments: list[str]) -> Match | None:
 
 def _names_an_index(segments: list[str]) -> bool:
     """`/<user>/<index>/...`: two segments that are no route of the default index's tree."""
-    if len(segments) < 2 or segments[0] in RESERVED_USERS or segments[0].startswith("+"):
+    # The default tree's own first segments are no index's user (core.indexes refuses them).
+    if len(segments) < 2 or segments[0].lower() in RESERVED_USERS or segments[0][0] in "+-":
         return False
     if len(segments) == 2:
         return segments[1] != "json"  # `/<project>/json` is pip-tools' JSON API

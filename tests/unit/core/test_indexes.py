@@ -263,3 +263,19 @@ def test_merged_status_is_the_first_bases_that_says_one_and_serials_are_dropped(
     assert merged.status == archived
     assert merged.last_serial is None
     assert merged.name == "demo"
+
+
+def test_mirror_names_follow_virtual_bases_in_order_each_once() -> None:
+    from bodega.core.indexes import IndexSpec, mirror_names
+
+    def mirror(name: str) -> MirrorIndex:
+        return MirrorIndex(name, "http://127.0.0.1:9/simple/", 600, 30, 5, 600, False)
+
+    specs: dict[str, IndexSpec] = {
+        "root/pypi": mirror("root/pypi"),
+        "team/torch": mirror("team/torch"),
+        "team/gpu": VirtualIndex("team/gpu", ("team/torch", "root/pypi")),
+        "team/all": VirtualIndex("team/all", ("team/gpu", "root/pypi", "team/torch")),
+    }
+    assert mirror_names(specs, "root/pypi") == ("root/pypi",)
+    assert mirror_names(specs, "team/all") == ("team/torch", "root/pypi")
