@@ -21,7 +21,9 @@ from bodega.proxy.file_requests import FileRequests
 from bodega.proxy.files import FileCache
 from bodega.proxy.indexes import Indexes, Mirror
 from bodega.proxy.maintenance import CacheMaintenance
+from bodega.proxy.page_requests import PageRequests
 from bodega.proxy.pages import ProjectPages
+from bodega.proxy.project_json import ProjectJson
 from bodega.proxy.readiness import Readiness
 from bodega.proxy.release_metadata import ReleaseMetadata
 from bodega.proxy.root import RootList
@@ -42,7 +44,9 @@ class Services:
     settings: Settings
     instance_id: str  # marks this process's upstream requests, to detect request loops
     indexes: Indexes  # which mirror serves what, per index: pages, search, the root list
+    pages: PageRequests  # the use case behind the simple API
     file_requests: FileRequests  # the use case behind every file URL
+    project_json: ProjectJson  # the use case behind the JSON API
     files: FileCache  # shared by every index: a blob is stored once
     telemetry: Telemetry  # what /-/metrics and the web UI's cache page show
     eviction: Eviction
@@ -134,7 +138,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings,
             instance_id,
             indexes,
+            PageRequests(indexes, files, shared.telemetry),
             FileRequests(indexes, files, shared.telemetry),
+            ProjectJson(indexes, file_digests),
             files,
             shared.telemetry,
             eviction,

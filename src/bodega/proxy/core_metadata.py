@@ -80,6 +80,7 @@ class CoreMetadataExtractor:
         files: FileCache,
         *,
         clock: Callable[[], float] = time.time,
+        flights: Flights[str | None] | None = None,
     ) -> None:
         self._upstream = upstream
         self._blobs = blobs
@@ -87,7 +88,9 @@ class CoreMetadataExtractor:
         self._files = files
         self._clock = clock
         self.on_found: OnFound | None = None  # told of each METADATA stored (pages listen)
-        self._flights: Flights[str | None] = SingleFlight()
+        self._flights: Flights[str | None] = (
+            flights if flights is not None else SingleFlight[str | None]()
+        )
         self._failed: OrderedDict[str, float] = OrderedDict()
         # (priority, order of arrival, project, file): a heap, most wanted first.
         self._queue: list[tuple[Priority, int, str, DistributionFile]] = []

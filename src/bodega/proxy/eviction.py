@@ -14,7 +14,7 @@ from bodega.proxy.coordination import EVICTION, Duties, LocalDuties
 from bodega.proxy.files import FileCache
 from bodega.proxy.telemetry import Telemetry
 from bodega.storage.blobs import BlobStore
-from bodega.storage.metadata import MetadataStore
+from bodega.storage.metadata import BlobRecords
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Eviction:
     def __init__(
         self,
         blobs: BlobStore,
-        store: MetadataStore,
+        store: BlobRecords,
         files: FileCache,
         telemetry: Telemetry,
         *,

@@ -3,11 +3,12 @@ blob or the download that fills it, and what bodega learns on the way (search's 
 a wheel's METADATA from the cached file). The web edge only translates the answer to HTTP.
 """
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from bodega.core.model import DistributionFile
 from bodega.errors import NotFound
-from bodega.proxy.files import CachedFile, Download, FileCache
+from bodega.proxy.files import CachedFile, Download, FileCache, Span
 from bodega.proxy.indexes import Indexes, Mirror
 from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry, Telemetry
 
@@ -101,6 +102,10 @@ class FileRequests:
                 raise NotFound(f"{ask.filename} could not be cached")
             return FromCache(cached, CacheOutcome.MISS, counted)
         return Live(download)
+
+    def stream(self, download: Download, *, spans: bool) -> AsyncGenerator[bytes | Span, None]:
+        """A live download's bytes as they arrive (see FileCache.stream)."""
+        return self._files.stream(download, spans=spans)
 
     async def _hit(
         self, key: str | None, is_whole_get: bool, counted: IndexTelemetry

@@ -37,7 +37,7 @@ from bodega.proxy.small_files import SmallFiles
 from bodega.proxy.telemetry import IndexTelemetry
 from bodega.storage.blobs import BlobStore, LocalBlobs, read_bytes, store_file
 from bodega.storage.localfiles import acquire_off_loop, open_off_loop
-from bodega.storage.metadata import MetadataStore
+from bodega.storage.metadata import BlobRecords
 from bodega.upstream import Upstream, UpstreamFile
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ class FileCache:
     def __init__(
         self,
         blobs: BlobStore,
-        store: MetadataStore,
+        store: BlobRecords,
         upstream: Upstream,
         spool_dir: Path,
         *,
@@ -214,6 +214,7 @@ class FileCache:
         clock: Callable[[], float] = time.time,
         crash: CrashPoints = CrashPoints.DISARMED,
         leases: BlobLeases | None = None,
+        flights: Flights[None] | None = None,
     ) -> None:
         self.telemetry = telemetry  # the web edge counts each request's outcome here
         self._blobs = blobs
@@ -223,7 +224,7 @@ class FileCache:
         self._upstream = upstream
         self._spool_dir = spool_dir
         self._clock = clock
-        self._downloads: Flights[None] = SingleFlight()
+        self._downloads: Flights[None] = flights if flights is not None else SingleFlight[None]()
         self._active: dict[str, Download] = {}  # by flight key: the downloads under way
         self._crash = crash
         self._leases = leases or LocalBlobLeases()  # blobs being served from disk right now

@@ -84,6 +84,7 @@ class ProjectPages:
         on_page: Callable[[ProjectPage], None] | None = None,
         core_metadata: CoreMetadataExtractor | None = None,
         crash: CrashPoints = CrashPoints.DISARMED,
+        flights: Flights[CachedPage] | None = None,
     ) -> None:
         self.telemetry = telemetry  # the web edge counts each request's outcome here
         self._on_page = on_page  # told of every page fetched from upstream (search listens)
@@ -97,7 +98,9 @@ class ProjectPages:
         self._clock = clock
         self._memory: OrderedDict[str, CachedPage] = OrderedDict()
         self._memory_entries = memory_entries
-        self._refreshes: Flights[CachedPage] = SingleFlight()
+        self._refreshes: Flights[CachedPage] = (
+            flights if flights is not None else SingleFlight[CachedPage]()
+        )
         self._writes: set[asyncio.Task[None]] = set()  # stores not yet done (write-behind)
         # METADATA extracted while its page was being refreshed, after the refresh read
         # the store: laid over the refreshed page too, or it would show only after the next.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bodega.errors import UpstreamError
-from bodega.storage.metadata import MetadataStore
+from bodega.storage.metadata import StoreHealth
 from bodega.upstream import Upstream
 
 _PROBE_TIMEOUT = 3.0
@@ -18,7 +18,7 @@ _PROBE_TIMEOUT = 3.0
 class Readiness:
     def __init__(
         self,
-        store: MetadataStore,
+        store: StoreHealth,
         upstream: Upstream,
         spool_dir: Path,
         *,

@@ -42,7 +42,7 @@ from bodega.proxy.coordination import Flights
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore, store_file
 from bodega.storage.localfiles import acquire_off_loop
-from bodega.storage.metadata import MetadataStore, StoredRoot
+from bodega.storage.metadata import RootListStore, StoredRoot
 
 __all__ = [
     "Listing",
@@ -87,7 +87,7 @@ class RootList:
     def __init__(
         self,
         upstream: RootSource,
-        store: MetadataStore,
+        store: RootListStore,
         blobs: BlobStore,
         spool_dir: Path,
         *,
@@ -95,6 +95,7 @@ class RootList:
         gzip_level: int = GZIP_LEVEL,
         retire_after: float = RETIRE_AFTER,
         clock: Callable[[], float] = time.time,
+        flights: Flights[StoredRoot] | None = None,
     ) -> None:
         self._upstream = upstream
         self._store = store
@@ -103,7 +104,9 @@ class RootList:
         self._ttl = ttl
         self._gzip_level = gzip_level
         self._clock = clock
-        self._refresh: Flights[StoredRoot] = SingleFlight()
+        self._refresh: Flights[StoredRoot] = (
+            flights if flights is not None else SingleFlight[StoredRoot]()
+        )
         self._compressions: set[asyncio.Task[None]] = set()
         self._retire_after = retire_after
         self._retirements: set[asyncio.Task[None]] = set()

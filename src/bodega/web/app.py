@@ -17,18 +17,28 @@ from bodega.errors import (
     UpstreamLoop,
     UpstreamTimeout,
 )
+from bodega.proxy.telemetry import Telemetry
 from bodega.services import Services
-from bodega.web import files, health, json_api, metrics, simple, ui, xmlrpc
+from bodega.web import ui
 from bodega.web.access_log import log_cut_responses, note_response
+from bodega.web.files import FileEndpoint
 from bodega.web.headers import add_security_headers
+from bodega.web.health import Health
+from bodega.web.json_api import JsonApi
+from bodega.web.metrics import Metrics
 from bodega.web.routing import XMLRPC_PATHS, Match, Route, match
+from bodega.web.simple import SimpleApi
+from bodega.web.xmlrpc import XmlRpc
 
 log = logging.getLogger(__name__)
 
-SERVICES = web.AppKey("services", Services)
-_MATCH = web.RequestKey("match", Match)
+# A handler is bound to the one service it needs and translates between it and HTTP.
+Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 
-Handler = Callable[[web.Request, Services, Match], Awaitable[web.StreamResponse]]
+_HANDLERS = web.AppKey("handlers", dict[Route, Handler])
+_TELEMETRY = web.AppKey("telemetry", Telemetry)
+_VIA = web.AppKey("via", str)  # what this process adds to Via, to detect request loops
+_MATCH = web.RequestKey("match", Match)
 
 _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
     (InvalidName, 400),
@@ -44,7 +54,9 @@ _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
 
 def create_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[log_cut_responses, _errors])
-    app[SERVICES] = services
+    app[_HANDLERS] = _handlers(services)
+    app[_TELEMETRY] = services.telemetry
+    app[_VIA] = f"bodega-{services.instance_id}"
     app[ui.TEMPLATES] = ui.Templates()
     app[ui.STATIC] = ui.static_files()
     app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too
@@ -59,37 +71,40 @@ async def _prepare(request: web.Request, response: web.StreamResponse) -> None:
     # Every response passes here, error pages and redirects included, with its final status.
     await add_security_headers(request, response)
     found = request.get(_MATCH) or match(request.path)
-    request.app[SERVICES].telemetry.count_request(found.route.value, response.status)
+    request.app[_TELEMETRY].count_request(found.route.value, response.status)
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    if f"bodega-{services.instance_id}" in request.headers.get("Via", ""):
+    if request.app[_VIA] in request.headers.get("Via", ""):
         raise UpstreamLoop("this request came back to the bodega that sent it")
     found = match(request.path)
     request[_MATCH] = found  # routed once: _count_request reads it
-    handler = _HANDLERS.get(found.route)
+    handler = request.app[_HANDLERS].get(found.route)
     if handler is None:
         raise NotFound(f"no such page: {request.path}")
-    return await handler(request, services, found)
+    return await handler(request, found)
 
 
-_HANDLERS: dict[Route, Handler] = {
-    Route.HOME: ui.home,
-    Route.ROOT_LIST: simple.root_list,
-    Route.PROJECT: simple.project_page,
-    Route.FILE: files.distribution_file,
-    Route.XMLRPC: xmlrpc.endpoint,
-    Route.UI_SEARCH: ui.search,
-    Route.UI_PROJECT: ui.project,
-    Route.UI_CACHE: ui.cache,
-    Route.STATUS: ui.status,
-    Route.STATIC: ui.static,
-    Route.JSON_API: json_api.project_json,
-    Route.HEALTH: health.health,
-    Route.READY: health.ready,
-    Route.METRICS: metrics.metrics,
-}
+def _handlers(services: Services) -> dict[Route, Handler]:
+    simple = SimpleApi(services.pages)
+    pages = ui.Ui(services.indexes)
+    health = Health(services.readiness)
+    return {
+        Route.HOME: pages.home,
+        Route.ROOT_LIST: simple.root_list,
+        Route.PROJECT: simple.project_page,
+        Route.FILE: FileEndpoint(services.file_requests).distribution_file,
+        Route.XMLRPC: XmlRpc(services.indexes).endpoint,
+        Route.UI_SEARCH: pages.search,
+        Route.UI_PROJECT: pages.project,
+        Route.UI_CACHE: pages.cache,
+        Route.STATUS: pages.status,
+        Route.STATIC: pages.static,
+        Route.JSON_API: JsonApi(services.project_json).project_json,
+        Route.HEALTH: health.health,
+        Route.READY: health.ready,
+        Route.METRICS: Metrics(services.telemetry, services.eviction, services.files).metrics,
+    }
 
 
 @web.middleware

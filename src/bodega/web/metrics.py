@@ -6,8 +6,9 @@ from collections.abc import Iterable, Iterator
 
 from aiohttp import web
 
+from bodega.proxy.eviction import Eviction
+from bodega.proxy.files import FileCache
 from bodega.proxy.telemetry import KINDS, CacheOutcome, Histogram, Telemetry
-from bodega.services import Services
 from bodega.web.routing import Match
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -15,36 +16,43 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Sample = tuple[dict[str, str], float]
 
 
-async def metrics(request: web.Request, services: Services, match: Match) -> web.Response:
-    text = "".join(render(services))
-    headers = {"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"}
-    return web.Response(body=text.encode(), headers=headers)
+class Metrics:
+    """The telemetry recorder's counters, and the cache's gauges."""
 
+    def __init__(self, telemetry: Telemetry, eviction: Eviction, files: FileCache) -> None:
+        self._telemetry = telemetry
+        self._eviction = eviction
+        self._files = files
 
-def render(services: Services) -> Iterator[str]:
-    yield from render_telemetry(services.telemetry)
-    eviction = services.eviction
-    yield from _family(
-        "bodega_downloads_in_flight",
-        "gauge",
-        "Files being downloaded from upstream now.",
-        [({}, services.files.in_flight)],
-    )
-    yield from _family(
-        "bodega_cache_size_bytes",
-        "gauge",
-        "Bytes of files in the cache.",
-        [({}, eviction.size_bytes)],
-    )
-    yield from _family(
-        "bodega_cache_files", "gauge", "Files in the cache.", [({}, eviction.blob_count)]
-    )
-    yield from _family(
-        "bodega_cache_max_size_bytes",
-        "gauge",
-        "The cache's size limit (--max-cache-size); 0: none.",
-        [({}, eviction.max_bytes)],
-    )
+    async def metrics(self, request: web.Request, match: Match) -> web.Response:
+        text = "".join(self._render())
+        headers = {"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"}
+        return web.Response(body=text.encode(), headers=headers)
+
+    def _render(self) -> Iterator[str]:
+        yield from render_telemetry(self._telemetry)
+        eviction = self._eviction
+        yield from _family(
+            "bodega_downloads_in_flight",
+            "gauge",
+            "Files being downloaded from upstream now.",
+            [({}, self._files.in_flight)],
+        )
+        yield from _family(
+            "bodega_cache_size_bytes",
+            "gauge",
+            "Bytes of files in the cache.",
+            [({}, eviction.size_bytes)],
+        )
+        yield from _family(
+            "bodega_cache_files", "gauge", "Files in the cache.", [({}, eviction.blob_count)]
+        )
+        yield from _family(
+            "bodega_cache_max_size_bytes",
+            "gauge",
+            "The cache's size limit (--max-cache-size); 0: none.",
+            [({}, eviction.max_bytes)],
+        )
 
 
 def render_telemetry(telemetry: Telemetry) -> Iterator[str]:

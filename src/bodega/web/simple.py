@@ -10,8 +10,8 @@ from bodega.core.names import normalize_project_name
 from bodega.core.negotiation import choose_media_type
 from bodega.core.parsing import HTML, JSON_V1
 from bodega.proxy.files import CachedFile
+from bodega.proxy.page_requests import PageRequests
 from bodega.proxy.root import StoredRoot
-from bodega.services import Services
 from bodega.web.headers import (
     CACHE_OUTCOME,
     accepts_gzip,
@@ -26,73 +26,75 @@ from bodega.web.routing import Match
 _VARY = "Accept, Accept-Encoding"
 
 
-async def project_page(request: web.Request, services: Services, match: Match) -> web.Response:
-    project = normalize_project_name(match.project)
-    if project != match.project or not match.has_trailing_slash:
-        # Only the validated, normalized name goes into Location, never raw input (threat 8).
-        raise web.HTTPMovedPermanently(f"{match.prefix}{project}/")
-    media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
-    served = await services.indexes.page(match.index, project, client_refresh(request))
-    cached, outcome = served.cached, served.outcome
-    services.telemetry.index(served.index).count_outcome("page", outcome)
-    rendered = await served.pages.render(cached, media_type)
-    headers = {
-        CACHE_OUTCOME: outcome,
-        "Vary": _VARY,
-        "Content-Type": _content_type(media_type),
-        "Cache-Control": f"max-age={served.max_age}, public",
-    }
-    if cached.is_stale:
-        headers["Cache-Control"] = "max-age=0, must-revalidate"
-        headers["Warning"] = '110 bodega "Response is Stale"'
-        headers["X-Bodega-Stale"] = "1"
-    use_gzip = rendered.gzipped is not None and accepts_gzip(request)
-    gzip_etag = rendered.etag[:-1] + '-gzip"'
-    headers["ETag"] = gzip_etag if use_gzip else rendered.etag
-    if cached.page.last_serial is not None:
-        headers["X-PyPI-Last-Serial"] = str(cached.page.last_serial)
-    if etag_matches(request, (rendered.etag, gzip_etag)):
-        del headers["Content-Type"]
-        return web.Response(status=304, headers=headers)
-    if use_gzip:
-        headers["Content-Encoding"] = "gzip"
-        return web.Response(body=rendered.gzipped, headers=headers)
-    return web.Response(body=rendered.body, headers=headers)
+class SimpleApi:
+    def __init__(self, pages: PageRequests) -> None:
+        self._pages = pages
 
+    async def project_page(self, request: web.Request, match: Match) -> web.Response:
+        project = normalize_project_name(match.project)
+        if project != match.project or not match.has_trailing_slash:
+            # Only the validated, normalized name goes into Location, never raw input (threat 8).
+            raise web.HTTPMovedPermanently(f"{match.prefix}{project}/")
+        media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
+        served = await self._pages.project(match.index, project, client_refresh(request))
+        cached, outcome = served.cached, served.outcome
+        rendered = await served.pages.render(cached, media_type)
+        headers = {
+            CACHE_OUTCOME: outcome,
+            "Vary": _VARY,
+            "Content-Type": _content_type(media_type),
+            "Cache-Control": f"max-age={served.max_age}, public",
+        }
+        if cached.is_stale:
+            headers["Cache-Control"] = "max-age=0, must-revalidate"
+            headers["Warning"] = '110 bodega "Response is Stale"'
+            headers["X-Bodega-Stale"] = "1"
+        use_gzip = rendered.gzipped is not None and accepts_gzip(request)
+        gzip_etag = rendered.etag[:-1] + '-gzip"'
+        headers["ETag"] = gzip_etag if use_gzip else rendered.etag
+        if cached.page.last_serial is not None:
+            headers["X-PyPI-Last-Serial"] = str(cached.page.last_serial)
+        if etag_matches(request, (rendered.etag, gzip_etag)):
+            del headers["Content-Type"]
+            return web.Response(status=304, headers=headers)
+        if use_gzip:
+            headers["Content-Encoding"] = "gzip"
+            return web.Response(body=rendered.gzipped, headers=headers)
+        return web.Response(body=rendered.body, headers=headers)
 
-async def root_list(request: web.Request, services: Services, match: Match) -> web.StreamResponse:
-    if not match.has_trailing_slash:
-        raise web.HTTPMovedPermanently(match.prefix)
-    media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
-    root_list = services.indexes.root_list(match.index)
-    root, is_stale = await root_list.get(revalidate=wants_revalidation(request))
-    headers = {
-        "Vary": _VARY,
-        "Content-Type": _content_type(media_type),
-        "Cache-Control": f"max-age={root_list.max_age(root)}, public",
-        "X-Bodega-Projects": str(root.project_count),
-    }
-    if is_stale:
-        headers["X-Bodega-Stale"] = "1"
-        headers["Warning"] = '110 bodega "Response is Stale"'
-    variants = _variants(root, media_type, accepts_gzip(request))
-    # A client holding a current variant gets it confirmed, even when another is preferred
-    # now (the gzip copy made since), rather than the whole list again.
-    held = [variant for variant in variants if etag_matches(request, (variant.etag,))]
-    variant, stored = (held[0], None) if held else await _first_stored(services, variants)
-    if if_match_fails(request, variant.etag):
-        return web.Response(status=412, headers={"ETag": variant.etag})
-    if held:
-        del headers["Content-Type"]
-        return web.Response(status=304, headers={**headers, "ETag": variant.etag})
-    if stored is None:
-        raise web.HTTPServiceUnavailable(text="the root list is being rebuilt; try again\n")
-    if variant.is_gzip:
-        headers["Content-Encoding"] = "gzip"
-    if stored.path is None:
-        return _StreamedRendering(stored, variant.etag, headers)
-    answered = answered_by_etag(request, variant.etag)
-    return _StoredRendering(stored.path, variant.etag, headers, answered=answered)
+    async def root_list(self, request: web.Request, match: Match) -> web.StreamResponse:
+        if not match.has_trailing_slash:
+            raise web.HTTPMovedPermanently(match.prefix)
+        media_type = choose_media_type(request.headers.get("Accept"), request.query.get("format"))
+        root_list = self._pages.root_list(match.index)
+        root, is_stale = await root_list.get(revalidate=wants_revalidation(request))
+        headers = {
+            "Vary": _VARY,
+            "Content-Type": _content_type(media_type),
+            "Cache-Control": f"max-age={root_list.max_age(root)}, public",
+            "X-Bodega-Projects": str(root.project_count),
+        }
+        if is_stale:
+            headers["X-Bodega-Stale"] = "1"
+            headers["Warning"] = '110 bodega "Response is Stale"'
+        variants = _variants(root, media_type, accepts_gzip(request))
+        # A client holding a current variant gets it confirmed, even when another is preferred
+        # now (the gzip copy made since), rather than the whole list again.
+        held = [variant for variant in variants if etag_matches(request, (variant.etag,))]
+        variant, stored = (held[0], None) if held else await _first_stored(self._pages, variants)
+        if if_match_fails(request, variant.etag):
+            return web.Response(status=412, headers={"ETag": variant.etag})
+        if held:
+            del headers["Content-Type"]
+            return web.Response(status=304, headers={**headers, "ETag": variant.etag})
+        if stored is None:
+            raise web.HTTPServiceUnavailable(text="the root list is being rebuilt; try again\n")
+        if variant.is_gzip:
+            headers["Content-Encoding"] = "gzip"
+        if stored.path is None:
+            return _StreamedRendering(stored, variant.etag, headers)
+        answered = answered_by_etag(request, variant.etag)
+        return _StoredRendering(stored.path, variant.etag, headers, answered=answered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +121,12 @@ def _variants(root: StoredRoot, media_type: str, accepts_gzip: bool) -> list[_Va
 
 
 async def _first_stored(
-    services: Services, variants: list[_Variant]
+    pages: PageRequests, variants: list[_Variant]
 ) -> tuple[_Variant, CachedFile | None]:
     """The first variant whose blob is there (a gzip copy `cache verify` quarantined is
     not: the rendering itself will do)."""
     for variant in variants:
-        stored = await services.files.open_stored(variant.key)
+        stored = await pages.open_rendering(variant.key)
         if stored is not None:
             return variant, stored
     return variants[-1], None

@@ -22,7 +22,7 @@ from bodega.core.names import normalize_project_name
 from bodega.core.search import MAX_TERM_LENGTH, Criterion, Query
 from bodega.core.urls import shown_url
 from bodega.proxy.catalog import Catalog
-from bodega.services import Services
+from bodega.proxy.indexes import Indexes
 from bodega.web.routing import Match, Route
 
 CSP = (
@@ -85,18 +85,6 @@ def static_files() -> dict[str, tuple[bytes, str]]:
     return found
 
 
-async def home(request: web.Request, services: Services, match: Match) -> web.Response:
-    base = f"{request.scheme}://{request.host}"
-    return await _render(
-        request,
-        "home.html",
-        snippets=_snippets(base, request.host),
-        base=base,
-        indexes=[_IndexRow.of(services.indexes.spec(name)) for name in services.indexes.names],
-        default_index=services.indexes.default,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _IndexRow:
     name: str
@@ -112,53 +100,66 @@ class _IndexRow:
         return cls(spec.name, "virtual (merged)" if spec.merge else "virtual", serves)
 
 
-async def search(request: web.Request, services: Services, match: Match) -> web.Response:
-    text = request.query.get("q", "").strip()
-    error, hits = None, []
-    if len(text) > MAX_TERM_LENGTH:
-        error = f"A search is at most {MAX_TERM_LENGTH} characters."
-    elif text:
-        query = Query((Criterion("name", text), Criterion("summary", text)), match_all=False)
-        hits = await services.indexes.search(match.index, query)
-    status = await services.indexes.mirrors_of(match.index)[0].search.status()
-    return await _render(request, "search.html", q=text, hits=hits, error=error, status=status)
+class Ui:
+    """The UI's pages over the indexes (the cache page: the default index's first mirror)."""
 
+    def __init__(self, indexes: Indexes) -> None:
+        self._indexes = indexes
 
-async def project(request: web.Request, services: Services, match: Match) -> web.Response:
-    name = normalize_project_name(match.project)
-    if name != match.project:
-        raise web.HTTPMovedPermanently(f"{match.prefix}{quote(name)}")
-    try:
-        page_number = int(request.query.get("page", "1"))
-    except ValueError:
-        page_number = 1
-    mirror = await services.indexes.serving(match.index, name)
-    view = await mirror.catalog.project(name, page_number)
-    base = f"{request.scheme}://{request.host}"
-    return await _render(request, "project.html", project=view, key=name, base=base)
+    async def home(self, request: web.Request, match: Match) -> web.Response:
+        base = f"{request.scheme}://{request.host}"
+        return await _render(
+            request,
+            "home.html",
+            snippets=_snippets(base, request.host),
+            base=base,
+            indexes=[_IndexRow.of(self._indexes.spec(name)) for name in self._indexes.names],
+            default_index=self._indexes.default,
+        )
 
+    async def search(self, request: web.Request, match: Match) -> web.Response:
+        text = request.query.get("q", "").strip()
+        error, hits = None, []
+        if len(text) > MAX_TERM_LENGTH:
+            error = f"A search is at most {MAX_TERM_LENGTH} characters."
+        elif text:
+            query = Query((Criterion("name", text), Criterion("summary", text)), match_all=False)
+            hits = await self._indexes.search(match.index, query)
+        status = await self._indexes.mirrors_of(match.index)[0].search.status()
+        return await _render(request, "search.html", q=text, hits=hits, error=error, status=status)
 
-async def cache(request: web.Request, services: Services, match: Match) -> web.Response:
-    return await _render(request, "cache.html", report=await _catalog(services, match).report())
+    async def project(self, request: web.Request, match: Match) -> web.Response:
+        name = normalize_project_name(match.project)
+        if name != match.project:
+            raise web.HTTPMovedPermanently(f"{match.prefix}{quote(name)}")
+        try:
+            page_number = int(request.query.get("page", "1"))
+        except ValueError:
+            page_number = 1
+        mirror = await self._indexes.serving(match.index, name)
+        view = await mirror.catalog.project(name, page_number)
+        base = f"{request.scheme}://{request.host}"
+        return await _render(request, "project.html", project=view, key=name, base=base)
 
+    async def cache(self, request: web.Request, match: Match) -> web.Response:
+        return await _render(request, "cache.html", report=await self._catalog(match).report())
 
-async def status(request: web.Request, services: Services, match: Match) -> web.Response:
-    report = await _catalog(services, match).report()
-    return web.json_response(report.to_json(), headers={"Cache-Control": "no-store"})
+    async def status(self, request: web.Request, match: Match) -> web.Response:
+        report = await self._catalog(match).report()
+        return web.json_response(report.to_json(), headers={"Cache-Control": "no-store"})
 
+    def _catalog(self, match: Match) -> Catalog:
+        """The catalog that reports on the cache: that of the index's first mirror."""
+        return self._indexes.mirrors_of(match.index)[0].catalog
 
-def _catalog(services: Services, match: Match) -> Catalog:
-    """The catalog that reports on the cache: that of the index's first mirror."""
-    return services.indexes.mirrors_of(match.index)[0].catalog
-
-
-async def static(request: web.Request, services: Services, match: Match) -> web.Response:
-    found = request.app[STATIC].get(match.filename)
-    if found is None:
-        raise web.HTTPNotFound(text="no such file\n")
-    body, content_type = found
-    headers = {"Content-Type": content_type, "Cache-Control": "max-age=3600"}
-    return web.Response(body=body, headers=headers)
+    @staticmethod
+    async def static(request: web.Request, match: Match) -> web.Response:
+        found = request.app[STATIC].get(match.filename)
+        if found is None:
+            raise web.HTTPNotFound(text="no such file\n")
+        body, content_type = found
+        headers = {"Content-Type": content_type, "Cache-Control": "max-age=3600"}
+        return web.Response(body=body, headers=headers)
 
 
 # Where a 404 is a page with a search box: the UI, and paths no client but a browser asks for.

@@ -22,7 +22,7 @@ from bodega.core.xmlrpc import (
     render_result,
 )
 from bodega.errors import BodegaError
-from bodega.services import Services
+from bodega.proxy.indexes import Indexes
 from bodega.web.routing import Match
 
 log = logging.getLogger(__name__)
@@ -34,29 +34,37 @@ MAX_BODY_BYTES = 64 * 1024  # a search call is a few hundred bytes
 UNKNOWN_VERSION = "0+unknown"
 
 
-async def endpoint(request: web.Request, services: Services, match: Match) -> web.StreamResponse:
-    if request.method != "POST":
-        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
-    try:
-        body = await _read_capped(request)
-    except CallError as error:
-        return await _answer_and_hang_up(request, render_fault(error.code, str(error)))
-    try:
-        call = parse_call(body)
-        if call.method != "search":
-            raise CallError(METHOD_NOT_FOUND, f"bodega answers only 'search', not {call.method!r}")
+class XmlRpc:
+    def __init__(self, indexes: Indexes) -> None:
+        self._indexes = indexes
+
+    async def endpoint(self, request: web.Request, match: Match) -> web.StreamResponse:
+        if request.method != "POST":
+            raise web.HTTPMethodNotAllowed(request.method, ["POST"])
         try:
-            query = parse_query(call.params)
-        except QueryError as error:
-            raise CallError(INVALID_PARAMS, str(error)) from None
-        hits = await services.indexes.search(match.index, query)
-    except CallError as error:
-        return _xml(render_fault(error.code, str(error)))
-    except BodegaError as error:
-        log.warning("XML-RPC search failed: %s", error)
-        return _xml(render_fault(APPLICATION_ERROR, f"search failed: {error}"))
-    results = [{"name": h.name, "summary": h.summary, "version": _version(h.version)} for h in hits]
-    return _xml(render_result(results))
+            body = await _read_capped(request)
+        except CallError as error:
+            return await _answer_and_hang_up(request, render_fault(error.code, str(error)))
+        try:
+            call = parse_call(body)
+            if call.method != "search":
+                raise CallError(
+                    METHOD_NOT_FOUND, f"bodega answers only 'search', not {call.method!r}"
+                )
+            try:
+                query = parse_query(call.params)
+            except QueryError as error:
+                raise CallError(INVALID_PARAMS, str(error)) from None
+            hits = await self._indexes.search(match.index, query)
+        except CallError as error:
+            return _xml(render_fault(error.code, str(error)))
+        except BodegaError as error:
+            log.warning("XML-RPC search failed: %s", error)
+            return _xml(render_fault(APPLICATION_ERROR, f"search failed: {error}"))
+        results = [
+            {"name": h.name, "summary": h.summary, "version": _version(h.version)} for h in hits
+        ]
+        return _xml(render_result(results))
 
 
 def _version(version: str | None) -> str:
