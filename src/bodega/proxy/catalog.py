@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bodega.core.description import render_description
 from bodega.core.filenames import version_of
@@ -17,8 +17,13 @@ from bodega.proxy.pages import CachedPage, ProjectPages
 from bodega.proxy.search import ProjectSearch, SearchStatus
 from bodega.proxy.telemetry import Fetch, Summary, Telemetry
 from bodega.storage.blobs import BlobStore
-from bodega.storage.metadata import MetadataStore
+from bodega.storage.metadata import BlobRecords, SearchIndex
 from bodega.upstream import Upstream
+
+
+class CatalogRecords(BlobRecords, SearchIndex, Protocol):
+    """What the catalog reports from: the blob records, and search's details."""
+
 
 VERSIONS_PER_PAGE = 20  # a project with 10k versions is paginated (threat 45)
 _DESCRIPTION_CANDIDATES = 200  # metadata files looked at for a description, newest first
@@ -80,7 +85,7 @@ class Catalog:
     def __init__(
         self,
         pages: ProjectPages,
-        store: MetadataStore,
+        store: CatalogRecords,
         blobs: BlobStore,
         search: ProjectSearch,
         telemetry: Telemetry,

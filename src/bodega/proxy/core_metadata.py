@@ -29,6 +29,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.wanted_wheels import LINUX_X86_64, Priority, wanted_wheels
@@ -45,8 +46,13 @@ from bodega.proxy.coordination import Flights
 from bodega.proxy.files import Download, FileCache
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore, read_bytes, store_bytes
-from bodega.storage.metadata import MetadataStore
+from bodega.storage.metadata import BlobRecords, CoreMetadataRecords
 from bodega.upstream import Upstream, UpstreamFile, UpstreamRange
+
+
+class MetadataRecords(CoreMetadataRecords, BlobRecords, Protocol):
+    """What extraction records: which METADATA blob a file has, and that blob."""
+
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +82,7 @@ class CoreMetadataExtractor:
         self,
         upstream: Upstream,
         blobs: BlobStore,
-        store: MetadataStore,
+        store: MetadataRecords,
         files: FileCache,
         *,
         clock: Callable[[], float] = time.time,

@@ -11,10 +11,16 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Collection
+from typing import Protocol
 
 from bodega.errors import BodegaError
 from bodega.proxy.files import FileCache
-from bodega.storage.metadata import FileDigests, MetadataStore
+from bodega.storage.metadata import BlobRecords, FileDigests, FileDigestStore
+
+
+class DigestRecords(BlobRecords, FileDigestStore, Protocol):
+    """What the digester needs: which blobs are cached, and their digests."""
+
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +30,7 @@ QUEUED_PER_REQUEST = 64
 class FileDigester:
     """Knows, and in the background learns, the other digests of cached files."""
 
-    def __init__(self, store: MetadataStore, files: FileCache) -> None:
+    def __init__(self, store: DigestRecords, files: FileCache) -> None:
         self._store = store
         self._files = files
         self._queued: dict[str, None] = {}  # sha256s waiting, in order

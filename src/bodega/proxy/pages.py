@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from packaging.utils import NormalizedName
 
@@ -25,8 +26,13 @@ from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry
-from bodega.storage.metadata import MetadataStore, StoredPage
+from bodega.storage.metadata import CoreMetadataRecords, PageStore, StoredPage
 from bodega.upstream import Upstream
+
+
+class PageRecords(PageStore, CoreMetadataRecords, Protocol):
+    """What project pages keep: the pages, and the METADATA extracted for their files."""
+
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,7 @@ class ProjectPages:
     def __init__(
         self,
         upstream: Upstream,
-        store: MetadataStore,
+        store: PageRecords,
         *,
         ttl: float,
         telemetry: IndexTelemetry,

@@ -20,6 +20,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from bodega.core.model import ProjectPage
 from bodega.core.parsing import JSON_V1
@@ -45,7 +46,18 @@ from bodega.proxy.coordination import ROOT_REFRESH, SEARCH_SYNC, Duties, LocalDu
 from bodega.proxy.files import Download
 from bodega.proxy.root import RootList, batches
 from bodega.storage.blobs import BlobStore
-from bodega.storage.metadata import MetadataStore, SearchDetails, SearchSync, StoredRoot
+from bodega.storage.metadata import (
+    RootListStore,
+    SearchDetails,
+    SearchIndex,
+    SearchSync,
+    StoredRoot,
+)
+
+
+class SearchRecords(SearchIndex, RootListStore, Protocol):
+    """What search reads and writes: its own index, and the root list it syncs from."""
+
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +92,7 @@ class SearchStatus:
 class ProjectSearch:
     def __init__(
         self,
-        store: MetadataStore,
+        store: SearchRecords,
         blobs: BlobStore,
         root: RootList,
         *,
