@@ -132,6 +132,20 @@ async def test_merge_unites_the_bases_pages_as_pip_would(
     assert response.content == SHARED_PUBLIC.data
 
 
+async def test_the_json_api_of_a_merged_index_describes_the_united_page(
+    start: Any, client: httpx.AsyncClient
+) -> None:
+    bodega = await start(merge=True, routes=False)
+    described = (await client.get(f"{bodega}team/all/pypi/shared/json")).json()
+    assert set(described["releases"]) == {"1.0", "2.0"}
+    # The latest release lives on the second base; its METADATA comes from there.
+    assert described["info"]["version"] == "2.0"
+    assert described["info"]["name"] == "shared"
+    assert [url["filename"] for url in described["urls"]] == [SHARED_PUBLIC.filename]
+    release = (await client.get(f"{bodega}team/all/pypi/shared/1.0/json")).json()
+    assert [url["filename"] for url in release["urls"]] == [SHARED_GPU.filename]
+
+
 async def test_a_file_is_stored_once_whichever_index_fetched_it(
     start: Any, client: httpx.AsyncClient, public: FakeIndex
 ) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 from bodega.errors import NotFound
 from bodega.proxy.file_digests import FileDigester
 from bodega.proxy.indexes import Indexes
+from bodega.proxy.pages import ClientRefresh
 
 if TYPE_CHECKING:
     from bodega.core.json_api import ApiUrls
@@ -39,9 +40,9 @@ class ProjectJson:
         from bodega.core.json_api import find_version, group_releases, render_json_api
         from bodega.core.releases import latest_version
 
-        mirror = await self._indexes.serving(index, project)
-        cached = await mirror.pages.get(project)
-        page = cached.page
+        # The page the index serves: one base's, or with `merge = true` every base's united.
+        served = await self._indexes.page(index, project, ClientRefresh.NONE)
+        page = served.cached.page
         is_large = len(page.files) > _LARGE_PAGE
         releases = await _off_loop_if(is_large, functools.partial(group_releases, page))
         if version:
@@ -54,7 +55,9 @@ class ProjectJson:
         # PKG-INFO, or, when neither can be had, the page's own facts.
         metadata = None
         if found_version is not None:
-            found = await mirror.release_metadata.read(project, releases[found_version])
+            files = releases[found_version]
+            mirror, _ = await self._indexes.file(index, project, files[0].filename)
+            found = await mirror.release_metadata.read(project, files)
             metadata = found.fields
             if found.extracted:  # the page in hand may predate the METADATA just extracted
                 page = page.with_core_metadata(found.extracted)
@@ -74,7 +77,7 @@ class ProjectJson:
             digests=digests,
         )
         body = await _off_loop_if(is_large, render)
-        return ProjectDescription(body, mirror.pages.max_age(cached))
+        return ProjectDescription(body, served.max_age)
 
 
 async def _off_loop_if(is_large: bool, work: Callable[[], T]) -> T:
