@@ -73,6 +73,13 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--load-seconds", type=float, default=None, help="each wrk run's length")
     parser.add_argument("--herd", type=int, default=None, help="clients in the herd (8-20)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' data dirs")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another bodega checkout (with its .venv), e.g. a worktree at an older commit:"
+        " measured as the column bodega-base in the same run, to show a change's effect",
+    )
     return parser.parse_args()
 
 
@@ -92,22 +99,34 @@ def bodega_is_runnable(python: str) -> bool:
 
 
 def make_servers(
-    peers: list[str], upstream_url: str, versions: dict[str, str], notes: list[str]
+    peers: list[str],
+    upstream_url: str,
+    versions: dict[str, str],
+    notes: list[str],
+    baseline: Path | None = None,
 ) -> list[Server]:
     environment = installers.isolated_environment()
     servers: list[Server] = [NginxDirect(upstream_url, environment)]
     for peer in peers:
         if peer == "bodega":
-            python = bodega_python()
-            if bodega_is_runnable(python):
-                # The peers come from wheels, compiled to bytecode when installed; bodega runs
-                # from the working tree, so compile it the same way before any start is timed.
-                subprocess.run(
-                    [python, "-m", "compileall", "-q", str(BENCH.parent / "src")], check=True
+            servers += _bodega(
+                BENCH.parent,
+                bodega_python(),
+                name="bodega",
+                upstream_url=upstream_url,
+                environment=environment,
+                notes=notes,
+            )
+            if baseline is not None:
+                python = str(baseline / ".venv" / "bin" / "python")
+                servers += _bodega(
+                    baseline,
+                    python,
+                    name="bodega-base",
+                    upstream_url=upstream_url,
+                    environment=environment,
+                    notes=notes,
                 )
-                servers.append(Bodega(upstream_url, environment, python))
-            else:
-                notes.append("bodega: `python -m bodega serve --help` failed; column skipped")
         elif peer in PEER_PACKAGES:
             bin_dir = ensure_venv(WORK, peer)
             versions.update(installed_versions(bin_dir, PEER_PACKAGES[peer]))
@@ -116,6 +135,25 @@ def make_servers(
             else:
                 servers.append(Devpi(upstream_url, environment, bin_dir, peer))
     return servers
+
+
+def _bodega(
+    checkout: Path,
+    python: str,
+    *,
+    name: str,
+    upstream_url: str,
+    environment: dict[str, str],
+    notes: list[str],
+) -> list[Server]:
+    """A bodega column run from `checkout`'s source by `python` (that checkout's venv)."""
+    if not bodega_is_runnable(python):
+        notes.append(f"{name}: `python -m bodega serve --help` failed; column skipped")
+        return []
+    # The peers come from wheels, compiled to bytecode when installed; bodega runs from a
+    # working tree, so compile it the same way before any start is timed.
+    subprocess.run([python, "-m", "compileall", "-q", str(checkout / "src")], check=True)
+    return [Bodega(upstream_url, environment, python, name=name)]
 
 
 def machine() -> str:
@@ -229,7 +267,14 @@ def main() -> None:
             "versions": versions,
             "errors": notes,
         }
-        summary = run_rounds(bench, run_dir, meta, (peers, groups, rounds), keep=arguments.keep)
+        summary = run_rounds(
+            bench,
+            run_dir,
+            meta,
+            (peers, groups, rounds),
+            keep=arguments.keep,
+            baseline=arguments.baseline,
+        )
     print()
     print(report.markdown(summary, meta))
     print(f"bench: wrote {(RESULTS / 'latest.md').relative_to(BENCH.parent)} and latest.json")
@@ -242,6 +287,7 @@ def run_rounds(
     plan: tuple[list[str], list[str], int],
     *,
     keep: bool,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     """Every round, every server, every group; the report written after each round."""
     peers, groups, rounds = plan
@@ -250,7 +296,9 @@ def run_rounds(
     summary: dict[str, Any] = {}
     upstream.start(installers.isolated_environment())
     try:
-        servers = make_servers(peers, upstream.url, meta["versions"], bench.errors)
+        servers = make_servers(
+            peers, upstream.url, meta["versions"], bench.errors, baseline=baseline
+        )
         names = [server.name for server in servers]
         for number in range(1, rounds + 1):
             round_results: dict[str, Figures] = {}

@@ -128,9 +128,12 @@ class Bodega(Server):
     ready_path = "/-/health"
     tiny_path = "/-/health"
 
-    def __init__(self, upstream_url: str, environment: dict[str, str], python: str) -> None:
+    def __init__(
+        self, upstream_url: str, environment: dict[str, str], python: str, name: str = "bodega"
+    ) -> None:
         super().__init__(upstream_url, environment)
         self.python = python
+        self.name = name  # "bodega-base": a baseline checkout measured in the same run
 
     def command(self, data_dir: Path) -> list[str]:
         return [
