@@ -10,6 +10,7 @@ mirror's table falls back on the flat settings for what it does not set. Every m
 every source is reported at once, one line each, in one ConfigError.
 """
 
+import dataclasses
 import math
 import tomllib
 from collections.abc import Callable, Mapping
@@ -30,7 +31,8 @@ from bodega.core.indexes import (
     glob_problem,
     graph_problems,
 )
-from bodega.core.units import parse_size
+from bodega.core.policy import WITHOUT_UPLOAD_TIME, IndexPolicy, Rule, parse_rule
+from bodega.core.units import parse_duration, parse_size
 from bodega.errors import ConfigError, InvalidName
 
 ENV_PREFIX = "BODEGA_"
@@ -88,6 +90,19 @@ class ByteSize(int):
 
     def __new__(cls, raw: object) -> "ByteSize":
         return super().__new__(cls, parse_size(str(raw)))
+
+
+class Duration(float):
+    """Seconds, given as `7d`, `36h`, `90m`, `2w` or a plain number of seconds."""
+
+    def __new__(cls, raw: object) -> "Duration":
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return super().__new__(cls, raw)
+        text = str(raw).strip()
+        try:
+            return super().__new__(cls, float(text))
+        except ValueError:
+            return super().__new__(cls, parse_duration(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +230,17 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="INDEX",
         default_help="root/pypi; required when the config file's [indexes] has none",
     ),
+    Setting(
+        "min_release_age",
+        Duration,
+        "Hide files of the default index uploaded less than this long ago (7d, 36h; its"
+        " table's min_release_age when it has one), so a malicious release has time to be"
+        " found and removed first; `bodega allow` lets one through.",
+        lambda: Duration(0),
+        _seconds,
+        metavar="DURATION",
+        default_help="0: off",
+    ),
 )
 
 
@@ -235,10 +261,21 @@ class Settings:
     header_timeout: float
     max_cache_size: int  # bytes; 0: no limit
     default_index: str = DEFAULT_INDEX
+    min_release_age: float = 0.0  # seconds; the default index's, unless its table says
     # The file's [indexes] tables, in file order; empty: the one mirror the flat settings
     # describe. A field apart from `indexes`, so dataclasses.replace() of a flat setting
     # (as tests do) still changes root/pypi.
     index_table: tuple[IndexSpec, ...] = ()
+    # Each index's supply-chain policy (issue 15), from its table; an index not here hides
+    # nothing beyond --min-release-age for the default one.
+    policy_table: tuple[tuple[str, IndexPolicy], ...] = ()
+
+    def policy(self, name: str) -> IndexPolicy:
+        """What the index `name` hides (core.policy)."""
+        found = dict(self.policy_table).get(name, IndexPolicy())
+        if name == self.default_index and found.min_release_age <= 0 < self.min_release_age:
+            found = dataclasses.replace(found, min_release_age=self.min_release_age)
+        return found
 
     @property
     def indexes(self) -> tuple[IndexSpec, ...]:
@@ -279,6 +316,8 @@ MIRROR_KEYS = (
     "offline",
 )
 VIRTUAL_KEYS = ("bases", "routes", "merge")
+# Supply-chain policy (core.policy), on an index of any kind.
+POLICY_KEYS = ("min_release_age", "allow", "deny", "files_without_upload_time", "serve_removed")
 
 
 def load_settings(
@@ -309,8 +348,10 @@ def load_settings(
             problems.append(str(error))
             values[setting.name] = None  # reported; nothing below may rely on it
     index_table: tuple[IndexSpec, ...] = ()
+    policy_table: tuple[tuple[str, IndexPolicy], ...] = ()
     if "indexes" in from_file:
         index_table = _read_indexes(from_file["indexes"], values, f"{config_file}", problems)
+        policy_table = _read_policies(from_file["indexes"], f"{config_file}", problems)
     else:
         problems.extend(_upstream_problems(values))
     names = [spec.name for spec in index_table] or [DEFAULT_INDEX]
@@ -319,7 +360,8 @@ def load_settings(
     )
     if problems:
         raise ConfigError("\n".join(problems))
-    return Settings(**values, index_table=index_table)
+    policy_table = _with_flat_age(policy_table, values, sources["min_release_age"])
+    return Settings(**values, index_table=index_table, policy_table=policy_table)
 
 
 def _read_config_file(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -428,7 +470,7 @@ def _read_mirror(
 ) -> MirrorIndex:
     """A mirror from its table; what it does not set comes from the flat settings, and the
     flat --offline takes every mirror offline whatever its table says."""
-    _unknown_keys(keys, MIRROR_KEYS, "a mirror", label, problems)
+    _unknown_keys(keys, MIRROR_KEYS + POLICY_KEYS, "a mirror", label, problems)
     values = dict(flat)
     for setting in SETTINGS:
         if setting.name in MIRROR_KEYS and setting.name in keys:
@@ -454,7 +496,7 @@ def _read_mirror(
 
 
 def _read_virtual(name: str, keys: dict[str, Any], label: str, problems: list[str]) -> VirtualIndex:
-    _unknown_keys(keys, VIRTUAL_KEYS, "a virtual", label, problems)
+    _unknown_keys(keys, VIRTUAL_KEYS + POLICY_KEYS, "a virtual", label, problems)
     bases = _read_bases(keys.get("bases"), label, problems)
     routes = _read_routes(keys.get("routes", {}), label, problems)
     merge = False
@@ -506,6 +548,82 @@ def _unknown_keys(
         for key in keys
         if key not in known
     )
+
+
+# ------------------------------------------------------------------------------ policies
+
+
+def _read_policies(raw: Any, file: str, problems: list[str]) -> tuple[tuple[str, IndexPolicy], ...]:
+    """Each index table's policy keys (core.policy), for the tables that set any."""
+    if not isinstance(raw, dict):
+        return ()  # reported by _read_indexes
+    policies: list[tuple[str, IndexPolicy]] = []
+    for name, body in raw.items():
+        if not isinstance(body, dict):
+            continue
+        keys = {str(key).replace("-", "_"): value for key, value in body.items()}
+        if any(key in keys for key in POLICY_KEYS):
+            label = f'{file}: [indexes."{name}"]'
+            policies.append((name, _read_policy(keys, label, problems)))
+    return tuple(policies)
+
+
+def _read_policy(keys: Mapping[str, Any], label: str, problems: list[str]) -> IndexPolicy:
+    age = 0.0
+    if "min_release_age" in keys:
+        setting = next(s for s in SETTINGS if s.name == "min_release_age")
+        try:
+            age = _convert(setting, keys["min_release_age"], f"{label} min_release_age")
+        except ConfigError as error:
+            problems.append(str(error))
+    without = keys.get("files_without_upload_time", "pass")
+    if without not in WITHOUT_UPLOAD_TIME:
+        problems.append(
+            f"{label} files_without_upload_time: {without!r} is not one of"
+            f" {', '.join(WITHOUT_UPLOAD_TIME)}"
+        )
+    serve_removed = True
+    try:
+        serve_removed = _to_bool(keys.get("serve_removed", True))
+    except ValueError:
+        problems.append(f"{label} serve_removed: {keys['serve_removed']!r} is not a valid bool")
+    return IndexPolicy(
+        min_release_age=age,
+        allow=_read_rules(keys.get("allow", []), f"{label} allow", problems),
+        deny=_read_rules(keys.get("deny", []), f"{label} deny", problems),
+        files_without_upload_time=without if without in WITHOUT_UPLOAD_TIME else "pass",
+        serve_removed=serve_removed,
+    )
+
+
+def _read_rules(raw: Any, label: str, problems: list[str]) -> tuple[Rule, ...]:
+    if not isinstance(raw, list):
+        problems.append(f"{label}: {raw!r} is not a list of rules")
+        return ()
+    rules: list[Rule] = []
+    for item in raw:
+        try:
+            rules.append(parse_rule(item))
+        except ValueError as error:
+            problems.append(f"{label}: {error}")
+    return tuple(rules)
+
+
+def _with_flat_age(
+    policies: tuple[tuple[str, IndexPolicy], ...], values: Mapping[str, Any], source: str
+) -> tuple[tuple[str, IndexPolicy], ...]:
+    """--min-release-age (or BODEGA_MIN_RELEASE_AGE) given on its own: the default index's,
+    over what its table says; from the file or the default it applies only where the
+    default index's table sets none (Settings.policy)."""
+    age = values["min_release_age"]
+    if not age or not source.startswith(("--", ENV_PREFIX)):
+        return policies
+    default = values["default_index"]
+    found = dict(policies)
+    if default not in found:
+        return policies
+    updated = dataclasses.replace(found[default], min_release_age=age)
+    return tuple((name, updated if name == default else policy) for name, policy in policies)
 
 
 # ------------------------------------------------------------------------------ values

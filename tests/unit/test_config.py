@@ -69,9 +69,9 @@ def test_database_and_blobs_live_in_the_data_dir(tmp_path: Path) -> None:
 
 
 def test_every_setting_is_a_settings_field_with_a_bodega_env_name() -> None:
-    # The one field that is no setting: the file's [indexes] tables.
-    assert [s.name for s in SETTINGS] == [*Settings.__dataclass_fields__][:-1]
-    assert [*Settings.__dataclass_fields__][-1] == "index_table"
+    # The fields that are no setting: the file's [indexes] tables and their policies.
+    assert [s.name for s in SETTINGS] == [*Settings.__dataclass_fields__][:-2]
+    assert [*Settings.__dataclass_fields__][-2:] == ["index_table", "policy_table"]
     assert env_name("upstream_timeout") == "BODEGA_UPSTREAM_TIMEOUT"
 
 
@@ -130,6 +130,7 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
     ("header_timeout", "30", "30", 30.0),
     ("max_cache_size", "50G", '"50G"', 50 * 1024**3),
     ("default_index", "root/pypi", '"root/pypi"', "root/pypi"),
+    ("min_release_age", "7d", '"7d"', 7 * 86400.0),
 ]
 
 
@@ -558,12 +559,13 @@ ROOT = '[indexes."root/pypi"]\ntype = "mirror"\n'
             ROOT + "colour = 'blue'\n",
             "[indexes.\"root/pypi\"] unknown key 'colour' for a mirror index (known: type,"
             " upstream, index_ttl, revalidate_after, upstream_timeout, download_deadline,"
-            " offline)",
+            " offline, min_release_age, allow, deny, files_without_upload_time, serve_removed)",
         ),
         (
             ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["root/pypi"]\nindex_ttl = 5\n',
             "[indexes.\"a/b\"] unknown key 'index_ttl' for a virtual index (known: type,"
-            " bases, routes, merge)",
+            " bases, routes, merge, min_release_age, allow, deny, files_without_upload_time,"
+            " serve_removed)",
         ),
         (
             ROOT + '[indexes."a/b"]\ntype = "proxy"\n',
@@ -736,3 +738,53 @@ def test_a_default_index_that_is_no_index_name_names_its_source() -> None:
 def test_without_a_table_the_default_index_can_only_be_root_pypi() -> None:
     with pytest.raises(ConfigError, match=r"^--default-index: no index named 'team/all'"):
         settings_from({"default_index": "team/all"})
+
+
+# ------------------------------------------------------------------------------ policies
+
+POLICIES = (
+    ROOT + 'min_release_age = "7d"\ndeny = ["urllib3<1.26.5", {files = "*.exe"}]\n'
+    '[indexes."team/all"]\ntype = "virtual"\nbases = ["root/pypi"]\nallow = ["requests"]\n'
+    'files_without_upload_time = "hide"\nserve_removed = false\n'
+)
+
+
+def test_each_index_table_may_set_a_policy(tmp_path: Path) -> None:
+    settings = settings_from(config_file=write_toml(tmp_path, POLICIES))
+    pypi, team = settings.policy("root/pypi"), settings.policy("team/all")
+    assert pypi.min_release_age == 7 * 86400
+    assert [rule.text for rule in pypi.deny] == ["urllib3<1.26.5", "files=*.exe"]
+    assert pypi.serve_removed
+    assert [rule.text for rule in team.allow] == ["requests"]
+    assert (team.files_without_upload_time, team.serve_removed) == ("hide", False)
+    assert not settings.policy("no/such").hides_anything
+
+
+def test_min_release_age_on_the_command_line_is_the_default_indexs(tmp_path: Path) -> None:
+    assert settings_from({"min_release_age": "2h"}).policy("root/pypi").min_release_age == 7200
+    config = write_toml(tmp_path, POLICIES)
+    assert (
+        settings_from({"min_release_age": "1d"}, config_file=config)
+        .policy("root/pypi")
+        .min_release_age
+        == 86400
+    )
+    assert (
+        settings_from({"min_release_age": "1d"}, config_file=config)
+        .policy("team/all")
+        .min_release_age
+        == 0
+    )
+
+
+def test_every_policy_mistake_is_a_line(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        ROOT + 'min_release_age = "soon"\ndeny = ["a<<1", 4]\n'
+        'files_without_upload_time = "maybe"\nserve_removed = "perhaps"\nallow = "x"\n',
+    )
+    with pytest.raises(ConfigError) as raised:
+        settings_from(config_file=config)
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 6
+    assert all('[indexes."root/pypi"]' in line for line in lines)
