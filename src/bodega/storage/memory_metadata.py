@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from bodega.core.search import MIN_SUBSTRING, summary_words
+from bodega.storage.memory_policy import MemoryPolicyStore
 from bodega.storage.metadata import (
     FileDigests,
     SearchDetails,
@@ -24,9 +25,13 @@ class MemoryMetadataStore:
         self._digests: dict[str, FileDigests] = {}
         self._indexes: dict[str, _IndexData] = {}
         self._ids = itertools.count(1)  # search names in insertion order, as SQLite's ids
+        self._policy = MemoryPolicyStore()
 
     def index(self, name: str) -> "MemoryIndexStore":
         return MemoryIndexStore(self, self._indexes.setdefault(name, _IndexData()))
+
+    def policy(self) -> MemoryPolicyStore:
+        return self._policy
 
     async def root_blob_keys(self) -> frozenset[str]:
         roots = [data.root for data in self._indexes.values() if data.root is not None]

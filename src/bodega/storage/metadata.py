@@ -9,6 +9,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bodega.core.model import DistributionFile
+from bodega.core.policy import Exemption
+
 # The index bodega's single mirror became (issue 12): what was stored before indexes
 # existed belongs to it.
 FIRST_INDEX = "root/pypi"
@@ -209,6 +212,45 @@ class FileDigestStore(Protocol):
 
     async def file_digests(self, keys: Collection[str]) -> dict[str, FileDigests]:
         """The digests kept for those of the files `keys` (sha256s) that bodega hashed."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewExemption:
+    """A break-glass exemption as `bodega allow` asks for it (the store numbers it)."""
+
+    index: str
+    project: str  # normalized
+    version: str | None
+    reason: str
+    created_by: str
+    created_at: float
+    until: float | None
+
+
+class PolicyStore(Protocol):
+    """Supply-chain policy's records, every index's (issue 15): break-glass exemptions, and
+    the files upstream removed whose cached bytes stay available to their exact URL."""
+
+    async def add_exemption(self, exemption: NewExemption) -> Exemption: ...
+
+    async def exemptions(self) -> list[Exemption]:
+        """Every exemption ever made, revoked and expired ones too, oldest first."""
+
+    async def revoke_exemption(self, exemption_id: int, revoked_at: float) -> Exemption | None:
+        """Revoke it (once: a second revocation keeps the first time); None for no such id."""
+
+    async def put_removed_file(
+        self, index: str, project: str, file: DistributionFile, removed_at: float
+    ) -> None:
+        """Upstream stopped listing `file`: keep its entry (the first removal's time)."""
+
+    async def removed_file(
+        self, index: str, project: str, filename: str
+    ) -> DistributionFile | None:
+        """The entry of a file upstream removed from the project's page, if one was."""
+
+    async def restored_file(self, index: str, project: str, filename: str) -> None:
+        """Upstream lists the file again: it is no removed file any more."""
 
 
 class StoreHealth(Protocol):

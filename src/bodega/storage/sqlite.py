@@ -25,6 +25,7 @@ from bodega.storage.metadata import (
     StoredPage,
     StoredRoot,
 )
+from bodega.storage.sqlite_policy import SqlitePolicyStore
 from bodega.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -83,6 +84,10 @@ class SqliteMetadataStore:
     def index(self, name: str) -> "SqliteIndexStore":
         """The metadata of the index `name` (`<user>/<index>`), created on first use."""
         return SqliteIndexStore(self, name)
+
+    def policy(self) -> SqlitePolicyStore:
+        """Supply-chain policy's records (exemptions, files removed upstream)."""
+        return SqlitePolicyStore(self._main)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._main.run(work)

@@ -198,4 +198,26 @@ INSERT INTO core_metadata_scoped SELECT 0, project, filename, sha256 FROM core_m
 DROP TABLE core_metadata;
 ALTER TABLE core_metadata_scoped RENAME TO core_metadata;
 """,
+    # Supply-chain policy (issue 15): break-glass exemptions and files removed upstream.
+    """
+CREATE TABLE policy_exemptions (
+    id INTEGER PRIMARY KEY,
+    index_name TEXT NOT NULL,
+    project TEXT NOT NULL,
+    version TEXT,
+    reason TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    until REAL,
+    revoked_at REAL
+);
+CREATE TABLE policy_removed_files (
+    index_name TEXT NOT NULL,
+    project TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    record TEXT NOT NULL,
+    removed_at REAL NOT NULL,
+    PRIMARY KEY (index_name, project, filename)
+);
+""",
 )
