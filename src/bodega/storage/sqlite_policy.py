@@ -19,10 +19,10 @@ T = TypeVar("T")
 _EXEMPTION_COLUMNS = (
     "id, index_name, project, version, reason, created_by, created_at, until, revoked_at"
 )
-_ADD_EXEMPTION = (
-    "INSERT INTO policy_exemptions (index_name, project, version, reason, created_by,"
-    f" created_at, until) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_EXEMPTION_COLUMNS}"  # noqa: S608
-)
+_ADD_EXEMPTION = f"""
+INSERT INTO policy_exemptions (index_name, project, version, reason, created_by, created_at, until)
+VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_EXEMPTION_COLUMNS}
+"""  # noqa: S608 (constant column names)
 _EXEMPTIONS = f"SELECT {_EXEMPTION_COLUMNS} FROM policy_exemptions"  # noqa: S608 (constants)
 
 
