@@ -3,6 +3,7 @@
 BodegaError
 ├── InvalidName            400  a project name or filename that is not a valid token
 ├── NotFound               404  unknown project, file or route
+│   └── PolicyBlocked      404  hidden by the index's supply-chain policy (X-Bodega-Policy)
 ├── UpstreamError          502  upstream failed and no cached copy can serve
 │   ├── UpstreamTimeout    504
 │   ├── UpstreamBusy       503  upstream asked to wait (429/503 Retry-After); passed on
@@ -24,6 +25,15 @@ class InvalidName(BodegaError):
 
 class NotFound(BodegaError):
     """Nothing is known by that name, upstream or in the cache."""
+
+
+class PolicyBlocked(NotFound):
+    """The index's policy hides the file (core.policy): `rule` names the rule, the message
+    says why, for the person whose install failed."""
+
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 class UpstreamError(BodegaError):

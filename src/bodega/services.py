@@ -2,6 +2,7 @@
 concrete backends."""
 
 import asyncio
+import functools
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from bodega.proxy.indexes import Indexes, Mirror
 from bodega.proxy.maintenance import CacheMaintenance
 from bodega.proxy.page_requests import PageRequests
 from bodega.proxy.pages import ProjectPages
+from bodega.proxy.policy import Policies
 from bodega.proxy.project_json import ProjectJson
 from bodega.proxy.readiness import Readiness
 from bodega.proxy.release_metadata import ReleaseMetadata
@@ -31,6 +33,7 @@ from bodega.proxy.search import ProjectSearch
 from bodega.proxy.search_details import DetailsFiller
 from bodega.proxy.telemetry import Telemetry
 from bodega.proxy.union_root import UnionRootSource
+from bodega.storage.audit import JsonLinesAudit
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.sqlite import SqliteMetadataStore
@@ -52,6 +55,7 @@ class Services:
     eviction: Eviction
     readiness: Readiness
     file_digests: FileDigester  # md5 and blake2b_256 of cached files, for the JSON API
+    policies: Policies  # what each index hides, break-glass, the audit trail (issue 15)
 
 
 async def initialize(settings: Settings) -> None:
@@ -89,13 +93,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(database.close)
         # The shared concerns (blob records, file digests) through the first mirror's view.
         store = database.index(_first_mirror(settings))
+        telemetry = Telemetry()
+        policies = await _open_policies(settings, database, telemetry, stack)
         shared = _Shared(
             settings,
             instance_id,
             database,
             FilesystemBlobStore(settings.blobs_dir, settings.spool_dir),
             CrashPoints.from_environment(os.environ),  # test-only; disarmed when unset
-            Telemetry(),
+            telemetry,
+            policies,
         )
         specs = [spec for spec in settings.indexes if isinstance(spec, MirrorIndex)]
         upstreams = {spec.name: await _open_upstream(spec, instance_id) for spec in specs}
@@ -133,7 +140,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         readiness = Readiness(store, first, settings.spool_dir)
         file_digests = FileDigester(store, files)
         stack.push_async_callback(file_digests.close)
-        indexes = Indexes(settings.indexes, mirrors, unions, settings.default_index)
+        indexes = Indexes(
+            settings.indexes, mirrors, unions, settings.default_index, policies=policies
+        )
         yield Services(
             settings,
             instance_id,
@@ -146,7 +155,36 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             eviction,
             readiness,
             file_digests,
+            policies,
         )
+
+
+AUDIT_FILE = "policy-audit.jsonl"
+
+
+async def _open_policies(
+    settings: Settings, database: SqliteMetadataStore, telemetry: Telemetry, stack: AsyncExitStack
+) -> Policies:
+    audit = await asyncio.to_thread(JsonLinesAudit, settings.data_dir / AUDIT_FILE)
+    stack.push_async_callback(asyncio.to_thread, audit.close)
+    names = [spec.name for spec in settings.indexes]
+    policies = Policies(
+        {name: settings.policy(name) for name in names}, database.policy(), audit, telemetry
+    )
+    stack.push_async_callback(policies.close)
+    return policies
+
+
+@asynccontextmanager
+async def open_policies(settings: Settings) -> AsyncIterator[Policies]:
+    """Policy's records and audit trail for `bodega allow`, beside a running server (as
+    open_maintenance): an exemption made here shows in the server within a second."""
+    if not settings.database_path.is_file():
+        raise ConfigError(f"no bodega cache in {settings.data_dir}")
+    async with AsyncExitStack() as stack:
+        database = await SqliteMetadataStore.open(settings.database_path)
+        stack.push_async_callback(database.close)
+        yield await _open_policies(settings, database, Telemetry(), stack)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +197,7 @@ class _Shared:
     blobs: FilesystemBlobStore
     crash: CrashPoints
     telemetry: Telemetry
+    policies: Policies
     # One process is the whole cache: it holds every background duty (issue 14: shared).
     duties: Duties = field(default_factory=LocalDuties)
 
@@ -233,6 +272,7 @@ async def _open_mirror(
         on_page=search.saw_page,
         core_metadata=core_metadata,
         crash=shared.crash,
+        on_upstream_change=functools.partial(shared.policies.upstream_changed, spec.name),
     )
     stack.push_async_callback(pages.close)
     details = DetailsFiller(pages, files, search)

@@ -254,23 +254,28 @@ def _by_age(policy: IndexPolicy, file: DistributionFile, now: float) -> Verdict:
     return Verdict(Hidden(MIN_RELEASE_AGE, reason, of_age_at))
 
 
-def filter_page(
-    page: ProjectPage, policies: Sequence[IndexPolicy], exemptions: Sequence[Exemption], now: float
-) -> FilteredPage:
-    """The page with what any of `policies` hides taken out (and each version whose every
-    file went with it), and when that will next change by time alone."""
+# One index's say over a file: its policy, and the exemptions made on it.
+Governing = tuple[IndexPolicy, Sequence[Exemption]]
+
+
+def filter_page(page: ProjectPage, chain: Sequence[Governing], now: float) -> FilteredPage:
+    """The page with what any index of `chain` (the one asked, then the ones it serves
+    from) hides taken out, with each version whose every file went with it, and when that
+    will next change by time alone."""
     project = page.name
-    exemptions = [e for e in exemptions if e.project == project]
+    chain = [(policy, [e for e in found if e.project == project]) for policy, found in chain]
     listed = ListedVersions(page.versions)
     shown: list[DistributionFile] = []
     hidden: list[tuple[DistributionFile, Hidden]] = []
-    changes = [e.until for e in exemptions if e.until is not None and e.until > now]
+    changes = [
+        e.until for _, found in chain for e in found if e.until is not None and e.until > now
+    ]
     without_upload_time = 0
     releases_shown: set[str] = set()
     releases_hidden: set[str] = set()
     for file in page.files:
         release = release_of(file.filename, project, listed)
-        verdict = judge(policies, project, file, exemptions, now)
+        verdict = judge(chain, project, file, now)
         if verdict.hidden is None:
             shown.append(file)
             without_upload_time += verdict.has_no_upload_time
@@ -290,18 +295,12 @@ def filter_page(
     return FilteredPage(filtered, tuple(hidden), min(changes, default=None), without_upload_time)
 
 
-def judge(
-    policies: Sequence[IndexPolicy],
-    project: str,
-    file: DistributionFile,
-    exemptions: Sequence[Exemption],
-    now: float,
-) -> Verdict:
-    """The verdict of the first of `policies` (an index's, then its base's) that hides the
-    file; else a shown file's."""
+def judge(chain: Sequence[Governing], project: str, file: DistributionFile, now: float) -> Verdict:
+    """The verdict of the first index of `chain` that hides the file, each with its own
+    exemptions; else a shown file's."""
     version = _file_version(file.filename, project)
     shown = Verdict()
-    for policy in policies:
+    for policy, exemptions in chain:
         verdict = decide(policy, project, file, exemptions, now, version=version)
         if verdict.hidden is not None:
             return verdict

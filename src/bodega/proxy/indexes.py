@@ -26,6 +26,7 @@ from bodega.errors import NotFound
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.pages import CachedPage, ClientRefresh, ProjectPages
+from bodega.proxy.policy import Policies
 from bodega.proxy.release_metadata import ReleaseMetadata
 from bodega.proxy.root import RootList
 from bodega.proxy.search import Hit, ProjectSearch
@@ -73,6 +74,7 @@ class Indexes:
         default: str,
         *,
         clock: Callable[[], float] = time.monotonic,
+        policies: Policies | None = None,
     ) -> None:
         self._specs = {spec.name: spec for spec in specs}
         self._mirrors = dict(mirrors)
@@ -80,6 +82,7 @@ class Indexes:
         self.default = default
         self._clock = clock
         self._absent: dict[tuple[str, str], float] = {}  # (base, project) -> until
+        self.policies = policies  # what each index hides (issue 15); None: nothing
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -140,10 +143,25 @@ class Indexes:
         the union of every base's that has it."""
         spec = self.spec(name)
         if isinstance(spec, VirtualIndex) and spec.merge:
-            return await self._merged_page(spec, project, refresh)
+            served = await self._merged_page(spec, project, refresh)
+            mirrors = (mirror.name for mirror in self.mirrors_of(spec.name))
+            return await self._governed(served, tuple(dict.fromkeys((spec.name, *mirrors))))
         mirror = await self.serving(name, project)
         cached, outcome = await mirror.pages.lookup(project, refresh)
-        return ServedPage(spec.name, cached, outcome, mirror.pages, mirror.pages.max_age(cached))
+        served = ServedPage(spec.name, cached, outcome, mirror.pages, mirror.pages.max_age(cached))
+        return await self._governed(served, self._governing(spec.name, mirror))
+
+    async def visible_page(self, name: str, project: str) -> tuple[Mirror, CachedPage, int]:
+        """The page of the mirror that serves the project, as this index shows it (its
+        policy applied), and how long a client may cache it: for the JSON API and the UI."""
+        spec = self.spec(name)
+        mirror = await self.serving(name, project)
+        cached = await mirror.pages.get(project)
+        served = ServedPage(
+            spec.name, cached, CacheOutcome.HIT, mirror.pages, mirror.pages.max_age(cached)
+        )
+        governed = await self._governed(served, self._governing(spec.name, mirror))
+        return mirror, governed.cached, governed.max_age
 
     async def file(self, name: str, project: str, filename: str) -> tuple[Mirror, DistributionFile]:
         """The file as listed by the mirror that serves it for this index."""
@@ -151,9 +169,43 @@ class Indexes:
         if isinstance(spec, VirtualIndex) and spec.merge:
             for mirror in await self._having(spec, project, first_only=False):
                 if (await mirror.pages.get(project)).page.file_named(filename) is not None:
-                    return mirror, await mirror.pages.find_file(project, filename)
+                    return mirror, await self._allowed_file(spec.name, mirror, project, filename)
         mirror = await self.serving(name, project)
-        return mirror, await mirror.pages.find_file(project, filename)
+        return mirror, await self._allowed_file(spec.name, mirror, project, filename)
+
+    async def _allowed_file(
+        self, name: str, mirror: Mirror, project: str, filename: str
+    ) -> DistributionFile:
+        """The file as listed, unless the index's policy hides it (PolicyBlocked); a file
+        upstream removed is still found for its exact URL while `serve_removed` holds."""
+        governing = self._governing(name, mirror)
+        try:
+            file = await mirror.pages.find_file(project, filename)
+        except NotFound:
+            if self.policies is None or await _is_quarantined(mirror, project):
+                raise
+            return await self.policies.removed_file(governing, project, filename)
+        if self.policies is not None:
+            await self.policies.check_file(governing, project, file)
+        return file
+
+    def _governing(self, name: str, mirror: Mirror | None = None) -> tuple[str, ...]:
+        """The indexes whose policies govern what `name` serves from `mirror`: the one
+        asked, then the mirror (a virtual index obeys its bases' rules too)."""
+        if mirror is None or mirror.name == name:
+            return (name,)
+        return (name, mirror.name)
+
+    async def _governed(self, served: ServedPage, governing: tuple[str, ...]) -> ServedPage:
+        if self.policies is None:
+            return served
+        governed = await self.policies.govern(governing, served.cached)
+        if governed.cached is served.cached and governed.max_age is None:
+            return served
+        max_age = served.max_age
+        if governed.max_age is not None:
+            max_age = min(max_age, governed.max_age)
+        return ServedPage(served.index, governed.cached, served.outcome, served.pages, max_age)
 
     async def _merged_page(
         self, spec: VirtualIndex, project: str, refresh: ClientRefresh
@@ -212,3 +264,12 @@ class Indexes:
         if len(self._absent) >= _ABSENT_ENTRIES:
             self._absent.pop(next(iter(self._absent)))
         self._absent[base, project] = self._clock() + ttl
+
+
+async def _is_quarantined(mirror: Mirror, project: str) -> bool:
+    """PEP 792: nothing of a quarantined project is offered, removed files included."""
+    try:
+        page = (await mirror.pages.get(project)).page
+    except NotFound:
+        return False
+    return page.status is not None and page.status.status == "quarantined"

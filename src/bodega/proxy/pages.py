@@ -91,6 +91,7 @@ class ProjectPages:
         core_metadata: CoreMetadataExtractor | None = None,
         crash: CrashPoints = CrashPoints.DISARMED,
         flights: Flights[CachedPage] | None = None,
+        on_upstream_change: Callable[[ProjectPage, ProjectPage], None] | None = None,
     ) -> None:
         self.telemetry = telemetry  # the web edge counts each request's outcome here
         self._on_page = on_page  # told of every page fetched from upstream (search listens)
@@ -112,6 +113,8 @@ class ProjectPages:
         # the store: laid over the refreshed page too, or it would show only after the next.
         self._landed: dict[str, dict[str, str]] = {}
         self._crash = crash
+        # Told of each page upstream replaced (old, new): yanks and removals propagate.
+        self._on_upstream_change = on_upstream_change
 
     async def get(self, project: str) -> CachedPage:
         """The page of a validated, normalized project name; NotFound when there is none."""
@@ -265,6 +268,8 @@ class ProjectPages:
             return self._stale(project, cached)
         if cached is not None:
             page = _pin_known_hashes(cached.page, page)
+            if self._on_upstream_change is not None:
+                self._on_upstream_change(cached.page, page)
         self._crash.reached("page_fetched")
         # The store keeps upstream's word; what bodega extracted itself is laid over it.
         record = StoredPage(project, page.to_record(), response.etag, response.last_modified, now)

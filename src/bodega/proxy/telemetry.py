@@ -131,6 +131,12 @@ class IndexTelemetry:
         self.upstream_ok_at: float | None = None
         self.upstream_failed_at: float | None = None
         self.upstream_error: str | None = None
+        # Supply-chain policy (issue 15), each by its rule (core.policy's names) or change.
+        self.policy_hidden: Counter[str] = Counter()  # files left off pages served
+        self.policy_blocked: Counter[str] = Counter()  # file URLs refused
+        self.policy_without_upload_time = 0  # files shown on pages whose age is unknown
+        self.policy_upstream_changes: Counter[str] = Counter()  # yanked, removed, quarantined
+        self.policy_removed_files: Counter[str] = Counter()  # served, refused
 
     def count_outcome(self, kind: str, outcome: CacheOutcome) -> None:
         """One client request for a page or file, and how it was answered."""

@@ -11,6 +11,7 @@ from bodega.errors import (
     IntegrityError,
     InvalidName,
     NotFound,
+    PolicyBlocked,
     StorageError,
     UpstreamBusy,
     UpstreamError,
@@ -103,7 +104,9 @@ def _handlers(services: Services) -> dict[Route, Handler]:
         Route.JSON_API: JsonApi(services.project_json).project_json,
         Route.HEALTH: health.health,
         Route.READY: health.ready,
-        Route.METRICS: Metrics(services.telemetry, services.eviction, services.files).metrics,
+        Route.METRICS: Metrics(
+            services.telemetry, services.eviction, services.files, services.policies
+        ).metrics,
     }
 
 
@@ -121,6 +124,8 @@ async def _errors(
         if status == 404 and ui.wants_error_page(request, found.route):
             return await ui.not_found(request, str(error))
         headers = {"Cache-Control": "no-store"}
+        if isinstance(error, PolicyBlocked):
+            headers["X-Bodega-Policy"] = error.rule  # which rule, for scripts and support
         if isinstance(error, UpstreamBusy):
             # Upstream's request to wait, passed on: clients that honour it spare both.
             headers["Retry-After"] = str(math.ceil(error.retry_after))

@@ -2,13 +2,15 @@
 the format is a few lines per metric, and a client library's process-global registry would
 be the one global state this codebase avoids."""
 
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
 
 from bodega.proxy.eviction import Eviction
 from bodega.proxy.files import FileCache
-from bodega.proxy.telemetry import KINDS, CacheOutcome, Histogram, Telemetry
+from bodega.proxy.policy import Policies
+from bodega.proxy.telemetry import KINDS, CacheOutcome, Histogram, IndexTelemetry, Telemetry
 from bodega.web.routing import Match
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -19,18 +21,29 @@ Sample = tuple[dict[str, str], float]
 class Metrics:
     """The telemetry recorder's counters, and the cache's gauges."""
 
-    def __init__(self, telemetry: Telemetry, eviction: Eviction, files: FileCache) -> None:
+    def __init__(
+        self, telemetry: Telemetry, eviction: Eviction, files: FileCache, policies: Policies
+    ) -> None:
         self._telemetry = telemetry
         self._eviction = eviction
         self._files = files
+        self._policies = policies
 
     async def metrics(self, request: web.Request, match: Match) -> web.Response:
+        await self._policies.exemptions()  # the exemptions gauge as of now, not the last page
         text = "".join(self._render())
         headers = {"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"}
         return web.Response(body=text.encode(), headers=headers)
 
     def _render(self) -> Iterator[str]:
         yield from render_telemetry(self._telemetry)
+        yield from render_policy(self._telemetry)
+        yield from _family(
+            "bodega_policy_exemptions",
+            "gauge",
+            "Break-glass exemptions in force (bodega allow), by index.",
+            self._policies.active_exemptions(),
+        )
         eviction = self._eviction
         yield from _family(
             "bodega_downloads_in_flight",
@@ -53,6 +66,54 @@ class Metrics:
             "The cache's size limit (--max-cache-size); 0: none.",
             [({}, eviction.max_bytes)],
         )
+
+
+def render_policy(telemetry: Telemetry) -> Iterator[str]:
+    """Supply-chain policy's counters (issue 15), by index and rule or change."""
+    indexes = telemetry.indexes
+    yield from _family(
+        "bodega_policy_hidden_files_total",
+        "counter",
+        "Files left off the project pages served (each page answer counts its hidden files),"
+        " by index and rule.",
+        _by_label(indexes, lambda view: view.policy_hidden, "rule"),
+    )
+    yield from _family(
+        "bodega_policy_blocked_total",
+        "counter",
+        "File URLs answered 404 because the index's policy hides the file, by index and rule.",
+        _by_label(indexes, lambda view: view.policy_blocked, "rule"),
+    )
+    yield from _family(
+        "bodega_policy_files_without_upload_time_total",
+        "counter",
+        "Files shown on pages although min_release_age cannot judge them (upstream gives no"
+        " upload time; files_without_upload_time = pass), by index.",
+        (({"index": view.name}, view.policy_without_upload_time) for view in indexes),
+    )
+    yield from _family(
+        "bodega_policy_upstream_changes_total",
+        "counter",
+        "Files yanked or removed and projects quarantined upstream, seen on revalidation.",
+        _by_label(indexes, lambda view: view.policy_upstream_changes, "change"),
+    )
+    yield from _family(
+        "bodega_policy_removed_files_total",
+        "counter",
+        "Requests for a file upstream removed: served from the cache or refused"
+        " (serve_removed), by index.",
+        _by_label(indexes, lambda view: view.policy_removed_files, "outcome"),
+    )
+
+
+def _by_label(
+    indexes: Iterable[IndexTelemetry],
+    counter: Callable[[IndexTelemetry], Counter[str]],
+    label: str,
+) -> Iterator[Sample]:
+    for view in indexes:
+        for value, count in sorted(counter(view).items()):
+            yield {"index": view.name, label: value}, count
 
 
 def render_telemetry(telemetry: Telemetry) -> Iterator[str]:

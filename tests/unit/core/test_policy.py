@@ -130,7 +130,7 @@ def test_an_exemption_wins_over_every_rule_while_it_lasts() -> None:
 
 
 def test_a_filtered_page_drops_hidden_files_and_their_versions_and_knows_when_it_changes() -> None:
-    filtered = filter_page(page(OLD_FILE, NEW, versions=("1.0", "2.0", "3.0")), [AGED], [], NOW)
+    filtered = filter_page(page(OLD_FILE, NEW, versions=("1.0", "2.0", "3.0")), [(AGED, [])], NOW)
     assert [f.filename for f in filtered.page.files] == [OLD_FILE.filename]
     assert filtered.page.versions == ("1.0", "3.0")  # 3.0 had no file to hide
     assert [(f.filename, h.rule) for f, h in filtered.hidden] == [(NEW.filename, MIN_RELEASE_AGE)]
@@ -140,15 +140,16 @@ def test_a_filtered_page_drops_hidden_files_and_their_versions_and_knows_when_it
 
 def test_a_page_nothing_is_hidden_from_is_the_same_page() -> None:
     whole = page(OLD_FILE, NEW)
-    assert filter_page(whole, [IndexPolicy()], [], NOW).page is whole
-    exempted = filter_page(whole, [AGED], [exemption("2.0", until=NOW + 60)], NOW)
+    assert filter_page(whole, [(IndexPolicy(), [])], NOW).page is whole
+    exempted = filter_page(whole, [(AGED, [exemption("2.0", until=NOW + 60)])], NOW)
     assert exempted.page is whole
     assert exempted.next_change == NOW + 60  # the exemption's end
 
 
 def test_each_policy_of_the_chain_applies() -> None:
     denying = IndexPolicy(deny=(parse_rule("pkg==1.0"),))
-    filtered = filter_page(page(OLD_FILE, NEW), [AGED, denying], [], NOW)
+    filtered = filter_page(page(OLD_FILE, NEW), [(AGED, []), (denying, [exemption("2.0")])], NOW)
+    # Each index's exemptions lift its own rules only: 2.0 is still too young for the first.
     assert filtered.page.files == ()
 
 
