@@ -28,11 +28,14 @@ from bodega.clients import (
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
 from bodega.core.indexes import MirrorIndex, check_index_name
 from bodega.core.names import normalize_project_name
+from bodega.core.policy import Exemption, parse_target
 from bodega.core.units import format_size, parse_duration
 from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, InvalidLockfile, InvalidName, StorageError
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
-from bodega.services import initialize, open_maintenance
+from bodega.proxy.policy import Policies
+from bodega.services import initialize, open_maintenance, open_policies
+from bodega.storage.metadata import NewExemption
 from bodega.systemd import (
     closed_folder_problem,
     closed_to_others,
@@ -597,6 +600,122 @@ class _Progress:
     def finish(self) -> None:
         if self._is_terminal and self._done:
             click.echo("", err=True)
+
+
+# ------------------------------------------------------------------------------ policy
+
+
+@main.command("allow")
+@click.argument("target", required=False, metavar="PROJECT[==VERSION]")
+@_index_option("The index whose policy to lift. Default: the default index.")
+@click.option("--reason", help="Why: recorded with the exemption and in the audit trail.")
+@click.option(
+    "--until", "lasts", type=_Duration(), help="How long it holds: 2d, 12h. Default: until revoked."
+)
+@click.option("--list", "listing", is_flag=True, help="List every exemption, and its state.")
+@click.option("--revoke", type=int, metavar="ID", help="Revoke the exemption ID (see --list).")
+@_setting_options("data_dir")
+def allow(
+    target: str | None,
+    *,
+    index: str | None,
+    reason: str | None,
+    lasts: str | None,
+    listing: bool,
+    revoke: int | None,
+    **options: Any,
+) -> None:
+    """Break-glass: show a project, or one version of it, that the index's policy hides
+    (too young for min_release_age, or denied), at once and without a restart.
+
+    Works beside a running server, which sees the change within a second."""
+    if sum((target is not None, listing, revoke is not None)) != 1:
+        raise click.UsageError("give PROJECT[==VERSION], --list or --revoke ID")
+
+    async def work(policies: Policies, settings: Settings) -> None:
+        if listing:
+            _list_exemptions(await policies.exemptions(), index)
+        elif revoke is not None:
+            revoked = await policies.revoke_exemption(revoke)
+            if revoked is None:
+                raise click.ClickException(f"no exemption {revoke}")
+            click.echo(f"revoked {revoked.id}: {revoked.target} on {revoked.index}")
+        else:
+            made = await policies.add_exemption(
+                _new_exemption(target or "", index, reason, lasts, settings)
+            )
+            until = "until revoked" if made.until is None else f"until {_when(made.until)}"
+            click.echo(f"allowed {made.target} on {made.index} {until} (id {made.id})")
+
+    _with_policies(options, work)
+
+
+def _new_exemption(
+    target: str, index: str | None, reason: str | None, lasts: str | None, settings: Settings
+) -> NewExemption:
+    try:
+        project, version = parse_target(target)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="PROJECT[==VERSION]") from None
+    if not reason or not reason.strip():
+        raise click.UsageError("--reason is required: say why, for whoever reads the audit")
+    now = time.time()
+    return NewExemption(
+        _known_index(index, settings) or settings.default_index,
+        project,
+        version,
+        reason.strip(),
+        _who(),
+        now,
+        None if lasts is None else now + parse_duration(lasts),
+    )
+
+
+def _with_policies(
+    options: dict[str, Any], work: Callable[[Policies, Settings], Awaitable[None]]
+) -> None:
+    async def run(settings: Settings) -> None:
+        async with open_policies(settings) as policies:
+            await work(policies, settings)
+
+    try:
+        asyncio.run(run(_settings(options)))
+    except (ConfigError, StorageError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _list_exemptions(exemptions: list[Exemption], index: str | None) -> None:
+    now = time.time()
+    shown = [e for e in exemptions if index is None or e.index == index]
+    if not shown:
+        click.echo("no exemptions")
+    for exemption in shown:
+        if exemption.revoked_at is not None:
+            state = f"revoked {_when(exemption.revoked_at)}"
+        elif not exemption.is_active(now):
+            state = "expired"
+        else:
+            state = (
+                "until revoked" if exemption.until is None else f"until {_when(exemption.until)}"
+            )
+        click.echo(
+            f"{exemption.id}\t{exemption.index}\t{exemption.target}\t{state}\t"
+            f"by {exemption.created_by} {_when(exemption.created_at)}\t{exemption.reason}"
+        )
+
+
+def _who() -> str:
+    """Who made an exemption, as the system knows the user running the command."""
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's)
+        return f"uid {os.getuid()}"
+
+
+def _when(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(moment))
 
 
 if __name__ == "__main__":  # pragma: no cover

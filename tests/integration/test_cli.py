@@ -229,6 +229,7 @@ COMMAND_OPTIONS = {
     "cache forget": {"--data-dir", "--index"},
     "service install": (SERVE_OPTIONS - {"--data-dir"}) | {"--user", "--print"},
     "serve": SERVE_OPTIONS,
+    "allow": {"--data-dir", "--index", "--reason", "--until", "--list", "--revoke"},
 }
 
 
