@@ -234,3 +234,23 @@ async def test_an_upstream_outage_is_no_removal(
     metrics = (await client.get(url + "-/metrics")).text
     assert 'change="removed"} 0' in metrics or 'change="removed"' not in metrics
     assert not [line for line in read_audit(tmp_path / "data") if "upstream" in line["event"]]
+
+
+async def test_the_policy_page_lists_rules_exemptions_and_the_last_blocks(
+    start: Start, client: httpx.AsyncClient
+) -> None:
+    policy = IndexPolicy(min_release_age=DAY, deny=(parse_rule({"files": "*.exe"}),))
+    url, services = await start(policy_table=(("root/pypi", policy),))
+    await services.policies.add_exemption(
+        NewExemption("root/pypi", "other", None, "<b>vetted</b>", "ops", time.time(), None)
+    )
+    assert (await client.get(url + f"files/pkg/{NEW.filename}")).status_code == 404
+    for path in ("+policy", "root/pypi/+policy"):
+        response = await client.get(url + path)
+        assert response.status_code == 200
+        text = response.text
+        assert "min_release_age</dt><dd>1d" in text
+        assert "files=*.exe" in text
+        assert "&lt;b&gt;vetted&lt;/b&gt;" in text  # upstream and user text stays text
+        assert NEW.filename in text
+    assert (await client.get(url + "no/such/+policy")).status_code == 404

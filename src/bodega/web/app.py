@@ -27,6 +27,7 @@ from bodega.web.headers import add_security_headers
 from bodega.web.health import Health
 from bodega.web.json_api import JsonApi
 from bodega.web.metrics import Metrics
+from bodega.web.policy_ui import PolicyPage
 from bodega.web.routing import XMLRPC_PATHS, Match, Route, match
 from bodega.web.simple import SimpleApi
 from bodega.web.xmlrpc import XmlRpc
@@ -99,6 +100,7 @@ def _handlers(services: Services) -> dict[Route, Handler]:
         Route.UI_SEARCH: pages.search,
         Route.UI_PROJECT: pages.project,
         Route.UI_CACHE: pages.cache,
+        Route.UI_POLICY: PolicyPage(services.policies, services.indexes).page,
         Route.STATUS: pages.status,
         Route.STATIC: pages.static,
         Route.JSON_API: JsonApi(services.project_json).project_json,

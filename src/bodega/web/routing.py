@@ -26,6 +26,7 @@ class Route(Enum):
     UI_SEARCH = "ui-search"
     UI_PROJECT = "ui-project"
     UI_CACHE = "ui-cache"
+    UI_POLICY = "ui-policy"
     STATUS = "status"
     STATIC = "static"
     JSON_API = "json-api"
@@ -43,7 +44,12 @@ _INDEX_PATH = "/{user:[A-Za-z0-9][A-Za-z0-9._-]*}/{index:[A-Za-z0-9][A-Za-z0-9._
 XMLRPC_PATHS = ("/pypi", "/pypi/", "/RPC2", _INDEX_PATH, _INDEX_PATH + "/")
 _XMLRPC = (("pypi",), ("RPC2",))
 # The web UI lives under "+" segments, which are no project names and no index names.
-_UI = {"+search": Route.UI_SEARCH, "+cache": Route.UI_CACHE, "+status.json": Route.STATUS}
+_UI = {
+    "+search": Route.UI_SEARCH,
+    "+cache": Route.UI_CACHE,
+    "+status.json": Route.STATUS,
+    "+policy": Route.UI_POLICY,
+}
 # Operations endpoints under /-/, a segment no project or index can be named.
 _OPERATIONS = {"health": Route.HEALTH, "ready": Route.READY, "metrics": Route.METRICS}
 

@@ -163,7 +163,9 @@ class Ui:
 
 
 # Where a 404 is a page with a search box: the UI, and paths no client but a browser asks for.
-_HTML_ERROR_ROUTES = frozenset({Route.HOME, Route.UI_SEARCH, Route.UI_PROJECT, Route.UI_CACHE})
+_HTML_ERROR_ROUTES = frozenset(
+    {Route.HOME, Route.UI_SEARCH, Route.UI_PROJECT, Route.UI_CACHE, Route.UI_POLICY}
+)
 
 
 def wants_error_page(request: web.Request, route: Route) -> bool:
@@ -177,6 +179,11 @@ def wants_error_page(request: web.Request, route: Route) -> bool:
 
 async def not_found(request: web.Request, message: str) -> web.Response:
     return await _render(request, "404.html", http_status=404, message=message)
+
+
+async def render_page(request: web.Request, template: str, **values: Any) -> web.Response:
+    """A template as a UI page, with the UI's headers: for the UI's other modules."""
+    return await _render(request, template, **values)
 
 
 async def _render(
