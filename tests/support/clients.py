@@ -26,7 +26,8 @@ NEWEST = {"app": "2.0", "liba": "1.1", "libb": "1.0", "libc": "2.0"}
 
 DEAD_PROXY = "http://127.0.0.1:9"
 REPOSITORY = Path(__file__).resolve().parents[2]
-CLIENT_VENVS = REPOSITORY / ".venv-clients"
+# BODEGA_CLIENT_VENVS: another checkout's venvs (a worktree shares the main checkout's).
+CLIENT_VENVS = Path(os.environ.get("BODEGA_CLIENT_VENVS", REPOSITORY / ".venv-clients"))
 # The interpreter behind the test venv: a tool given the venv's own python would install
 # into the test environment itself instead of making a project venv.
 BASE_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
