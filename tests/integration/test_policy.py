@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bodega.core.policy import IndexPolicy, parse_rule
+from bodega.core.search import Criterion, Query
 from bodega.services import AUDIT_FILE, Services
 from bodega.storage.metadata import NewExemption
 from tests.support.distributions import build_wheel
@@ -254,3 +255,24 @@ async def test_the_policy_page_lists_rules_exemptions_and_the_last_blocks(
         assert "&lt;b&gt;vetted&lt;/b&gt;" in text  # upstream and user text stays text
         assert NEW.filename in text
     assert (await client.get(url + "no/such/+policy")).status_code == 404
+
+
+async def test_search_names_the_latest_version_the_index_shows(
+    start: Start, client: httpx.AsyncClient
+) -> None:
+    url, services = await start(min_release_age=DAY)
+    assert await page_files(client, url) == [OLD.filename]  # search learns of pkg from it
+
+    async def latest() -> str | None:
+        hits = await services.indexes.search(
+            "root/pypi", Query((Criterion("name", "pkg"),), match_all=False)
+        )
+        return hits[0].version if hits else "none yet"
+
+    assert await eventually(latest, lambda version: version != "none yet", seconds=5) == "1.0"
+    await services.policies.add_exemption(
+        NewExemption("root/pypi", "pkg", None, "vetted", "ops", time.time(), None)
+    )
+    assert await latest() == "2.0"
+    ui = await client.get(url + "+search", params={"q": "pkg"})
+    assert ">2.0<" in ui.text

@@ -15,12 +15,14 @@ that fails does not pass: the request fails as it would on that mirror alone, be
 falling through would serve a name from a base that never should have had it.
 """
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bodega.core.indexes import IndexSpec, MirrorIndex, VirtualIndex, merge_pages, mirror_names
 from bodega.core.model import DistributionFile
+from bodega.core.releases import latest_version, releases_of
 from bodega.core.search import Query
 from bodega.errors import NotFound
 from bodega.proxy.catalog import Catalog
@@ -125,10 +127,25 @@ class Indexes:
         """Search every mirror the index serves from; a name found in several shows once,
         as the first base that has it describes it."""
         hits: dict[str, Hit] = {}
+        spec = self.spec(name)
         for mirror in self.mirrors_of(name):
             for hit in await mirror.search.search(query):
-                hits.setdefault(hit.key, hit)
+                if hit.key not in hits:
+                    hits[hit.key] = await self._visible_hit(spec.name, mirror, hit)
         return list(hits.values())
+
+    async def _visible_hit(self, name: str, mirror: Mirror, hit: Hit) -> Hit:
+        """The hit with the latest version this index shows: one its policy hides is not
+        named, and with no page held to judge by, no version is named at all."""
+        governing = self._governing(name, mirror)
+        if self.policies is None or not self.policies.governs(governing):
+            return hit
+        held = await mirror.pages.held(hit.key)
+        if held is None:
+            return dataclasses.replace(hit, version=None)
+        governed = await self.policies.govern(governing, held, is_answer=False)
+        version = latest_version(releases_of(governed.cached.page))
+        return dataclasses.replace(hit, version=version)
 
     def root_list(self, name: str) -> RootList:
         """The list of every project the index serves: a virtual index's unites its bases'

@@ -138,6 +138,10 @@ class ProjectPages:
             outcome = cached.origin
         return cached, outcome
 
+    async def held(self, project: str) -> CachedPage | None:
+        """The page as bodega holds it (memory, else the store), upstream not asked."""
+        return await self._cached(project)
+
     async def find_file(self, project: str, filename: str) -> DistributionFile:
         """A file listed on the project's page, as cached; asks upstream only for an unknown page
         or a file the cached page does not list yet."""

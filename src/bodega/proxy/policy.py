@@ -115,17 +115,22 @@ class Policies:
         self._exemptions_read_at = self._clock()
         return self._exemptions
 
-    async def govern(self, names: Sequence[str], cached: CachedPage) -> Governed:
-        """The page as the indexes `names` (asked first) show it."""
+    async def govern(
+        self, names: Sequence[str], cached: CachedPage, *, is_answer: bool = True
+    ) -> Governed:
+        """The page as the indexes `names` (asked first) show it. An answer (a page served,
+        not one search reads a version from) is counted and audited."""
         if not self.governs(names):
             return Governed(cached, None, 0)
         now = self._clock()
         filtered = filter_page(cached.page, await self._chain(names), now)
-        self._count(names[0], filtered)
+        if is_answer:
+            self._count(names[0], filtered)
         max_age = seconds_until(filtered.next_change, now)
         if not filtered.hidden:
             return Governed(cached, max_age, 0)
-        self._log_hidden(names[0], filtered)
+        if is_answer:
+            self._log_hidden(names[0], filtered)
         return Governed(self._copy(names, cached, filtered), max_age, len(filtered.hidden))
 
     def active_exemptions(self) -> list[tuple[dict[str, str], float]]:
