@@ -276,3 +276,12 @@ async def test_search_names_the_latest_version_the_index_shows(
     assert await latest() == "2.0"
     ui = await client.get(url + "+search", params={"q": "pkg"})
     assert ">2.0<" in ui.text
+
+
+async def test_the_project_page_of_the_ui_shows_what_the_index_shows(
+    start: Start, client: httpx.AsyncClient
+) -> None:
+    url, _ = await start(min_release_age=DAY)
+    text = (await client.get(url + "+project/pkg")).text
+    assert OLD.filename in text
+    assert NEW.filename not in text

@@ -102,9 +102,13 @@ class Catalog:
         self._upstream = upstream
         self._rendered: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
-    async def project(self, project: str, page_number: int) -> ProjectView:
-        """A validated, normalized project as the cache holds it; NotFound when unknown."""
-        cached = await self._pages.get(project)
+    async def project(
+        self, project: str, page_number: int, cached: CachedPage | None = None
+    ) -> ProjectView:
+        """A validated, normalized project as the cache holds it, or as `cached` (its page
+        as an index shows it: policy applied); NotFound when unknown."""
+        if cached is None:
+            cached = await self._pages.get(project)
         by_version = await asyncio.to_thread(_group_by_version, cached.page.files)
         versions = list(by_version)
         page_count = max(1, -(-len(versions) // VERSIONS_PER_PAGE))

@@ -136,8 +136,8 @@ class Ui:
             page_number = int(request.query.get("page", "1"))
         except ValueError:
             page_number = 1
-        mirror = await self._indexes.serving(match.index, name)
-        view = await mirror.catalog.project(name, page_number)
+        mirror, cached, _ = await self._indexes.visible_page(match.index, name)
+        view = await mirror.catalog.project(name, page_number, cached)
         base = f"{request.scheme}://{request.host}"
         return await _render(request, "project.html", project=view, key=name, base=base)
 
