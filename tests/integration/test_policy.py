@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bodega.core.indexes import MirrorIndex, VirtualIndex
 from bodega.core.policy import IndexPolicy, parse_rule
 from bodega.core.search import Criterion, Query
 from bodega.services import AUDIT_FILE, Services
@@ -285,3 +286,34 @@ async def test_the_project_page_of_the_ui_shows_what_the_index_shows(
     text = (await client.get(url + "+project/pkg")).text
     assert OLD.filename in text
     assert NEW.filename not in text
+
+
+async def test_a_virtual_index_obeys_its_own_rules_and_its_bases(
+    start: Start, upstream: FakeIndex, client: httpx.AsyncClient
+) -> None:
+    pypi = MirrorIndex("root/pypi", upstream.simple_url, 600.0, 30.0, 5.0, 600.0, offline=False)
+    team = VirtualIndex("team/all", ("root/pypi",))
+    aged = IndexPolicy(min_release_age=DAY)
+    denying = IndexPolicy(deny=(parse_rule("pkg==1.0"),))
+    url, services = await start(
+        index_table=(pypi, team), policy_table=(("root/pypi", aged), ("team/all", denying))
+    )
+
+    async def shown(tree: str) -> list[str]:
+        response = await client.get(url + tree + "pkg/", headers={"Accept": JSON_TYPE})
+        return [file["filename"] for file in response.json()["files"]]
+
+    assert await shown("simple/") == [OLD.filename]
+    assert await shown("team/all/+simple/") == []
+    refused = await client.get(url + f"team/all/files/pkg/{OLD.filename}")
+    assert refused.headers["X-Bodega-Policy"] == "deny"
+    # An exemption lifts the rules of the index it is made on, no other's.
+    await services.policies.add_exemption(
+        NewExemption("team/all", "pkg", None, "ours", "ops", time.time(), None)
+    )
+    assert await shown("team/all/+simple/") == [OLD.filename]
+    await services.policies.add_exemption(
+        NewExemption("root/pypi", "pkg", "2.0", "fix", "ops", time.time(), None)
+    )
+    assert await shown("team/all/+simple/") == [OLD.filename, NEW.filename]
+    assert await shown("simple/") == [OLD.filename, NEW.filename]
