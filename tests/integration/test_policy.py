@@ -137,6 +137,8 @@ async def test_break_glass_shows_a_version_at_once_and_revoking_hides_it_again(
     assert (await client.get(url + f"files/pkg/{NEW.filename}")).status_code == 404
     await audited(tmp_path / "data", "exemption_added")
     await audited(tmp_path / "data", "exemption_revoked")
+    metrics = (await client.get(url + "-/metrics")).text
+    assert "bodega_policy_exemptions{" not in metrics  # none in force
 
 
 async def test_an_exemption_that_expires_hides_the_file_again(
@@ -146,6 +148,8 @@ async def test_an_exemption_that_expires_hides_the_file_again(
     await services.policies.add_exemption(
         NewExemption("root/pypi", "pkg", None, "vetted", "ops", time.time(), time.time() + 2)
     )
+    metrics = (await client.get(url + "-/metrics")).text
+    assert 'bodega_policy_exemptions{index="root/pypi"} 1' in metrics
     response = await client.get(url + "simple/pkg/", headers={"Accept": JSON_TYPE})
     assert len(response.json()["files"]) == 2
     assert (
