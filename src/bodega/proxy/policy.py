@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 EXEMPTIONS_TTL = 1.0  # seconds: how late another process's `bodega allow` may show
 RECENT_BLOCKS = 50  # the /+policy page's "last blocks"
 _FILTERED_ENTRIES = 256  # filtered pages kept with their renderings
+_FilteredKey = tuple[tuple[str, ...], str, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,8 @@ class Policies:
         self._exemptions: list[Exemption] = []
         self._exemptions_read_at = -float("inf")
         self._reading: asyncio.Future[list[Exemption]] | None = None
-        self._filtered: OrderedDict[tuple[str, ...], tuple[ProjectPage, CachedPage]] = OrderedDict()
+        # (indexes, project, hidden filenames) -> (the page filtered, the filtered copy)
+        self._filtered: OrderedDict[_FilteredKey, tuple[ProjectPage, CachedPage]] = OrderedDict()
         self._logged_hidden: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
         self.recent: deque[Block] = deque(maxlen=RECENT_BLOCKS)
         self._writes: set[asyncio.Task[None]] = set()
@@ -246,7 +248,7 @@ class Policies:
     def _copy(self, names: Sequence[str], cached: CachedPage, filtered: FilteredPage) -> CachedPage:
         """The filtered page as a CachedPage of its own, kept while the same page hides the
         same files, so its renderings (and their ETags) are made once, not per request."""
-        key = (*names, cached.page.name, *(file.filename for file, _ in filtered.hidden))
+        key = (tuple(names), cached.page.name, tuple(file.filename for file, _ in filtered.hidden))
         found = self._filtered.get(key)
         if found is not None and found[0] is cached.page:
             self._filtered.move_to_end(key)
