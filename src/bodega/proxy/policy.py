@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 EXEMPTIONS_TTL = 1.0  # seconds: how late another process's `bodega allow` may show
 RECENT_BLOCKS = 50  # the /+policy page's "last blocks"
 _FILTERED_ENTRIES = 256  # filtered pages kept with their renderings
+_IN_THREAD_FILES = 200  # pages filtered off the loop: thousands of files take milliseconds
 _FilteredKey = tuple[tuple[str, ...], str, tuple[str, ...]]
 
 
@@ -84,6 +85,11 @@ class Policies:
         self._reading: asyncio.Future[list[Exemption]] | None = None
         # (indexes, project, hidden filenames) -> (the page filtered, the filtered copy)
         self._filtered: OrderedDict[_FilteredKey, tuple[ProjectPage, CachedPage]] = OrderedDict()
+        # (indexes, project) -> (the page, its exemptions, what filtering it gave)
+        self._filterings: OrderedDict[
+            tuple[tuple[str, ...], str],
+            tuple[ProjectPage, tuple[Exemption, ...], FilteredPage],
+        ] = OrderedDict()
         self._logged_hidden: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
         self.recent: deque[Block] = deque(maxlen=RECENT_BLOCKS)
         self._writes: set[asyncio.Task[None]] = set()
@@ -125,7 +131,7 @@ class Policies:
         if not self.governs(names):
             return Governed(cached, None, 0)
         now = self._clock()
-        filtered = filter_page(cached.page, await self._chain(names), now)
+        filtered = await self._filter(names, cached.page, now)
         if is_answer:
             self._count(names[0], filtered)
         max_age = seconds_until(filtered.next_change, now)
@@ -230,6 +236,33 @@ class Policies:
         await asyncio.gather(*self._writes)
 
     # ------------------------------------------------------------------------------ inside
+
+    async def _filter(self, names: Sequence[str], page: ProjectPage, now: float) -> FilteredPage:
+        """filter_page, done again only when the page, the project's exemptions or the time
+        of the next change say it would come out otherwise: parsing every filename's
+        version on each request would cost a large project milliseconds per page."""
+        chain = await self._chain(names)
+        exemptions = tuple(e for _, found in chain for e in found if e.project == page.name)
+        key = (tuple(names), page.name)
+        known = self._filterings.get(key)
+        if known is not None:
+            known_page, known_exemptions, filtered = known
+            change = filtered.next_change
+            if (
+                known_page is page
+                and known_exemptions == exemptions
+                and (change is None or now < change)
+            ):
+                self._filterings.move_to_end(key)
+                return filtered
+        if len(page.files) > _IN_THREAD_FILES:
+            filtered = await asyncio.to_thread(filter_page, page, chain, now)
+        else:
+            filtered = filter_page(page, chain, now)
+        self._filterings[key] = (page, exemptions, filtered)
+        while len(self._filterings) > _FILTERED_ENTRIES:
+            self._filterings.popitem(last=False)
+        return filtered
 
     async def _chain(self, names: Sequence[str]) -> list[Governing]:
         every = await self.exemptions()
