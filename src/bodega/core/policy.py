@@ -24,7 +24,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_version
+from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
 from bodega.core.filenames import ListedVersions, release_of
@@ -273,9 +273,12 @@ def filter_page(page: ProjectPage, chain: Sequence[Governing], now: float) -> Fi
     without_upload_time = 0
     releases_shown: set[str] = set()
     releases_hidden: set[str] = set()
+    versions_of: dict[str | None, Version | None] = {None: None}  # parsed once per release
     for file in page.files:
         release = release_of(file.filename, project, listed)
-        verdict = judge(chain, project, file, now)
+        if release not in versions_of:
+            versions_of[release] = _version(release)
+        verdict = judge(chain, project, file, now, version=versions_of[release])
         if verdict.hidden is None:
             shown.append(file)
             without_upload_time += verdict.has_no_upload_time
@@ -295,10 +298,18 @@ def filter_page(page: ProjectPage, chain: Sequence[Governing], now: float) -> Fi
     return FilteredPage(filtered, tuple(hidden), min(changes, default=None), without_upload_time)
 
 
-def judge(chain: Sequence[Governing], project: str, file: DistributionFile, now: float) -> Verdict:
+def judge(
+    chain: Sequence[Governing],
+    project: str,
+    file: DistributionFile,
+    now: float,
+    *,
+    version: Version | None = None,
+) -> Verdict:
     """The verdict of the first index of `chain` that hides the file, each with its own
-    exemptions; else a shown file's."""
-    version = _file_version(file.filename, project)
+    exemptions; else a shown file's. `version` is the file's (from its name when not given)."""
+    if version is None:
+        version = _file_version(file.filename, project)
     shown = Verdict()
     for policy, exemptions in chain:
         verdict = decide(policy, project, file, exemptions, now, version=version)
@@ -321,9 +332,11 @@ def _file_version(filename: str, project: str) -> Version | None:
     return None if spelled is None else _version(spelled)
 
 
-def _version(text: str) -> Version | None:
+def _version(text: str | None) -> Version | None:
+    if text is None:
+        return None
     try:
-        return Version(canonicalize_version(text, strip_trailing_zero=False))
+        return Version(text)
     except InvalidVersion:
         return None
 
