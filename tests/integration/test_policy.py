@@ -161,7 +161,9 @@ async def test_an_exemption_that_expires_hides_the_file_again(
     )
 
 
-async def test_a_deny_rule_on_a_version_specifier(start: Start, client: httpx.AsyncClient) -> None:
+async def test_a_deny_rule_on_a_version_specifier(
+    start: Start, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     policy = IndexPolicy(deny=(parse_rule("pkg<2"),))
     url, _ = await start(policy_table=(("root/pypi", policy),))
     assert await page_files(client, url) == [NEW.filename]
@@ -169,6 +171,11 @@ async def test_a_deny_rule_on_a_version_specifier(start: Start, client: httpx.As
     assert refused.status_code == 404
     assert refused.headers["X-Bodega-Policy"] == "deny"
     assert "'pkg<2'" in refused.text
+    metrics = (await client.get(url + "-/metrics")).text
+    assert 'bodega_policy_blocked_total{index="root/pypi",rule="deny"} 1' in metrics
+    assert 'bodega_policy_hidden_files_total{index="root/pypi",rule="deny"} 1' in metrics
+    line = (await audited(tmp_path / "data", "blocked"))[0]
+    assert (line["rule"], line["filename"]) == ("deny", OLD.filename)
 
 
 async def test_an_upstream_yank_propagates_on_revalidation_with_its_reason(
@@ -225,6 +232,10 @@ async def test_a_quarantined_project_shows_no_files(
     assert (await client.get(url + f"files/pkg/{OLD.filename}")).status_code == 404
     line = (await audited(tmp_path / "data", "upstream_quarantined"))[0]
     assert line["reason"] == "malware reported"
+    metrics = (await client.get(url + "-/metrics")).text
+    assert 'bodega_policy_upstream_changes_total{index="root/pypi",change="quarantined"} 1' in (
+        metrics
+    )
 
 
 async def test_an_upstream_outage_is_no_removal(
