@@ -353,6 +353,15 @@ class FakeIndex:
             self._files.pop(filename, None)
             self._touch(proj)
 
+    def delete_project(self, project: str) -> None:
+        """Delete a project and its files: its page and files answer 404 from now on."""
+        key = canonicalize_name(project)
+        with self._lock:
+            proj = self._projects.pop(key)
+            for filename in proj.files:
+                self._files.pop(filename, None)
+            self._serial += 1
+
     def file_url(self, filename: str) -> str:
         """Absolute URL of a published file on the files port."""
         with self._lock:

@@ -242,6 +242,11 @@ class ProjectPages:
         except UpstreamError as error:
             await _settle(extracted)
             return self._stale_or_raise(project, cached, error)
+        except NotFound:
+            await _settle(extracted)
+            if cached is not None:
+                self._gone(project, cached)
+            raise
         now = self._clock()
         if response.status == 304 and cached is not None:
             await _settle(extracted)
@@ -289,6 +294,19 @@ class ProjectPages:
             self._on_page(page)
         self._extract_core_metadata(project, fresh)
         return fresh
+
+    def _gone(self, project: str, cached: CachedPage) -> None:
+        """Upstream answered that it has no such project (an answer, not an outage): the
+        held page goes, so its files are no longer found through it, and the listener
+        learns that every file of it was removed upstream."""
+        self._memory.pop(project, None)
+        self._store_behind(project, self._forget(project))
+        if self._on_upstream_change is not None:
+            empty = dataclasses.replace(cached.page, files=(), versions=(), status=None)
+            self._on_upstream_change(cached.page, empty)
+
+    async def _forget(self, project: str) -> None:
+        await self._store.forget_page(project)
 
     def _extract_core_metadata(self, project: str, cached: CachedPage) -> None:
         """Queues extraction of METADATA for wheels upstream offers none for. The page is
