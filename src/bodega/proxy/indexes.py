@@ -170,7 +170,7 @@ class Indexes:
 
     async def visible_page(self, name: str, project: str) -> tuple[Mirror, CachedPage, int]:
         """The page of the mirror that serves the project, as this index shows it (its
-        policy applied), and how long a client may cache it: for the JSON API and the UI."""
+        policy applied), and how long a client may cache it: for the UI's project page."""
         spec = self.spec(name)
         mirror = await self.serving(name, project)
         cached = await mirror.pages.get(project)
