@@ -355,3 +355,55 @@ async def test_a_virtual_index_obeys_its_own_rules_and_its_bases(
     )
     assert await shown("team/all/+simple/") == [OLD.filename, NEW.filename]
     assert await shown("simple/") == [OLD.filename, NEW.filename]
+
+
+@pytest.mark.parametrize("without_upload_time", ["pass", "hide"])
+async def test_files_without_an_upload_time_pass_counted_or_are_hidden(
+    start: Start, upstream: FakeIndex, client: httpx.AsyncClient, without_upload_time: str
+) -> None:
+    undated = build_wheel("pkg", "0.9")
+    upstream.add("pkg", undated, upload_time=None)  # as an HTML-only upstream lists it
+    policy = IndexPolicy(min_release_age=DAY, files_without_upload_time=without_upload_time)
+    url, _ = await start(policy_table=(("root/pypi", policy),))
+    files = await page_files(client, url)
+    metrics = (await client.get(url + "-/metrics")).text
+    counted = 'bodega_policy_files_without_upload_time_total{index="root/pypi"} 1'
+    if without_upload_time == "pass":
+        assert files == [undated.filename, OLD.filename]
+        assert counted in metrics
+    else:
+        assert files == [OLD.filename]
+        refused = await client.get(url + f"files/pkg/{undated.filename}")
+        assert refused.headers["X-Bodega-Policy"] == "files_without_upload_time"
+
+
+async def test_allow_rules_show_only_what_they_match(
+    start: Start, upstream: FakeIndex, client: httpx.AsyncClient
+) -> None:
+    other = build_wheel("other", "1.0")
+    upstream.add("other", other, upload_time=LONG_AGO)
+    policy = IndexPolicy(allow=(parse_rule("pkg"),))
+    url, _ = await start(policy_table=(("root/pypi", policy),))
+    assert await page_files(client, url) == [OLD.filename, NEW.filename]
+    response = await client.get(url + "simple/other/", headers={"Accept": JSON_TYPE})
+    assert response.json()["files"] == []
+    refused = await client.get(url + f"files/other/{other.filename}")
+    assert refused.headers["X-Bodega-Policy"] == "allow"
+
+
+async def test_a_client_holding_the_filtered_page_gets_the_new_one_after_break_glass(
+    start: Start, client: httpx.AsyncClient
+) -> None:
+    url, services = await start(min_release_age=DAY)
+    headers = {"Accept": JSON_TYPE}
+    first = await client.get(url + "simple/pkg/", headers=headers)
+    etag = first.headers["ETag"]
+    again = await client.get(url + "simple/pkg/", headers={**headers, "If-None-Match": etag})
+    assert again.status_code == 304
+    await services.policies.add_exemption(
+        NewExemption("root/pypi", "pkg", "2.0", "fix", "ops", time.time(), None)
+    )
+    changed = await client.get(url + "simple/pkg/", headers={**headers, "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+    assert len(changed.json()["files"]) == 2
