@@ -23,7 +23,9 @@ import platformdirs
 
 from bodega.core.indexes import (
     DEFAULT_INDEX,
+    DEFAULT_MAX_UPLOAD_SIZE,
     KINDS,
+    HostedIndex,
     IndexSpec,
     MirrorIndex,
     VirtualIndex,
@@ -31,6 +33,7 @@ from bodega.core.indexes import (
     glob_problem,
     graph_problems,
 )
+from bodega.core.names import normalize_project_name
 from bodega.core.policy import WITHOUT_UPLOAD_TIME, IndexPolicy, Rule, parse_rule
 from bodega.core.units import parse_duration, parse_size
 from bodega.errors import ConfigError, InvalidName
@@ -316,6 +319,7 @@ MIRROR_KEYS = (
     "offline",
 )
 VIRTUAL_KEYS = ("bases", "routes", "merge")
+HOSTED_KEYS = ("reserved", "max_upload_size")
 # Supply-chain policy (core.policy), on an index of any kind.
 POLICY_KEYS = ("min_release_age", "allow", "deny", "files_without_upload_time", "serve_removed")
 
@@ -452,9 +456,7 @@ def _read_indexes(
         elif kind == "virtual":
             specs.append(_read_virtual(name, keys, label, problems))
         elif kind == "hosted":
-            problems.append(
-                f"{label} type: hosted indexes arrive with private packages; not supported yet"
-            )
+            specs.append(_read_hosted(name, keys, label, problems))
         elif kind is None:
             problems.append(f"{label} type: missing; one of {', '.join(KINDS)}")
         else:
@@ -505,6 +507,29 @@ def _read_virtual(name: str, keys: dict[str, Any], label: str, problems: list[st
     except ValueError:
         problems.append(f"{label} merge: {keys['merge']!r} is not a valid bool")
     return VirtualIndex(name, bases, routes, merge)
+
+
+def _read_hosted(name: str, keys: dict[str, Any], label: str, problems: list[str]) -> HostedIndex:
+    _unknown_keys(keys, HOSTED_KEYS, "a hosted", label, problems)
+    reserved: list[str] = []
+    raw = keys.get("reserved", [])
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        problems.append(f"{label} reserved: {raw!r} is not a list of project names")
+        raw = []
+    for item in raw:
+        try:
+            reserved.append(normalize_project_name(item))
+        except InvalidName as error:
+            problems.append(f"{label} reserved: {error}")
+    max_size = DEFAULT_MAX_UPLOAD_SIZE
+    if "max_upload_size" in keys:
+        try:
+            max_size = parse_size(str(keys["max_upload_size"]))
+        except ValueError:
+            problems.append(f"{label} max_upload_size: {keys['max_upload_size']!r} is no size")
+        if max_size <= 0:
+            problems.append(f"{label} max_upload_size: must be more than 0 bytes")
+    return HostedIndex(name, tuple(dict.fromkeys(reserved)), max_size)
 
 
 def _read_bases(raw: Any, label: str, problems: list[str]) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 BodegaError
 ├── InvalidName            400  a project name or filename that is not a valid token
+├── InvalidUpload          400  an upload refused (its reason in the status line)
 ├── NotFound               404  unknown project, file or route
 │   └── PolicyBlocked      404  hidden by the index's supply-chain policy (X-Bodega-Policy)
 ├── UpstreamError          502  upstream failed and no cached copy can serve
@@ -21,6 +22,11 @@ class BodegaError(Exception):
 
 class InvalidName(BodegaError):
     """A name or filename that bodega refuses to use as a key."""
+
+
+class InvalidUpload(BodegaError):
+    """An upload the index refuses; nothing of it is stored. Publishers (twine) show the
+    status line's reason, so the message is it."""
 
 
 class NotFound(BodegaError):

@@ -8,7 +8,10 @@ An index is named `<user>/<index>`, as devpi names them, and is one of:
   project names matching a glob to one base. `merge = true` unites the bases' pages as pip's
   `--extra-index-url` does, which lets any base add versions of any name (dependency
   confusion), so it is opt-in and documented as unsafe.
-- hosted (private packages) is a kind bodega knows by name and refuses until it arrives.
+- hosted: the team's own packages, uploaded to bodega (the legacy upload API). A virtual
+  index whose bases include a hosted index serves a name the hosted base has (or reserves)
+  from it alone, whatever the base order and routes, unless `merge = true`: a squatted
+  upstream name never reaches a client (no dependency confusion).
 
 Routes match normalized project names (PEP 503): `torch*` matches `Torch_Audio` as
 `torch-audio`, and a glob's own letters and separators are normalized the same way.
@@ -83,7 +86,20 @@ class VirtualIndex:
         return self.bases
 
 
-IndexSpec = MirrorIndex | VirtualIndex
+# The public index's default upload limit (warehouse's MAX_FILESIZE is 100 MiB).
+DEFAULT_MAX_UPLOAD_SIZE = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HostedIndex:
+    """Packages uploaded to bodega itself."""
+
+    name: str
+    reserved: tuple[str, ...] = ()  # normalized project names held before any upload
+    max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE  # bytes per file
+
+
+IndexSpec = MirrorIndex | VirtualIndex | HostedIndex
 
 
 def check_index_name(text: str) -> str:
@@ -194,7 +210,20 @@ def mirror_names(specs: Mapping[str, IndexSpec], name: str) -> tuple[str, ...]:
     spec = specs[name]
     if isinstance(spec, MirrorIndex):
         return (spec.name,)
+    if isinstance(spec, HostedIndex):
+        return ()
     found = [mirror for base in spec.bases for mirror in mirror_names(specs, base)]
+    return tuple(dict.fromkeys(found))
+
+
+def hosted_names(specs: Mapping[str, IndexSpec], name: str) -> tuple[str, ...]:
+    """The hosted indexes an index serves from, in base order, each once."""
+    spec = specs[name]
+    if isinstance(spec, HostedIndex):
+        return (spec.name,)
+    if isinstance(spec, MirrorIndex):
+        return ()
+    found = [hosted for base in spec.bases for hosted in hosted_names(specs, base)]
     return tuple(dict.fromkeys(found))
 
 

@@ -118,7 +118,8 @@ class BlobRecords(Protocol):
         self, *, unused_since: float | None = None, limit: int | None = None
     ) -> list[StoredBlob]:
         """Recorded blobs, least recently used first, optionally only those not used since
-        `unused_since`; never the blobs any index's root list is served from."""
+        `unused_since`; never the blobs any index's root list is served from, nor those of
+        a hosted index's files (pinned)."""
 
     async def cached_keys(self, keys: Collection[str]) -> set[str]:
         """Those of `keys` that are recorded blobs."""
@@ -253,6 +254,81 @@ class PolicyStore(Protocol):
         """Upstream lists the file again: it is no removed file any more."""
 
 
+@dataclass(frozen=True, slots=True)
+class HostedFile:
+    """A file uploaded to a hosted index, and what its page says of it."""
+
+    project: str  # PEP 503 normalized
+    version: str  # PEP 440 normalized
+    filename: str
+    sha256: str  # its blob's key
+    md5: str
+    blake2b_256: str
+    size: int
+    uploaded_at: float  # epoch seconds: its PEP 700 upload-time
+    requires_python: str | None = None
+    metadata_sha256: str | None = None  # PEP 658: the blob of its METADATA, for wheels
+    yanked: bool = False  # PEP 592
+    yank_reason: str = ""
+    attestations: str | None = None  # PEP 740: the JSON list uploaded with it
+
+
+@dataclass(frozen=True, slots=True)
+class HostedProject:
+    """A project of a hosted index: its name as first uploaded and its PEP 792 status."""
+
+    project: str  # normalized
+    name: str
+    status: str | None = None  # None: active
+    status_reason: str | None = None
+
+
+class HostedStore(Protocol):
+    """A hosted index's projects and files, and every filename it ever accepted (a
+    filename is never accepted twice, not even after its file is deleted)."""
+
+    async def add_hosted_file(self, file: HostedFile, name: str) -> bool:
+        """Record an uploaded file (and its project, spelled `name`, when new), atomically;
+        False (and nothing recorded) when the filename was accepted before."""
+
+    async def was_accepted(self, filename: str) -> bool: ...
+
+    async def hosted_files(self, project: str) -> list[HostedFile]:
+        """The project's files, in upload order."""
+
+    async def hosted_project(self, project: str) -> HostedProject | None: ...
+
+    async def hosted_projects(self) -> list[HostedProject]:
+        """Every project with a row, by normalized name."""
+
+    async def set_yanked(
+        self, project: str, version: str | None, filename: str | None, reason: str | None
+    ) -> int:
+        """Yank (reason: a text, maybe empty) or unyank (None) the files of a project, of
+        one version, or one file; how many files matched."""
+
+    async def delete_hosted_files(
+        self, project: str, version: str | None, filename: str | None
+    ) -> list[HostedFile]:
+        """Delete files (of the project, a version, or one) and return them; deleting the
+        whole project (both None) drops its row too. Their filenames stay accepted."""
+
+    async def set_project_status(
+        self, project: str, status: str | None, reason: str | None
+    ) -> bool:
+        """Set a project's PEP 792 status (None: active); False when there is no project."""
+
+    async def reserve(self, project: str) -> None: ...
+
+    async def release_reservation(self, project: str) -> bool: ...
+
+    async def reservations(self) -> set[str]: ...
+
+    async def hosted_blob_keys(self) -> set[str]:
+        """The blobs of every hosted file of every index (files and METADATA): pinned, never
+        evicted, pruned or adopted."""
+
+
 class StoreHealth(Protocol):
     async def is_writable(self) -> bool:
         """Whether a write could start now (for readiness checks)."""
@@ -280,5 +356,8 @@ class SharedMetadataStore(BlobRecords, FileDigestStore, StoreHealth, Protocol):
 
     async def root_blob_keys(self) -> frozenset[str]:
         """Every blob any index's root list is served from."""
+
+    def hosted(self, name: str) -> HostedStore:
+        """The projects and files of the hosted index `name`."""
 
     async def close(self) -> None: ...

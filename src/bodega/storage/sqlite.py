@@ -26,6 +26,7 @@ from bodega.storage.metadata import (
     StoredRoot,
 )
 from bodega.storage.sqlite_policy import SqlitePolicyStore
+from bodega.storage.sqlite_hosted import SqliteHostedStore
 from bodega.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -39,6 +40,8 @@ WHERE accessed_at < ?
   AND NOT EXISTS (
     SELECT 1 FROM root WHERE blobs.key IN (html_key, json_key, html_gzip_key, json_gzip_key)
   )
+  AND NOT EXISTS (SELECT 1 FROM hosted_files WHERE blobs.key = sha256)
+  AND NOT EXISTS (SELECT 1 FROM hosted_files WHERE blobs.key = metadata_sha256)
 ORDER BY accessed_at LIMIT ?
 """
 _ROOT_COLUMNS = "html_key, json_key, project_count, fetched_at, html_gzip_key, json_gzip_key"
@@ -88,6 +91,15 @@ class SqliteMetadataStore:
     def policy(self) -> SqlitePolicyStore:
         """Supply-chain policy's records (exemptions, files removed upstream)."""
         return SqlitePolicyStore(self._main)
+
+    def hosted(self, name: str) -> SqliteHostedStore:
+        """The projects and files of the hosted index `name`."""
+        return SqliteHostedStore(self, name)
+
+    async def run_for_index(self, name: str, work: Callable[[sqlite3.Connection, int], T]) -> T:
+        """Run `work` on the main worker with the number of the index `name` (for the
+        concerns kept in modules of their own)."""
+        return await self._run_in(self._main, name, work)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._main.run(work)

@@ -220,4 +220,46 @@ CREATE TABLE policy_removed_files (
     PRIMARY KEY (index_name, project, filename)
 );
 """,
+    # Hosted indexes (issue 13): uploaded files, every filename ever accepted, reserved
+    # names. A hosted file's blob has no row in `blobs`: it is pinned, never evicted.
+    """
+CREATE TABLE hosted_projects (
+    index_id INTEGER NOT NULL,
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT,
+    status_reason TEXT,
+    PRIMARY KEY (index_id, project)
+);
+CREATE TABLE hosted_files (
+    index_id INTEGER NOT NULL,
+    filename TEXT NOT NULL,
+    project TEXT NOT NULL,
+    version TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    md5 TEXT NOT NULL,
+    blake2b_256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    uploaded_at REAL NOT NULL,
+    requires_python TEXT,
+    metadata_sha256 TEXT,
+    yanked INTEGER NOT NULL DEFAULT 0,
+    yank_reason TEXT NOT NULL DEFAULT '',
+    attestations TEXT,
+    PRIMARY KEY (index_id, filename)
+);
+CREATE INDEX hosted_files_by_project ON hosted_files (index_id, project);
+CREATE INDEX hosted_files_by_sha256 ON hosted_files (sha256);
+CREATE INDEX hosted_files_by_metadata ON hosted_files (metadata_sha256);
+CREATE TABLE hosted_filenames (
+    index_id INTEGER NOT NULL,
+    filename TEXT NOT NULL,
+    PRIMARY KEY (index_id, filename)
+);
+CREATE TABLE hosted_reserved (
+    index_id INTEGER NOT NULL,
+    project TEXT NOT NULL,
+    PRIMARY KEY (index_id, project)
+);
+""",
 )
