@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 from bodega.config import Settings
-from bodega.core.indexes import MirrorIndex, VirtualIndex, mirror_names
+from bodega.core.indexes import HostedIndex, MirrorIndex, VirtualIndex, hosted_names, mirror_names
 from bodega.errors import ConfigError
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.coordination import Duties, LocalBlobLeases, LocalDuties
@@ -20,6 +20,7 @@ from bodega.proxy.eviction import Eviction
 from bodega.proxy.file_digests import FileDigester
 from bodega.proxy.file_requests import FileRequests
 from bodega.proxy.files import FileCache
+from bodega.proxy.hosted import HostedProjects, HostedRootSource
 from bodega.proxy.indexes import Indexes, Mirror
 from bodega.proxy.maintenance import CacheMaintenance
 from bodega.proxy.page_requests import PageRequests
@@ -78,7 +79,9 @@ async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance
     try:
         blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
         indexes = {spec.name: database.index(spec.name) for spec in settings.indexes}
-        yield CacheMaintenance(blobs, indexes, settings.data_dir / "quarantine")
+        # Hosted files' blobs are pinned: verified, never adopted into the cache's records.
+        pinned = database.hosted(settings.default_index).hosted_blob_keys
+        yield CacheMaintenance(blobs, indexes, settings.data_dir / "quarantine", pinned=pinned)
     finally:
         await database.close()
 
@@ -124,9 +127,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             upstream = upstreams[spec.name]
             mirrors[spec.name] = await _open_mirror(spec, upstream, files, shared, stack)
         unions: dict[str, RootList] = {}
+        hosted: dict[str, HostedProjects] = {}
+        for index in settings.indexes:
+            if isinstance(index, HostedIndex):
+                hosted[index.name], unions[index.name] = _open_hosted(index, shared, stack)
         for virtual in settings.indexes:
             if isinstance(virtual, VirtualIndex):
-                unions[virtual.name] = _open_union_root(virtual, mirrors, shared, stack)
+                unions[virtual.name] = _open_union_root(virtual, mirrors, unions, shared, stack)
         eviction = Eviction(
             shared.blobs,
             store,
@@ -141,7 +148,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         file_digests = FileDigester(store, files)
         stack.push_async_callback(file_digests.close)
         indexes = Indexes(
-            settings.indexes, mirrors, unions, settings.default_index, policies=policies
+            settings.indexes,
+            mirrors,
+            unions,
+            settings.default_index,
+            policies=policies,
+            hosted=hosted,
         )
         yield Services(
             settings,
@@ -213,19 +225,54 @@ def _mirror_names(settings: Settings, name: str) -> tuple[str, ...]:
 
 
 def _open_union_root(
-    spec: VirtualIndex, mirrors: dict[str, Mirror], shared: _Shared, stack: AsyncExitStack
+    spec: VirtualIndex,
+    mirrors: dict[str, Mirror],
+    hosted_roots: dict[str, RootList],
+    shared: _Shared,
+    stack: AsyncExitStack,
 ) -> RootList:
-    """A virtual index's root list: its mirrors' lists as one, kept in its own rows."""
+    """A virtual index's root list: its hosted indexes' and mirrors' lists as one, kept in
+    its own rows."""
+    specs = {index.name: index for index in shared.settings.indexes}
     bases = [mirrors[name] for name in _mirror_names(shared.settings, spec.name)]
+    hosted = [hosted_roots[name] for name in hosted_names(specs, spec.name)]
     root = RootList(
-        UnionRootSource([mirror.root for mirror in bases], shared.blobs),
+        UnionRootSource([*hosted, *(mirror.root for mirror in bases)], shared.blobs),
         shared.store.index(spec.name),
         shared.blobs,
         shared.settings.spool_dir,
-        ttl=min(mirror.spec.index_ttl for mirror in bases),
+        ttl=min((mirror.spec.index_ttl for mirror in bases), default=_HOSTED_ROOT_TTL),
     )
     stack.push_async_callback(root.close)
     return root
+
+
+# A hosted index's root list is rebuilt after each change; this bounds what a change made
+# by another process (the CLI) takes to show.
+_HOSTED_ROOT_TTL = 60.0
+
+
+def _open_hosted(
+    spec: HostedIndex, shared: _Shared, stack: AsyncExitStack
+) -> tuple[HostedProjects, RootList]:
+    """A hosted index's projects and root list, over its own rows of the store."""
+    store = shared.store.hosted(spec.name)
+    root = RootList(
+        HostedRootSource(store),
+        shared.store.index(spec.name),
+        shared.blobs,
+        shared.settings.spool_dir,
+        ttl=_HOSTED_ROOT_TTL,
+    )
+    stack.push_async_callback(root.close)
+
+    async def refresh_root() -> None:
+        await root.get(revalidate=True)
+
+    hosted = HostedProjects(
+        spec, store, shared.blobs, shared.settings.spool_dir, on_change=refresh_root
+    )
+    return hosted, root
 
 
 async def _open_upstream(spec: MirrorIndex, instance_id: str) -> Upstream:

@@ -19,7 +19,7 @@ from bodega.config import (
     load_settings,
     public_index_url,
 )
-from bodega.core.indexes import MirrorIndex, VirtualIndex
+from bodega.core.indexes import HostedIndex, MirrorIndex, VirtualIndex
 from bodega.errors import ConfigError
 
 UPSTREAM = "http://127.0.0.1:9/simple/"  # a loopback upstream that no test ever contacts
@@ -576,8 +576,17 @@ ROOT = '[indexes."root/pypi"]\ntype = "mirror"\n'
             '[indexes."a/b"] type: missing; one of mirror, virtual, hosted',
         ),
         (
-            ROOT + '[indexes."a/b"]\ntype = "hosted"\n',
-            '[indexes."a/b"] type: hosted indexes arrive with private packages; not supported yet',
+            ROOT + '[indexes."a/b"]\ntype = "hosted"\nreserved = ["ok", "no/t"]\n',
+            "[indexes.\"a/b\"] reserved: not a valid project name: 'no/t'",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "hosted"\nmax_upload_size = "lots"\n',
+            "[indexes.\"a/b\"] max_upload_size: 'lots' is no size",
+        ),
+        (
+            ROOT + '[indexes."a/b"]\ntype = "hosted"\nbases = ["root/pypi"]\n',
+            "[indexes.\"a/b\"] unknown key 'bases' for a hosted index (known: type,"
+            " reserved, max_upload_size)",
         ),
         (
             ROOT + '[indexes."simple/b"]\ntype = "mirror"\n',
@@ -703,7 +712,7 @@ def test_every_mistake_is_reported_at_once_one_line_each(tmp_path: Path) -> None
         'port = "http"\n'
         + ROOT
         + 'index_ttl = "x"\n[indexes."team/all"]\ntype = "virtual"\nbases = ["team/gone"]\n'
-        'routes = { "[torch" = "team/gone" }\n[indexes."team/h"]\ntype = "hosted"\n',
+        'routes = { "[torch" = "team/gone" }\n[indexes."team/h"]\ntype = "hosted"\nx = 1\n',
     )
     with pytest.raises(ConfigError) as raised:
         load_settings({}, {"BODEGA_OFFLINE": "maybe", "BODEGA_UPSTREAM": UPSTREAM}, config)
@@ -712,8 +721,8 @@ def test_every_mistake_is_reported_at_once_one_line_each(tmp_path: Path) -> None
         "BODEGA_OFFLINE: 'maybe' is not a valid bool",
         f"{config}: [indexes.\"root/pypi\"] index_ttl: 'x' is not a valid float",
         f"{config}: [indexes.\"team/all\"] routes: glob '[torch' has a [ that is never closed",
-        f'{config}: [indexes."team/h"] type: hosted indexes arrive with private packages;'
-        " not supported yet",
+        f"{config}: [indexes.\"team/h\"] unknown key 'x' for a hosted index (known: type,"
+        " reserved, max_upload_size)",
         f"{config}: [indexes.\"team/all\"] bases: no index named 'team/gone'",
     ]
 
@@ -788,3 +797,16 @@ def test_every_policy_mistake_is_a_line(tmp_path: Path) -> None:
     lines = str(raised.value).splitlines()
     assert len(lines) == 6
     assert all('[indexes."root/pypi"]' in line for line in lines)
+
+
+def test_a_hosted_index_table(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        ROOT + '[indexes."acme/private"]\ntype = "hosted"\nreserved = ["Acme_Lib", "acme-lib"]\n'
+        'max_upload_size = "20M"\n'
+        '[indexes."acme/all"]\ntype = "virtual"\nbases = ["root/pypi", "acme/private"]\n',
+    )
+    settings = load_settings({}, {"BODEGA_UPSTREAM": UPSTREAM}, config)
+    assert settings.index("acme/private") == HostedIndex(
+        "acme/private", ("acme-lib",), 20 * 1024 * 1024
+    )

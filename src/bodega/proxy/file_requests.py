@@ -11,6 +11,7 @@ from bodega.errors import NotFound
 from bodega.proxy.files import CachedFile, Download, FileCache, Span
 from bodega.proxy.indexes import Indexes, Mirror
 from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry, Telemetry
+from bodega.storage.metadata import HostedFile
 
 METADATA_SUFFIX = ".metadata"
 
@@ -64,9 +65,13 @@ class FileRequests:
     async def get(self, ask: FileAsk) -> FileAnswer:
         is_metadata = ask.filename.endswith(METADATA_SUFFIX)
         listed_name = ask.filename.removesuffix(METADATA_SUFFIX) if is_metadata else ask.filename
-        mirror, file = await self._indexes.file(ask.index, ask.project, listed_name)
+        source, listed = await self._indexes.file(ask.index, ask.project, listed_name)
         # Requests are counted for the index asked; upstream's bytes for the mirror's.
         counted = self._telemetry.index(self._indexes.spec(ask.index).name)
+        if isinstance(listed, HostedFile):
+            return await self._hosted(listed, is_metadata, ask, counted)
+        assert isinstance(source, Mirror)
+        mirror, file = source, listed
         key: str | None
         if is_metadata:
             key = await _metadata_key(mirror, ask.project, file)
@@ -106,6 +111,19 @@ class FileRequests:
     def stream(self, download: Download, *, spans: bool) -> AsyncGenerator[bytes | Span, None]:
         """A live download's bytes as they arrive (see FileCache.stream)."""
         return self._files.stream(download, spans=spans)
+
+    async def _hosted(
+        self, file: HostedFile, is_metadata: bool, ask: FileAsk, counted: IndexTelemetry
+    ) -> InMemory | FromCache:
+        """An uploaded file or its METADATA: pinned blobs, always there."""
+        key = file.metadata_sha256 if is_metadata else file.sha256
+        if key is None:
+            raise NotFound(f"{file.filename} has no core metadata")
+        hit = await self._hit(key, ask.is_get and ask.is_whole, counted)
+        if hit is None:
+            raise NotFound(f"the bytes of {ask.filename} are missing from the blob store")
+        counted.count_outcome("file", CacheOutcome.HIT)
+        return hit
 
     async def _hit(
         self, key: str | None, is_whole_get: bool, counted: IndexTelemetry

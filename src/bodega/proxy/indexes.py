@@ -13,26 +13,42 @@ copy) passes to the next base, and that answer is remembered for the base's TTL 
 every request finds in the last base does not ask the first ones each time. An upstream
 that fails does not pass: the request fails as it would on that mirror alone, because
 falling through would serve a name from a base that never should have had it.
+
+Hosted indexes come first, whatever the base order and routes: a name a hosted base has
+or reserves is served from that base alone (no dependency confusion), unless the virtual
+index says `merge = true`, which unites it with the mirrors' pages as any other name.
 """
 
+import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bodega.core.indexes import IndexSpec, MirrorIndex, VirtualIndex, merge_pages, mirror_names
+from bodega.core.indexes import (
+    HostedIndex,
+    IndexSpec,
+    MirrorIndex,
+    VirtualIndex,
+    hosted_names,
+    merge_pages,
+    mirror_names,
+)
 from bodega.core.model import DistributionFile
 from bodega.core.releases import latest_version, releases_of
 from bodega.core.search import Query
 from bodega.errors import NotFound
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.core_metadata import CoreMetadataExtractor
+from bodega.proxy.hosted import HostedProjects
 from bodega.proxy.pages import CachedPage, ClientRefresh, ProjectPages
 from bodega.proxy.policy import Policies
 from bodega.proxy.release_metadata import ReleaseMetadata
 from bodega.proxy.root import RootList
 from bodega.proxy.search import Hit, ProjectSearch
 from bodega.proxy.telemetry import CacheOutcome
+from bodega.storage.metadata import HostedFile
 from bodega.upstream import Upstream
 
 _ABSENT_ENTRIES = 10_000  # (base, project) pairs remembered as absent
@@ -63,8 +79,9 @@ class ServedPage:
     index: str  # the index asked for, by its name
     cached: CachedPage
     outcome: CacheOutcome
-    pages: ProjectPages  # renders it (and says how long it may be cached)
+    pages: ProjectPages | HostedProjects  # renders it
     max_age: int
+    source: str = ""  # the index the project comes from (a virtual index's base)
 
 
 class Indexes:
@@ -77,10 +94,15 @@ class Indexes:
         *,
         clock: Callable[[], float] = time.monotonic,
         policies: Policies | None = None,
+        hosted: Mapping[str, HostedProjects] | None = None,
     ) -> None:
         self._specs = {spec.name: spec for spec in specs}
         self._mirrors = dict(mirrors)
-        self._unions = dict(unions)  # a virtual index's root list, its bases' as one
+        self._hosted = dict(hosted or {})
+        for each in self._hosted.values():
+            each.shadowed_by = functools.partial(self._shadowing, each.name)
+        # A virtual index's root list (its bases' as one), a hosted one's.
+        self._unions = dict(unions)
         self.default = default
         self._clock = clock
         self._absent: dict[tuple[str, str], float] = {}  # (base, project) -> until
@@ -108,6 +130,41 @@ class Indexes:
             raise NotFound(f"{name} is not a mirror index")
         return mirror
 
+    def hosted(self, name: str) -> HostedProjects:
+        """A hosted index's projects; NotFound when `name` is no hosted index."""
+        hosted = self._hosted.get(name or self.default)
+        if hosted is None:
+            raise NotFound(f"{name or self.default} is not a hosted index")
+        return hosted
+
+    def hosted_of(self, name: str) -> tuple[HostedProjects, ...]:
+        """The hosted indexes an index serves from, in base order (each once)."""
+        names = hosted_names(self._specs, self.spec(name).name)
+        return tuple(self._hosted[hosted] for hosted in names)
+
+    async def claimed_by(self, name: str, project: str) -> HostedProjects | None:
+        """The first hosted index this index serves from that has or reserves the
+        project: the only one that may serve it (unless the index merges)."""
+        for hosted in self.hosted_of(name):
+            if await hosted.claims(project):
+                return hosted
+        return None
+
+    async def _shadowing(self, hosted: str, project: str) -> str | None:
+        """The first mirror that a virtual index over the hosted index `hosted` serves
+        from and that has the project, by name; None when none has it."""
+        mirrors: dict[str, Mirror] = {}
+        for name, spec in self._specs.items():
+            if isinstance(spec, VirtualIndex) and hosted in hosted_names(self._specs, name):
+                mirrors.update((mirror.name, mirror) for mirror in self.mirrors_of(name))
+        for mirror in mirrors.values():
+            try:
+                await mirror.pages.get(project)
+            except NotFound:
+                continue
+            return mirror.name
+        return None
+
     def mirrors_of(self, name: str) -> tuple[Mirror, ...]:
         """The mirrors an index serves from, in order (each once)."""
         names = mirror_names(self._specs, self.spec(name).name)
@@ -119,6 +176,11 @@ class Indexes:
         spec = self.spec(name)
         if isinstance(spec, MirrorIndex):
             return self._mirrors[spec.name]
+        if isinstance(spec, HostedIndex):
+            raise NotFound(f"{spec.name} is a hosted index, no mirror")
+        if (hosted := await self.claimed_by(spec.name, project)) is not None:
+            # Dependency confusion: no mirror answers for a name a hosted base holds.
+            raise NotFound(f"{project} comes from {hosted.name} on {spec.name}, no mirror")
         for mirror in await self._having(spec, project, first_only=True):
             return mirror
         raise NotFound(f"no base of {spec.name} has a project named {project}")
@@ -163,9 +225,15 @@ class Indexes:
             served = await self._merged_page(spec, project, refresh)
             mirrors = (mirror.name for mirror in self.mirrors_of(spec.name))
             return await self._governed(served, tuple(dict.fromkeys((spec.name, *mirrors))))
+        hosted = await self._hosted_source(spec, project)
+        if hosted is not None:
+            # Uploaded on purpose by the team: no supply-chain policy of this index hides it.
+            found = await hosted.page(project)
+            return ServedPage(spec.name, found, CacheOutcome.HIT, hosted, 0, hosted.name)
         mirror = await self.serving(name, project)
         cached, outcome = await mirror.pages.lookup(project, refresh)
-        served = ServedPage(spec.name, cached, outcome, mirror.pages, mirror.pages.max_age(cached))
+        max_age = mirror.pages.max_age(cached)
+        served = ServedPage(spec.name, cached, outcome, mirror.pages, max_age, mirror.name)
         return await self._governed(served, self._governing(spec.name, mirror))
 
     async def visible_page(self, name: str, project: str) -> tuple[Mirror, CachedPage, int]:
@@ -180,10 +248,19 @@ class Indexes:
         governed = await self._governed(served, self._governing(spec.name, mirror))
         return mirror, governed.cached, governed.max_age
 
-    async def file(self, name: str, project: str, filename: str) -> tuple[Mirror, DistributionFile]:
-        """The file as listed by the mirror that serves it for this index."""
+    async def file(
+        self, name: str, project: str, filename: str
+    ) -> tuple[Mirror, DistributionFile] | tuple[HostedProjects, HostedFile]:
+        """The file as listed by the index (hosted, or the mirror) that serves it here."""
         spec = self.spec(name)
+        hosted = await self._hosted_source(spec, project)
+        if hosted is not None:
+            return hosted, await hosted.find_file(project, filename)
         if isinstance(spec, VirtualIndex) and spec.merge:
+            for hosted in self.hosted_of(spec.name):
+                if await hosted.claims(project):
+                    with contextlib.suppress(NotFound):
+                        return hosted, await hosted.find_file(project, filename)
             for mirror in await self._having(spec, project, first_only=False):
                 if (await mirror.pages.get(project)).page.file_named(filename) is not None:
                     return mirror, await self._allowed_file(spec.name, mirror, project, filename)
@@ -222,17 +299,37 @@ class Indexes:
         max_age = served.max_age
         if governed.max_age is not None:
             max_age = min(max_age, governed.max_age)
-        return ServedPage(served.index, governed.cached, served.outcome, served.pages, max_age)
+        return ServedPage(
+            served.index, governed.cached, served.outcome, served.pages, max_age, served.source
+        )
+
+    async def _hosted_source(self, spec: IndexSpec, project: str) -> HostedProjects | None:
+        """The hosted index that alone serves the project here, if any (never when the
+        index merges: then hosted pages are merged like the others)."""
+        if isinstance(spec, HostedIndex):
+            return self._hosted[spec.name]
+        if isinstance(spec, VirtualIndex) and not spec.merge:
+            return await self.claimed_by(spec.name, project)
+        return None
 
     async def _merged_page(
         self, spec: VirtualIndex, project: str, refresh: ClientRefresh
     ) -> ServedPage:
+        hosted_pages = []
+        for hosted in self.hosted_of(spec.name):
+            with contextlib.suppress(NotFound):
+                hosted_pages.append(await hosted.page(project))
         mirrors = await self._having(spec, project, first_only=False)
+        if not mirrors and hosted_pages:
+            page = merge_pages([found.page for found in hosted_pages])
+            merged_hosted = CachedPage(page, None, None, hosted_pages[0].fetched_at)
+            hosted = self.hosted_of(spec.name)[0]
+            return ServedPage(spec.name, merged_hosted, CacheOutcome.HIT, hosted, 0)
         if not mirrors:
             raise NotFound(f"no base of {spec.name} has a project named {project}")
         looked_up = [await mirror.pages.lookup(project, refresh) for mirror in mirrors]
         cached = [found for found, _ in looked_up]
-        page = merge_pages([found.page for found in cached])
+        page = merge_pages([found.page for found in hosted_pages + cached])
         merged = CachedPage(
             page,
             etag=None,
@@ -243,14 +340,15 @@ class Indexes:
         outcomes = [outcome for _, outcome in looked_up]
         outcome = CacheOutcome.MISS if CacheOutcome.MISS in outcomes else outcomes[0]
         max_age = min(m.pages.max_age(found) for m, found in zip(mirrors, cached, strict=True))
+        max_age = 0 if hosted_pages else max_age
         return ServedPage(spec.name, merged, outcome, mirrors[0].pages, max_age)
 
     async def _having(self, spec: VirtualIndex, project: str, *, first_only: bool) -> list[Mirror]:
         """The mirrors, in base order, that have the project (routes applied)."""
         having: list[Mirror] = []
         for base in spec.candidates(project):
-            if self._is_absent(base, project):
-                continue
+            if isinstance(self._specs[base], HostedIndex) or self._is_absent(base, project):
+                continue  # hosted bases are asked first, by their own rule
             try:
                 mirror = await self.serving(base, project)
                 await mirror.pages.get(project)

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -59,14 +59,17 @@ class CacheMaintenance:
         quarantine_dir: Path,
         *,
         clock: Callable[[], float] = time.time,
+        pinned: Callable[[], Awaitable[set[str]]] | None = None,
     ) -> None:
-        """`indexes`: each index's view of the store, by name; blobs and their records are
+        """`indexes`: each index's view of the store, by name; `pinned`: the blobs of hosted
+        files, which have no record and are never adopted nor pruned; blobs and their records are
         shared, so any view serves for them."""
         self._blobs = blobs
         self._indexes = dict(indexes)
         self._store = next(iter(self._indexes.values()))
         self._quarantine_dir = quarantine_dir
         self._clock = clock
+        self._pinned = pinned
 
     async def summary(self) -> CacheSummary:
         files, total = await self._store.blob_usage()
@@ -113,6 +116,7 @@ class CacheMaintenance:
         recorded = await self._store.blob_keys()
         known = set(recorded)
         root_keys = await self._root_keys()
+        pinned = await self._pinned() if self._pinned is not None else set()
         async for name in self._blobs.keys():
             try:
                 key = check_key(name)
@@ -133,7 +137,7 @@ class CacheMaintenance:
                 await self._quarantine(key)
                 report.quarantined += 1
                 report_problem(f"quarantined {key}: its bytes hash to {digest}")
-            elif key not in known and key not in root_keys:
+            elif key not in known and key not in root_keys and key not in pinned:
                 await self._store.record_blob(key, size, self._clock())
                 report.adopted += 1
                 report_problem(f"adopted {key}: verified, but the database did not list it")

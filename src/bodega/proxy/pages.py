@@ -429,3 +429,8 @@ def _render(page: ProjectPage, media_type: str) -> RenderedPage:
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     gzipped = gzip.compress(body, 6, mtime=0) if len(body) >= _MIN_GZIP_BYTES else None
     return RenderedPage(body, etag, gzipped)
+
+
+def render_page(page: ProjectPage, media_type: str) -> RenderedPage:
+    """A page rendered as a mirror's are, for pages that are not upstream's (hosted)."""
+    return _render(page, media_type)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from bodega.errors import NotFound
 from bodega.proxy.file_digests import FileDigester
-from bodega.proxy.indexes import Indexes
+from bodega.proxy.indexes import Indexes, Mirror
 from bodega.proxy.pages import ClientRefresh
 
 if TYPE_CHECKING:
@@ -56,12 +56,15 @@ class ProjectJson:
         metadata = None
         if found_version is not None:
             files = releases[found_version]
-            mirror, _ = await self._indexes.file(index, project, files[0].filename)
-            found = await mirror.release_metadata.read(project, files)
-            metadata = found.fields
-            if found.extracted:  # the page in hand may predate the METADATA just extracted
-                page = page.with_core_metadata(found.extracted)
-                releases = await _off_loop_if(is_large, functools.partial(group_releases, page))
+            source, _ = await self._indexes.file(index, project, files[0].filename)
+            # A hosted release is described by its page's facts (its METADATA is served
+            # beside each wheel, PEP 658).
+            if isinstance(source, Mirror):
+                found = await source.release_metadata.read(project, files)
+                metadata = found.fields
+                if found.extracted:  # the page in hand may predate the METADATA extracted
+                    page = page.with_core_metadata(found.extracted)
+                    releases = await _off_loop_if(is_large, functools.partial(group_releases, page))
         shown = [files for v, files in releases.items() if not version or v == found_version]
         digests = await self._digests.known(
             [f.sha256 for files in shown for f in files if f.sha256]

@@ -25,8 +25,8 @@ from bodega.storage.metadata import (
     StoredPage,
     StoredRoot,
 )
-from bodega.storage.sqlite_policy import SqlitePolicyStore
 from bodega.storage.sqlite_hosted import SqliteHostedStore
+from bodega.storage.sqlite_policy import SqlitePolicyStore
 from bodega.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")

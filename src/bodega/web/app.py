@@ -10,6 +10,7 @@ from bodega.errors import (
     BodegaError,
     IntegrityError,
     InvalidName,
+    InvalidUpload,
     NotFound,
     PolicyBlocked,
     StorageError,
@@ -28,8 +29,9 @@ from bodega.web.health import Health
 from bodega.web.json_api import JsonApi
 from bodega.web.metrics import Metrics
 from bodega.web.policy_ui import PolicyPage
-from bodega.web.routing import XMLRPC_PATHS, Match, Route, match
+from bodega.web.routing import MANAGE_PATHS, XMLRPC_PATHS, Match, Route, match, match_request
 from bodega.web.simple import SimpleApi
+from bodega.web.uploads import Uploads
 from bodega.web.xmlrpc import XmlRpc
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ _MATCH = web.RequestKey("match", Match)
 
 _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
     (InvalidName, 400),
+    (InvalidUpload, 400),
     (NotFound, 404),
     (UpstreamLoop, 508),
     (UpstreamTimeout, 504),
@@ -63,7 +66,9 @@ def create_app(services: Services) -> web.Application:
     app[ui.STATIC] = ui.static_files()
     app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too
     for path in XMLRPC_PATHS:
-        app.router.add_post(path, _dispatch)  # pip search posts XML-RPC here
+        app.router.add_post(path, _dispatch)  # pip search posts XML-RPC here; publishers upload
+    for path in MANAGE_PATHS:
+        app.router.add_post(path, _dispatch)
     app.on_response_prepare.append(_prepare)
     app.on_response_prepare.append(note_response)
     return app
@@ -79,7 +84,7 @@ async def _prepare(request: web.Request, response: web.StreamResponse) -> None:
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     if request.app[_VIA] in request.headers.get("Via", ""):
         raise UpstreamLoop("this request came back to the bodega that sent it")
-    found = match(request.path)
+    found = match_request(request.method, request.path, request.headers.get("Content-Type", ""))
     request[_MATCH] = found  # routed once: _count_request reads it
     handler = request.app[_HANDLERS].get(found.route)
     if handler is None:
@@ -91,6 +96,7 @@ def _handlers(services: Services) -> dict[Route, Handler]:
     simple = SimpleApi(services.pages)
     pages = ui.Ui(services.indexes)
     health = Health(services.readiness)
+    uploads = Uploads(services.indexes)
     return {
         Route.HOME: pages.home,
         Route.ROOT_LIST: simple.root_list,
@@ -104,6 +110,8 @@ def _handlers(services: Services) -> dict[Route, Handler]:
         Route.STATUS: pages.status,
         Route.STATIC: pages.static,
         Route.JSON_API: JsonApi(services.project_json).project_json,
+        Route.UPLOAD: uploads.upload,
+        Route.MANAGE: uploads.manage,
         Route.HEALTH: health.health,
         Route.READY: health.ready,
         Route.METRICS: Metrics(
@@ -132,4 +140,12 @@ async def _errors(
             # Upstream's request to wait, passed on: clients that honour it spare both.
             headers["Retry-After"] = str(math.ceil(error.retry_after))
         # text/plain and a fixed shape: nothing from the request is echoed as markup (threat 9).
-        return web.Response(status=status, text=f"{error}\n", headers=headers)
+        reason = _reason(error) if isinstance(error, InvalidUpload) else None
+        return web.Response(status=status, reason=reason, text=f"{error}\n", headers=headers)
+
+
+def _reason(error: BodegaError) -> str:
+    """An upload's refusal as the status line's reason, which publishers (twine) print:
+    printable ASCII only, one line, bounded."""
+    text = str(error).encode("ascii", "backslashreplace").decode()
+    return "".join(c if c.isprintable() else "?" for c in text)[:300]

@@ -5,10 +5,13 @@ comes out of a path is validated before anything uses it, and no path segment ev
 becomes a filesystem path (threats 1, 2).
 
 Each index lives under `/<user>/<index>/`, devpi's layout: `+simple/` (the simple API),
-`files/` (its files), `pypi/<project>/json` (the JSON API), `+search` and `+project/` (the UI)
-and XML-RPC at the index itself. The short paths (`/simple/`, `/files/`, `/pypi/`, `/+search`,
-`/+project/`) serve the default index. Routing does not know which indexes exist: a Match
-names the index it asked for (empty: the default one) and the handler looks it up.
+`files/` (its files), `pypi/<project>/json` (the JSON API), `+search` and `+project/` (the UI),
+XML-RPC at the index itself, and on a hosted index uploads (a multipart POST to the index
+itself, as the legacy upload API has it: `match_request` tells them from XML-RPC by their
+Content-Type) and `+manage` (yank, delete, status, reserve). The short paths (`/simple/`,
+`/files/`, `/pypi/`, `/+search`, `/+project/`) serve the default index. Routing does not
+know which indexes exist: a Match names the index it asked for (empty: the default one)
+and the handler looks it up.
 """
 
 from dataclasses import dataclass
@@ -33,6 +36,8 @@ class Route(Enum):
     HEALTH = "health"
     READY = "ready"
     METRICS = "metrics"
+    UPLOAD = "upload"  # a hosted index's legacy upload API
+    MANAGE = "manage"  # yank, delete, status, reserve on a hosted index
     NOT_FOUND = "not-found"
 
 
@@ -42,6 +47,8 @@ class Route(Enum):
 # control character, say) meets a POST-only route and gets a 405 instead of its 404.
 _INDEX_PATH = "/{user:[A-Za-z0-9][A-Za-z0-9._-]*}/{index:[A-Za-z0-9][A-Za-z0-9._-]*}"
 XMLRPC_PATHS = ("/pypi", "/pypi/", "/RPC2", _INDEX_PATH, _INDEX_PATH + "/")
+MANAGE_PATHS = (_INDEX_PATH + "/+manage",)  # POST only
+_MULTIPART = "multipart/form-data"
 _XMLRPC = (("pypi",), ("RPC2",))
 # The web UI lives under "+" segments, which are no project names and no index names.
 _UI = {
@@ -50,6 +57,8 @@ _UI = {
     "+status.json": Route.STATUS,
     "+policy": Route.UI_POLICY,
 }
+# Pages under an index only: the UI's, and a hosted index's management endpoint.
+_INDEX_PAGES = {**_UI, "+manage": Route.MANAGE}
 # Operations endpoints under /-/, a segment no project or index can be named.
 _OPERATIONS = {"health": Route.HEALTH, "ready": Route.READY, "metrics": Route.METRICS}
 
@@ -81,6 +90,16 @@ def match(path: str) -> Match:
     return _match_tree(segments, trailing, "/", "")
 
 
+def match_request(method: str, path: str, content_type: str) -> Match:
+    """The route of a request: its path's, except that a multipart POST to an index is an
+    upload (the legacy upload API shares its URL with XML-RPC, which posts text/xml)."""
+    found = match(path)
+    is_upload = method == "POST" and content_type.lower().startswith(_MULTIPART)
+    if found.route is Route.XMLRPC and found.index and is_upload:
+        return Match(Route.UPLOAD, found.prefix, index=found.index)
+    return found
+
+
 def _match_tree(segments: list[str], trailing: bool, tree: str, index: str) -> Match:
     """The routes of one index, below its tree (`/` for the default index's short paths)."""
     head, rest = segments[0], segments[1:]
@@ -93,8 +112,8 @@ def _match_tree(segments: list[str], trailing: bool, tree: str, index: str) -> M
         return Match(Route.FILE, base, project=rest[0], filename=rest[1], index=index)
     if head == "+project" and len(rest) == 1:
         return Match(Route.UI_PROJECT, base, project=rest[0], index=index)
-    if index and head in _UI and not rest:
-        return Match(_UI[head], tree, index=index)
+    if index and head in _INDEX_PAGES and not rest:
+        return Match(_INDEX_PAGES[head], tree, index=index)
     if segments[-1] == "json":
         return _match_json_api(segments, trailing, tree, index)
     return Match(Route.NOT_FOUND)

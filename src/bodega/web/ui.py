@@ -17,7 +17,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bodega import __version__
-from bodega.core.indexes import IndexSpec, MirrorIndex
+from bodega.core.indexes import HostedIndex, IndexSpec, MirrorIndex
 from bodega.core.names import normalize_project_name
 from bodega.core.search import MAX_TERM_LENGTH, Criterion, Query
 from bodega.core.urls import shown_url
@@ -95,6 +95,8 @@ class _IndexRow:
     def of(cls, spec: IndexSpec) -> "_IndexRow":
         if isinstance(spec, MirrorIndex):
             return cls(spec.name, "mirror", shown_url(spec.upstream))
+        if isinstance(spec, HostedIndex):
+            return cls(spec.name, "hosted", "packages uploaded here")
         routes = ", ".join(f"{glob} → {base}" for glob, base in spec.routes)
         serves = "first of " + ", ".join(spec.bases) + (f"; routes {routes}" if routes else "")
         return cls(spec.name, "virtual (merged)" if spec.merge else "virtual", serves)
