@@ -1,0 +1,128 @@
+"""Publishing to a hosted index (issue 13) with real publishers, and installing what they
+uploaded with real installers through a virtual index (`acme/all` = `root/pypi` +
+`acme/private`), where a private name shadows the upstream one whatever its version."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.clients import (
+    MODULES,
+    NEWEST,
+    client_tool,
+    installed_versions,
+    isolated_env,
+    new_venv,
+    pip_env,
+    published_tree,
+    run,
+    uv_env,
+)
+from tests.support.distributions import BuiltFile, build_sdist, build_wheel
+from tests.support.fake_index import FakeIndex
+from tests.support.servers import BodegaProcess, bodega_process
+
+UV = Path(sys.executable).parent / "uv"
+# The private acme-lib; upstream publishes a squatter's 9.0 under the same name.
+PRIVATE = (build_wheel("acme-lib", "1.0", requires=["liba"]), build_sdist("acme-lib", "1.0"))
+SQUATTER = build_wheel("acme-lib", "9.0")
+TOKEN = ("-u", "__token__", "-p", "pypi-a-token")  # ignored until access control lands
+
+
+@pytest.fixture
+def public() -> Iterator[FakeIndex]:
+    with FakeIndex() as index:
+        for project, files in published_tree().items():
+            for file in files:
+                index.add(project, file)
+        index.add("acme-lib", SQUATTER)
+        yield index
+
+
+@pytest.fixture
+def bodega(public: FakeIndex, tmp_path: Path) -> Iterator[BodegaProcess]:
+    config = tmp_path / "bodega.toml"
+    config.write_text(
+        'default_index = "root/pypi"\n'
+        '[indexes."root/pypi"]\n'
+        'type = "mirror"\n'
+        f'upstream = "{public.simple_url}"\n'
+        '[indexes."acme/private"]\n'
+        'type = "hosted"\n'
+        'reserved = ["acme-lib"]\n'
+        '[indexes."acme/all"]\n'
+        'type = "virtual"\n'
+        'bases = ["root/pypi", "acme/private"]\n'
+    )
+    proxies = {k: v for k, v in isolated_env().items() if k.upper().endswith("_PROXY")}
+    with bodega_process(
+        tmp_path / "data", public.simple_url, "--config", str(config), env=proxies
+    ) as server:
+        yield server
+
+
+def _dist(tmp_path: Path, files: tuple[BuiltFile, ...]) -> list[str]:
+    dist = tmp_path / "dist"
+    dist.mkdir(exist_ok=True)
+    for built in files:
+        (dist / built.filename).write_bytes(built.data)
+    return [str(dist / built.filename) for built in files]
+
+
+def _pip_installs_the_private_one(bodega: BodegaProcess, public: FakeIndex, tmp_path: Path) -> None:
+    python = new_venv(tmp_path / "venv")
+    pip = [str(client_tool("pip-current", "python")), "-m", "pip", "--python", str(python)]
+    index = ["--index-url", f"{bodega.url}acme/all/+simple/", "--trusted-host", "127.0.0.1"]
+    run([*pip, "install", *index, "acme-lib", "app"], pip_env(tmp_path / "c"), tmp_path, bodega)
+    versions = installed_versions(python, (*MODULES, "acme_lib"), tmp_path)
+    assert versions == {**NEWEST, "acme_lib": "1.0"}
+    assert public.count("GET", SQUATTER.filename) == 0
+    assert public.count("GET", "/acme-lib/") == 0
+
+
+def test_twine_uploads_and_pip_installs_the_private_name(
+    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path
+) -> None:
+    twine = str(client_tool("twine", "twine"))
+    url = ["--repository-url", f"{bodega.url}acme/private/"]
+    files = _dist(tmp_path, PRIVATE)
+    env = isolated_env(TWINE_NON_INTERACTIVE="1", HOME=str(tmp_path))
+    run([twine, "upload", *url, *TOKEN, "--disable-progress-bar", *files], env, tmp_path, bodega)
+    _pip_installs_the_private_one(bodega, public, tmp_path)
+
+
+def test_twine_shows_the_reason_of_a_refusal(bodega: BodegaProcess, tmp_path: Path) -> None:
+    twine = str(client_tool("twine", "twine"))
+    url = ["--repository-url", f"{bodega.url}acme/private/"]
+    files = _dist(tmp_path, PRIVATE[:1])
+    env = isolated_env(TWINE_NON_INTERACTIVE="1", HOME=str(tmp_path))
+    run([twine, "upload", *url, *TOKEN, "--disable-progress-bar", *files], env, tmp_path, bodega)
+    again = subprocess.run(
+        [twine, "upload", *url, *TOKEN, "--disable-progress-bar", *files],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode != 0
+    assert "File already exists" in again.stdout + again.stderr
+
+
+def test_uv_publishes_and_installs_the_private_name(
+    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path
+) -> None:
+    files = _dist(tmp_path, PRIVATE)
+    publish = [str(UV), "publish", "--publish-url", f"{bodega.url}acme/private/", *TOKEN]
+    run([*publish, *files], uv_env(tmp_path / "cache"), tmp_path, bodega)
+    python = new_venv(tmp_path / "venv")
+    command = [str(UV), "pip", "install", "--python", str(python)]
+    command += ["--default-index", f"{bodega.url}acme/all/+simple/", "acme-lib", "app"]
+    run(command, uv_env(tmp_path / "cache"), tmp_path, bodega)
+    versions = installed_versions(python, (*MODULES, "acme_lib"), tmp_path)
+    assert versions == {**NEWEST, "acme_lib": "1.0"}
+    assert public.count("GET", SQUATTER.filename) == 0
