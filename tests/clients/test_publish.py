@@ -126,3 +126,54 @@ def test_uv_publishes_and_installs_the_private_name(
     versions = installed_versions(python, (*MODULES, "acme_lib"), tmp_path)
     assert versions == {**NEWEST, "acme_lib": "1.0"}
     assert public.count("GET", SQUATTER.filename) == 0
+
+
+def _publisher_project(tmp_path: Path) -> Path:
+    """A project whose dist/ holds the private acme-lib, as its build left it."""
+    project = tmp_path / "acme-lib"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "acme-lib"\nversion = "1.0"\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+    )
+    dist = project / "dist"
+    dist.mkdir()
+    for built in PRIVATE:
+        (dist / built.filename).write_bytes(built.data)
+    return project
+
+
+def test_poetry_publishes_to_a_named_repository(
+    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path
+) -> None:
+    poetry = str(client_tool("poetry", "poetry"))
+    project = _publisher_project(tmp_path)
+    env = isolated_env(
+        POETRY_CONFIG_DIR=str(tmp_path / "config"),
+        POETRY_CACHE_DIR=str(tmp_path / "cache"),
+        POETRY_DATA_DIR=str(tmp_path / "data"),
+        POETRY_NO_INTERACTION="1",
+        PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
+        POETRY_REPOSITORIES_ACME_URL=f"{bodega.url}acme/private/",
+        POETRY_HTTP_BASIC_ACME_USERNAME="__token__",
+        POETRY_HTTP_BASIC_ACME_PASSWORD="pypi-a-token",
+    )
+    run([poetry, "publish", "-r", "acme"], env, project, bodega)
+    _pip_installs_the_private_one(bodega, public, tmp_path)
+
+
+def test_pdm_publishes_to_a_repository_url(
+    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path
+) -> None:
+    pdm = str(client_tool("pdm", "pdm"))
+    project = _publisher_project(tmp_path)
+    env = isolated_env(
+        PDM_HOME=str(tmp_path / "pdm-home"),
+        PDM_CACHE_DIR=str(tmp_path / "pdm-cache"),
+        PDM_CONFIG_FILE=str(tmp_path / "pdm-config.toml"),
+        PDM_NON_INTERACTIVE="1",
+        PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
+    )
+    publish = [pdm, "publish", "--no-build", "-r", f"{bodega.url}acme/private/", *TOKEN[:2]]
+    run([*publish, "-P", TOKEN[3]], env, project, bodega)
+    _pip_installs_the_private_one(bodega, public, tmp_path)
