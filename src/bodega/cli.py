@@ -26,15 +26,23 @@ from bodega.clients import (
     index_url,
 )
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
-from bodega.core.indexes import MirrorIndex, check_index_name
+from bodega.core.indexes import HostedIndex, MirrorIndex, check_index_name
 from bodega.core.names import normalize_project_name
 from bodega.core.policy import Exemption, parse_target
 from bodega.core.units import format_size, parse_duration
 from bodega.core.urls import shown_url
-from bodega.errors import ConfigError, InvalidLockfile, InvalidName, StorageError
+from bodega.errors import (
+    ConfigError,
+    InvalidLockfile,
+    InvalidName,
+    InvalidUpload,
+    NotFound,
+    StorageError,
+)
+from bodega.proxy.hosted import STATUSES, HostedProjects
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
 from bodega.proxy.policy import Policies
-from bodega.services import initialize, open_maintenance, open_policies
+from bodega.services import initialize, open_hosted_admin, open_maintenance, open_policies
 from bodega.storage.metadata import NewExemption
 from bodega.systemd import (
     closed_folder_problem,
@@ -720,3 +728,146 @@ def _when(moment: float) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# ------------------------------------------------------------------ hosted indexes
+
+
+def _hosted(
+    options: dict[str, Any], index: str | None, work: Callable[[HostedProjects], Awaitable[T]]
+) -> T:
+    """Run `work` on a hosted index's projects (the only hosted index when --index is not
+    given), beside a running server."""
+
+    async def run(settings: Settings) -> T:
+        name = _hosted_index(index, settings)
+        async with open_hosted_admin(settings, name) as hosted:
+            return await work(hosted)
+
+    try:
+        return asyncio.run(run(_settings(options)))
+    except (ConfigError, StorageError, InvalidName) as error:
+        raise click.ClickException(str(error)) from None
+    except NotFound as error:
+        raise click.ClickException(str(error)) from None
+    except InvalidUpload as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _hosted_index(index: str | None, settings: Settings) -> str:
+    hosted = [spec.name for spec in settings.indexes if isinstance(spec, HostedIndex)]
+    if index is not None:
+        if index not in hosted:
+            known = ", ".join(hosted) or "none"
+            raise click.BadParameter(
+                f"{index} is no hosted index (hosted: {known})", param_hint="--index"
+            )
+        return index
+    if len(hosted) != 1:
+        known = ", ".join(hosted) or "none is configured"
+        raise click.BadParameter(f"say which hosted index ({known})", param_hint="--index")
+    return hosted[0]
+
+
+def _hosted_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = _setting_options("data_dir")(command)
+    return click.option(
+        "--index",
+        metavar="USER/INDEX",
+        help="The hosted index. Default: the only one configured.",
+    )(command)
+
+
+_FILE_OPTION = click.option("--file", "filename", help="Only this file of the release.")
+
+
+@main.command()
+@click.argument("project")
+@click.argument("version", required=False)
+@_FILE_OPTION
+@click.option("--reason", default="", help="Why, as installers show it (PEP 592).")
+@_hosted_options
+def yank(
+    project: str,
+    version: str | None,
+    filename: str | None,
+    reason: str,
+    index: str | None,
+    **options: Any,
+) -> None:
+    """Yank a hosted project's release (or one file, or every release): installers skip
+    it unless it is pinned exactly."""
+    count = _hosted(options, index, lambda h: h.yank(project, version, filename, reason))
+    click.echo(f"yanked {count} files")
+
+
+@main.command()
+@click.argument("project")
+@click.argument("version", required=False)
+@_FILE_OPTION
+@_hosted_options
+def unyank(
+    project: str, version: str | None, filename: str | None, index: str | None, **options: Any
+) -> None:
+    """Undo a yank."""
+    count = _hosted(options, index, lambda h: h.yank(project, version, filename, None))
+    click.echo(f"unyanked {count} files")
+
+
+@main.command()
+@click.argument("project")
+@click.argument("version", required=False)
+@_FILE_OPTION
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_hosted_options
+def delete(
+    project: str,
+    version: str | None,
+    filename: str | None,
+    yes: bool,
+    index: str | None,
+    **options: Any,
+) -> None:
+    """Delete a hosted file, release or (with neither VERSION nor --file) the whole
+    project. Its filenames can never be uploaded again."""
+    what = filename or (f"{project} {version}" if version else f"the whole project {project}")
+    if not yes:
+        click.confirm(f"delete {what}?", abort=True)
+    count = _hosted(options, index, lambda h: h.delete(project, version, filename))
+    click.echo(f"deleted {count} files")
+
+
+@main.command()
+@click.argument("project")
+@click.argument("status", type=click.Choice(["active", *STATUSES]))
+@click.option("--reason", help="Why, shown with the status (PEP 792).")
+@_hosted_options
+def status(
+    project: str, status: str, reason: str | None, index: str | None, **options: Any
+) -> None:
+    """Set a hosted project's PEP 792 status: quarantined serves no files, archived and
+    quarantined take no uploads."""
+    value = None if status == "active" else status
+    _hosted(options, index, lambda h: h.set_status(project, value, reason))
+    click.echo(f"{project} is {status}")
+
+
+@main.command()
+@click.argument("projects", nargs=-1)
+@click.option("--release", is_flag=True, help="Release the names instead.")
+@_hosted_options
+def reserve(projects: tuple[str, ...], release: bool, index: str | None, **options: Any) -> None:
+    """Reserve project names on a hosted index before any upload: a virtual index over it
+    then never serves them from a mirror, and an upload may take a name a mirror has.
+    With no names, list the reserved ones."""
+
+    async def work(hosted: HostedProjects) -> set[str]:
+        for project in projects:
+            if release:
+                await hosted.release(project)
+            else:
+                await hosted.reserve(project)
+        return await hosted.reservations()
+
+    for name in sorted(_hosted(options, index, work)):
+        click.echo(name)

@@ -87,6 +87,24 @@ async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance
 
 
 @asynccontextmanager
+async def open_hosted_admin(settings: Settings, name: str) -> AsyncIterator[HostedProjects]:
+    """A hosted index's projects for the CLI (yank, delete, status, reserve), beside a
+    running server as `bodega cache` works: the server reads hosted pages from the store
+    per request, so changes show at once (its root list within a minute)."""
+    spec = settings.index(name)
+    if not isinstance(spec, HostedIndex):
+        raise ConfigError(f"{name} is not a hosted index")
+    if not settings.database_path.is_file():
+        raise ConfigError(f"no bodega data in {settings.data_dir}")
+    database = await SqliteMetadataStore.open(settings.database_path)
+    try:
+        blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
+        yield HostedProjects(spec, database.hosted(name), blobs, settings.spool_dir)
+    finally:
+        await database.close()
+
+
+@asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with AsyncExitStack() as stack:
         lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)

@@ -169,7 +169,7 @@ def test_serve_with_a_bad_indexes_table_prints_every_mistake_and_exits(tmp_path:
         '[indexes."root/pypi"]\ntype = "mirror"\ncolour = "blue"\n'
         '[indexes."team/all"]\ntype = "virtual"\nbases = ["team/gone", "root/pypi"]\n'
         'routes = { "torch*" = "team/gone" }\n'
-        '[indexes."team/private"]\ntype = "hosted"\n'
+        '[indexes."team/private"]\ntype = "hosted"\nreserved = "x"\n'
     )
     result = serve("--config", str(config), "--data-dir", str(tmp_path / "data"))
     assert result.returncode != 0
@@ -179,8 +179,7 @@ def test_serve_with_a_bad_indexes_table_prints_every_mistake_and_exits(tmp_path:
         " (known: type, upstream, index_ttl, revalidate_after, upstream_timeout,"
         " download_deadline, offline, min_release_age, allow, deny, files_without_upload_time,"
         " serve_removed)",
-        f'{config}: [indexes."team/private"] type: hosted indexes arrive with private'
-        " packages; not supported yet",
+        f"{config}: [indexes.\"team/private\"] reserved: 'x' is not a list of project names",
         f"{config}: [indexes.\"team/all\"] bases: no index named 'team/gone'",
     ]
     assert not (tmp_path / "data").exists()  # refused before anything was created
