@@ -146,7 +146,7 @@ def check_metadata(declared: DeclaredUpload, metadata: bytes) -> str | None:
         raise InvalidUpload(
             f"The distribution's metadata names project {str(name)!r}, not {declared.name!r}"
         )
-    if _normalized_version(str(version)) != declared.version:
+    if Version(_normalized_version(str(version))) != Version(declared.version):
         raise InvalidUpload(
             f"The distribution's metadata says version {str(version)!r}, not {declared.version}"
         )
@@ -226,7 +226,7 @@ def _check_filename_release(filename: str, project: NormalizedName, version: str
         raise InvalidUpload(
             f"Start filename for {project!r} with {_SEPARATORS.sub('_', project)!r}"
         )
-    if str(found) != version:
+    if found != Version(version):
         raise InvalidUpload(f"Version in filename should be {version!r} not {str(found)!r}")
 
 
