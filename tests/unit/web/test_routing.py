@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from bodega.web.routing import Match, Route, match
+from bodega.web.routing import Match, Route, match, match_request
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,24 @@ def test_the_default_index_is_reachable_under_its_own_name_too() -> None:
 )
 def test_what_is_no_route_is_not_found(path: str) -> None:
     assert match(path).route is Route.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type", "expected"),
+    [
+        ("POST", "/acme/private/", "multipart/form-data; boundary=x", Route.UPLOAD),
+        ("POST", "/acme/private", "Multipart/Form-Data; boundary=x", Route.UPLOAD),
+        ("POST", "/acme/private/", "text/xml", Route.XMLRPC),
+        ("GET", "/acme/private/", "multipart/form-data", Route.XMLRPC),
+        ("POST", "/pypi", "multipart/form-data; boundary=x", Route.XMLRPC),
+        ("POST", "/acme/private/+manage", "application/json", Route.MANAGE),
+        ("POST", "/+manage", "application/json", Route.NOT_FOUND),
+    ],
+)
+def test_a_multipart_post_to_an_index_is_an_upload(
+    method: str, path: str, content_type: str, expected: Route
+) -> None:
+    found = match_request(method, path, content_type)
+    assert found.route is expected
+    if expected in (Route.UPLOAD, Route.MANAGE):
+        assert found.index == "acme/private"
