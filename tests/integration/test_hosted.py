@@ -332,3 +332,13 @@ async def test_uploads_go_to_hosted_indexes_only(start: Any, client: httpx.Async
     assert response.status_code == 400
     assert "not a hosted index" in response.reason_phrase
     assert TOKEN_AUTH[0] == "__token__"
+
+
+async def test_the_ui_pages_of_a_hosted_index_answer(start: Any, client: httpx.AsyncClient) -> None:
+    base = await start()
+    home = await client.get(base)
+    assert "acme/private" in home.text
+    assert "hosted" in home.text
+    for page in ("+search?q=demo", "+cache", "+status.json"):
+        response = await client.get(f"{base}acme/private/{page}")
+        assert response.status_code == 200, page

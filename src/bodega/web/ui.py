@@ -22,7 +22,7 @@ from bodega.core.names import normalize_project_name
 from bodega.core.search import MAX_TERM_LENGTH, Criterion, Query
 from bodega.core.urls import shown_url
 from bodega.proxy.catalog import Catalog
-from bodega.proxy.indexes import Indexes
+from bodega.proxy.indexes import Indexes, Mirror
 from bodega.web.routing import Match, Route
 
 CSP = (
@@ -127,7 +127,7 @@ class Ui:
         elif text:
             query = Query((Criterion("name", text), Criterion("summary", text)), match_all=False)
             hits = await self._indexes.search(match.index, query)
-        status = await self._indexes.mirrors_of(match.index)[0].search.status()
+        status = await self._first_mirror(match).search.status()
         return await _render(request, "search.html", q=text, hits=hits, error=error, status=status)
 
     async def project(self, request: web.Request, match: Match) -> web.Response:
@@ -152,7 +152,13 @@ class Ui:
 
     def _catalog(self, match: Match) -> Catalog:
         """The catalog that reports on the cache: that of the index's first mirror."""
-        return self._indexes.mirrors_of(match.index)[0].catalog
+        return self._first_mirror(match).catalog
+
+    def _first_mirror(self, match: Match) -> Mirror:
+        """The index's first mirror; a hosted index (which has none) reports on the
+        default index's."""
+        mirrors = self._indexes.mirrors_of(match.index) or self._indexes.mirrors_of("")
+        return mirrors[0]
 
     @staticmethod
     async def static(request: web.Request, match: Match) -> web.Response:
