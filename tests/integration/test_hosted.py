@@ -5,6 +5,7 @@ virtual index over a hosted index and a mirror."""
 import asyncio
 import hashlib
 import io
+import json
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -342,3 +343,33 @@ async def test_the_ui_pages_of_a_hosted_index_answer(start: Any, client: httpx.A
     for page in ("+search?q=demo", "+cache", "+status.json"):
         response = await client.get(f"{base}acme/private/{page}")
         assert response.status_code == 200, page
+
+
+async def test_attestations_uploaded_are_served_as_provenance(
+    start: Any, client: httpx.AsyncClient
+) -> None:
+    base = await start()
+    private = f"{base}acme/private/"
+    attestation = {"version": 1, "envelope": {"statement": "c3RhdGVtZW50", "signature": "c2ln"}}
+    response = await upload(
+        client, private, DEMO, "demo", "1.0", attestations=json.dumps([attestation])
+    )
+    assert response.status_code == 200, response.text
+    await upload(client, private, DEMO_SDIST, "demo", "1.0")
+    page = await client.get(f"{private}+simple/demo/", headers=JSON)
+    files = {entry["filename"]: entry for entry in page.json()["files"]}
+    assert files[DEMO_SDIST.filename].get("provenance") is None
+    url = files[DEMO.filename]["provenance"]
+    assert url == f"../../files/demo/{DEMO.filename}.provenance"
+    provenance = await client.get(f"{private}+simple/demo/{url}")
+    assert provenance.status_code == 200
+    assert provenance.json() == {
+        "version": 1,
+        "attestation_bundles": [
+            {"publisher": {"kind": "bodega-upload"}, "attestations": [attestation]}
+        ],
+    }
+    missing = await client.get(f"{private}files/demo/{DEMO_SDIST.filename}.provenance")
+    assert missing.status_code == 404
+    html = await client.get(f"{private}+simple/demo/", headers=HTML)
+    assert f'data-provenance="{url}"' in html.text

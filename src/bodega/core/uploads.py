@@ -154,6 +154,14 @@ def check_metadata(declared: DeclaredUpload, metadata: bytes) -> str | None:
     return None if requires_python is None else str(requires_python)
 
 
+def provenance_document(attestations: str) -> bytes:
+    """PEP 740's provenance object for the attestations uploaded with a file. bodega has no
+    trusted publisher to name, so the bundle's publisher says only that it was uploaded."""
+    bundle = {"publisher": {"kind": "bodega-upload"}, "attestations": json.loads(attestations)}
+    document = {"version": 1, "attestation_bundles": [bundle]}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def _check_text(fields: Mapping[str, Sequence[str]]) -> None:
     total = 0
     for field, values in fields.items():

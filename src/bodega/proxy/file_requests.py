@@ -3,12 +3,15 @@ blob or the download that fills it, and what bodega learns on the way (search's 
 a wheel's METADATA from the cached file). The web edge only translates the answer to HTTP.
 """
 
+import hashlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from bodega.core.model import DistributionFile
+from bodega.core.uploads import provenance_document
 from bodega.errors import NotFound
 from bodega.proxy.files import CachedFile, Download, FileCache, Span
+from bodega.proxy.hosted import PROVENANCE_SUFFIX
 from bodega.proxy.indexes import Indexes, Mirror
 from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry, Telemetry
 from bodega.storage.metadata import HostedFile
@@ -63,6 +66,8 @@ class FileRequests:
         self._telemetry = telemetry
 
     async def get(self, ask: FileAsk) -> FileAnswer:
+        if ask.filename.endswith(PROVENANCE_SUFFIX):
+            return await self._provenance(ask)
         is_metadata = ask.filename.endswith(METADATA_SUFFIX)
         listed_name = ask.filename.removesuffix(METADATA_SUFFIX) if is_metadata else ask.filename
         source, listed = await self._indexes.file(ask.index, ask.project, listed_name)
@@ -111,6 +116,17 @@ class FileRequests:
     def stream(self, download: Download, *, spans: bool) -> AsyncGenerator[bytes | Span, None]:
         """A live download's bytes as they arrive (see FileCache.stream)."""
         return self._files.stream(download, spans=spans)
+
+    async def _provenance(self, ask: FileAsk) -> InMemory:
+        """PEP 740: the provenance of an uploaded file that came with attestations."""
+        listed_name = ask.filename.removesuffix(PROVENANCE_SUFFIX)
+        _, listed = await self._indexes.file(ask.index, ask.project, listed_name)
+        if not isinstance(listed, HostedFile) or listed.attestations is None:
+            raise NotFound(f"{listed_name} has no provenance here")
+        document = provenance_document(listed.attestations)
+        counted = self._telemetry.index(self._indexes.spec(ask.index).name)
+        counted.count_outcome("file", CacheOutcome.HIT)
+        return InMemory(document, hashlib.sha256(document).hexdigest(), counted)
 
     async def _hosted(
         self, file: HostedFile, is_metadata: bool, ask: FileAsk, counted: IndexTelemetry

@@ -31,6 +31,7 @@ from bodega.core.indexes import HostedIndex
 from bodega.core.model import DistributionFile, ProjectPage, ProjectStatus
 from bodega.core.names import normalize_project_name
 from bodega.core.parsing import JSON_V1
+from bodega.core.rendering import file_href
 from bodega.core.root_list import ROOT_JSON_END, ROOT_JSON_START, root_json_entries
 from bodega.core.uploads import (
     DeclaredUpload,
@@ -61,6 +62,7 @@ _NO_UPLOADS = ("archived", "quarantined")  # PEP 792: neither takes new files
 _MAX_SDIST_SCAN_BYTES = 64 * 1024 * 1024
 _MAX_PKG_INFO_BYTES = 8 * 1024 * 1024
 _CHUNK = 256 * 1024
+PROVENANCE_SUFFIX = ".provenance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +343,10 @@ def _listed(file: HostedFile) -> DistributionFile:
         core_metadata={"sha256": file.metadata_sha256} if file.metadata_sha256 else False,
         size=file.size,
         upload_time=uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        # PEP 740: served beside the file (FileRequests), relative to the page as its URL is.
+        provenance=None
+        if file.attestations is None
+        else file_href(file.project, file.filename) + PROVENANCE_SUFFIX,
     )
 
 
