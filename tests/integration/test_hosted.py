@@ -373,3 +373,19 @@ async def test_attestations_uploaded_are_served_as_provenance(
     assert missing.status_code == 404
     html = await client.get(f"{private}+simple/demo/", headers=HTML)
     assert f'data-provenance="{url}"' in html.text
+
+
+async def test_the_ui_marks_where_a_project_comes_from(
+    start: Any, client: httpx.AsyncClient
+) -> None:
+    base = await start()
+    await upload(client, f"{base}acme/private/", PRIVATE_LIB, "acme-lib", "1.0")
+    private = await client.get(f"{base}acme/all/+project/acme-lib")
+    assert private.status_code == 200
+    assert 'From <span class="tag">acme/private</span>' in private.text
+    assert PRIVATE_LIB.filename in private.text
+    assert PUBLIC_LIB.filename not in private.text
+    public = await client.get(f"{base}acme/all/+project/six")
+    assert 'From <span class="tag">root/pypi</span>' in public.text
+    hosted = await client.get(f"{base}acme/private/+project/acme-lib")
+    assert 'From <span class="tag">acme/private</span>' in hosted.text

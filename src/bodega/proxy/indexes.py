@@ -303,6 +303,10 @@ class Indexes:
             served.index, governed.cached, served.outcome, served.pages, max_age, served.source
         )
 
+    async def hosted_source(self, name: str, project: str) -> HostedProjects | None:
+        """The hosted index that alone serves the project on index `name`, if any."""
+        return await self._hosted_source(self.spec(name), project)
+
     async def _hosted_source(self, spec: IndexSpec, project: str) -> HostedProjects | None:
         """The hosted index that alone serves the project here, if any (never when the
         index merges: then hosted pages are merged like the others)."""

@@ -138,10 +138,19 @@ class Ui:
             page_number = int(request.query.get("page", "1"))
         except ValueError:
             page_number = 1
-        mirror, cached, _ = await self._indexes.visible_page(match.index, name)
-        view = await mirror.catalog.project(name, page_number, cached)
+        hosted = await self._indexes.hosted_source(match.index, name)
+        if hosted is not None:
+            # An uploaded project: its page from the hosted index, described by the catalog
+            # that reports on the cache (it reads only the store and blobs).
+            cached, catalog, source = await hosted.page(name), self._catalog(match), hosted.name
+        else:
+            mirror, cached, _ = await self._indexes.visible_page(match.index, name)
+            catalog, source = mirror.catalog, mirror.name
+        view = await catalog.project(name, page_number, cached)
         base = f"{request.scheme}://{request.host}"
-        return await _render(request, "project.html", project=view, key=name, base=base)
+        return await _render(
+            request, "project.html", project=view, key=name, base=base, source=source
+        )
 
     async def cache(self, request: web.Request, match: Match) -> web.Response:
         return await _render(request, "cache.html", report=await self._catalog(match).report())
