@@ -19,7 +19,7 @@ from bodega.core.indexes import HostedIndex, MirrorIndex, VirtualIndex
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import bodega_in_process, make_settings
-from tests.support.uploads import TOKEN_AUTH, upload
+from tests.support.uploads import TOKEN_AUTH, upload, upload_fields
 
 DEMO = build_wheel("demo", "1.0", requires_python=">=3.9", summary="private demo")
 DEMO_SDIST = build_sdist("demo", "1.0")
@@ -389,3 +389,25 @@ async def test_the_ui_marks_where_a_project_comes_from(
     assert 'From <span class="tag">root/pypi</span>' in public.text
     hosted = await client.get(f"{base}acme/private/+project/acme-lib")
     assert 'From <span class="tag">acme/private</span>' in hosted.text
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"description": "x" * 2_000_000}, "too long"),
+        ({f"field{n}": "x" * 900_000 for n in range(6)}, "too long"),
+        ({"classifiers": ["x"] * 1500}, "More than 1000 fields"),
+    ],
+    ids=["a huge field", "many large fields", "too many fields"],
+)
+async def test_abusive_multipart_is_cut_off(
+    start: Any, client: httpx.AsyncClient, data: dict[str, Any], reason: str
+) -> None:
+    base = await start()
+    fields = {**upload_fields(DEMO, "demo", "1.0"), **data}
+    response = await client.post(
+        f"{base}acme/private/", data=fields, files={"content": (DEMO.filename, DEMO.data)}
+    )
+    assert response.status_code == 400
+    assert reason in response.reason_phrase
+    assert (await client.get(f"{base}acme/private/+simple/demo/")).status_code == 404

@@ -44,6 +44,7 @@ UPLOAD_ACTION = "file_upload"
 CONTENT_FIELD = "content"
 MAX_FIELD_BYTES = 1024 * 1024  # per text field; a long README as description fits
 MAX_FIELDS_BYTES = 4 * 1024 * 1024  # all text fields together
+MAX_FIELDS = 1000  # parts in one upload; a release has a few dozen (classifiers)
 # Free text may hold tabs and line breaks; no field holds any other control character.
 _FREE_TEXT = frozenset({"description", "summary", "license", "license_expression", "keywords"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

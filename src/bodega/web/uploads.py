@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from bodega.core.uploads import CONTENT_FIELD, MAX_FIELD_BYTES
+from bodega.core.uploads import CONTENT_FIELD, MAX_FIELD_BYTES, MAX_FIELDS, MAX_FIELDS_BYTES
 from bodega.errors import InvalidUpload, NotFound
 from bodega.proxy.hosted import HostedProjects, Spooled
 from bodega.proxy.indexes import Indexes
@@ -42,8 +42,12 @@ class Uploads:
         reader = await request.multipart()
         fields: dict[str, list[str]] = {}
         spooled: Spooled | None = None
+        total = count = 0  # text read so far: bounded however many fields come (threat 39)
         try:
             while (part := await reader.next()) is not None:
+                count += 1
+                if count > MAX_FIELDS:
+                    raise InvalidUpload(f"More than {MAX_FIELDS} fields")
                 if isinstance(part, MultipartReader):
                     raise InvalidUpload("Nested multipart bodies are not uploads")
                 if part.name == CONTENT_FIELD and part.filename is not None:
@@ -51,7 +55,9 @@ class Uploads:
                         raise InvalidUpload("More than one file in one upload")
                     spooled = await hosted.receive(part.filename, _chunks(part))
                 elif part.name is not None:
-                    fields.setdefault(part.name, []).append(await _text(part))
+                    text = await _text(part, MAX_FIELDS_BYTES - total)
+                    total += len(text.encode())
+                    fields.setdefault(part.name, []).append(text)
             if spooled is None:
                 raise InvalidUpload("Upload payload does not have a file")
         except BaseException:
@@ -125,12 +131,13 @@ async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _text(part: BodyPartReader) -> str:
-    """A text field, at most MAX_FIELD_BYTES, as UTF-8."""
+async def _text(part: BodyPartReader, room: int) -> str:
+    """A text field, at most MAX_FIELD_BYTES and `room` (what is left of all fields'
+    allowance), as UTF-8."""
     data = bytearray()
     while chunk := await part.read_chunk(_CHUNK):
         data += chunk
-        if len(data) > MAX_FIELD_BYTES:
+        if len(data) > min(MAX_FIELD_BYTES, room):
             raise InvalidUpload(f"Field {part.name!r} is too long")
     try:
         return bytes(data).decode()
