@@ -12,6 +12,7 @@ from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import BodegaProcess, bodega_process
 from tests.support.uploads import upload_fields
+from tests.support.waiting import wait_for
 
 DEMO = build_wheel("demo", "1.0")
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -99,6 +100,9 @@ def test_cache_commands_never_touch_uploaded_files(
     data = tmp_path / "data"
     with bodega_process(data, fake_index.simple_url, "--config", str(config)) as server:
         _upload(server)
+        # The upload rebuilt the hosted root list; its gzip copies are made in the
+        # background: let them be recorded, or verify would rightly adopt an orphan.
+        wait_for(lambda: any("gzip copies made" in line for line in list(server.log)))
     assert blob_path(data, DEMO.sha256).exists()
     code, out, _ = bodega(config, data, "cache", "verify")
     assert code == 0, out
