@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from bodega.core.search import MIN_SUBSTRING, summary_words
 from bodega.storage.memory_policy import MemoryPolicyStore
+from bodega.storage.memory_accounts import MemoryAccountStore
 from bodega.storage.metadata import (
     FileDigests,
     SearchDetails,
@@ -26,12 +27,15 @@ class MemoryMetadataStore:
         self._indexes: dict[str, _IndexData] = {}
         self._ids = itertools.count(1)  # search names in insertion order, as SQLite's ids
         self._policy = MemoryPolicyStore()
+        self._accounts = MemoryAccountStore()
 
     def index(self, name: str) -> "MemoryIndexStore":
         return MemoryIndexStore(self, self._indexes.setdefault(name, _IndexData()))
 
     def policy(self) -> MemoryPolicyStore:
         return self._policy
+    def accounts(self) -> MemoryAccountStore:
+        return self._accounts
 
     async def root_blob_keys(self) -> frozenset[str]:
         roots = [data.root for data in self._indexes.values() if data.root is not None]

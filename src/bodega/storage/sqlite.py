@@ -26,6 +26,7 @@ from bodega.storage.metadata import (
     StoredRoot,
 )
 from bodega.storage.sqlite_policy import SqlitePolicyStore
+from bodega.storage.sqlite_accounts import SqliteAccountStore
 from bodega.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -88,6 +89,9 @@ class SqliteMetadataStore:
     def policy(self) -> SqlitePolicyStore:
         """Supply-chain policy's records (exemptions, files removed upstream)."""
         return SqlitePolicyStore(self._main)
+    def accounts(self) -> SqliteAccountStore:
+        """Accounts and API tokens, on the main worker (few, short statements)."""
+        return SqliteAccountStore(self._main)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._main.run(work)

@@ -220,4 +220,25 @@ CREATE TABLE policy_removed_files (
     PRIMARY KEY (index_name, project, filename)
 );
 """,
+    # 10: accounts and API tokens (issue 13), shared by every index. A token's secret is kept
+    # only as a sha256 digest; its indexes are a JSON list of names ("*": every index).
+    """
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT,
+    is_admin INTEGER NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE tokens (
+    token_id TEXT PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    indexes TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    description TEXT NOT NULL
+);
+CREATE INDEX tokens_by_user ON tokens (user);
+""",
 )
