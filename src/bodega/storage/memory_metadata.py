@@ -7,8 +7,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from bodega.core.search import MIN_SUBSTRING, summary_words
-from bodega.storage.memory_policy import MemoryPolicyStore
 from bodega.storage.memory_accounts import MemoryAccountStore
+from bodega.storage.memory_policy import MemoryPolicyStore
 from bodega.storage.metadata import (
     FileDigests,
     SearchDetails,
@@ -34,6 +34,7 @@ class MemoryMetadataStore:
 
     def policy(self) -> MemoryPolicyStore:
         return self._policy
+
     def accounts(self) -> MemoryAccountStore:
         return self._accounts
 

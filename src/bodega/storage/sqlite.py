@@ -25,8 +25,8 @@ from bodega.storage.metadata import (
     StoredPage,
     StoredRoot,
 )
-from bodega.storage.sqlite_policy import SqlitePolicyStore
 from bodega.storage.sqlite_accounts import SqliteAccountStore
+from bodega.storage.sqlite_policy import SqlitePolicyStore
 from bodega.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -89,6 +89,7 @@ class SqliteMetadataStore:
     def policy(self) -> SqlitePolicyStore:
         """Supply-chain policy's records (exemptions, files removed upstream)."""
         return SqlitePolicyStore(self._main)
+
     def accounts(self) -> SqliteAccountStore:
         """Accounts and API tokens, on the main worker (few, short statements)."""
         return SqliteAccountStore(self._main)
