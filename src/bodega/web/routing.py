@@ -33,6 +33,8 @@ class Route(Enum):
     HEALTH = "health"
     READY = "ready"
     METRICS = "metrics"
+    UPLOAD = "upload"  # the legacy upload API (issue 13; routed by the hosted indexes' work)
+    MANAGE = "manage"  # yank, delete, project status over HTTP (issue 13, idem)
     NOT_FOUND = "not-found"
 
 
