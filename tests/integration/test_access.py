@@ -22,7 +22,7 @@ from tests.support.servers import bodega_and_services, bodega_in_process, make_s
 
 SIX = build_wheel("six", "1.16")
 SECRET_SAUCE = build_wheel("secret-sauce", "1.0")
-PASSWORD = "correct horse battery staple"  # noqa: S105 (a test's)
+PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
@@ -99,10 +99,9 @@ async def get(url: str, auth: tuple[str, str] | None = None, **kwargs: Any) -> h
 
 async def upload(url: str, auth: tuple[str, str] | None = None) -> httpx.Response:
     """A legacy-API upload's shape (multipart/form-data POST to the index)."""
-    async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+    async with httpx.AsyncClient(trust_env=False, timeout=10, auth=auth) as client:
         return await client.post(
             url,
-            auth=auth,
             data={":action": "file_upload", "name": "secret-sauce", "version": "2.0"},
             files={"content": ("secret_sauce-2.0-py3-none-any.whl", b"PK")},
         )
