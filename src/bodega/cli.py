@@ -160,13 +160,20 @@ def _announce_access(settings: Settings, services: Services) -> None:
             err=True,
         )
         click.echo(f"  {services.first_admin_token}", err=True)
-    if not _is_loopback(settings.host) and services.access.is_open_to_everyone:
-        click.echo(
-            f"warning: listening on {settings.host} with no access rules: anyone who can"
-            " reach this port reads every index. Give indexes `read = [...]` rules (see"
-            " README, Serve your team) and put TLS in front.",
-            err=True,
-        )
+    warning = open_network_warning(settings.host, services.access.is_open_to_everyone)
+    if warning:
+        click.echo(warning, err=True)
+
+
+def open_network_warning(host: str, is_open_to_everyone: bool) -> str | None:
+    """What to say when bodega listens beyond this machine with no access rules at all."""
+    if _is_loopback(host) or not is_open_to_everyone:
+        return None
+    return (
+        f"warning: listening on {host} with no access rules: anyone who can reach this"
+        " port reads every index. Give indexes `read = [...]` rules (README: Serve your"
+        " team) and put TLS in front."
+    )
 
 
 def _is_loopback(host: str) -> bool:
