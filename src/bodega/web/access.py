@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from bodega.core.access import Action
+from bodega.core.access import Action, Identity
 from bodega.errors import AccessDenied, Forbidden, NeedsCredentials, TooManyAttempts
 from bodega.proxy.access import AccessControl, Credentials
 from bodega.web.routing import Match, Route, match
@@ -28,6 +28,9 @@ from bodega.web.routing import Match, Route, match
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CHALLENGE = 'Basic realm="bodega", charset="UTF-8"'
+# Who made an allowed request with credentials (absent: anonymous), for handlers that
+# record it (an upload's uploader) or check more (a project-scoped right).
+IDENTITY = web.RequestKey("identity", Identity)
 _OPEN_ROUTES = frozenset({Route.HEALTH, Route.READY, Route.STATIC})
 _ACTIONS = {Route.UPLOAD: Action.UPLOAD, Route.MANAGE: Action.ADMIN}
 
@@ -43,9 +46,12 @@ def access_middleware(access: AccessControl, default_index: str) -> Middleware:
         index = found.index or default_index
         try:
             credentials = credentials_of(request)
-            await access.allow(credentials, request.remote or "", index, action_of(request, found))
+            action = action_of(request, found)
+            identity = await access.allow(credentials, request.remote or "", index, action)
         except AccessDenied as error:
             return refusal(error)
+        if identity is not None:
+            request[IDENTITY] = identity
         return await handler(request)
 
     return check_access
