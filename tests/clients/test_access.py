@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import clean_environ
+from bodega.core.access import Action
+from tests.support.accounts import make_token_with_cli
 from tests.support.clients import (
     MODULES,
     NEWEST,
@@ -58,17 +59,9 @@ def config(private: FakeIndex, tmp_path: Path) -> Path:
 @pytest.fixture
 def token(config: Path, tmp_path: Path) -> str:
     """A read token of the account `ci`, made by the CLI as an operator would."""
-    environ = clean_environ(BODEGA_CONFIG=str(config), BODEGA_DATA_DIR=str(tmp_path / "data"))
-    bodega = [sys.executable, "-m", "bodega"]
-    subprocess.run([*bodega, "user", "add", "ci", "--no-password"], env=environ, check=True)
-    made = subprocess.run(
-        [*bodega, "token", "create", "--user", "ci", "--index", "acme/private", "--expires", "1d"],
-        env=environ,
-        check=True,
-        capture_output=True,
-        text=True,
+    return make_token_with_cli(
+        tmp_path / "data", "ci", config=config, indexes=["acme/private"], scope=Action.READ
     )
-    return made.stdout.strip()
 
 
 @pytest.fixture

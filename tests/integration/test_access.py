@@ -16,6 +16,7 @@ from bodega.config import Settings
 from bodega.core.access import ANYONE, Action, IndexAccess
 from bodega.core.indexes import MirrorIndex, VirtualIndex
 from bodega.services import open_accounts
+from tests.support.accounts import make_token
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import bodega_and_services, bodega_in_process, make_settings
@@ -69,17 +70,17 @@ async def tokens(settings: Settings) -> dict[str, str]:
         await accounts.add_user("alice", PASSWORD, is_admin=False)
         await accounts.add_user("bob", None, is_admin=False)
         await accounts.add_user("carol", PASSWORD, is_admin=False)
-        return {
+        made = {
             "alice-read": await accounts.create_token(
                 "alice", ["acme/private", "acme/all"], Action.READ, expires_in=3600
-            ),
-            "bob-upload": await accounts.create_token(
-                "bob", ["acme/private"], Action.UPLOAD, expires_in=3600
             ),
             "alice-elsewhere": await accounts.create_token(
                 "alice", ["root/pypi"], Action.READ, expires_in=3600
             ),
         }
+    # bob's upload token through the helper other tests (hosted uploads) use.
+    made["bob-upload"] = await make_token(settings, "bob", indexes=["acme/private"])
+    return made
 
 
 @pytest.fixture
