@@ -3,6 +3,7 @@ concrete backends."""
 
 import asyncio
 import functools
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -42,6 +43,8 @@ from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import Upstream
 from bodega.upstream.http import HttpUpstream
 from bodega.upstream.offline import OfflineUpstream
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +110,18 @@ def takes_uploads(settings: Settings) -> bool:
     return any(rule.upload for rule in settings.access_table)
 
 
-def _access_control(settings: Settings, database: SqliteMetadataStore) -> AccessControl:
+async def _access_control(settings: Settings, database: SqliteMetadataStore) -> AccessControl:
     bases = {
         spec.name: spec.bases if isinstance(spec, VirtualIndex) else () for spec in settings.indexes
     }
-    return AccessControl(database.accounts(), settings.access_table, bases)
+    access = AccessControl(database.accounts(), settings.access_table, bases)
+    unknown = await access.unknown_accounts()
+    if unknown:
+        log.warning(
+            "the access rules name %s, which no account has (yet): `bodega user add NAME`",
+            ", ".join(unknown),
+        )
+    return access
 
 
 @asynccontextmanager
@@ -191,7 +201,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             readiness,
             file_digests,
             policies,
-            _access_control(settings, database),
+            await _access_control(settings, database),
             first_admin_token,
         )
 

@@ -246,3 +246,14 @@ async def test_no_admin_token_when_nothing_takes_uploads(settings: Settings) -> 
     async with bodega_and_services(read_only) as (_, services):
         assert services.first_admin_token is None
         assert not services.access.is_open_to_everyone
+
+
+async def test_a_rule_naming_no_account_is_one_line_at_start(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    typo = replace(settings, access_table=(IndexAccess("acme/private", read=("alcie",)),))
+    async with bodega_in_process(typo):
+        pass
+    assert [record.getMessage() for record in caplog.records if record.levelname == "WARNING"] == [
+        "the access rules name alcie, which no account has (yet): `bodega user add NAME`"
+    ]

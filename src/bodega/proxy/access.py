@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bodega.core.access import (
+    ANYONE,
     TOKEN_USER,
     Action,
     Decision,
@@ -88,6 +89,14 @@ class AccessControl:
     def is_open_to_everyone(self) -> bool:
         """No index says who may read or upload: anyone reads all, only admins upload."""
         return not any(rule.has_rules for rule in self._rules.values())
+
+    async def unknown_accounts(self) -> list[str]:
+        """The names the rules list that no account has, each once (a typo in the config
+        file, or an account not made yet): one line at start says so."""
+        named = {name for rule in self._rules.values() for name in (*rule.read, *rule.upload)}
+        named.discard(ANYONE)
+        known = {user.name for user in await self._store.users()}
+        return sorted(named - known)
 
     def needs_identity(self, index: str, action: Action) -> bool:
         """Whether anyone without credentials is refused this (cheap: no store)."""

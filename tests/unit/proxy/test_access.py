@@ -167,3 +167,9 @@ async def test_the_first_admin_token_is_made_once(
     admin = Credentials("__token__", token)
     found = await access.allow(admin, "c", "acme/private", Action.ADMIN)
     assert found == Identity("admin", True, Action.ADMIN, (ANYONE,))
+
+
+async def test_names_no_account_has(access: AccessControl, accounts: Accounts) -> None:
+    assert await access.unknown_accounts() == ["alice"]
+    await accounts.add_user("alice", None, is_admin=False)
+    assert await access.unknown_accounts() == []
