@@ -1,9 +1,13 @@
 """`bodega user` and `bodega token`, beside a running server and without one, and what
 `bodega serve` says at start about access (the first admin token, the open network)."""
 
+import os
+import pty
 import re
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -141,3 +145,52 @@ def test_listening_on_loopback_with_no_rules_says_nothing(
     )
     local.stop()
     assert "warning" not in local.banner + "".join(local.log)
+
+
+def test_user_add_asks_twice_on_a_terminal_without_echo(tmp_path: Path) -> None:
+    """The password prompt on a real terminal (a pseudo-terminal that is the command's
+    controlling terminal, as a shell's is)."""
+    config, data = write_config(tmp_path, "http://127.0.0.1:9/simple/"), tmp_path / "data"
+    controller, terminal = pty.openpty()
+
+    # A new session whose first terminal becomes its controlling one, then bodega.
+    take_terminal = (
+        "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0);"
+        " os.execv(sys.executable, [sys.executable, '-m', 'bodega', *sys.argv[1:]])"
+    )
+    environ = clean_environ(BODEGA_CONFIG=str(config), BODEGA_DATA_DIR=str(data))
+    process = subprocess.Popen(
+        [sys.executable, "-c", take_terminal, "user", "add", "alice"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=environ,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    said = b""
+    for _ in range(2):  # the password, then its confirmation
+        said += read_until(controller, b": ")
+        os.write(controller, PASSWORD.encode() + b"\n")
+    said += read_until(controller, b"added account alice")
+    assert process.wait(timeout=60) == 0
+    os.close(controller)
+    text = said.decode()
+    assert "Password: " in text
+    assert "Repeat for confirmation: " in text
+    assert PASSWORD not in text  # not echoed
+    assert bodega(config, data, "user", "list").stdout == "alice\tuser\tpassword and tokens\n"
+
+
+def read_until(fd: int, ending: bytes) -> bytes:
+    """What the terminal shows until `ending` (or 30 s pass)."""
+    seen = b""
+    deadline = time.monotonic() + 30
+    while ending not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(fd, 1024)
+            except OSError:  # the command ended and closed the terminal
+                break
+    return seen
