@@ -657,13 +657,22 @@ class _Expiry(_Duration):
     show_default=True,
     help="How long it works: 90d, 12h, 2w; or never.",
 )
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    metavar="NAME",
+    help="Upload and manage only this project (repeatable). Default: every project.",
+)
 @click.option("--description", default="", help="What it is for (shown by `token list`).")
 @_setting_options("data_dir")
 def token_create(
+    *,
     user_name: str,
     indexes: tuple[str, ...],
     scope: str,
     expires: str,
+    projects: tuple[str, ...],
     description: str,
     **options: Any,
 ) -> None:
@@ -674,7 +683,12 @@ def token_create(
     made = _with_accounts(
         options,
         lambda accounts: accounts.create_token(
-            user_name, indexes, Action.named(scope), expires_in=expires_in, description=description
+            user_name,
+            indexes,
+            Action.named(scope),
+            expires_in=expires_in,
+            description=description,
+            projects=projects,
         ),
     )
     click.echo(made)
@@ -684,7 +698,8 @@ def token_create(
 @click.option("--user", "user_name", metavar="NAME", help="Only this account's tokens.")
 @_setting_options("data_dir")
 def token_list(user_name: str | None, **options: Any) -> None:
-    """Every token (never its secret): id, account, scope, indexes, expiry, description."""
+    """Every token (never its secret): id, account, scope, indexes, expiry, projects if
+    limited to some, description."""
     now = time.time()
     for found in _with_accounts(options, lambda accounts: accounts.tokens(user_name)):
         if found.expires_at is None:
@@ -696,6 +711,7 @@ def token_list(user_name: str | None, **options: Any) -> None:
         click.echo(
             "\t".join(
                 (found.token_id, found.user, found.scope, ",".join(found.indexes), expiry)
+                + ((f"projects {','.join(found.projects)}",) if found.projects else ())
                 + ((found.description,) if found.description else ())
             )
         )

@@ -1,6 +1,7 @@
 """The AccountStore contract: accounts and API tokens, on SQLite and in memory."""
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,11 @@ async def test_a_token_that_never_expires(accounts: AccountStore) -> None:
     forever = StoredToken("a" * 12, "root", "d" * 64, "admin", ("*",), 1.0, None)
     await accounts.add_token(forever)
     assert await accounts.get_token("a" * 12) == forever
+
+
+async def test_a_tokens_projects_are_kept(accounts: AccountStore) -> None:
+    await accounts.add_user(ALICE)
+    only = replace(token("a" * 12), projects=("acme-lib", "acme-cli"))
+    await accounts.add_token(only)
+    assert await accounts.get_token("a" * 12) == only
+    assert (await accounts.tokens())[0].projects == ("acme-lib", "acme-cli")

@@ -78,6 +78,15 @@ def test_accounts_and_tokens_beside_a_running_server(tmp_path: Path, fake_index:
         assert line.endswith("\tlaptop")
         assert token.rsplit("_", 1)[1] not in listed.stdout  # never the secret
 
+        scoped = bodega(
+            config, data, "token", "create", "--user", "alice", "--index", "acme/private",
+            "--scope", "read", "--project", "Acme_Lib", "--project", "acme-cli",
+        )  # fmt: skip
+        assert scoped.returncode == 0, scoped.stderr
+        scoped_line = bodega(config, data, "token", "list").stdout.splitlines()[1]
+        assert scoped_line.endswith("\tprojects acme-lib,acme-cli")
+        bodega(config, data, "token", "revoke", scoped.stdout.strip())  # whole, not by id
+
         revoked = bodega(config, data, "token", "revoke", token_id)
         assert revoked.returncode == 0
         assert revoked.stdout == f"revoked token {token_id}\n"

@@ -9,7 +9,9 @@ An index's table may say who reads it and who uploads to it:
 
 Actions are ordered: `admin` may do what `upload` may, which may do what `read` may. A
 token carries a scope (one action) and the indexes it is good for; what it allows is what
-its account may do, cut down to that scope and those indexes. A read through a virtual
+its account may do, cut down to that scope and those indexes, and, for uploading and
+managing, optionally to some projects (checked by the handler that reads the project
+name from the upload, through `Identity.covers_project`). A read through a virtual
 index needs read on each of its bases too, so a virtual index open to anyone never shows
 what a restricted base holds.
 """
@@ -78,6 +80,13 @@ class Identity:
     is_admin: bool
     scope: Action = Action.ADMIN  # a password is good for all its account may do
     indexes: tuple[str, ...] = (ANYONE,)  # the token's indexes; a password: every index
+    # The token's projects (normalized) to upload and manage; empty: every project. The
+    # project is in an upload's body, so the handler that reads it asks `covers_project`.
+    projects: tuple[str, ...] = ()
+
+    def covers_project(self, project: str) -> bool:
+        """May these credentials upload or manage `project` (a normalized name)?"""
+        return not self.projects or project in self.projects
 
     def covers(self, index: str, action: Action) -> bool:
         """The credentials themselves (not the account) are good for this."""

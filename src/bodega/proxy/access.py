@@ -175,7 +175,9 @@ class AccessControl:
         user = await self._store.get_user(token.user)
         if user is None:
             return None
-        identity = Identity(user.name, user.is_admin, Action.named(token.scope), token.indexes)
+        identity = Identity(
+            user.name, user.is_admin, Action.named(token.scope), token.indexes, token.projects
+        )
         return identity, token.expires_at
 
 

@@ -10,9 +10,11 @@ import secrets
 import string
 import time
 from collections.abc import Callable, Collection
+from dataclasses import replace
 
 from bodega.core.access import ANYONE, Action, format_token, token_digest, user_name_problem
-from bodega.errors import AccountError
+from bodega.core.names import normalize_project_name
+from bodega.errors import AccountError, InvalidName
 from bodega.proxy.passwords import hash_password
 from bodega.storage.metadata import AccountStore, StoredToken, StoredUser
 
@@ -58,9 +60,14 @@ class Accounts:
         *,
         expires_in: float | None,
         description: str = "",
+        projects: Collection[str] = (),
     ) -> str:
         """A new token of `user` for `indexes` ("*": every index), returned whole: the only
-        time it is ever seen."""
+        time it is ever seen. With `projects`, it uploads and manages those alone."""
+        try:
+            only = tuple(dict.fromkeys(normalize_project_name(name) for name in projects))
+        except InvalidName as error:
+            raise AccountError(str(error)) from None
         unknown = sorted(set(indexes) - self._index_names - {ANYONE})
         if unknown:
             raise AccountError(
@@ -75,6 +82,7 @@ class Accounts:
         if scope is Action.ADMIN and not found.is_admin:
             raise AccountError(f"{user} is no admin account: an admin token would allow nothing")
         token, stored = self._new_token(user, tuple(indexes), scope, expires_in, description)
+        stored = replace(stored, projects=only)
         if not await self._store.add_token(stored):
             raise AccountError(f"no account named {user}")  # removed meanwhile
         return token

@@ -306,6 +306,8 @@ class StoredToken:
     created_at: float
     expires_at: float | None  # epoch seconds; None: never
     description: str = ""
+    # The projects (normalized names) it may upload and manage; empty: every project.
+    projects: tuple[str, ...] = ()
 
 
 class AccountStore(Protocol):

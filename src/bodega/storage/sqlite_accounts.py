@@ -10,7 +10,8 @@ from bodega.storage.metadata import StoredToken, StoredUser
 
 T = TypeVar("T")
 
-_TOKEN_COLUMNS = "token_id, user, digest, scope, indexes, created_at, expires_at, description"  # noqa: S105
+# The columns of `tokens`, in StoredToken's order.
+_COLUMNS = "token_id, user, digest, scope, indexes, created_at, expires_at, description, projects"
 
 
 class _Runs(Protocol):
@@ -99,7 +100,7 @@ class SqliteAccountStore:
     async def get_token(self, token_id: str) -> StoredToken | None:
         def work(db: sqlite3.Connection) -> StoredToken | None:
             row = db.execute(
-                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_id = ?",  # noqa: S608
+                f"SELECT {_COLUMNS} FROM tokens WHERE token_id = ?",  # noqa: S608
                 (token_id,),
             ).fetchone()
             return _token(row) if row else None
@@ -108,7 +109,7 @@ class SqliteAccountStore:
 
     async def tokens(self, user: str | None = None) -> list[StoredToken]:
         def work(db: sqlite3.Connection) -> list[StoredToken]:
-            query = f"SELECT {_TOKEN_COLUMNS} FROM tokens"  # noqa: S608 (constant columns)
+            query = f"SELECT {_COLUMNS} FROM tokens"  # noqa: S608 (constant columns)
             if user is None:
                 rows = db.execute(f"{query} ORDER BY created_at, token_id")
             else:
@@ -136,7 +137,7 @@ def _insert_user(db: sqlite3.Connection, user: StoredUser) -> bool:
 
 def _insert_token(db: sqlite3.Connection, token: StoredToken) -> None:
     db.execute(
-        f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+        f"INSERT INTO tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
         (
             token.token_id,
             token.user,
@@ -146,6 +147,7 @@ def _insert_token(db: sqlite3.Connection, token: StoredToken) -> None:
             token.created_at,
             token.expires_at,
             token.description,
+            json.dumps(list(token.projects)),
         ),
     )
 
@@ -156,7 +158,7 @@ def _user(row: tuple[Any, ...]) -> StoredUser:
 
 
 def _token(row: tuple[Any, ...]) -> StoredToken:
-    token_id, user, digest, scope, indexes, created_at, expires_at, description = row
+    token_id, user, digest, scope, indexes, created_at, expires_at, description, projects = row
     return StoredToken(
         token_id,
         user,
@@ -166,4 +168,5 @@ def _token(row: tuple[Any, ...]) -> StoredToken:
         created_at,
         expires_at,
         description,
+        tuple(json.loads(projects)),
     )

@@ -221,7 +221,8 @@ CREATE TABLE policy_removed_files (
 );
 """,
     # 10: accounts and API tokens (issue 13), shared by every index. A token's secret is kept
-    # only as a sha256 digest; its indexes are a JSON list of names ("*": every index).
+    # only as a sha256 digest; its indexes are a JSON list of names ("*": every index), its
+    # projects a JSON list of the projects it may upload and manage ([]: every project).
     """
 CREATE TABLE users (
     name TEXT PRIMARY KEY,
@@ -237,7 +238,8 @@ CREATE TABLE tokens (
     indexes TEXT NOT NULL,
     created_at REAL NOT NULL,
     expires_at REAL,
-    description TEXT NOT NULL
+    description TEXT NOT NULL,
+    projects TEXT NOT NULL
 );
 CREATE INDEX tokens_by_user ON tokens (user);
 """,

@@ -146,3 +146,11 @@ def test_account_names() -> None:
     assert user_name_problem("-x") is not None
     assert user_name_problem("x" * 65) is not None
     assert user_name_problem("a<b") is not None
+
+
+def test_a_token_limited_to_projects() -> None:
+    everything = Identity("bob", False)
+    assert everything.covers_project("anything")
+    some = Identity("bob", False, Action.UPLOAD, ("acme/private",), ("acme-lib",))
+    assert some.covers_project("acme-lib")
+    assert not some.covers_project("acme-cli")

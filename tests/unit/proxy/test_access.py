@@ -173,3 +173,19 @@ async def test_names_no_account_has(access: AccessControl, accounts: Accounts) -
     assert await access.unknown_accounts() == ["alice"]
     await accounts.add_user("alice", None, is_admin=False)
     assert await access.unknown_accounts() == []
+
+
+async def test_a_token_for_some_projects(access: AccessControl, accounts: Accounts) -> None:
+    await accounts.add_user("alice", None, is_admin=False)
+    token = await accounts.create_token(
+        "alice", ["acme/private"], Action.UPLOAD, expires_in=None, projects=["Acme_Lib"]
+    )
+    found = await access.allow(Credentials("__token__", token), "c", "acme/private", Action.UPLOAD)
+    assert found is not None
+    assert found.projects == ("acme-lib",)  # normalized
+    assert found.covers_project("acme-lib")
+    assert not found.covers_project("other")
+    with pytest.raises(AccountError, match="not a valid project name"):
+        await accounts.create_token(
+            "alice", ["*"], Action.UPLOAD, expires_in=None, projects=["a b"]
+        )
