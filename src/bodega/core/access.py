@@ -103,12 +103,18 @@ def decide(
     rules: Sequence[IndexAccess], identity: Identity | None, index: str, action: Action
 ) -> Decision:
     """May `identity` (None: no credentials) do `action` on `index`, whose access rules, its
-    bases' included for a read, are `rules`?"""
-    if identity is not None and not identity.covers(index, action):
-        return Decision.FORBIDDEN
-    if all(_account_may(rule, identity, action) for rule in rules):
+    bases' included for a read, are `rules`? What anyone may do, credentials never take
+    away: a token for another index (pip sends .netrc's to every index of a host) still
+    reads an open one."""
+    if all(_account_may(rule, None, action) for rule in rules):
         return Decision.ALLOW
-    return Decision.NEEDS_CREDENTIALS if identity is None else Decision.FORBIDDEN
+    if identity is None:
+        return Decision.NEEDS_CREDENTIALS
+    if identity.covers(index, action) and all(
+        _account_may(rule, identity, action) for rule in rules
+    ):
+        return Decision.ALLOW
+    return Decision.FORBIDDEN
 
 
 def _account_may(rule: IndexAccess, identity: Identity | None, action: Action) -> bool:

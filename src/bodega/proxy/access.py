@@ -113,7 +113,11 @@ class AccessControl:
         self, credentials: Credentials | None, client: str, index: str, action: Action
     ) -> Identity | None:
         """Who the credentials name, if they allow `action` on `index`; else
-        NeedsCredentials (none or wrong ones), Forbidden or TooManyAttempts."""
+        NeedsCredentials (none or wrong ones), Forbidden or TooManyAttempts. What anyone
+        may do needs no check at all (None): stale credentials in a .netrc neither break
+        installs from an open index nor cost argon2 or count as failed logins there."""
+        if credentials is None or not self.needs_identity(index, action):
+            credentials = None
         identity = None if credentials is None else await self.identify(credentials, client)
         decision = self.decide(identity, index, action)
         if decision is Decision.NEEDS_CREDENTIALS:

@@ -44,9 +44,11 @@ def access_middleware(access: AccessControl, default_index: str) -> Middleware:
         if found.route in _OPEN_ROUTES:
             return await handler(request)
         index = found.index or default_index
+        action = action_of(request, found)
+        if not access.needs_identity(index, action):
+            return await handler(request)  # anyone may: credentials are not even read
         try:
             credentials = credentials_of(request)
-            action = action_of(request, found)
             identity = await access.allow(credentials, request.remote or "", index, action)
         except AccessDenied as error:
             return refusal(error)

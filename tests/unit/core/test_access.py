@@ -65,8 +65,11 @@ def test_a_tokens_scope_cuts_down_what_its_account_may() -> None:
 
 def test_a_token_is_good_only_for_its_indexes() -> None:
     elsewhere = Identity("root", True, scope=Action.ADMIN, indexes=("acme/other",))
-    assert decide([OPEN], elsewhere, "acme/open", Action.READ) is Decision.FORBIDDEN
-    assert decide([OPEN], elsewhere, "acme/other", Action.READ) is Decision.ALLOW
+    assert decide([PRIVATE], elsewhere, "acme/private", Action.READ) is Decision.FORBIDDEN
+    assert decide([OPEN], elsewhere, "acme/open", Action.UPLOAD) is Decision.FORBIDDEN
+    assert decide([PRIVATE], elsewhere, "acme/other", Action.READ) is Decision.ALLOW
+    # What anyone may do, credentials for elsewhere do not take away.
+    assert decide([OPEN], elsewhere, "acme/open", Action.READ) is Decision.ALLOW
 
 
 def test_guarded_by_follows_bases_of_bases_once() -> None:

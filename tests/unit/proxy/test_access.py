@@ -63,9 +63,9 @@ async def test_a_password_logs_in(access: AccessControl, accounts: Accounts) -> 
     with pytest.raises(Forbidden):
         await access.allow(alice, "c", "root/pypi", Action.UPLOAD)
     with pytest.raises(NeedsCredentials):
-        await access.allow(Credentials("alice", "wrong"), "c", "acme/open", Action.READ)
+        await access.allow(Credentials("alice", "wrong"), "c", "acme/private", Action.READ)
     with pytest.raises(NeedsCredentials):
-        await access.allow(Credentials("nobody", "s3cret!"), "c", "acme/open", Action.READ)
+        await access.allow(Credentials("nobody", "s3cret!"), "c", "acme/private", Action.READ)
 
 
 async def test_a_token_is_scoped(access: AccessControl, accounts: Accounts) -> None:
@@ -114,17 +114,19 @@ async def test_failed_logins_are_limited_per_address(
     await access.allow(good, "10.0.0.1", "acme/private", Action.READ)  # remembered as good
     for _ in range(3):
         with pytest.raises(NeedsCredentials):
-            await access.allow(Credentials("alice", "guess"), "10.0.0.1", "acme/open", Action.READ)
+            await access.allow(
+                Credentials("alice", "guess"), "10.0.0.1", "acme/private", Action.READ
+            )
     with pytest.raises(TooManyAttempts) as raised:
-        await access.allow(Credentials("bob", "guess"), "10.0.0.1", "acme/open", Action.READ)
+        await access.allow(Credentials("bob", "guess"), "10.0.0.1", "acme/private", Action.READ)
     assert 0 < raised.value.retry_after <= 60
     # Credentials known to be good still pass; another address is not held back.
     assert await access.allow(good, "10.0.0.1", "acme/private", Action.READ) is not None
     with pytest.raises(NeedsCredentials):
-        await access.allow(Credentials("alice", "guess"), "10.0.0.2", "acme/open", Action.READ)
+        await access.allow(Credentials("alice", "guess"), "10.0.0.2", "acme/private", Action.READ)
     clock.now += 61
     with pytest.raises(NeedsCredentials):  # checked again: wrong, not held back
-        await access.allow(Credentials("alice", "guess"), "10.0.0.1", "acme/open", Action.READ)
+        await access.allow(Credentials("alice", "guess"), "10.0.0.1", "acme/private", Action.READ)
 
 
 async def test_openness(store: MemoryAccountStore) -> None:
@@ -189,3 +191,11 @@ async def test_a_token_for_some_projects(access: AccessControl, accounts: Accoun
         await accounts.create_token(
             "alice", ["*"], Action.UPLOAD, expires_in=None, projects=["a b"]
         )
+
+
+async def test_what_anyone_may_do_never_checks_credentials(access: AccessControl) -> None:
+    stale = Credentials("__token__", "bodega_expired")
+    for _ in range(20):  # never a failed login, never held back
+        assert await access.allow(stale, "c", "acme/open", Action.READ) is None
+    with pytest.raises(NeedsCredentials):
+        await access.allow(stale, "c", "acme/private", Action.READ)
