@@ -75,6 +75,8 @@ class AccessControl:
             for name in names
         }
         self._rules = by_name
+        # Rules never change while serving: each (index, action)'s anonymous answer once.
+        self._needs_identity: dict[tuple[str, Action], bool] = {}
         self._remember_for = remember_for
         self._clock = clock
         self._wall_clock = wall_clock
@@ -98,9 +100,20 @@ class AccessControl:
         known = {user.name for user in await self._store.users()}
         return sorted(named - known)
 
+    @property
+    def reads_are_open(self) -> bool:
+        """Anyone may read every index (no `read` rule anywhere)."""
+        return all(rule.is_open for rule in self._rules.values())
+
     def needs_identity(self, index: str, action: Action) -> bool:
-        """Whether anyone without credentials is refused this (cheap: no store)."""
-        return self.decide(None, index, action) is not Decision.ALLOW
+        """Whether anyone without credentials is refused this (no store; remembered)."""
+        key = (index, action)
+        found = self._needs_identity.get(key)
+        if found is None:
+            found = self.decide(None, index, action) is not Decision.ALLOW
+            if len(self._needs_identity) < 4096:  # index names from paths: bounded
+                self._needs_identity[key] = found
+        return found
 
     def decide(self, identity: Identity | None, index: str, action: Action) -> Decision:
         if action is Action.READ:

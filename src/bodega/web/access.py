@@ -37,9 +37,14 @@ _ACTIONS = {Route.UPLOAD: Action.UPLOAD, Route.MANAGE: Action.ADMIN}
 
 def access_middleware(access: AccessControl, default_index: str) -> Middleware:
     """The middleware that lets through only what `access` allows."""
+    # Every GET and HEAD is a read; with no read rule anywhere, each is allowed before any
+    # routing (the default set-up pays nothing for access control).
+    reads_are_open = access.reads_are_open
 
     @web.middleware
     async def check_access(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if reads_are_open and request.method in ("GET", "HEAD"):
+            return await handler(request)
         found = match(request.path)
         if found.route in _OPEN_ROUTES:
             return await handler(request)

@@ -199,3 +199,10 @@ async def test_what_anyone_may_do_never_checks_credentials(access: AccessControl
         assert await access.allow(stale, "c", "acme/open", Action.READ) is None
     with pytest.raises(NeedsCredentials):
         await access.allow(stale, "c", "acme/private", Action.READ)
+
+
+async def test_reads_are_open_only_without_read_rules(store: MemoryAccountStore) -> None:
+    uploads_only = AccessControl(store, (IndexAccess("a/b", upload=("bob",)),), {})
+    assert uploads_only.reads_are_open
+    assert not uploads_only.is_open_to_everyone
+    assert not AccessControl(store, RULES, BASES).reads_are_open
