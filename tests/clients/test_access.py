@@ -1,6 +1,6 @@
 """A private index whose `read` is restricted (issue 13), with real installers: pip is
 refused with a 401 without credentials, and installs with a token in the index URL and
-through .netrc; uv installs with a token in the URL."""
+through .netrc; uv installs with a token in the URL and through .netrc."""
 
 import subprocess
 import sys
@@ -141,4 +141,17 @@ def test_uv_installs_with_a_token_in_the_index_url(
     command = [str(UV), "pip", "install", "--python", str(python)]
     command += ["--default-index", f"{with_token}acme/private/+simple/", "app"]
     run(command, uv_env(tmp_path / "cache"), tmp_path, bodega)
+    assert installed_versions(python, MODULES, tmp_path) == NEWEST
+
+
+def test_uv_installs_with_a_token_from_netrc(
+    bodega: BodegaProcess, token: str, tmp_path: Path
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1\nlogin __token__\npassword {token}\n")
+    netrc.chmod(0o600)
+    python = new_venv(tmp_path / "venv")
+    command = [str(UV), "pip", "install", "--python", str(python)]
+    command += ["--default-index", f"{bodega.url}acme/private/+simple/", "app"]
+    run(command, uv_env(tmp_path / "cache", NETRC=str(netrc)), tmp_path, bodega)
     assert installed_versions(python, MODULES, tmp_path) == NEWEST
