@@ -5,6 +5,7 @@ environment variable and a key of the optional TOML config file.
 start-up time is what a restarted service costs its clients."""
 
 import asyncio
+import ipaddress
 import os
 import sys
 import time
@@ -26,12 +27,14 @@ from bodega.clients import (
     index_url,
 )
 from bodega.config import SETTINGS, Setting, Settings, env_name, load_settings
+from bodega.core.access import Action, parse_token
 from bodega.core.indexes import HostedIndex, MirrorIndex, check_index_name
 from bodega.core.names import normalize_project_name
 from bodega.core.policy import Exemption, parse_target
 from bodega.core.units import format_size, parse_duration
 from bodega.core.urls import shown_url
 from bodega.errors import (
+    AccountError,
     ConfigError,
     InvalidLockfile,
     InvalidName,
@@ -39,10 +42,18 @@ from bodega.errors import (
     NotFound,
     StorageError,
 )
+from bodega.proxy.accounts import Accounts
 from bodega.proxy.hosted import STATUSES, HostedProjects
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
 from bodega.proxy.policy import Policies
-from bodega.services import initialize, open_hosted_admin, open_maintenance, open_policies
+from bodega.services import (
+    Services,
+    initialize,
+    open_accounts,
+    open_hosted_admin,
+    open_maintenance,
+    open_policies,
+)
 from bodega.storage.metadata import NewExemption
 from bodega.systemd import (
     closed_folder_problem,
@@ -132,7 +143,7 @@ def serve(**options: Any) -> None:
     try:
         settings = _settings(options)
 
-        def announce(url: str) -> None:
+        def announce(url: str, services: Services) -> None:
             default = settings.index(settings.default_index)
             upstream = shown_url(default.upstream) if isinstance(default, MirrorIndex) else ""
             source = (
@@ -147,10 +158,47 @@ def serve(**options: Any) -> None:
                 f" (data in {settings.data_dir}){also}",
                 err=True,
             )
+            _announce_access(settings, services)
 
         asyncio.run(serve_forever(settings, announce))
     except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
+
+
+def _announce_access(settings: Settings, services: Services) -> None:
+    """The first admin token, shown this once; a warning when the network reaches a
+    bodega that lets anyone do anything it allows."""
+    if services.first_admin_token is not None:
+        # Straight to the terminal that started bodega, never through logging.
+        click.echo(
+            "bodega made an admin account, as this server takes uploads and had none."
+            " Its token is shown this once (make others with `bodega token create`):",
+            err=True,
+        )
+        click.echo(f"  {services.first_admin_token}", err=True)
+    warning = open_network_warning(settings.host, services.access.is_open_to_everyone)
+    if warning:
+        click.echo(warning, err=True)
+
+
+def open_network_warning(host: str, is_open_to_everyone: bool) -> str | None:
+    """What to say when bodega listens beyond this machine with no access rules at all."""
+    if _is_loopback(host) or not is_open_to_everyone:
+        return None
+    return (
+        f"warning: listening on {host} with no access rules: anyone who can reach this"
+        " port reads every index. Give indexes `read = [...]` rules (README: Serve your"
+        " team) and put TLS in front."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 @main.command()
@@ -513,6 +561,188 @@ def cache_forget(project: str, index: str | None, **options: Any) -> None:
         click.echo(f"forgot the page of {name}")
     else:
         click.echo(f"no stored page for {name}")
+
+
+# ------------------------------------------------------------------------------ accounts
+
+
+def _with_accounts(options: dict[str, Any], work: Callable[[Accounts], Awaitable[T]]) -> T:
+    async def run(settings: Settings) -> T:
+        async with open_accounts(settings) as accounts:
+            return await work(accounts)
+
+    try:
+        return asyncio.run(run(_settings(options)))
+    except (AccountError, ConfigError, StorageError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _read_password() -> str:
+    """Asked twice on a terminal; else one line of standard input (for scripts)."""
+    if sys.stdin.isatty():
+        password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@main.group()
+def user() -> None:
+    """Accounts, which `read` and `upload` rules name; works beside a running server."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May read, upload and manage every index.")
+@click.option("--no-password", is_flag=True, help="Logs in with API tokens only.")
+@_setting_options("data_dir")
+def user_add(name: str, admin: bool, no_password: bool, **options: Any) -> None:
+    """Add an account. Its password is asked on a terminal, else read as one line of
+    standard input."""
+    password = None if no_password else _read_password()
+    _with_accounts(options, lambda accounts: accounts.add_user(name, password, is_admin=admin))
+    click.echo(f"added {'the admin ' if admin else ''}account {name}")
+
+
+@user.command("password")
+@click.argument("name")
+@_setting_options("data_dir")
+def user_password(name: str, **options: Any) -> None:
+    """Change an account's password (asked as for `user add`). A running server may
+    accept the old one for up to 30 seconds."""
+    password = _read_password()
+    _with_accounts(options, lambda accounts: accounts.set_password(name, password))
+    click.echo(f"changed the password of {name}")
+
+
+@user.command("remove")
+@click.argument("name")
+@_setting_options("data_dir")
+def user_remove(name: str, **options: Any) -> None:
+    """Remove an account and revoke its tokens."""
+    _with_accounts(options, lambda accounts: accounts.remove_user(name))
+    click.echo(f"removed account {name} and its tokens")
+
+
+@user.command("list")
+@_setting_options("data_dir")
+def user_list(**options: Any) -> None:
+    """Every account: name, admin or not, and whether it has a password."""
+    for found in _with_accounts(options, lambda accounts: accounts.users()):
+        kind = "admin" if found.is_admin else "user"
+        login = "password and tokens" if found.password_hash else "tokens only"
+        click.echo(f"{found.name}\t{kind}\t{login}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens: made, listed and revoked; works beside a running server."""
+
+
+class _Expiry(_Duration):
+    """A duration, or `never`."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if str(value).strip().lower() == "never":
+            return "never"
+        return super().convert(value, param, ctx)
+
+
+@token.command("create")
+@click.option("--user", "user_name", required=True, metavar="NAME", help="The account.")
+@click.option(
+    "--index",
+    "indexes",
+    required=True,
+    multiple=True,
+    metavar="USER/INDEX",
+    help="An index the token is good for (repeatable); * for every index.",
+)
+@click.option(
+    "--scope",
+    type=click.Choice([action.label for action in Action]),
+    default="read",
+    show_default=True,
+    help="What it may do: read; upload (and read); admin (and upload: admin accounts only).",
+)
+@click.option(
+    "--expires",
+    type=_Expiry(),
+    default="90d",
+    show_default=True,
+    help="How long it works: 90d, 12h, 2w; or never.",
+)
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    metavar="NAME",
+    help="Upload and manage only this project (repeatable). Default: every project.",
+)
+@click.option("--description", default="", help="What it is for (shown by `token list`).")
+@_setting_options("data_dir")
+def token_create(
+    *,
+    user_name: str,
+    indexes: tuple[str, ...],
+    scope: str,
+    expires: str,
+    projects: tuple[str, ...],
+    description: str,
+    **options: Any,
+) -> None:
+    """Make an API token and print it, alone, on standard output: it is never shown again.
+
+    Clients send it as HTTP Basic credentials with the user name __token__."""
+    expires_in = None if expires == "never" else parse_duration(expires)
+    made = _with_accounts(
+        options,
+        lambda accounts: accounts.create_token(
+            user_name,
+            indexes,
+            Action.named(scope),
+            expires_in=expires_in,
+            description=description,
+            projects=projects,
+        ),
+    )
+    click.echo(made)
+
+
+@token.command("list")
+@click.option("--user", "user_name", metavar="NAME", help="Only this account's tokens.")
+@_setting_options("data_dir")
+def token_list(user_name: str | None, **options: Any) -> None:
+    """Every token (never its secret): id, account, scope, indexes, expiry, projects if
+    limited to some, description."""
+    now = time.time()
+    for found in _with_accounts(options, lambda accounts: accounts.tokens(user_name)):
+        if found.expires_at is None:
+            expiry = "never expires"
+        elif found.expires_at <= now:
+            expiry = "expired"
+        else:
+            expiry = "expires " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(found.expires_at))
+        click.echo(
+            "\t".join(
+                (found.token_id, found.user, found.scope, ",".join(found.indexes), expiry)
+                + ((f"projects {','.join(found.projects)}",) if found.projects else ())
+                + ((found.description,) if found.description else ())
+            )
+        )
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="TOKEN_ID")
+@_setting_options("data_dir")
+def token_revoke(token_id: str, **options: Any) -> None:
+    """Revoke a token, by its id (as `token list` shows it) or whole. A running server may
+    accept it for up to 30 seconds more."""
+    parts = parse_token(token_id)
+    wanted = parts.token_id if parts else token_id
+    _with_accounts(options, lambda accounts: accounts.revoke_token(wanted))
+    click.echo(f"revoked token {wanted}")
 
 
 @main.command()

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from bodega.core.access import IndexAccess, read_index_access
 from bodega.core.indexes import (
     DEFAULT_INDEX,
     DEFAULT_MAX_UPLOAD_SIZE,
@@ -280,6 +281,10 @@ class Settings:
             found = dataclasses.replace(found, min_release_age=self.min_release_age)
         return found
 
+    # Who reads and uploads to each index whose table says so (core.access); an index
+    # without an entry is open to read and admins alone upload.
+    access_table: tuple[IndexAccess, ...] = ()
+
     @property
     def indexes(self) -> tuple[IndexSpec, ...]:
         """Every index bodega serves, in file order; never empty."""
@@ -291,6 +296,13 @@ class Settings:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+    def access(self, name: str) -> IndexAccess:
+        """Who may read and upload to the index `name`."""
+        for rule in self.access_table:
+            if rule.index == name:
+                return rule
+        return IndexAccess(name)
 
     @property
     def database_path(self) -> Path:
@@ -322,6 +334,7 @@ VIRTUAL_KEYS = ("bases", "routes", "merge")
 HOSTED_KEYS = ("reserved", "max_upload_size")
 # Supply-chain policy (core.policy), on an index of any kind.
 POLICY_KEYS = ("min_release_age", "allow", "deny", "files_without_upload_time", "serve_removed")
+ACCESS_KEYS = ("read", "upload")  # on every kind of index: core.access
 
 
 def load_settings(
@@ -353,7 +366,9 @@ def load_settings(
             values[setting.name] = None  # reported; nothing below may rely on it
     index_table: tuple[IndexSpec, ...] = ()
     policy_table: tuple[tuple[str, IndexPolicy], ...] = ()
+    access_table: tuple[IndexAccess, ...] = ()
     if "indexes" in from_file:
+        access_table = _read_access(from_file["indexes"], f"{config_file}", problems)
         index_table = _read_indexes(from_file["indexes"], values, f"{config_file}", problems)
         policy_table = _read_policies(from_file["indexes"], f"{config_file}", problems)
     else:
@@ -365,7 +380,12 @@ def load_settings(
     if problems:
         raise ConfigError("\n".join(problems))
     policy_table = _with_flat_age(policy_table, values, sources["min_release_age"])
-    return Settings(**values, index_table=index_table, policy_table=policy_table)
+    return Settings(
+        **values,
+        index_table=index_table,
+        policy_table=policy_table,
+        access_table=access_table,
+    )
 
 
 def _read_config_file(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -450,6 +470,8 @@ def _read_indexes(
             continue
         keys = {str(key).replace("-", "_"): value for key, value in body.items()}
         kind = keys.pop("type", None)
+        for key in ACCESS_KEYS:
+            keys.pop(key, None)  # read by _read_access, whatever the kind
         if kind == "mirror":
             specs.append(_read_mirror(name, keys, flat, label, problems))
             inherits_upstream = inherits_upstream or "upstream" not in keys
@@ -465,6 +487,19 @@ def _read_indexes(
         problems.extend(_upstream_problems(flat))
     problems.extend(f"{file}: {problem}" for problem in graph_problems(specs))
     return tuple(specs)
+
+
+def _read_access(raw: Any, file: str, problems: list[str]) -> tuple[IndexAccess, ...]:
+    """The access rules of the [indexes] tables that have any, in file order (a malformed
+    table is _read_indexes' to report)."""
+    if not isinstance(raw, dict):
+        return ()
+    rules: list[IndexAccess] = []
+    for name, body in raw.items():
+        if isinstance(body, dict) and any(key in body for key in ACCESS_KEYS):
+            keys = {key: body[key] for key in ACCESS_KEYS if key in body}
+            rules.append(read_index_access(name, keys, f'{file}: [indexes."{name}"]', problems))
+    return tuple(rules)
 
 
 def _read_mirror(
@@ -569,7 +604,8 @@ def _unknown_keys(
     keys: Mapping[str, Any], known: tuple[str, ...], kind: str, label: str, problems: list[str]
 ) -> None:
     problems.extend(
-        f"{label} unknown key {key!r} for {kind} index (known: type, {', '.join(known)})"
+        f"{label} unknown key {key!r} for {kind} index"
+        f" (known: type, {', '.join((*known, *ACCESS_KEYS))})"
         for key in keys
         if key not in known
     )

@@ -11,6 +11,11 @@ BodegaError
 │   └── UpstreamLoop       508  the request came back to this bodega (a Via loop)
 ├── IntegrityError         502  bytes that do not match the declared hash or size
 ├── StorageError           503  the cache's disk is full or its database stays locked
+├── AccessDenied               the request's credentials do not allow it (web/access.py)
+│   ├── NeedsCredentials   401  none, or wrong ones; WWW-Authenticate: Basic
+│   ├── Forbidden          403  valid credentials, not allowed this
+│   └── TooManyAttempts    429  too many failed logins from this address; Retry-After
+├── AccountError                an account or token command that cannot be done (CLI)
 ├── ConfigError                 settings that cannot work; the CLI prints one line and exits
 └── InvalidLockfile             a requirements or lock file `bodega prefetch` cannot read
 """
@@ -69,6 +74,30 @@ class IntegrityError(BodegaError):
 
 class StorageError(BodegaError):
     """The cache cannot store right now (disk full, database locked); it can still serve."""
+
+
+class AccessDenied(BodegaError):
+    """The request may not do what it asks; never says which secret was wrong or why."""
+
+
+class NeedsCredentials(AccessDenied):
+    """No credentials, or wrong or expired ones, for what needs them."""
+
+
+class Forbidden(AccessDenied):
+    """Valid credentials that do not allow this."""
+
+
+class TooManyAttempts(AccessDenied):
+    """Too many failed logins from one client address: none is checked for a while."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds from now
+
+
+class AccountError(BodegaError):
+    """An account or token that cannot be added, changed or found as asked."""
 
 
 class ConfigError(BodegaError):

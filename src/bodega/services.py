@@ -3,6 +3,7 @@ concrete backends."""
 
 import asyncio
 import functools
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from bodega.config import Settings
 from bodega.core.indexes import HostedIndex, MirrorIndex, VirtualIndex, hosted_names, mirror_names
 from bodega.errors import ConfigError
+from bodega.proxy.access import AccessControl
+from bodega.proxy.accounts import Accounts
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.coordination import Duties, LocalBlobLeases, LocalDuties
 from bodega.proxy.core_metadata import CoreMetadataExtractor
@@ -42,6 +45,8 @@ from bodega.upstream import Upstream
 from bodega.upstream.http import HttpUpstream
 from bodega.upstream.offline import OfflineUpstream
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -57,6 +62,9 @@ class Services:
     readiness: Readiness
     file_digests: FileDigester  # md5 and blake2b_256 of cached files, for the JSON API
     policies: Policies  # what each index hides, break-glass, the audit trail (issue 15)
+    access: AccessControl  # who may read, upload to and manage each index
+    # Made at this start, when the server takes uploads and has no account: shown once.
+    first_admin_token: str | None = None
 
 
 async def initialize(settings: Settings) -> None:
@@ -105,6 +113,40 @@ async def open_hosted_admin(settings: Settings, name: str) -> AsyncIterator[Host
 
 
 @asynccontextmanager
+async def open_accounts(settings: Settings) -> AsyncIterator[Accounts]:
+    """Accounts and tokens for the `bodega user` and `bodega token` commands, beside a
+    running server as `bodega cache` is (the data dir is made on first use)."""
+    if not settings.database_path.is_file():
+        await initialize(settings)
+    database = await SqliteMetadataStore.open(settings.database_path)
+    try:
+        yield Accounts(database.accounts(), [spec.name for spec in settings.indexes])
+    finally:
+        await database.close()
+
+
+def takes_uploads(settings: Settings) -> bool:
+    """Whether any index takes uploads: the one test for "this server needs an admin"."""
+    return any(rule.upload for rule in settings.access_table) or any(
+        isinstance(spec, HostedIndex) for spec in settings.indexes
+    )
+
+
+async def _access_control(settings: Settings, database: SqliteMetadataStore) -> AccessControl:
+    bases = {
+        spec.name: spec.bases if isinstance(spec, VirtualIndex) else () for spec in settings.indexes
+    }
+    access = AccessControl(database.accounts(), settings.access_table, bases)
+    unknown = await access.unknown_accounts()
+    if unknown:
+        log.warning(
+            "the access rules name %s, which no account has (yet): `bodega user add NAME`",
+            ", ".join(unknown),
+        )
+    return access
+
+
+@asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with AsyncExitStack() as stack:
         lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
@@ -112,6 +154,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         instance_id = secrets.token_hex(8)
         database = await SqliteMetadataStore.open(settings.database_path)
         stack.push_async_callback(database.close)
+        first_admin_token = None
+        if takes_uploads(settings):
+            names = [spec.name for spec in settings.indexes]
+            first_admin_token = await Accounts(database.accounts(), names).create_first_admin()
         # The shared concerns (blob records, file digests) through the first mirror's view.
         store = database.index(_first_mirror(settings))
         telemetry = Telemetry()
@@ -186,6 +232,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             readiness,
             file_digests,
             policies,
+            await _access_control(settings, database),
+            first_admin_token,
         )
 
 

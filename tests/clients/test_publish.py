@@ -7,8 +7,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from bodega.core.access import Action
+from tests.support.accounts import make_token_with_cli
 from tests.support.clients import (
     MODULES,
     NEWEST,
@@ -29,7 +32,6 @@ UV = Path(sys.executable).parent / "uv"
 # The private acme-lib; upstream publishes a squatter's 9.0 under the same name.
 PRIVATE = (build_wheel("acme-lib", "1.0", requires=["liba"]), build_sdist("acme-lib", "1.0"))
 SQUATTER = build_wheel("acme-lib", "9.0")
-TOKEN = ("-u", "__token__", "-p", "pypi-a-token")  # ignored until access control lands
 
 
 @pytest.fixture
@@ -53,6 +55,7 @@ def bodega(public: FakeIndex, tmp_path: Path) -> Iterator[BodegaProcess]:
         '[indexes."acme/private"]\n'
         'type = "hosted"\n'
         'reserved = ["acme-lib"]\n'
+        'upload = ["ci"]\n'
         '[indexes."acme/all"]\n'
         'type = "virtual"\n'
         'bases = ["root/pypi", "acme/private"]\n'
@@ -62,6 +65,16 @@ def bodega(public: FakeIndex, tmp_path: Path) -> Iterator[BodegaProcess]:
         tmp_path / "data", public.simple_url, "--config", str(config), env=proxies
     ) as server:
         yield server
+
+
+@pytest.fixture
+def token(bodega: BodegaProcess, tmp_path: Path) -> tuple[str, ...]:
+    """Credentials of `ci`, who may upload to acme/private, made beside the running server,
+    as publisher options."""
+    made = make_token_with_cli(
+        tmp_path / "data", "ci", config=tmp_path / "bodega.toml", indexes=["acme/private"]
+    )
+    return ("-u", "__token__", "-p", made)
 
 
 def _dist(tmp_path: Path, files: tuple[BuiltFile, ...]) -> list[str]:
@@ -84,24 +97,26 @@ def _pip_installs_the_private_one(bodega: BodegaProcess, public: FakeIndex, tmp_
 
 
 def test_twine_uploads_and_pip_installs_the_private_name(
-    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path
+    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path, token: tuple[str, ...]
 ) -> None:
     twine = str(client_tool("twine", "twine"))
     url = ["--repository-url", f"{bodega.url}acme/private/"]
     files = _dist(tmp_path, PRIVATE)
     env = isolated_env(TWINE_NON_INTERACTIVE="1", HOME=str(tmp_path))
-    run([twine, "upload", *url, *TOKEN, "--disable-progress-bar", *files], env, tmp_path, bodega)
+    run([twine, "upload", *url, *token, "--disable-progress-bar", *files], env, tmp_path, bodega)
     _pip_installs_the_private_one(bodega, public, tmp_path)
 
 
-def test_twine_shows_the_reason_of_a_refusal(bodega: BodegaProcess, tmp_path: Path) -> None:
+def test_twine_shows_the_reason_of_a_refusal(
+    bodega: BodegaProcess, tmp_path: Path, token: tuple[str, ...]
+) -> None:
     twine = str(client_tool("twine", "twine"))
     url = ["--repository-url", f"{bodega.url}acme/private/"]
     files = _dist(tmp_path, PRIVATE[:1])
     env = isolated_env(TWINE_NON_INTERACTIVE="1", HOME=str(tmp_path))
-    run([twine, "upload", *url, *TOKEN, "--disable-progress-bar", *files], env, tmp_path, bodega)
+    run([twine, "upload", *url, *token, "--disable-progress-bar", *files], env, tmp_path, bodega)
     again = subprocess.run(
-        [twine, "upload", *url, *TOKEN, "--disable-progress-bar", *files],
+        [twine, "upload", *url, *token, "--disable-progress-bar", *files],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -113,11 +128,39 @@ def test_twine_shows_the_reason_of_a_refusal(bodega: BodegaProcess, tmp_path: Pa
     assert "File already exists" in again.stdout + again.stderr
 
 
+def test_twine_without_the_upload_right_is_refused_and_nothing_stored(
+    bodega: BodegaProcess, tmp_path: Path
+) -> None:
+    twine = str(client_tool("twine", "twine"))
+    url = ["--repository-url", f"{bodega.url}acme/private/"]
+    files = _dist(tmp_path, PRIVATE[:1])
+    env = isolated_env(TWINE_NON_INTERACTIVE="1", HOME=str(tmp_path))
+    config = tmp_path / "bodega.toml"
+    reader = make_token_with_cli(
+        tmp_path / "data", "reader", config=config, indexes=["acme/private"], scope=Action.READ
+    )
+    anonymous = ("-u", "__token__", "-p", "bodega_wrong_token")
+    for credentials, status in ((anonymous, "401"), (("-u", "__token__", "-p", reader), "403")):
+        refused = subprocess.run(
+            [twine, "upload", *url, *credentials, "--disable-progress-bar", *files],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert status in refused.stdout + refused.stderr
+    page = httpx.get(f"{bodega.url}acme/private/+simple/acme-lib/", trust_env=False)
+    assert PRIVATE[0].filename not in page.text
+
+
 def test_uv_publishes_and_installs_the_private_name(
-    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path
+    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path, token: tuple[str, ...]
 ) -> None:
     files = _dist(tmp_path, PRIVATE)
-    publish = [str(UV), "publish", "--publish-url", f"{bodega.url}acme/private/", *TOKEN]
+    publish = [str(UV), "publish", "--publish-url", f"{bodega.url}acme/private/", *token]
     run([*publish, *files], uv_env(tmp_path / "cache"), tmp_path, bodega)
     python = new_venv(tmp_path / "venv")
     command = [str(UV), "pip", "install", "--python", str(python)]
@@ -144,7 +187,7 @@ def _publisher_project(tmp_path: Path) -> Path:
 
 
 def test_poetry_publishes_to_a_named_repository(
-    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path
+    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path, token: tuple[str, ...]
 ) -> None:
     poetry = str(client_tool("poetry", "poetry"))
     project = _publisher_project(tmp_path)
@@ -156,14 +199,14 @@ def test_poetry_publishes_to_a_named_repository(
         PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
         POETRY_REPOSITORIES_ACME_URL=f"{bodega.url}acme/private/",
         POETRY_HTTP_BASIC_ACME_USERNAME="__token__",
-        POETRY_HTTP_BASIC_ACME_PASSWORD="pypi-a-token",
+        POETRY_HTTP_BASIC_ACME_PASSWORD=token[3],
     )
     run([poetry, "publish", "-r", "acme"], env, project, bodega)
     _pip_installs_the_private_one(bodega, public, tmp_path)
 
 
 def test_pdm_publishes_to_a_repository_url(
-    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path
+    bodega: BodegaProcess, public: FakeIndex, tmp_path: Path, token: tuple[str, ...]
 ) -> None:
     pdm = str(client_tool("pdm", "pdm"))
     project = _publisher_project(tmp_path)
@@ -174,6 +217,6 @@ def test_pdm_publishes_to_a_repository_url(
         PDM_NON_INTERACTIVE="1",
         PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
     )
-    publish = [pdm, "publish", "--no-build", "-r", f"{bodega.url}acme/private/", *TOKEN[:2]]
-    run([*publish, "-P", TOKEN[3]], env, project, bodega)
+    publish = [pdm, "publish", "--no-build", "-r", f"{bodega.url}acme/private/", *token[:2]]
+    run([*publish, "-P", token[3]], env, project, bodega)
     _pip_installs_the_private_one(bodega, public, tmp_path)

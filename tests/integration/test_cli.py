@@ -178,7 +178,7 @@ def test_serve_with_a_bad_indexes_table_prints_every_mistake_and_exits(tmp_path:
         f"Error: {config}: [indexes.\"root/pypi\"] unknown key 'colour' for a mirror index"
         " (known: type, upstream, index_ttl, revalidate_after, upstream_timeout,"
         " download_deadline, offline, min_release_age, allow, deny, files_without_upload_time,"
-        " serve_removed)",
+        " serve_removed, read, upload)",
         f"{config}: [indexes.\"team/private\"] reserved: 'x' is not a list of project names",
         f"{config}: [indexes.\"team/all\"] bases: no index named 'team/gone'",
     ]

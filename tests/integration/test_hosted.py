@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
+from bodega.core.access import Action
 from bodega.core.indexes import HostedIndex, MirrorIndex, VirtualIndex
+from tests.support.accounts import make_token
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import bodega_in_process, make_settings
-from tests.support.uploads import TOKEN_AUTH, upload, upload_fields
+from tests.support.uploads import upload, upload_fields
 
 DEMO = build_wheel("demo", "1.0", requires_python=">=3.9", summary="private demo")
 DEMO_SDIST = build_sdist("demo", "1.0")
@@ -40,9 +42,10 @@ def public() -> Iterator[FakeIndex]:
 
 
 @pytest.fixture
-async def start(public: FakeIndex, tmp_path: Path) -> AsyncIterator[Any]:
+async def start(public: FakeIndex, tmp_path: Path, client: httpx.AsyncClient) -> AsyncIterator[Any]:
     """Starts bodega with root/pypi, acme/private (hosted) and acme/all over both, the
-    mirror first: the hosted base's names win whatever the order."""
+    mirror first: the hosted base's names win whatever the order. The client carries an
+    admin's token (uploads and +manage need one)."""
 
     async def started(*, merge: bool = False, max_upload_size: int = 10 * 1024 * 1024) -> str:
         settings = make_settings(
@@ -55,6 +58,8 @@ async def start(public: FakeIndex, tmp_path: Path) -> AsyncIterator[Any]:
             ),
             default_index="root/pypi",
         )
+        token = await make_token(settings, "ci", scope=Action.ADMIN, is_admin=True)
+        client.auth = ("__token__", token)
         return await stack.enter_async_context(bodega_in_process(settings))
 
     async with AsyncExitStack() as stack:
@@ -332,7 +337,6 @@ async def test_uploads_go_to_hosted_indexes_only(start: Any, client: httpx.Async
     response = await upload(client, f"{base}acme/all/", DEMO, "demo", "1.0")
     assert response.status_code == 400
     assert "not a hosted index" in response.reason_phrase
-    assert TOKEN_AUTH[0] == "__token__"
 
 
 async def test_the_ui_pages_of_a_hosted_index_answer(start: Any, client: httpx.AsyncClient) -> None:

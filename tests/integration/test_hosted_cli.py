@@ -8,6 +8,7 @@ import pytest
 
 from tests.integration.test_cache_cli import blob_path, recorded_keys
 from tests.integration.test_cli import clean_environ, run_bodega
+from tests.support.accounts import make_token_with_cli
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import BodegaProcess, bodega_process
@@ -22,6 +23,7 @@ default_index = "root/pypi"
 type = "mirror"
 [indexes."acme/private"]
 type = "hosted"
+upload = ["ci"]
 [indexes."acme/all"]
 type = "virtual"
 bases = ["root/pypi", "acme/private"]
@@ -44,11 +46,12 @@ def bodega(config: Path, data: Path, *args: str) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-def _upload(server: BodegaProcess) -> None:
+def _upload(server: BodegaProcess, token: str) -> None:
     response = httpx.post(
         f"{server.url}acme/private/",
         data=upload_fields(DEMO, "demo", "1.0"),
         files={"content": (DEMO.filename, DEMO.data)},
+        auth=("__token__", token),
         trust_env=False,
     )
     assert response.status_code == 200, response.text
@@ -66,8 +69,9 @@ def test_managing_a_hosted_project_beside_a_running_server(
     tmp_path: Path, fake_index: FakeIndex, config: Path
 ) -> None:
     data = tmp_path / "data"
+    token = make_token_with_cli(data, "ci", config=config, indexes=["acme/private"])
     with bodega_process(data, fake_index.simple_url, "--config", str(config)) as server:
-        _upload(server)
+        _upload(server, token)
         code, out, _ = bodega(config, data, "yank", "demo", "1.0", "--reason", "broken")
         assert (code, out) == (0, "yanked 1 files\n")
         assert _files(server)[0]["yanked"] == "broken"
@@ -98,8 +102,9 @@ def test_cache_commands_never_touch_uploaded_files(
     tmp_path: Path, fake_index: FakeIndex, config: Path
 ) -> None:
     data = tmp_path / "data"
+    token = make_token_with_cli(data, "ci", config=config, indexes=["acme/private"])
     with bodega_process(data, fake_index.simple_url, "--config", str(config)) as server:
-        _upload(server)
+        _upload(server, token)
         # The upload rebuilt the hosted root list; its gzip copies are made in the
         # background: let them be recorded, or verify would rightly adopt an orphan.
         wait_for(lambda: any("gzip copies made" in line for line in list(server.log)))

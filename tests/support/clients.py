@@ -125,11 +125,6 @@ def client_tool(client: str, executable: str) -> Path:
     """An installer from its pinned venv. Outside `./dev test` a missing venv skips the test
     with the command that makes it; under `./dev test` (BODEGA_REQUIRE_CLIENTS=1) it fails."""
     path = CLIENT_VENVS / client / "bin" / executable
-    # Another checkout's client venvs, used as they are (read-only): a worktree need not
-    # build every pinned client again.
-    elsewhere = os.environ.get("BODEGA_CLIENTS_DIR")
-    if not path.is_file() and elsewhere:
-        path = Path(elsewhere) / client / "bin" / executable
     if not path.is_file():
         message = f"{path} is missing: run ./dev test once to install the pinned clients"
         if os.environ.get("BODEGA_REQUIRE_CLIENTS") == "1":

@@ -8,7 +8,6 @@ import httpx
 from tests.support.distributions import BuiltFile
 
 # Credentials as twine sends them; ignored until access control lands, checked after.
-TOKEN_AUTH = ("__token__", "pypi-test-token")
 
 
 def upload_fields(built: BuiltFile, name: str, version: str, **overrides: Any) -> dict[str, Any]:
@@ -39,14 +38,16 @@ async def upload(
     *,
     filename: str | None = None,
     data: bytes | None = None,
+    auth: tuple[str, str] | None = None,
     **overrides: Any,
 ) -> httpx.Response:
-    """POST `built` to a hosted index (`index_url` ends with `/<user>/<index>/`)."""
+    """POST `built` to a hosted index (`index_url` ends with `/<user>/<index>/`), with `auth`
+    (default: the client's own, as a test that made a token set it)."""
     content = built.data if data is None else data
     files = {"content": (filename or built.filename, content, "application/octet-stream")}
     return await client.post(
         index_url,
         data=upload_fields(built, name, version, **overrides),
         files=files,
-        auth=TOKEN_AUTH,
+        auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth,
     )

@@ -69,9 +69,11 @@ def test_database_and_blobs_live_in_the_data_dir(tmp_path: Path) -> None:
 
 
 def test_every_setting_is_a_settings_field_with_a_bodega_env_name() -> None:
-    # The fields that are no setting: the file's [indexes] tables and their policies.
-    assert [s.name for s in SETTINGS] == [*Settings.__dataclass_fields__][:-2]
-    assert [*Settings.__dataclass_fields__][-2:] == ["index_table", "policy_table"]
+    # The fields that are no setting: the file's [indexes] tables, their policies and
+    # their access rules.
+    assert [s.name for s in SETTINGS] == [*Settings.__dataclass_fields__][:-3]
+    fields = [*Settings.__dataclass_fields__][-3:]
+    assert fields == ["index_table", "policy_table", "access_table"]
     assert env_name("upstream_timeout") == "BODEGA_UPSTREAM_TIMEOUT"
 
 
@@ -559,13 +561,14 @@ ROOT = '[indexes."root/pypi"]\ntype = "mirror"\n'
             ROOT + "colour = 'blue'\n",
             "[indexes.\"root/pypi\"] unknown key 'colour' for a mirror index (known: type,"
             " upstream, index_ttl, revalidate_after, upstream_timeout, download_deadline,"
-            " offline, min_release_age, allow, deny, files_without_upload_time, serve_removed)",
+            " offline, min_release_age, allow, deny, files_without_upload_time, serve_removed,"
+            " read, upload)",
         ),
         (
             ROOT + '[indexes."a/b"]\ntype = "virtual"\nbases = ["root/pypi"]\nindex_ttl = 5\n',
             "[indexes.\"a/b\"] unknown key 'index_ttl' for a virtual index (known: type,"
             " bases, routes, merge, min_release_age, allow, deny, files_without_upload_time,"
-            " serve_removed)",
+            " serve_removed, read, upload)",
         ),
         (
             ROOT + '[indexes."a/b"]\ntype = "proxy"\n',
@@ -586,7 +589,7 @@ ROOT = '[indexes."root/pypi"]\ntype = "mirror"\n'
         (
             ROOT + '[indexes."a/b"]\ntype = "hosted"\nbases = ["root/pypi"]\n',
             "[indexes.\"a/b\"] unknown key 'bases' for a hosted index (known: type,"
-            " reserved, max_upload_size)",
+            " reserved, max_upload_size, read, upload)",
         ),
         (
             ROOT + '[indexes."simple/b"]\ntype = "mirror"\n',
@@ -722,7 +725,7 @@ def test_every_mistake_is_reported_at_once_one_line_each(tmp_path: Path) -> None
         f"{config}: [indexes.\"root/pypi\"] index_ttl: 'x' is not a valid float",
         f"{config}: [indexes.\"team/all\"] routes: glob '[torch' has a [ that is never closed",
         f"{config}: [indexes.\"team/h\"] unknown key 'x' for a hosted index (known: type,"
-        " reserved, max_upload_size)",
+        " reserved, max_upload_size, read, upload)",
         f"{config}: [indexes.\"team/all\"] bases: no index named 'team/gone'",
     ]
 

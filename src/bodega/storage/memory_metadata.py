@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from bodega.core.search import MIN_SUBSTRING, summary_words
+from bodega.storage.memory_accounts import MemoryAccountStore
 from bodega.storage.memory_hosted import MemoryHostedStore, MemoryHostedStores
 from bodega.storage.memory_policy import MemoryPolicyStore
 from bodega.storage.metadata import (
@@ -28,6 +29,7 @@ class MemoryMetadataStore:
         self._ids = itertools.count(1)  # search names in insertion order, as SQLite's ids
         self._policy = MemoryPolicyStore()
         self._hosted = MemoryHostedStores()
+        self._accounts = MemoryAccountStore()
 
     def index(self, name: str) -> "MemoryIndexStore":
         return MemoryIndexStore(self, self._indexes.setdefault(name, _IndexData()))
@@ -37,6 +39,9 @@ class MemoryMetadataStore:
 
     def hosted(self, name: str) -> MemoryHostedStore:
         return self._hosted.hosted(name)
+
+    def accounts(self) -> MemoryAccountStore:
+        return self._accounts
 
     async def root_blob_keys(self) -> frozenset[str]:
         roots = [data.root for data in self._indexes.values() if data.root is not None]

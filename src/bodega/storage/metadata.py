@@ -361,3 +361,62 @@ class SharedMetadataStore(BlobRecords, FileDigestStore, StoreHealth, Protocol):
         """The projects and files of the hosted index `name`."""
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUser:
+    """An account: its name, its password's argon2 hash (None: it logs in by token only)."""
+
+    name: str
+    password_hash: str | None
+    is_admin: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """An API token, by the id it is looked up with; its secret only as a digest."""
+
+    token_id: str
+    user: str
+    digest: str  # core.access.token_digest of the secret
+    scope: str  # an Action's label: read, upload, admin
+    indexes: tuple[str, ...]  # index names, or "*" for every index
+    created_at: float
+    expires_at: float | None  # epoch seconds; None: never
+    description: str = ""
+    # The projects (normalized names) it may upload and manage; empty: every project.
+    projects: tuple[str, ...] = ()
+
+
+class AccountStore(Protocol):
+    """Accounts and their API tokens, shared by every index."""
+
+    async def add_user(self, user: StoredUser) -> bool:
+        """Add an account; False (nothing changed) when one has that name."""
+
+    async def get_user(self, name: str) -> StoredUser | None: ...
+
+    async def users(self) -> list[StoredUser]:
+        """Every account, by name."""
+
+    async def set_password(self, name: str, password_hash: str | None) -> bool:
+        """False when there is no such account."""
+
+    async def remove_user(self, name: str) -> bool:
+        """Remove an account and every token of it; False when there is none."""
+
+    async def add_first_admin(self, user: StoredUser, token: StoredToken) -> bool:
+        """Add `user` and its `token` only if there is no account at all, in one step
+        (two starting servers never make two); False when there was one."""
+
+    async def add_token(self, token: StoredToken) -> bool:
+        """False (nothing stored) when its account does not exist."""
+
+    async def get_token(self, token_id: str) -> StoredToken | None: ...
+
+    async def tokens(self, user: str | None = None) -> list[StoredToken]:
+        """Every token (of one account), oldest first."""
+
+    async def revoke_token(self, token_id: str) -> bool:
+        """Delete the token; False when there is none."""

@@ -25,6 +25,7 @@ from bodega.storage.metadata import (
     StoredPage,
     StoredRoot,
 )
+from bodega.storage.sqlite_accounts import SqliteAccountStore
 from bodega.storage.sqlite_hosted import SqliteHostedStore
 from bodega.storage.sqlite_policy import SqlitePolicyStore
 from bodega.storage.sqlite_schema import MIGRATIONS
@@ -100,6 +101,10 @@ class SqliteMetadataStore:
         """Run `work` on the main worker with the number of the index `name` (for the
         concerns kept in modules of their own)."""
         return await self._run_in(self._main, name, work)
+
+    def accounts(self) -> SqliteAccountStore:
+        """Accounts and API tokens, on the main worker (few, short statements)."""
+        return SqliteAccountStore(self._main)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._main.run(work)

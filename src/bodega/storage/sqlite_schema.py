@@ -220,7 +220,7 @@ CREATE TABLE policy_removed_files (
     PRIMARY KEY (index_name, project, filename)
 );
 """,
-    # Hosted indexes (issue 13): uploaded files, every filename ever accepted, reserved
+    # 10: hosted indexes (issue 13): uploaded files, every filename ever accepted, reserved
     # names. A hosted file's blob has no row in `blobs`: it is pinned, never evicted.
     """
 CREATE TABLE hosted_projects (
@@ -261,5 +261,28 @@ CREATE TABLE hosted_reserved (
     project TEXT NOT NULL,
     PRIMARY KEY (index_id, project)
 );
+""",
+    # 11: accounts and API tokens (issue 13), shared by every index. A token's secret is kept
+    # only as a sha256 digest; its indexes are a JSON list of names ("*": every index), its
+    # projects a JSON list of the projects it may upload and manage ([]: every project).
+    """
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT,
+    is_admin INTEGER NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE tokens (
+    token_id TEXT PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    indexes TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    description TEXT NOT NULL,
+    projects TEXT NOT NULL
+);
+CREATE INDEX tokens_by_user ON tokens (user);
 """,
 )

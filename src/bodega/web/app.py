@@ -22,6 +22,7 @@ from bodega.errors import (
 from bodega.proxy.telemetry import Telemetry
 from bodega.services import Services
 from bodega.web import ui
+from bodega.web.access import access_middleware
 from bodega.web.access_log import log_cut_responses, note_response
 from bodega.web.files import FileEndpoint
 from bodega.web.headers import add_security_headers
@@ -58,7 +59,8 @@ _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
 
 
 def create_app(services: Services) -> web.Application:
-    app = web.Application(middlewares=[log_cut_responses, _errors])
+    check_access = access_middleware(services.access, services.settings.default_index)
+    app = web.Application(middlewares=[log_cut_responses, _errors, check_access])
     app[_HANDLERS] = _handlers(services)
     app[_TELEMETRY] = services.telemetry
     app[_VIA] = f"bodega-{services.instance_id}"

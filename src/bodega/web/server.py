@@ -89,14 +89,15 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
         sock.close()
 
 
-async def serve(settings: Settings, on_ready: Callable[[str], None]) -> None:
-    """Serve until SIGTERM or SIGINT; `on_ready` gets the URL once requests are accepted."""
+async def serve(settings: Settings, on_ready: Callable[[str, Services], None]) -> None:
+    """Serve until SIGTERM or SIGINT; `on_ready` gets the URL (and what serves it) once
+    requests are accepted."""
     stop = asyncio.Event()
     # Handlers go in before the socket is bound, so no signal can arrive with the default
     # (kill at once) action still in place; they stay during the bounded shutdown.
     with _signals_call(stop.set):
-        async with running_server(settings) as url:
-            on_ready(url)
+        async with serving(settings) as (url, services):
+            on_ready(url, services)
             await asyncio.to_thread(notify, f"READY=1\nSTATUS=serving at {url}simple/")
             await stop.wait()
             await asyncio.to_thread(notify, "STOPPING=1")

@@ -20,11 +20,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from packaging.utils import canonicalize_name
 
 from bodega.core.uploads import CONTENT_FIELD, MAX_FIELD_BYTES, MAX_FIELDS, MAX_FIELDS_BYTES
 from bodega.errors import InvalidUpload, NotFound
 from bodega.proxy.hosted import HostedProjects, Spooled
 from bodega.proxy.indexes import Indexes
+from bodega.web.access import IDENTITY
 from bodega.web.routing import Match
 
 _MAX_MANAGE_BYTES = 64 * 1024
@@ -60,6 +62,7 @@ class Uploads:
                     fields.setdefault(part.name, []).append(text)
             if spooled is None:
                 raise InvalidUpload("Upload payload does not have a file")
+            _check_project(request, (fields.get("name") or [""])[0])
         except BaseException:
             if spooled is not None:
                 spooled.path.unlink(missing_ok=True)
@@ -80,6 +83,7 @@ class Uploads:
             raise InvalidUpload("The request is not JSON") from None
         if not isinstance(order, dict):
             raise InvalidUpload("The request is not a JSON object")
+        _check_project(request, str(order.get("project", "")))
         answer = await _carry_out(hosted, order)
         return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
@@ -88,6 +92,17 @@ class Uploads:
             return self._indexes.hosted(match.index)
         except NotFound:
             raise InvalidUpload(f"{match.index} is not a hosted index") from None
+
+
+def _check_project(request: web.Request, name: str) -> None:
+    """A token limited to some projects uploads and manages those alone (a 403 otherwise):
+    the project is in the request's body, so it is checked here, not by the middleware."""
+    identity = request.get(IDENTITY)
+    if identity is not None and not identity.covers_project(canonicalize_name(name)):
+        raise web.HTTPForbidden(
+            reason="This token may not upload or manage this project",
+            text="this token may not upload or manage this project\n",
+        )
 
 
 async def _carry_out(hosted: HostedProjects, order: dict[str, Any]) -> dict[str, Any]:
