@@ -60,10 +60,33 @@ async def start(public: FakeIndex, tmp_path: Path, client: httpx.AsyncClient) ->
         )
         token = await make_token(settings, "ci", scope=Action.ADMIN, is_admin=True)
         client.auth = ("__token__", token)
+        limited = await make_token(settings, "ci", scope=Action.ADMIN, projects=("demo",))
+        tokens["demo-only"] = ("__token__", limited)
         return await stack.enter_async_context(bodega_in_process(settings))
 
     async with AsyncExitStack() as stack:
         yield started
+
+
+tokens: dict[str, tuple[str, str]] = {}  # credentials the `start` fixture made, by purpose
+
+
+async def test_a_token_limited_to_a_project_uploads_and_manages_that_one_alone(
+    start: Any, client: httpx.AsyncClient
+) -> None:
+    base = await start()
+    private = f"{base}acme/private/"
+    demo_only = tokens["demo-only"]
+    other = build_wheel("other", "1.0")
+    refused = await upload(client, private, other, "other", "1.0", auth=demo_only)
+    assert refused.status_code == 403
+    assert (await client.get(f"{private}+simple/other/")).status_code == 404
+    assert (await upload(client, private, DEMO, "demo", "1.0", auth=demo_only)).status_code == 200
+    manage = f"{private}+manage"
+    reserve = {"action": "reserve", "project": "other"}
+    assert (await client.post(manage, json=reserve, auth=demo_only)).status_code == 403
+    yank = {"action": "yank", "project": "demo", "version": "1.0"}
+    assert (await client.post(manage, json=yank, auth=demo_only)).status_code == 200
 
 
 @pytest.fixture

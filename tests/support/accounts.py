@@ -20,13 +20,14 @@ async def make_token(
     scope: Action = Action.UPLOAD,
     is_admin: bool = False,
     password: str | None = None,
+    projects: Sequence[str] = (),
 ) -> str:
     """A token of `user` (made, with `password`, if there is no such account yet), before
     or beside a server over `settings`' data dir."""
     async with open_accounts(settings) as accounts:
         if user not in {found.name for found in await accounts.users()}:
             await accounts.add_user(user, password, is_admin=is_admin)
-        return await accounts.create_token(user, indexes, scope, expires_in=3600)
+        return await accounts.create_token(user, indexes, scope, expires_in=3600, projects=projects)
 
 
 def make_token_with_cli(
