@@ -8,9 +8,17 @@ import pytest
 
 from tests.support.fake_index import FakeIndex
 from tests.support.fixtures import bodega, fake_index, published
+from tests.support.postgres import postgres_cluster, postgres_dsn, postgres_server
 from tests.support.servers import bodega_in_process, make_settings
 
-__all__ = ["bodega", "fake_index", "published"]
+__all__ = [
+    "bodega",
+    "fake_index",
+    "postgres_cluster",
+    "postgres_dsn",
+    "postgres_server",
+    "published",
+]
 
 StartBodega = Callable[..., Awaitable[str]]
 
