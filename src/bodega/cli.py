@@ -134,9 +134,10 @@ def serve(**options: Any) -> None:
             )
             others = [spec.name for spec in settings.indexes if spec.name != default.name]
             also = f"; also {', '.join(others)} under {url}<user>/<index>/" if others else ""
+            metadata = f", metadata in {shown_url(settings.database)}" if settings.database else ""
             click.echo(
                 f"bodega {__version__} serving {source} at {url}simple/"
-                f" (data in {settings.data_dir}){also}",
+                f" (data in {settings.data_dir}{metadata}){also}",
                 err=True,
             )
 
@@ -146,7 +147,7 @@ def serve(**options: Any) -> None:
 
 
 @main.command()
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def init(**options: Any) -> None:
     """Create the data dir and database without serving (for scripts and images)."""
     try:
@@ -413,7 +414,7 @@ def _known_index(index: str | None, settings: Settings) -> str | None:
 
 @cache.command("stats")
 @_index_option("Count only this index's pages. Default: every index's.")
-@_setting_options("data_dir", "max_cache_size")
+@_setting_options("data_dir", "database", "max_cache_size")
 def cache_stats(index: str | None, **options: Any) -> None:
     """How many files the cache holds, their size, and the oldest last use.
 
@@ -449,7 +450,7 @@ def cache_stats(index: str | None, **options: Any) -> None:
     type=_Duration(),
     help="Delete files nobody asked for in this long: 90d, 12h, 30m, 45s, 2w.",
 )
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def cache_prune(unused_for: str, **options: Any) -> None:
     """Delete the files nobody asked for in a while."""
     seconds = parse_duration(unused_for)
@@ -458,7 +459,7 @@ def cache_prune(unused_for: str, **options: Any) -> None:
 
 
 @cache.command("verify")
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def cache_verify(**options: Any) -> None:
     """Re-hash every file; quarantine the ones that fail, reconcile the database.
 
@@ -484,7 +485,7 @@ def cache_verify(**options: Any) -> None:
 @cache.command("forget")
 @click.argument("project")
 @_index_option("The index whose page to drop. Default: the default index.")
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def cache_forget(project: str, index: str | None, **options: Any) -> None:
     """Drop a project's stored page, so the next request fetches it in full.
 

@@ -36,6 +36,8 @@ from bodega.proxy.union_root import UnionRootSource
 from bodega.storage.audit import JsonLinesAudit
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
+from bodega.storage.metadata import SharedMetadataStore
+from bodega.storage.postgres import PostgresMetadataStore
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import Upstream
 from bodega.upstream.http import HttpUpstream
@@ -62,19 +64,27 @@ async def initialize(settings: Settings) -> None:
     """Create and check the data dir and the database, as the first start would."""
     lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
     try:
-        store = await SqliteMetadataStore.open(settings.database_path)
+        store = await open_metadata(settings)
         await store.close()
     finally:
         await asyncio.to_thread(lock.close)
+
+
+async def open_metadata(settings: Settings) -> SharedMetadataStore:
+    """The metadata store --database names: PostgreSQL, shared by replicas, or by default
+    SQLite in the data dir. Either brings its schema up to date as it opens."""
+    if settings.database:
+        return await PostgresMetadataStore.open(settings.database)
+    return await SqliteMetadataStore.open(settings.database_path)
 
 
 @asynccontextmanager
 async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance]:
     """The cache's stores for the `bodega cache` commands, without the serving lock: they
     work beside a running server (SQLite WAL; busy_timeout waits out its writes)."""
-    if not settings.database_path.is_file():
+    if not settings.database and not settings.database_path.is_file():
         raise ConfigError(f"no bodega cache in {settings.data_dir}")
-    database = await SqliteMetadataStore.open(settings.database_path)
+    database = await open_metadata(settings)
     try:
         blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
         indexes = {spec.name: database.index(spec.name) for spec in settings.indexes}
@@ -89,7 +99,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
         stack.push_async_callback(asyncio.to_thread, lock.close)
         instance_id = secrets.token_hex(8)
-        database = await SqliteMetadataStore.open(settings.database_path)
+        database = await open_metadata(settings)
         stack.push_async_callback(database.close)
         # The shared concerns (blob records, file digests) through the first mirror's view.
         store = database.index(_first_mirror(settings))
@@ -193,7 +203,7 @@ class _Shared:
 
     settings: Settings
     instance_id: str
-    store: SqliteMetadataStore
+    store: SharedMetadataStore
     blobs: FilesystemBlobStore
     crash: CrashPoints
     telemetry: Telemetry

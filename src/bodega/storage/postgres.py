@@ -11,11 +11,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TypeAlias, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, StorageError
 from bodega.storage import postgres_search as search
 from bodega.storage.metadata import (
@@ -78,32 +78,20 @@ ORDER BY accessed_at LIMIT $2
 """
 
 
-def describe(dsn: str) -> str:
-    """The database's URL without its password, for messages and logs."""
-    parts = urlsplit(dsn)
-    host = parts.hostname or "localhost"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    user = f"{parts.username}@" if parts.username else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
-
-
 class PostgresMetadataStore:
     """The metadata of every index in one PostgreSQL database: blob records and file
     digests, which all indexes share, here; each index's through `index(name)`."""
 
     def __init__(self, pool: "asyncpg.Pool[asyncpg.Record]", dsn: str) -> None:
         self._pool = pool
-        self._label = describe(dsn)
+        self._label = shown_url(dsn)
         self._index_ids: dict[str, int] = {}
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = POOL_SIZE) -> "PostgresMetadataStore":
         """Connect and bring the schema up to date; StorageError if the server cannot be
         reached or refuses (naming the database, never its password)."""
-        label = describe(dsn)
+        label = shown_url(dsn)
         try:
             pool = await asyncpg.create_pool(
                 dsn,

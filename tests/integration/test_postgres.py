@@ -1,0 +1,85 @@
+"""bodega with its metadata on PostgreSQL (--database): pages, files and search served from
+rows in the database, kept across a restart of bodega, and carried on after a restart of
+PostgreSQL itself (issue 14)."""
+
+import dataclasses
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from tests.integration.test_search_ranking import search
+from tests.support.distributions import build_wheel
+from tests.support.fake_index import FakeIndex
+from tests.support.postgres import PostgresCluster
+from tests.support.servers import bodega_in_process, make_settings
+from tests.support.waiting import eventually
+
+SIX = build_wheel("six", "1.16")
+DEMO = build_wheel("demo", "1.0")
+JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
+
+async def _rows(dsn: str, query: str) -> list[tuple[object, ...]]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return [tuple(row) for row in await connection.fetch(query)]
+    finally:
+        await connection.close()
+
+
+async def test_pages_files_and_search_are_served_from_postgresql_and_outlive_bodega(
+    fake_index: FakeIndex, postgres_dsn: str, tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    fake_index.add("six", SIX)
+    fake_index.list_names(["six"])
+    settings = make_settings(
+        data_dir=tmp_path / "data", upstream=fake_index.simple_url, database=postgres_dsn
+    )
+    async with bodega_in_process(settings) as bodega:
+        page = await client.get(f"{bodega}simple/six/", headers=JSON)
+        assert page.status_code == 200
+        assert [file["filename"] for file in page.json()["files"]] == [SIX.filename]
+        response = await client.get(f"{bodega}files/six/{SIX.filename}")
+        assert response.content == SIX.data
+        # Its page gives search the project's details, behind the answer.
+        await eventually(lambda: search(client, bodega, "six"), lambda hits: len(hits) == 1)
+    assert not settings.database_path.exists()  # no SQLite beside it
+    assert await _rows(postgres_dsn, "SELECT project FROM pages") == [("six",)]
+    assert (len(SIX.data),) in await _rows(postgres_dsn, "SELECT size FROM blobs")
+    assert await _rows(postgres_dsn, "SELECT key FROM search_details") == [("six",)]
+    # Offline, a new bodega serves what the database and the blob store hold.
+    offline = dataclasses.replace(settings, offline=True)
+    async with bodega_in_process(offline) as bodega:
+        page = await client.get(f"{bodega}simple/six/", headers=JSON)
+        assert [file["filename"] for file in page.json()["files"]] == [SIX.filename]
+        assert (await client.get(f"{bodega}files/six/{SIX.filename}")).content == SIX.data
+    assert fake_index.count("GET", SIX.filename) == 1
+
+
+async def test_bodega_carries_on_after_postgresql_restarts(
+    fake_index: FakeIndex,
+    postgres_cluster: PostgresCluster,
+    tmp_path: Path,
+    client: httpx.AsyncClient,
+) -> None:
+    fake_index.add("six", SIX)
+    fake_index.add("demo", DEMO)
+    settings = make_settings(
+        data_dir=tmp_path / "data", upstream=fake_index.simple_url, database=postgres_cluster.dsn
+    )
+    async with bodega_in_process(settings) as bodega:
+        assert (await client.get(f"{bodega}simple/six/")).status_code == 200
+        # The page is stored behind the answer: stopped before, its write would be lost.
+        pages = "SELECT project FROM pages ORDER BY project"
+        await eventually(lambda: _rows(postgres_cluster.dsn, pages), lambda rows: len(rows) == 1)
+        postgres_cluster.stop()
+        ready = await client.get(f"{bodega}-/ready")
+        assert ready.status_code == 503
+        assert "metadata store" in ready.text
+        postgres_cluster.start()
+        # Every connection of the pool broke; the next requests get fresh ones.
+        assert (await client.get(f"{bodega}-/ready")).status_code == 200
+        assert (await client.get(f"{bodega}simple/demo/")).status_code == 200
+        assert (await client.get(f"{bodega}files/demo/{DEMO.filename}")).content == DEMO.data
+    assert await _rows(postgres_cluster.dsn, pages) == [("demo",), ("six",)]
