@@ -4,7 +4,7 @@
 PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user (the
 Debian package creates it). With BODEGA_TEST_PG_DSN set, the tests use that server instead
 and start none. Without PostgreSQL the tests that need it are skipped, unless
-BODEGA_REQUIRE_POSTGRES is set (./dev test sets it: there a missing server is a failure).
+BODEGA_REQUIRE_POSTGRES is set (./dev test installs it instead, where it can).
 """
 
 import asyncio
