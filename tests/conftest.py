@@ -8,13 +8,19 @@ import pytest
 
 from tests.support.fake_index import FakeIndex
 from tests.support.fixtures import bodega, fake_index, published
-from tests.support.postgres import postgres_cluster, postgres_dsn, postgres_server
+from tests.support.postgres import (
+    postgres_cluster,
+    postgres_database,
+    postgres_dsn,
+    postgres_server,
+)
 from tests.support.servers import bodega_in_process, make_settings
 
 __all__ = [
     "bodega",
     "fake_index",
     "postgres_cluster",
+    "postgres_database",
     "postgres_dsn",
     "postgres_server",
     "published",
@@ -24,15 +30,28 @@ StartBodega = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-async def start_bodega(tmp_path: Path, fake_index: FakeIndex) -> AsyncIterator[StartBodega]:
+def metadata_backend() -> str:
+    """The metadata store start_bodega's servers use: SQLite, unless a conftest
+    parametrizes this over the backends (tests/integration/conftest.py does)."""
+    return "sqlite"
+
+
+@pytest.fixture
+async def start_bodega(
+    tmp_path: Path, fake_index: FakeIndex, metadata_backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[StartBodega]:
     """Starts the real bodega on 127.0.0.1 in front of the fake index; returns its base URL.
 
     Settings can be overridden per call (index_ttl=0, offline=True, ...); every server
-    started is stopped after the test.
+    started is stopped after the test. Each test's servers share one metadata store, as they
+    share the data dir: SQLite in it, or a fresh PostgreSQL database.
     """
+    # Asked for here, not as an argument: only the PostgreSQL runs start the server.
+    database = request.getfixturevalue("postgres_dsn") if metadata_backend == "postgres" else ""
     async with AsyncExitStack() as stack:
 
         async def start(**overrides: Any) -> str:
+            overrides.setdefault("database", database)
             overrides.setdefault("data_dir", tmp_path / "data")
             overrides.setdefault("upstream", fake_index.simple_url)
             settings = make_settings(**overrides)

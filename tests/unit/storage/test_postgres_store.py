@@ -11,7 +11,7 @@ from bodega.errors import StorageError
 from bodega.storage.metadata import FIRST_INDEX, StoredPage
 from bodega.storage.postgres import PostgresMetadataStore
 from bodega.storage.postgres_schema import MIGRATIONS
-from tests.support.postgres import PostgresCluster
+from tests.support.postgres import PostgresCluster, fresh_database
 
 
 async def _version(dsn: str) -> list[int]:
@@ -22,25 +22,28 @@ async def _version(dsn: str) -> list[int]:
         await connection.close()
 
 
-async def test_replicas_starting_together_migrate_the_schema_once(postgres_dsn: str) -> None:
-    stores = await asyncio.gather(*(PostgresMetadataStore.open(postgres_dsn) for _ in range(4)))
-    try:
-        assert await _version(postgres_dsn) == [len(MIGRATIONS)]
-        await stores[0].index(FIRST_INDEX).put_page(StoredPage("six", {"files": []}, None, None, 1))
-        assert await stores[3].index(FIRST_INDEX).has_page("six")
-    finally:
-        for store in stores:
-            await store.close()
+async def test_replicas_starting_together_migrate_the_schema_once(postgres_server: str) -> None:
+    with fresh_database(postgres_server) as dsn:
+        stores = await asyncio.gather(*(PostgresMetadataStore.open(dsn) for _ in range(4)))
+        try:
+            assert await _version(dsn) == [len(MIGRATIONS)]
+            page = StoredPage("six", {"files": []}, None, None, 1)
+            await stores[0].index(FIRST_INDEX).put_page(page)
+            assert await stores[3].index(FIRST_INDEX).has_page("six")
+        finally:
+            for store in stores:
+                await store.close()
 
 
-async def test_a_schema_newer_than_this_bodega_is_refused(postgres_dsn: str) -> None:
-    store = await PostgresMetadataStore.open(postgres_dsn)
-    await store.close()
-    connection = await asyncpg.connect(postgres_dsn)
-    await connection.execute("UPDATE bodega_schema SET version = version + 1")
-    await connection.close()
-    with pytest.raises(StorageError, match="newer than this bodega"):
-        await PostgresMetadataStore.open(postgres_dsn)
+async def test_a_schema_newer_than_this_bodega_is_refused(postgres_server: str) -> None:
+    with fresh_database(postgres_server) as dsn:
+        store = await PostgresMetadataStore.open(dsn)
+        await store.close()
+        connection = await asyncpg.connect(dsn)
+        await connection.execute("UPDATE bodega_schema SET version = version + 1")
+        await connection.close()
+        with pytest.raises(StorageError, match="newer than this bodega"):
+            await PostgresMetadataStore.open(dsn)
 
 
 async def test_an_unreachable_server_is_a_clear_error_without_the_password(
