@@ -9,7 +9,9 @@ on fresh ones: a restart costs the requests made while the server is down, no mo
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import TypeAlias, TypeVar
 
 import asyncpg
@@ -78,6 +80,27 @@ ORDER BY accessed_at LIMIT $2
 """
 
 
+class _InOrder:
+    """Operations on one key run one at a time, in the order they were asked (asyncio's
+    locks are fair). SQLite's store has this from its one connection; a pool loses it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._holders: Counter[tuple[str, str]] = Counter()
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._holders[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._holders[key] -= 1
+            if not self._holders[key]:
+                del self._holders[key], self._locks[key]
+
+
 class PostgresMetadataStore:
     """The metadata of every index in one PostgreSQL database: blob records and file
     digests, which all indexes share, here; each index's through `index(name)`."""
@@ -86,6 +109,9 @@ class PostgresMetadataStore:
         self._pool = pool
         self._label = shown_url(dsn)
         self._index_ids: dict[str, int] = {}
+        # A page is written behind its response (proxy/pages.py), and the next request
+        # must read what it wrote: a project's page operations keep their order.
+        self._pages_in_order = _InOrder()
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = POOL_SIZE) -> "PostgresMetadataStore":
@@ -284,6 +310,10 @@ class PostgresIndexStore:
     async def _run(self, work: Callable[[Db, int], Awaitable[T]]) -> T:
         return await self._store._run_in(self.name, work)
 
+    async def _run_on_page(self, project: str, work: Callable[[Db, int], Awaitable[T]]) -> T:
+        async with self._store._pages_in_order.hold((self.name, project)):
+            return await self._run(work)
+
     async def get_page(self, project: str) -> StoredPage | None:
         async def work(db: Db, index_id: int) -> StoredPage | None:
             row = await db.fetchrow(
@@ -296,7 +326,7 @@ class PostgresIndexStore:
                 return None
             return StoredPage(project, search.load_json(row[0]), row[1], row[2], row[3])
 
-        return await self._run(work)
+        return await self._run_on_page(project, work)
 
     async def put_page(self, page: StoredPage) -> None:
         async def work(db: Db, index_id: int) -> None:
@@ -313,7 +343,7 @@ class PostgresIndexStore:
                 page.fetched_at,
             )
 
-        await self._run(work)
+        await self._run_on_page(page.project, work)
 
     async def mark_page_fresh(self, project: str, fetched_at: float) -> None:
         async def work(db: Db, index_id: int) -> None:
@@ -324,7 +354,7 @@ class PostgresIndexStore:
                 project,
             )
 
-        await self._run(work)
+        await self._run_on_page(project, work)
 
     async def has_page(self, project: str) -> bool:
         async def work(db: Db, index_id: int) -> bool:
@@ -333,7 +363,7 @@ class PostgresIndexStore:
             )
             return found is not None
 
-        return await self._run(work)
+        return await self._run_on_page(project, work)
 
     async def forget_page(self, project: str) -> bool:
         async def work(db: Db, index_id: int) -> bool:
@@ -344,7 +374,7 @@ class PostgresIndexStore:
             )
             return bool(gone)
 
-        return await self._run(work)
+        return await self._run_on_page(project, work)
 
     async def page_count(self) -> int:
         async def work(db: Db, index_id: int) -> int:
