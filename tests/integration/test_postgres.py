@@ -8,12 +8,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from tests.integration.test_cli import clean_environ, run_bodega
 from tests.integration.test_search_ranking import search
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.postgres import PostgresCluster
-from tests.support.servers import bodega_in_process, make_settings
-from tests.support.waiting import eventually
+from tests.support.servers import bodega_in_process, bodega_process, make_settings
+from tests.support.waiting import eventually, wait_for
 
 SIX = build_wheel("six", "1.16")
 DEMO = build_wheel("demo", "1.0")
@@ -83,3 +84,25 @@ async def test_bodega_carries_on_after_postgresql_restarts(
         assert (await client.get(f"{bodega}simple/demo/")).status_code == 200
         assert (await client.get(f"{bodega}files/demo/{DEMO.filename}")).content == DEMO.data
     assert await _rows(postgres_cluster.dsn, pages) == [("demo",), ("six",)]
+
+
+def test_the_cache_commands_work_on_postgresql_beside_a_running_server(
+    fake_index: FakeIndex, postgres_dsn: str, tmp_path: Path
+) -> None:
+    """`bodega serve` and `bodega cache` as processes, the database from BODEGA_DATABASE."""
+    fake_index.add("six", SIX)
+    data = tmp_path / "data"
+    database = {"BODEGA_DATABASE": postgres_dsn}
+    with bodega_process(data, fake_index.simple_url, env=database) as server:
+        assert "metadata in postgresql://127.0.0.1:" in server.banner
+        response = httpx.get(f"{server.url}files/six/{SIX.filename}", trust_env=False)
+        assert response.content == SIX.data
+        environ = clean_environ(BODEGA_DATA_DIR=str(data), **database)
+        stats = run_bodega("cache", "stats", env=environ)
+        assert "files:  1 (" in stats.stdout, stats.stderr
+        wait_for(lambda: "pages:  1" in run_bodega("cache", "stats", env=environ).stdout)
+        forgot = run_bodega("cache", "forget", "six", env=environ)
+        assert forgot.stdout == "forgot the page of six\n", forgot.stderr
+        verified = run_bodega("cache", "verify", env=environ)
+        assert "checked 1 files: 0 quarantined" in verified.stdout, verified.stderr
+    assert not (data / "bodega.sqlite3").exists()
