@@ -37,7 +37,6 @@ from bodega.storage.audit import JsonLinesAudit
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import SharedMetadataStore
-from bodega.storage.postgres import PostgresMetadataStore
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import Upstream
 from bodega.upstream.http import HttpUpstream
@@ -74,6 +73,9 @@ async def open_metadata(settings: Settings) -> SharedMetadataStore:
     """The metadata store --database names: PostgreSQL, shared by replicas, or by default
     SQLite in the data dir. Either brings its schema up to date as it opens."""
     if settings.database:
+        # Imported when asked for: asyncpg adds 20 ms to every start, SQLite's included.
+        from bodega.storage.postgres import PostgresMetadataStore
+
         return await PostgresMetadataStore.open(settings.database)
     return await SqliteMetadataStore.open(settings.database_path)
 
