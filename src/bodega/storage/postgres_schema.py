@@ -80,7 +80,9 @@ CREATE TABLE search_details (
     words tsvector NOT NULL,
     PRIMARY KEY (index_id, key)
 );
-CREATE INDEX search_details_words ON search_details USING gin (words);
+-- Written a row at a time: no pending list that every search would read through.
+CREATE INDEX search_details_words ON search_details USING gin (words)
+    WITH (fastupdate = off);
 CREATE TABLE search_downloads (
     index_id integer NOT NULL REFERENCES indexes,
     key text COLLATE "C" NOT NULL,
