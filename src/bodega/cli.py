@@ -615,7 +615,7 @@ class _Progress:
 )
 @click.option("--list", "listing", is_flag=True, help="List every exemption, and its state.")
 @click.option("--revoke", type=int, metavar="ID", help="Revoke the exemption ID (see --list).")
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def allow(
     target: str | None,
     *,

@@ -175,7 +175,7 @@ AUDIT_FILE = "policy-audit.jsonl"
 
 
 async def _open_policies(
-    settings: Settings, database: SqliteMetadataStore, telemetry: Telemetry, stack: AsyncExitStack
+    settings: Settings, database: SharedMetadataStore, telemetry: Telemetry, stack: AsyncExitStack
 ) -> Policies:
     audit = await asyncio.to_thread(JsonLinesAudit, settings.data_dir / AUDIT_FILE)
     stack.push_async_callback(asyncio.to_thread, audit.close)
@@ -191,10 +191,10 @@ async def _open_policies(
 async def open_policies(settings: Settings) -> AsyncIterator[Policies]:
     """Policy's records and audit trail for `bodega allow`, beside a running server (as
     open_maintenance): an exemption made here shows in the server within a second."""
-    if not settings.database_path.is_file():
+    if not settings.database and not settings.database_path.is_file():
         raise ConfigError(f"no bodega cache in {settings.data_dir}")
     async with AsyncExitStack() as stack:
-        database = await SqliteMetadataStore.open(settings.database_path)
+        database = await open_metadata(settings)
         stack.push_async_callback(database.close)
         yield await _open_policies(settings, database, Telemetry(), stack)
 

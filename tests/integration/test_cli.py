@@ -230,7 +230,7 @@ COMMAND_OPTIONS = {
     "cache forget": {"--data-dir", "--database", "--index"},
     "service install": (SERVE_OPTIONS - {"--data-dir"}) | {"--user", "--print"},
     "serve": SERVE_OPTIONS,
-    "allow": {"--data-dir", "--index", "--reason", "--until", "--list", "--revoke"},
+    "allow": {"--data-dir", "--database", "--index", "--reason", "--until", "--list", "--revoke"},
 }
 
 

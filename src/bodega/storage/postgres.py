@@ -27,6 +27,7 @@ from bodega.storage.metadata import (
     StoredPage,
     StoredRoot,
 )
+from bodega.storage.postgres_policy import PostgresPolicyStore
 from bodega.storage.postgres_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_TABLE
 
 T = TypeVar("T")
@@ -141,6 +142,10 @@ class PostgresMetadataStore:
     def index(self, name: str) -> "PostgresIndexStore":
         """The metadata of the index `name` (`<user>/<index>`), created on first use."""
         return PostgresIndexStore(self, name)
+
+    def policy(self) -> PostgresPolicyStore:
+        """Supply-chain policy's records (exemptions, files removed upstream)."""
+        return PostgresPolicyStore(self._run)
 
     async def _run(self, work: Callable[[Db], Awaitable[T]]) -> T:
         """Run `work` on a connection of the pool; once more on a fresh connection if that
