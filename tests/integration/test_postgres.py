@@ -2,7 +2,9 @@
 rows in the database, kept across a restart of bodega, and carried on after a restart of
 PostgreSQL itself (issue 14)."""
 
+import asyncio
 import dataclasses
+import time
 from pathlib import Path
 
 import asyncpg
@@ -106,3 +108,33 @@ def test_the_cache_commands_work_on_postgresql_beside_a_running_server(
         verified = run_bodega("cache", "verify", env=environ)
         assert "checked 1 files: 0 quarantined" in verified.stdout, verified.stderr
     assert not (data / "bodega.sqlite3").exists()
+
+
+def test_bodega_allow_reaches_a_server_on_postgresql(
+    fake_index: FakeIndex, postgres_dsn: str, tmp_path: Path
+) -> None:
+    """Policy's exemptions live in the database: written by `bodega allow`, read by the
+    server (issue 15 on the shared store)."""
+    fake_index.add("six", SIX, upload_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    data = tmp_path / "data"
+    database = {"BODEGA_DATABASE": postgres_dsn}
+    with bodega_process(
+        data, fake_index.simple_url, "--min-release-age", "1d", env=database
+    ) as server:
+
+        def listed() -> list[str]:
+            page = httpx.get(f"{server.url}simple/six/", headers=JSON, trust_env=False)
+            return [file["filename"] for file in page.json()["files"]]
+
+        assert listed() == []
+        environ = clean_environ(BODEGA_DATA_DIR=str(data), **database)
+        allowed = run_bodega("allow", "six==1.16", "--reason", "needed", env=environ)
+        assert allowed.returncode == 0, allowed.stderr
+        wait_for(lambda: listed() == [SIX.filename], seconds=5)
+    assert await_rows(postgres_dsn, "SELECT project, version FROM policy_exemptions") == [
+        ("six", "1.16")
+    ]
+
+
+def await_rows(dsn: str, query: str) -> list[tuple[object, ...]]:
+    return asyncio.run(_rows(dsn, query))
