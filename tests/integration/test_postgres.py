@@ -10,11 +10,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from bodega.storage.postgres_schema import MIGRATIONS
 from tests.integration.test_cli import clean_environ, run_bodega
 from tests.integration.test_search_ranking import search
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
-from tests.support.postgres import PostgresCluster
+from tests.support.postgres import PostgresCluster, fresh_database
 from tests.support.servers import bodega_in_process, bodega_process, make_settings
 from tests.support.waiting import eventually, wait_for
 
@@ -138,3 +139,12 @@ def test_bodega_allow_reaches_a_server_on_postgresql(
 
 def await_rows(dsn: str, query: str) -> list[tuple[object, ...]]:
     return asyncio.run(_rows(dsn, query))
+
+
+def test_bodega_init_makes_the_schema_in_postgresql(postgres_server: str, tmp_path: Path) -> None:
+    with fresh_database(postgres_server) as dsn:
+        environ = clean_environ(BODEGA_DATABASE=dsn)
+        result = run_bodega("init", "--data-dir", str(tmp_path / "data"), env=environ)
+        assert result.returncode == 0, result.stderr
+        assert await_rows(dsn, "SELECT version FROM bodega_schema") == [(len(MIGRATIONS),)]
+    assert not (tmp_path / "data" / "bodega.sqlite3").exists()
