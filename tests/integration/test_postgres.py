@@ -70,7 +70,10 @@ async def test_bodega_carries_on_after_postgresql_restarts(
     fake_index.add("six", SIX)
     fake_index.add("demo", DEMO)
     settings = make_settings(
-        data_dir=tmp_path / "data", upstream=fake_index.simple_url, database=postgres_cluster.dsn
+        data_dir=tmp_path / "data",
+        upstream=fake_index.simple_url,
+        database=postgres_cluster.dsn,
+        index_ttl=0,  # every request revalidates: the store is asked each time
     )
     async with bodega_in_process(settings) as bodega:
         assert (await client.get(f"{bodega}simple/six/")).status_code == 200
@@ -81,6 +84,12 @@ async def test_bodega_carries_on_after_postgresql_restarts(
         ready = await client.get(f"{bodega}-/ready")
         assert ready.status_code == 503
         assert "metadata store" in ready.text
+        # Pages still come from upstream meanwhile, the cached one revalidated.
+        before = len(fake_index.requests)
+        assert (await client.get(f"{bodega}simple/six/")).status_code == 200
+        asked = [r.headers.get("If-None-Match") for r in fake_index.requests[before:]]
+        assert asked != [None]  # with its validators: not fetched in full
+        assert (await client.get(f"{bodega}simple/demo/")).status_code == 200
         postgres_cluster.start()
         # Every connection of the pool broke; the next requests get fresh ones.
         assert (await client.get(f"{bodega}-/ready")).status_code == 200
