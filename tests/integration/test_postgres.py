@@ -84,12 +84,13 @@ async def test_bodega_carries_on_after_postgresql_restarts(
         ready = await client.get(f"{bodega}-/ready")
         assert ready.status_code == 503
         assert "metadata store" in ready.text
-        # Pages still come from upstream meanwhile, the cached one revalidated.
+        # Pages and files still come from upstream meanwhile, a held page revalidated.
         before = len(fake_index.requests)
         assert (await client.get(f"{bodega}simple/six/")).status_code == 200
         asked = [r.headers.get("If-None-Match") for r in fake_index.requests[before:]]
         assert asked != [None]  # with its validators: not fetched in full
         assert (await client.get(f"{bodega}simple/demo/")).status_code == 200
+        assert (await client.get(f"{bodega}files/six/{SIX.filename}")).content == SIX.data
         postgres_cluster.start()
         # Every connection of the pool broke; the next requests get fresh ones.
         assert (await client.get(f"{bodega}-/ready")).status_code == 200
