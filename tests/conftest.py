@@ -31,27 +31,33 @@ StartBodega = Callable[..., Awaitable[str]]
 
 @pytest.fixture
 def metadata_backend() -> str:
-    """The metadata store start_bodega's servers use: SQLite, unless a conftest
-    parametrizes this over the backends (tests/integration/conftest.py does)."""
+    """The metadata store of the servers tests start (database_url): SQLite, unless a
+    conftest parametrizes this over the backends (tests/integration/conftest.py does)."""
     return "sqlite"
 
 
 @pytest.fixture
+def database_url(metadata_backend: str, request: pytest.FixtureRequest) -> str:
+    """The --database of the test's servers: "" (SQLite in the data dir) or a fresh
+    PostgreSQL database. Servers a test starts one after another share it, as they share
+    their data dir."""
+    # Asked for here, not as an argument: only the PostgreSQL runs start the server.
+    return str(request.getfixturevalue("postgres_dsn")) if metadata_backend == "postgres" else ""
+
+
+@pytest.fixture
 async def start_bodega(
-    tmp_path: Path, fake_index: FakeIndex, metadata_backend: str, request: pytest.FixtureRequest
+    tmp_path: Path, fake_index: FakeIndex, database_url: str
 ) -> AsyncIterator[StartBodega]:
     """Starts the real bodega on 127.0.0.1 in front of the fake index; returns its base URL.
 
     Settings can be overridden per call (index_ttl=0, offline=True, ...); every server
-    started is stopped after the test. Each test's servers share one metadata store, as they
-    share the data dir: SQLite in it, or a fresh PostgreSQL database.
+    started is stopped after the test.
     """
-    # Asked for here, not as an argument: only the PostgreSQL runs start the server.
-    database = request.getfixturevalue("postgres_dsn") if metadata_backend == "postgres" else ""
     async with AsyncExitStack() as stack:
 
         async def start(**overrides: Any) -> str:
-            overrides.setdefault("database", database)
+            overrides.setdefault("database", database_url)
             overrides.setdefault("data_dir", tmp_path / "data")
             overrides.setdefault("upstream", fake_index.simple_url)
             settings = make_settings(**overrides)
