@@ -51,11 +51,13 @@ class PostgresCluster:
 
     def __init__(self, bin_dir: Path) -> None:
         self.bin_dir = bin_dir
-        # Not under pytest's tmp_path: its folders are private to root, and the server runs
-        # as postgres. A short path too: the socket's must fit in 107 bytes.
-        self.folder = Path(tempfile.mkdtemp(prefix="bodega-pg-"))
-        self.port = _free_port()
         self._user = "postgres" if os.geteuid() == 0 else None
+        # Not under pytest's tmp_path (nor a TMPDIR that may be too): its folders are
+        # private to root, and the server runs as postgres. A short path too: the socket's
+        # must fit in 107 bytes.
+        shared = "/tmp" if self._user is not None else None
+        self.folder = Path(tempfile.mkdtemp(prefix="bodega-pg-", dir=shared))
+        self.port = _free_port()
         self.running = False
         if self._user is not None:
             shutil.chown(self.folder, self._user)
