@@ -115,6 +115,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             CrashPoints.from_environment(os.environ),  # test-only; disarmed when unset
             telemetry,
             policies,
+            await _open_duties(settings, stack),
         )
         specs = [spec for spec in settings.indexes if isinstance(spec, MirrorIndex)]
         upstreams = {spec.name: await _open_upstream(spec, instance_id) for spec in specs}
@@ -174,6 +175,18 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 AUDIT_FILE = "policy-audit.jsonl"
 
 
+async def _open_duties(settings: Settings, stack: AsyncExitStack) -> Duties:
+    """Who runs the background duties: this process alone, or with --database, the one
+    replica that holds the lease in the shared database."""
+    if not settings.database:
+        return LocalDuties()
+    from bodega.storage.postgres_duties import PostgresDuties  # as open_metadata's import
+
+    duties = PostgresDuties(settings.database)
+    stack.push_async_callback(duties.close)
+    return duties
+
+
 async def _open_policies(
     settings: Settings, database: SharedMetadataStore, telemetry: Telemetry, stack: AsyncExitStack
 ) -> Policies:
@@ -210,7 +223,7 @@ class _Shared:
     crash: CrashPoints
     telemetry: Telemetry
     policies: Policies
-    # One process is the whole cache: it holds every background duty (issue 14: shared).
+    # Every background duty here (one process is the whole cache), or where the lease is.
     duties: Duties = field(default_factory=LocalDuties)
 
 

@@ -9,9 +9,7 @@ on fresh ones: a restart costs the requests made while the server is down, no mo
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TypeAlias, TypeVar
 
 import asyncpg
@@ -27,6 +25,7 @@ from bodega.storage.metadata import (
     StoredPage,
     StoredRoot,
 )
+from bodega.storage.postgres_order import InOrder
 from bodega.storage.postgres_policy import PostgresPolicyStore
 from bodega.storage.postgres_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_TABLE
 
@@ -81,27 +80,6 @@ ORDER BY accessed_at LIMIT $2
 """
 
 
-class _InOrder:
-    """Operations on one key run one at a time, in the order they were asked (asyncio's
-    locks are fair). SQLite's store has this from its one connection; a pool loses it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._holders: Counter[tuple[str, str]] = Counter()
-
-    @asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._holders[key] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._holders[key] -= 1
-            if not self._holders[key]:
-                del self._holders[key], self._locks[key]
-
-
 class PostgresMetadataStore:
     """The metadata of every index in one PostgreSQL database: blob records and file
     digests, which all indexes share, here; each index's through `index(name)`."""
@@ -110,9 +88,10 @@ class PostgresMetadataStore:
         self._pool = pool
         self._label = shown_url(dsn)
         self._index_ids: dict[str, int] = {}
-        # A page is written behind its response (proxy/pages.py), and the next request
-        # must read what it wrote: a project's page operations keep their order.
-        self._pages_in_order = _InOrder()
+        # Some records are written behind the response (a page, proxy/pages.py; a file
+        # upstream removed, proxy/policy.py), and the next request must read them: the
+        # operations on one such record keep their order.
+        self._in_order = InOrder()
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = POOL_SIZE) -> "PostgresMetadataStore":
@@ -145,7 +124,7 @@ class PostgresMetadataStore:
 
     def policy(self) -> PostgresPolicyStore:
         """Supply-chain policy's records (exemptions, files removed upstream)."""
-        return PostgresPolicyStore(self._run)
+        return PostgresPolicyStore(self._run, self._in_order)
 
     async def _run(self, work: Callable[[Db], Awaitable[T]]) -> T:
         """Run `work` on a connection of the pool; once more on a fresh connection if that
@@ -316,7 +295,7 @@ class PostgresIndexStore:
         return await self._store._run_in(self.name, work)
 
     async def _run_on_page(self, project: str, work: Callable[[Db, int], Awaitable[T]]) -> T:
-        async with self._store._pages_in_order.hold((self.name, project)):
+        async with self._store._in_order.hold((self.name, project)):
             return await self._run(work)
 
     async def get_page(self, project: str) -> StoredPage | None:

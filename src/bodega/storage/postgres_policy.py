@@ -13,6 +13,7 @@ from packaging.utils import NormalizedName
 from bodega.core.model import DistributionFile
 from bodega.core.policy import Exemption
 from bodega.storage.metadata import NewExemption
+from bodega.storage.postgres_order import InOrder
 
 T = TypeVar("T")
 Db: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
@@ -34,8 +35,17 @@ _EXEMPTIONS = f"SELECT {_EXEMPTION_COLUMNS} FROM policy_exemptions"  # noqa: S60
 
 
 class PostgresPolicyStore:
-    def __init__(self, run: Runner) -> None:
+    def __init__(self, run: Runner, in_order: InOrder) -> None:
         self._run = run
+        # A removal is recorded behind the page that showed it; the file's next request
+        # must find it.
+        self._in_order = in_order
+
+    async def _run_on_file(
+        self, index: str, project: str, filename: str, work: Callable[[Db], Awaitable[Any]]
+    ) -> Any:
+        async with self._in_order.hold(("removed", index, project, filename)):
+            return await self._run(work)
 
     async def add_exemption(self, exemption: NewExemption) -> Exemption:
         async def work(db: Db) -> Exemption:
@@ -91,7 +101,7 @@ class PostgresPolicyStore:
                 removed_at,
             )
 
-        await self._run(work)
+        await self._run_on_file(index, project, file.filename, work)
 
     async def removed_file(
         self, index: str, project: str, filename: str
@@ -105,7 +115,7 @@ class PostgresPolicyStore:
                 filename,
             )
 
-        record = await self._run(work)
+        record = await self._run_on_file(index, project, filename, work)
         return None if record is None else DistributionFile(**json.loads(record))
 
     async def restored_file(self, index: str, project: str, filename: str) -> None:
@@ -118,7 +128,7 @@ class PostgresPolicyStore:
                 filename,
             )
 
-        await self._run(work)
+        await self._run_on_file(index, project, filename, work)
 
 
 def _exemption(row: "asyncpg.Record") -> Exemption:

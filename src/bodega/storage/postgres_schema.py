@@ -9,8 +9,14 @@ the two schemas evolve separately.
 # Both the lock and the version row exist before any migration: every replica that starts
 # takes the lock, reads the version and applies what is missing, one replica at a time.
 SCHEMA_TABLE = "CREATE TABLE IF NOT EXISTS bodega_schema (version integer NOT NULL)"
-# pg_advisory_xact_lock's key: "bodega" as a number, to share the lock space politely.
-MIGRATION_LOCK = int.from_bytes(b"bodega\x00m", "big") >> 1
+# Advisory lock keys: "bodega" and a number of bodega's own, to share the key space politely.
+# Each lock bodega takes has its number here, so no two can ever be one.
+LOCK_PREFIX = int.from_bytes(b"bodega", "big") << 8
+MIGRATION_LOCK = LOCK_PREFIX | 1  # held (per transaction) while the schema is migrated
+LEADER_LOCK = LOCK_PREFIX | 2  # held (per session) by the replica that runs the duties
+# The two-key form (a class, then the index's number), a key space apart from the above:
+# held (per transaction) by a search merge or a project's details, one at a time per index.
+SEARCH_LOCK_CLASS = 0x0B0DE6A
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: everything SQLite's migrations 1-8 built, at once. Index numbers key every

@@ -18,14 +18,12 @@ from asyncpg.pool import PoolConnectionProxy
 
 from bodega.core.search import MIN_SUBSTRING, summary_words
 from bodega.storage.metadata import SearchDetails
+from bodega.storage.postgres_schema import SEARCH_LOCK_CLASS
 
 T = TypeVar("T")
 # asyncpg's classes are generic to the type checker only.
 Db: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
-# pg_advisory_xact_lock(class, index number): a merge and a project's details are one step
-# each per index, so a merge never removes a name whose details are being written.
-_SEARCH_LOCK = 0x0B0DE6A
 _STAGE_BATCH = 10_000  # names per INSERT while staging
 # A sync left behind by a process that died is dropped when a later sync of its index
 # starts this long after it.
@@ -119,7 +117,7 @@ async def get_details(db: Db, index_id: int, keys: list[str]) -> dict[str, Searc
 
 async def put_details(db: Db, index_id: int, details: SearchDetails) -> None:
     async with db.transaction():
-        await db.execute("SELECT pg_advisory_xact_lock($1, $2)", _SEARCH_LOCK, index_id)
+        await db.execute("SELECT pg_advisory_xact_lock($1, $2)", SEARCH_LOCK_CLASS, index_id)
         await db.execute(
             "INSERT INTO search_names (index_id, key, name) VALUES ($1, $2, $3)"
             " ON CONFLICT (index_id, key) DO NOTHING",
@@ -198,7 +196,9 @@ class PostgresSearchSync:
     async def merge(self, after: str | None, limit: int) -> str | None:
         async def work(db: Db, index_id: int) -> str | None:
             async with db.transaction():
-                await db.execute("SELECT pg_advisory_xact_lock($1, $2)", _SEARCH_LOCK, index_id)
+                await db.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)", SEARCH_LOCK_CLASS, index_id
+                )
                 return await _merge_names(db, index_id, self._sync_id, after or "", limit)
 
         upper: str | None = await self._run_in_index(work)
