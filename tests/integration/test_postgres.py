@@ -158,3 +158,29 @@ def test_bodega_init_makes_the_schema_in_postgresql(postgres_server: str, tmp_pa
         assert result.returncode == 0, result.stderr
         assert await_rows(dsn, "SELECT version FROM bodega_schema") == [(len(MIGRATIONS),)]
     assert not (tmp_path / "data" / "bodega.sqlite3").exists()
+
+
+async def test_a_page_fetched_through_one_replica_is_served_by_another(
+    fake_index: FakeIndex, postgres_dsn: str, tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    """Two bodegas on one database (each with its own data dir, as they would with a shared
+    blob store): pages, search details and the duties' lease are the database's."""
+    fake_index.add("six", SIX)
+    settings = [
+        make_settings(
+            data_dir=tmp_path / name, upstream=fake_index.simple_url, database=postgres_dsn
+        )
+        for name in ("one", "two")
+    ]
+    async with bodega_in_process(settings[0]) as one, bodega_in_process(settings[1]) as two:
+        assert (await client.get(f"{one}simple/six/")).status_code == 200
+        pages = "SELECT project FROM pages"
+        await eventually(lambda: _rows(postgres_dsn, pages), lambda rows: rows == [("six",)])
+        page = await client.get(f"{two}simple/six/", headers=JSON)
+        assert [file["filename"] for file in page.json()["files"]] == [SIX.filename]
+        assert page.headers["X-Bodega-Cache"] == "HIT"
+        assert fake_index.count("GET", "/simple/six/") == 1
+        await eventually(lambda: search(client, two, "six"), lambda hits: len(hits) == 1)
+        # The background duties asked for the lease: one of the two holds it.
+        leases = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        await eventually(lambda: _rows(postgres_dsn, leases), lambda rows: rows == [(1,)])
