@@ -1,5 +1,7 @@
 """A throwaway PostgreSQL cluster for tests: initdb and pg_ctl in a temporary folder, on
-127.0.0.1 and a port of its own, fsync off; one per test session, a fresh database per test.
+127.0.0.1 and a port of its own, fsync off; one per test session, with one database whose
+tables each test finds empty (postgres_dsn). Tests that stop or restart the server get a
+cluster of their own (postgres_cluster).
 
 PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user (the
 Debian package creates it). With BODEGA_TEST_PG_DSN set, the tests use that server instead
