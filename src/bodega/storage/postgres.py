@@ -45,8 +45,7 @@ CLOSE_TIMEOUT = 10.0
 # What a broken or refused connection raises: the server went away, restarts, or refuses
 # connections while it starts. Worth one more try on a fresh connection.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
+    OSError,  # TimeoutError too, which _run takes apart
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
@@ -133,6 +132,10 @@ class PostgresMetadataStore:
             try:
                 async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as db:
                     return await work(db)
+            except TimeoutError as error:
+                # No free connection in time (a busy pool), or a statement past its time:
+                # nothing broke, so no connection is replaced and nothing is tried again.
+                raise StorageError(f"metadata database {self._label}: no answer in time") from error
             except _CONNECTION_ERRORS as error:
                 if attempt == 2 or self._pool.is_closing():
                     raise StorageError(f"metadata database {self._label}: {error}") from error
