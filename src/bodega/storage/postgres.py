@@ -127,7 +127,11 @@ class PostgresMetadataStore:
 
     async def _run(self, work: Callable[[Db], Awaitable[T]]) -> T:
         """Run `work` on a connection of the pool; once more on a fresh connection if that
-        one broke. Errors are StorageError: the request path survives them."""
+        one broke. Errors are StorageError: the request path survives them.
+
+        Trying again is safe: every write is one statement or transaction of upserts and
+        deletes, except add_downloads, which a connection lost after its commit counts
+        twice (search's popularity signal, where that is harmless)."""
         for attempt in (1, 2):
             try:
                 async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as db:
