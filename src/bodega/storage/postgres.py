@@ -129,9 +129,11 @@ class PostgresMetadataStore:
         """Run `work` on a connection of the pool; once more on a fresh connection if that
         one broke. Errors are StorageError: the request path survives them.
 
-        Trying again is safe: every write is one statement or transaction of upserts and
-        deletes, except add_downloads, which a connection lost after its commit counts
-        twice (search's popularity signal, where that is harmless)."""
+        Trying again is safe for almost every write (one statement or transaction of
+        upserts and deletes). When a connection is lost after a commit, before its answer,
+        add_downloads counts twice (search's popularity signal: harmless) and an exemption
+        or a search sync is added twice (`bodega allow --list` shows both; the sync's
+        leftover staging is dropped a day later)."""
         for attempt in (1, 2):
             try:
                 async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as db:
