@@ -8,6 +8,7 @@ on fresh ones: a restart costs the requests made while the server is down, no mo
 """
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TypeAlias, TypeVar
@@ -317,7 +318,7 @@ class PostgresIndexStore:
             )
             if row is None:
                 return None
-            return StoredPage(project, search.load_json(row[0]), row[1], row[2], row[3])
+            return StoredPage(project, json.loads(row[0]), row[1], row[2], row[3])
 
         return await self._run_on_page(project, work)
 
@@ -330,7 +331,7 @@ class PostgresIndexStore:
                 " fetched_at = excluded.fetched_at",
                 index_id,
                 page.project,
-                search.dump_json(page.record),
+                json.dumps(page.record, separators=(",", ":")),
                 page.etag,
                 page.last_modified,
                 page.fetched_at,

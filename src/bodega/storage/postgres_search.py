@@ -7,7 +7,6 @@ search configuration: a summary's positions are exactly its words, so a phrase m
 on PostgreSQL where it matches on SQLite's FTS5 and the in-memory store.
 """
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,15 +48,6 @@ _SUMMARY_MATCHES = (
     "SELECT n.key, n.name FROM search_details d JOIN search_names n USING (index_id, key)"
     " WHERE d.index_id = $1 AND d.words @@ $2::tsquery LIMIT $3"
 )
-
-
-def dump_json(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"))
-
-
-def load_json(text: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
 
 
 def _like(text: str) -> str:
