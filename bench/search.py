@@ -1,12 +1,13 @@
 """Search latency over a full-size name list.
 
-    python bench/search.py [--names 800000] [--repeat 50] [--db PATH]
+    python bench/search.py [--names 800000] [--repeat 50] [--db PATH | --database URL]
 
 Generates ~800k project names shaped like the public index's (one to three words joined by
 "-", common prefixes such as python-/django-), syncs them into bodega's real SQLite store in
 the same chunks the background task merges, gives 5,000 of them summaries and versions, then
 times the searches `pip search` sends (name and summary, "or"), end to end through
-ProjectSearch.search on the store's thread. Prints the sync time, the slowest chunk (the
+ProjectSearch.search on the store's thread (or on PostgreSQL, with --database URL naming an
+empty database). Prints the sync time, the slowest chunk (the
 longest any other store work waits) and per-query latency.
 """
 
@@ -21,8 +22,9 @@ from typing import Any
 
 from bodega.core.search import Criterion, Query
 from bodega.proxy.search import SYNC_CHUNK, ProjectSearch
-from bodega.storage.metadata import FIRST_INDEX, SearchDetails
-from bodega.storage.sqlite import SqliteIndexStore, SqliteMetadataStore
+from bodega.storage.metadata import FIRST_INDEX, MetadataStore, SearchDetails, SharedMetadataStore
+from bodega.storage.postgres import PostgresMetadataStore
+from bodega.storage.sqlite import SqliteMetadataStore
 
 PREFIXES = ["python", "django", "flask", "pytest", "py", "aws", "azure", "mkdocs", "sphinx"]
 QUERIES = ["requests", "django", "flask-login", "py", "python", "zzzzzz", "http client", "a"]
@@ -52,7 +54,7 @@ def names(count: int, seed: int = 8) -> list[tuple[str, str]]:
     return sorted(found.items())
 
 
-async def sync(store: SqliteIndexStore, pairs: list[tuple[str, str]]) -> float:
+async def sync(store: MetadataStore, pairs: list[tuple[str, str]]) -> float:
     """Stages the names and merges them as ProjectSearch does; the slowest merge chunk (the
     longest any other store write waits) in seconds."""
     sync = await store.start_search_sync()
@@ -68,8 +70,12 @@ async def sync(store: SqliteIndexStore, pairs: list[tuple[str, str]]) -> float:
             return slowest
 
 
-async def run(count: int, repeat: int, db: Path) -> None:
-    database = await SqliteMetadataStore.open(db)
+async def run(count: int, repeat: int, db: Path | str) -> None:
+    database: SharedMetadataStore
+    if isinstance(db, str):
+        database = await PostgresMetadataStore.open(db)
+    else:
+        database = await SqliteMetadataStore.open(db)
     store = database.index(FIRST_INDEX)
     try:
         pairs = names(count)
@@ -115,7 +121,11 @@ def main() -> None:
     parser.add_argument("--names", type=int, default=800_000)
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--db", type=Path, default=None, help="default: a temporary file")
+    parser.add_argument("--database", default=None, help="an empty PostgreSQL database's URL")
     args = parser.parse_args()
+    if args.database is not None:
+        asyncio.run(run(args.names, args.repeat, args.database))
+        return
     if args.db is not None:
         asyncio.run(run(args.names, args.repeat, args.db))
         return

@@ -8,15 +8,47 @@ import pytest
 
 from tests.support.fake_index import FakeIndex
 from tests.support.fixtures import bodega, fake_index, published
+from tests.support.postgres import (
+    postgres_cluster,
+    postgres_database,
+    postgres_dsn,
+    postgres_server,
+)
 from tests.support.servers import bodega_in_process, make_settings
 
-__all__ = ["bodega", "fake_index", "published"]
+__all__ = [
+    "bodega",
+    "fake_index",
+    "postgres_cluster",
+    "postgres_database",
+    "postgres_dsn",
+    "postgres_server",
+    "published",
+]
 
 StartBodega = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-async def start_bodega(tmp_path: Path, fake_index: FakeIndex) -> AsyncIterator[StartBodega]:
+def metadata_backend() -> str:
+    """The metadata store of the servers tests start (database_url): SQLite, unless a
+    conftest parametrizes this over the backends (tests/integration/conftest.py does)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database_url(metadata_backend: str, request: pytest.FixtureRequest) -> str:
+    """The --database of the test's servers: "" (SQLite in the data dir) or a fresh
+    PostgreSQL database. Servers a test starts one after another share it, as they share
+    their data dir."""
+    # Asked for here, not as an argument: only the PostgreSQL runs start the server.
+    return str(request.getfixturevalue("postgres_dsn")) if metadata_backend == "postgres" else ""
+
+
+@pytest.fixture
+async def start_bodega(
+    tmp_path: Path, fake_index: FakeIndex, database_url: str
+) -> AsyncIterator[StartBodega]:
     """Starts the real bodega on 127.0.0.1 in front of the fake index; returns its base URL.
 
     Settings can be overridden per call (index_ttl=0, offline=True, ...); every server
@@ -25,6 +57,7 @@ async def start_bodega(tmp_path: Path, fake_index: FakeIndex) -> AsyncIterator[S
     async with AsyncExitStack() as stack:
 
         async def start(**overrides: Any) -> str:
+            overrides.setdefault("database", database_url)
             overrides.setdefault("data_dir", tmp_path / "data")
             overrides.setdefault("upstream", fake_index.simple_url)
             settings = make_settings(**overrides)

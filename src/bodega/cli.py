@@ -153,9 +153,10 @@ def serve(**options: Any) -> None:
             )
             others = [spec.name for spec in settings.indexes if spec.name != default.name]
             also = f"; also {', '.join(others)} under {url}<user>/<index>/" if others else ""
+            metadata = f", metadata in {shown_url(settings.database)}" if settings.database else ""
             click.echo(
                 f"bodega {__version__} serving {source} at {url}simple/"
-                f" (data in {settings.data_dir}){also}",
+                f" (data in {settings.data_dir}{metadata}){also}",
                 err=True,
             )
             _announce_access(settings, services)
@@ -202,7 +203,7 @@ def _is_loopback(host: str) -> bool:
 
 
 @main.command()
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def init(**options: Any) -> None:
     """Create the data dir and database without serving (for scripts and images)."""
     try:
@@ -469,7 +470,7 @@ def _known_index(index: str | None, settings: Settings) -> str | None:
 
 @cache.command("stats")
 @_index_option("Count only this index's pages. Default: every index's.")
-@_setting_options("data_dir", "max_cache_size")
+@_setting_options("data_dir", "database", "max_cache_size")
 def cache_stats(index: str | None, **options: Any) -> None:
     """How many files the cache holds, their size, and the oldest last use.
 
@@ -505,7 +506,7 @@ def cache_stats(index: str | None, **options: Any) -> None:
     type=_Duration(),
     help="Delete files nobody asked for in this long: 90d, 12h, 30m, 45s, 2w.",
 )
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def cache_prune(unused_for: str, **options: Any) -> None:
     """Delete the files nobody asked for in a while."""
     seconds = parse_duration(unused_for)
@@ -514,7 +515,7 @@ def cache_prune(unused_for: str, **options: Any) -> None:
 
 
 @cache.command("verify")
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def cache_verify(**options: Any) -> None:
     """Re-hash every file; quarantine the ones that fail, reconcile the database.
 
@@ -540,7 +541,7 @@ def cache_verify(**options: Any) -> None:
 @cache.command("forget")
 @click.argument("project")
 @_index_option("The index whose page to drop. Default: the default index.")
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def cache_forget(project: str, index: str | None, **options: Any) -> None:
     """Drop a project's stored page, so the next request fetches it in full.
 
@@ -852,7 +853,7 @@ class _Progress:
 )
 @click.option("--list", "listing", is_flag=True, help="List every exemption, and its state.")
 @click.option("--revoke", type=int, metavar="ID", help="Revoke the exemption ID (see --list).")
-@_setting_options("data_dir")
+@_setting_options("data_dir", "database")
 def allow(
     target: str | None,
     *,

@@ -89,6 +89,15 @@ def _index_name(value: str) -> str | None:
     return None
 
 
+_DATABASE_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _database(value: str) -> str | None:
+    if not value or value.startswith(_DATABASE_SCHEMES):
+        return None  # empty: SQLite in the data dir
+    return "is not a postgresql:// URL (leave it unset for SQLite in the data dir)"
+
+
 class ByteSize(int):
     """A number of bytes, given as `50G`, `512M`, `1.5T` or plain bytes."""
 
@@ -245,6 +254,17 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="DURATION",
         default_help="0: off",
     ),
+    Setting(
+        "database",
+        str,
+        "Where the metadata lives: a PostgreSQL URL (postgresql://user@host:5432/bodega) for"
+        " replicas that share one cache; keep the password out of it (PGPASSWORD or"
+        " ~/.pgpass), as command lines and unit files are readable.",
+        lambda: "",
+        _database,
+        metavar="URL",
+        default_help="SQLite in the data dir",
+    ),
 )
 
 
@@ -266,6 +286,7 @@ class Settings:
     max_cache_size: int  # bytes; 0: no limit
     default_index: str = DEFAULT_INDEX
     min_release_age: float = 0.0  # seconds; the default index's, unless its table says
+    database: str = ""  # a PostgreSQL URL; empty: SQLite at database_path
     # The file's [indexes] tables, in file order; empty: the one mirror the flat settings
     # describe. A field apart from `indexes`, so dataclasses.replace() of a flat setting
     # (as tests do) still changes root/pypi.

@@ -40,6 +40,7 @@ from bodega.proxy.union_root import UnionRootSource
 from bodega.storage.audit import JsonLinesAudit
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
+from bodega.storage.metadata import SharedMetadataStore
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import Upstream
 from bodega.upstream.http import HttpUpstream
@@ -71,24 +72,36 @@ async def initialize(settings: Settings) -> None:
     """Create and check the data dir and the database, as the first start would."""
     lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
     try:
-        store = await SqliteMetadataStore.open(settings.database_path)
+        store = await open_metadata(settings)
         await store.close()
     finally:
         await asyncio.to_thread(lock.close)
+
+
+async def open_metadata(settings: Settings) -> SharedMetadataStore:
+    """The metadata store --database names: PostgreSQL, shared by replicas, or by default
+    SQLite in the data dir. Either brings its schema up to date as it opens."""
+    if settings.database:
+        # Imported when asked for: asyncpg adds 20 ms to every start, SQLite's included.
+        from bodega.storage.postgres import PostgresMetadataStore
+
+        return await PostgresMetadataStore.open(settings.database)
+    return await SqliteMetadataStore.open(settings.database_path)
 
 
 @asynccontextmanager
 async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance]:
     """The cache's stores for the `bodega cache` commands, without the serving lock: they
     work beside a running server (SQLite WAL; busy_timeout waits out its writes)."""
-    if not settings.database_path.is_file():
+    if not settings.database and not settings.database_path.is_file():
         raise ConfigError(f"no bodega cache in {settings.data_dir}")
-    database = await SqliteMetadataStore.open(settings.database_path)
+    database = await open_metadata(settings)
     try:
         blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
         indexes = {spec.name: database.index(spec.name) for spec in settings.indexes}
         # Hosted files' blobs are pinned: verified, never adopted into the cache's records.
-        pinned = database.hosted(settings.default_index).hosted_blob_keys
+        hosted = [spec.name for spec in settings.indexes if isinstance(spec, HostedIndex)]
+        pinned = database.hosted(hosted[0]).hosted_blob_keys if hosted else None
         yield CacheMaintenance(blobs, indexes, settings.data_dir / "quarantine", pinned=pinned)
     finally:
         await database.close()
@@ -102,9 +115,9 @@ async def open_hosted_admin(settings: Settings, name: str) -> AsyncIterator[Host
     spec = settings.index(name)
     if not isinstance(spec, HostedIndex):
         raise ConfigError(f"{name} is not a hosted index")
-    if not settings.database_path.is_file():
+    if not settings.database and not settings.database_path.is_file():
         raise ConfigError(f"no bodega data in {settings.data_dir}")
-    database = await SqliteMetadataStore.open(settings.database_path)
+    database = await open_metadata(settings)
     try:
         blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
         yield HostedProjects(spec, database.hosted(name), blobs, settings.spool_dir)
@@ -116,9 +129,9 @@ async def open_hosted_admin(settings: Settings, name: str) -> AsyncIterator[Host
 async def open_accounts(settings: Settings) -> AsyncIterator[Accounts]:
     """Accounts and tokens for the `bodega user` and `bodega token` commands, beside a
     running server as `bodega cache` is (the data dir is made on first use)."""
-    if not settings.database_path.is_file():
+    if not settings.database and not settings.database_path.is_file():
         await initialize(settings)
-    database = await SqliteMetadataStore.open(settings.database_path)
+    database = await open_metadata(settings)
     try:
         yield Accounts(database.accounts(), [spec.name for spec in settings.indexes])
     finally:
@@ -132,7 +145,7 @@ def takes_uploads(settings: Settings) -> bool:
     )
 
 
-async def _access_control(settings: Settings, database: SqliteMetadataStore) -> AccessControl:
+async def _access_control(settings: Settings, database: SharedMetadataStore) -> AccessControl:
     bases = {
         spec.name: spec.bases if isinstance(spec, VirtualIndex) else () for spec in settings.indexes
     }
@@ -152,7 +165,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
         stack.push_async_callback(asyncio.to_thread, lock.close)
         instance_id = secrets.token_hex(8)
-        database = await SqliteMetadataStore.open(settings.database_path)
+        database = await open_metadata(settings)
         stack.push_async_callback(database.close)
         first_admin_token = None
         if takes_uploads(settings):
@@ -170,6 +183,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             CrashPoints.from_environment(os.environ),  # test-only; disarmed when unset
             telemetry,
             policies,
+            await _open_duties(settings, stack),
         )
         specs = [spec for spec in settings.indexes if isinstance(spec, MirrorIndex)]
         upstreams = {spec.name: await _open_upstream(spec, instance_id) for spec in specs}
@@ -240,8 +254,20 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 AUDIT_FILE = "policy-audit.jsonl"
 
 
+async def _open_duties(settings: Settings, stack: AsyncExitStack) -> Duties:
+    """Who runs the background duties: this process alone, or with --database, the one
+    replica that holds the lease in the shared database."""
+    if not settings.database:
+        return LocalDuties()
+    from bodega.storage.postgres_duties import PostgresDuties  # as open_metadata's import
+
+    duties = PostgresDuties(settings.database)
+    stack.push_async_callback(duties.close)
+    return duties
+
+
 async def _open_policies(
-    settings: Settings, database: SqliteMetadataStore, telemetry: Telemetry, stack: AsyncExitStack
+    settings: Settings, database: SharedMetadataStore, telemetry: Telemetry, stack: AsyncExitStack
 ) -> Policies:
     audit = await asyncio.to_thread(JsonLinesAudit, settings.data_dir / AUDIT_FILE)
     stack.push_async_callback(asyncio.to_thread, audit.close)
@@ -257,10 +283,10 @@ async def _open_policies(
 async def open_policies(settings: Settings) -> AsyncIterator[Policies]:
     """Policy's records and audit trail for `bodega allow`, beside a running server (as
     open_maintenance): an exemption made here shows in the server within a second."""
-    if not settings.database_path.is_file():
+    if not settings.database and not settings.database_path.is_file():
         raise ConfigError(f"no bodega cache in {settings.data_dir}")
     async with AsyncExitStack() as stack:
-        database = await SqliteMetadataStore.open(settings.database_path)
+        database = await open_metadata(settings)
         stack.push_async_callback(database.close)
         yield await _open_policies(settings, database, Telemetry(), stack)
 
@@ -271,12 +297,12 @@ class _Shared:
 
     settings: Settings
     instance_id: str
-    store: SqliteMetadataStore
+    store: SharedMetadataStore
     blobs: FilesystemBlobStore
     crash: CrashPoints
     telemetry: Telemetry
     policies: Policies
-    # One process is the whole cache: it holds every background duty (issue 14: shared).
+    # Every background duty here (one process is the whole cache), or where the lease is.
     duties: Duties = field(default_factory=LocalDuties)
 
 

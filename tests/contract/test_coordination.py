@@ -1,8 +1,8 @@
 """The coordination ports' contracts (proxy/coordination.py), run on every implementation:
-in-process ones today, shared ones (issue 14) to be added to the parameters."""
+in-process ones, and the shared ones of issue 14 as they come (duties on PostgreSQL)."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -15,6 +15,7 @@ from bodega.proxy.coordination import (
     LocalDuties,
 )
 from bodega.proxy.singleflight import SingleFlight
+from bodega.storage.postgres_duties import PostgresDuties
 
 FLIGHTS: dict[str, Callable[[], Flights[int]]] = {"in-process": SingleFlight}
 LEASES: dict[str, Callable[[], BlobLeases]] = {"in-process": LocalBlobLeases}
@@ -32,9 +33,17 @@ def leases(request: pytest.FixtureRequest) -> BlobLeases:
     return LEASES[request.param]()
 
 
-@pytest.fixture(params=list(DUTIES))
-def duties(request: pytest.FixtureRequest) -> Duties:
-    return DUTIES[request.param]()
+@pytest.fixture(params=[*DUTIES, "postgres"])
+async def duties(request: pytest.FixtureRequest) -> AsyncIterator[Duties]:
+    if request.param != "postgres":
+        yield DUTIES[request.param]()
+        return
+    # Asked for here, not as an argument: only the PostgreSQL runs start the server.
+    shared = PostgresDuties(request.getfixturevalue("postgres_dsn"))
+    try:
+        yield shared
+    finally:
+        await shared.close()
 
 
 # ------------------------------------------------------------------------------- flights

@@ -1,5 +1,7 @@
 """The PageStore contract: an index's pages with their validators."""
 
+import asyncio
+
 from bodega.storage.metadata import MetadataStore, SharedMetadataStore, StoredPage
 
 PAGE = StoredPage("demo", {"name": "demo", "files": []}, '"v1"', None, 100.0)
@@ -33,3 +35,19 @@ async def test_an_index_never_sees_another_ones_pages(database: SharedMetadataSt
     assert await torch.get_page("demo") == other
     assert await pypi.forget_page("demo")
     assert await torch.get_page("demo") == other
+
+
+async def test_pages_written_behind_are_read_and_replaced_in_the_order_asked(
+    store: MetadataStore,
+) -> None:
+    """proxy/pages.py writes a page behind its response and the next request reads it: a
+    store with many connections must keep a project's page operations in order too."""
+    # Large pages take a while to write: long enough for a read to overtake them.
+    older = StoredPage("demo", {"name": "demo", "files": ["x" * 100] * 20_000}, None, None, 1)
+    newer = StoredPage("demo", {"name": "demo", "files": ["y" * 100] * 20_000}, None, None, 2)
+    await asyncio.gather(*(store.page_count() for _ in range(5)))  # busy: open connections
+    writes = [asyncio.ensure_future(store.put_page(page)) for page in (older, newer)]
+    await asyncio.sleep(0)  # the writes start, as they have by the time a request comes
+    assert await store.has_page("demo")
+    assert await store.get_page("demo") == newer
+    await asyncio.gather(*writes)

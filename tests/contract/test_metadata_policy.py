@@ -3,9 +3,7 @@
 import pytest
 
 from bodega.core.model import DistributionFile
-from bodega.storage.memory_metadata import MemoryMetadataStore
 from bodega.storage.metadata import NewExemption, PolicyStore, SharedMetadataStore
-from bodega.storage.sqlite import SqliteMetadataStore
 
 WHEEL = DistributionFile(
     "pkg-2.0-py3-none-any.whl",
@@ -19,7 +17,6 @@ WHEEL = DistributionFile(
 
 @pytest.fixture
 def policy(database: SharedMetadataStore) -> PolicyStore:
-    assert isinstance(database, SqliteMetadataStore | MemoryMetadataStore)
     return database.policy()
 
 

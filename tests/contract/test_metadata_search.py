@@ -140,3 +140,17 @@ async def test_two_indexes_sync_their_names_at_the_same_time(
         await sync.finish("root")
     assert {key for k in "abc" for key, _ in await pypi.match_names(k, 5)} == {"a", "b"}
     assert {key for k in "abc" for key, _ in await torch.match_names(k, 5)} == {"c"}
+
+
+async def test_summaries_with_any_text_are_stored_and_matched_by_their_words(
+    store: MetadataStore,
+) -> None:
+    """Quotes, backslashes, query syntax, a huge word, a word repeated thousands of times:
+    a summary is text, never syntax, and never too much for the store."""
+    hostile = "it's \\ 'quoted' & | ! <-> :* \" NEAR(a b) " + "x" * 5000 + " word" * 3000
+    await store.put_search_details(SearchDetails("odd", "odd", "1.0", hostile + " tail", "1.0"))
+    assert await store.match_summaries(("quoted",), 5) == [("odd", "odd")]
+    assert await store.match_summaries(("it", "s"), 5) == [("odd", "odd")]
+    assert await store.match_summaries(("near", "a", "b"), 5) == [("odd", "odd")]
+    assert await store.match_summaries(("word", "word"), 5) == [("odd", "odd")]
+    assert (await store.get_search_details(["odd"]))["odd"].summary == hostile + " tail"

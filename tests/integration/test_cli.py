@@ -222,14 +222,14 @@ def test_serve_help_lists_every_setting_with_its_env_var() -> None:
 SERVE_OPTIONS = {f"--{setting.name.replace('_', '-')}" for setting in SETTINGS}
 # What each command uses, and so offers; --config and --help come with every one.
 COMMAND_OPTIONS = {
-    "init": {"--data-dir"},
-    "cache stats": {"--data-dir", "--max-cache-size", "--index"},
-    "cache prune": {"--data-dir", "--unused-for"},
-    "cache verify": {"--data-dir"},
-    "cache forget": {"--data-dir", "--index"},
+    "init": {"--data-dir", "--database"},
+    "cache stats": {"--data-dir", "--database", "--max-cache-size", "--index"},
+    "cache prune": {"--data-dir", "--database", "--unused-for"},
+    "cache verify": {"--data-dir", "--database"},
+    "cache forget": {"--data-dir", "--database", "--index"},
     "service install": (SERVE_OPTIONS - {"--data-dir"}) | {"--user", "--print"},
     "serve": SERVE_OPTIONS,
-    "allow": {"--data-dir", "--index", "--reason", "--until", "--list", "--revoke"},
+    "allow": {"--data-dir", "--database", "--index", "--reason", "--until", "--list", "--revoke"},
 }
 
 
@@ -267,6 +267,7 @@ def test_prune_takes_a_duration_and_cache_stats_a_size() -> None:
         "--unused-for": "DURATION",
         "--config": "FILE",
         "--data-dir": "DIRECTORY",
+        "--database": "URL",
         "--help": "",
     }
     stats = run_bodega("cache", "stats", "--help").stdout

@@ -29,7 +29,7 @@ Start = Callable[..., Awaitable[Started]]
 
 
 @pytest.fixture
-async def start(tmp_path: Path, fake_index: FakeIndex) -> AsyncIterator[Start]:
+async def start(tmp_path: Path, fake_index: FakeIndex, database_url: str) -> AsyncIterator[Start]:
     """The real bodega in front of the fake index, with its services, to wait for the
     extraction it does in the background."""
     async with AsyncExitStack() as stack:
@@ -37,6 +37,7 @@ async def start(tmp_path: Path, fake_index: FakeIndex) -> AsyncIterator[Start]:
         async def started(**overrides: Any) -> Started:
             overrides.setdefault("data_dir", tmp_path / "data")
             overrides.setdefault("upstream", fake_index.simple_url)
+            overrides.setdefault("database", database_url)
             return await stack.enter_async_context(bodega_and_services(make_settings(**overrides)))
 
         yield started
@@ -273,10 +274,16 @@ async def test_metadata_it_cannot_read_is_never_advertised(
 
 
 async def test_extracted_metadata_is_advertised_again_after_a_restart(
-    fake_index: FakeIndex, start: Start, client: httpx.AsyncClient, tmp_path: Path
+    fake_index: FakeIndex,
+    start: Start,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    database_url: str,
 ) -> None:
     fake_index.add("demo", SMALL, serve_metadata=False)
-    settings = make_settings(data_dir=tmp_path / "data", upstream=fake_index.simple_url)
+    settings = make_settings(
+        data_dir=tmp_path / "data", upstream=fake_index.simple_url, database=database_url
+    )
     async with bodega_and_services(settings) as first:
         await extracted(client, first, SMALL.filename)
     fake_index.set_down(True)

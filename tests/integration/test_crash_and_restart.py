@@ -36,6 +36,12 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+@pytest.fixture
+def database(database_url: str) -> dict[str, str]:
+    """The environment that points each process at the test's metadata store."""
+    return {"BODEGA_DATABASE": database_url} if database_url else {}
+
+
 def page_url(bodega: BodegaProcess, project: str = "demo") -> str:
     return f"{bodega.url}simple/{project}/"
 
@@ -82,13 +88,13 @@ def warm(bodega: BodegaProcess) -> dict[str, bytes]:
 
 
 def test_a_download_killed_midway_is_never_served_and_is_fetched_again_after_restart(
-    index: FakeIndex, data_dir: Path
+    index: FakeIndex, data_dir: Path, database: dict[str, str]
 ) -> None:
     """Threat 30: kill -9 during a blob write leaves only a spool file, which the next start
     discards; the file is downloaded again, whole and verified."""
     index.stall(WHEEL.filename, after_bytes=STALL_AFTER)
     with (
-        bodega_process(data_dir, index.simple_url) as bodega,
+        bodega_process(data_dir, index.simple_url, env=database) as bodega,
         httpx.stream("GET", file_url(bodega), trust_env=False, timeout=10) as response,
     ):
         assert response.status_code == 200
@@ -115,7 +121,7 @@ def test_a_download_killed_midway_is_never_served_and_is_fetched_again_after_res
     assert index.count("GET", WHEEL.filename) == 1
 
     index.reset_faults()
-    with bodega_process(data_dir, index.simple_url) as bodega:
+    with bodega_process(data_dir, index.simple_url, env=database) as bodega:
         assert spool_files(data_dir) == []  # discarded at start-up
         assert_is_the_wheel(fetch(file_url(bodega)))
         wait_for(lambda: blob_files(data_dir) == [blob_path(data_dir, WHEEL)])
@@ -124,32 +130,32 @@ def test_a_download_killed_midway_is_never_served_and_is_fetched_again_after_res
 
 
 def test_a_kill_right_after_a_file_was_served_keeps_it_cached(
-    index: FakeIndex, data_dir: Path
+    index: FakeIndex, data_dir: Path, database: dict[str, str]
 ) -> None:
     """Threat 30: the last byte goes out once the file is verified, and the commit follows
     within moments; a kill -9 at any moment after the commit loses nothing."""
-    with bodega_process(data_dir, index.simple_url) as bodega:
+    with bodega_process(data_dir, index.simple_url, env=database) as bodega:
         assert_is_the_wheel(fetch(file_url(bodega)))
         wait_for(lambda: blob_files(data_dir) == [blob_path(data_dir, WHEEL)])
         bodega.kill()
     assert blob_files(data_dir) == [blob_path(data_dir, WHEEL)]
 
-    with bodega_process(data_dir, index.simple_url) as bodega:
+    with bodega_process(data_dir, index.simple_url, env=database) as bodega:
         assert_is_the_wheel(fetch(file_url(bodega)))
     assert index.count("GET", WHEEL.filename) == 1
     assert index.count("GET", "/simple/demo/") == 1  # the page survived the kill too
 
 
 def test_pages_and_files_survive_a_restart_and_are_served_stale_while_upstream_is_down(
-    index: FakeIndex, data_dir: Path
+    index: FakeIndex, data_dir: Path, database: dict[str, str]
 ) -> None:
     """Threat 26 (upstream down) and invariant 7 (stale-if-error), across a restart."""
-    with bodega_process(data_dir, index.simple_url) as bodega:
+    with bodega_process(data_dir, index.simple_url, env=database) as bodega:
         warmed = warm(bodega)
     index.set_down(True)
     seen = len(index.requests)
 
-    with bodega_process(data_dir, index.simple_url, "--index-ttl", "0") as bodega:
+    with bodega_process(data_dir, index.simple_url, "--index-ttl", "0", env=database) as bodega:
         for accept in (JSON, HTML):
             response = fetch(page_url(bodega), accept)
             assert response.status_code == 200
@@ -161,14 +167,14 @@ def test_pages_and_files_survive_a_restart_and_are_served_stale_while_upstream_i
 
 
 def test_offline_serves_only_what_is_cached_and_never_contacts_upstream(
-    index: FakeIndex, data_dir: Path
+    index: FakeIndex, data_dir: Path, database: dict[str, str]
 ) -> None:
-    with bodega_process(data_dir, index.simple_url) as bodega:
+    with bodega_process(data_dir, index.simple_url, env=database) as bodega:
         warmed = warm(bodega)
     index.add("demo", NEWER)
     seen = len(index.requests)
 
-    with bodega_process(data_dir, index.simple_url, "--offline") as bodega:
+    with bodega_process(data_dir, index.simple_url, "--offline", env=database) as bodega:
         for accept in (JSON, HTML):
             response = fetch(page_url(bodega), accept)
             assert response.status_code == 200

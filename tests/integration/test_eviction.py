@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -66,9 +67,11 @@ async def test_least_recently_used_file_is_evicted_above_the_limit(
 
 
 @pytest.fixture
-async def services(index: FakeIndex, tmp_path: Path) -> AsyncIterator[Services]:
+async def services(index: FakeIndex, tmp_path: Path, database_url: str) -> AsyncIterator[Services]:
     """bodega's services without a server, with no size limit until a test sets one."""
-    settings = make_settings(data_dir=tmp_path / "data", upstream=index.simple_url)
+    settings = make_settings(
+        data_dir=tmp_path / "data", upstream=index.simple_url, database=database_url
+    )
     async with open_services(settings) as services:
         yield services
 
@@ -95,19 +98,29 @@ async def test_a_file_being_served_is_never_evicted(services: Services, tmp_path
     assert not held.path.exists()
 
 
-async def test_hits_reach_the_database_in_batches(services: Services, tmp_path: Path) -> None:
+async def test_hits_reach_the_database_in_batches(
+    services: Services, tmp_path: Path, database_url: str
+) -> None:
     await cache_file(services, A)
 
-    def accessed_at() -> float:
+    async def accessed_at() -> float:
+        """Read from the database itself, not through bodega's store."""
+        if database_url:
+            connection = await asyncpg.connect(database_url)
+            try:
+                query = "SELECT accessed_at FROM blobs WHERE key = $1"
+                return float(await connection.fetchval(query, A.sha256))
+            finally:
+                await connection.close()
         with closing(sqlite3.connect(tmp_path / "data" / "bodega.sqlite3")) as db:
             row = db.execute("SELECT accessed_at FROM blobs WHERE key = ?", (A.sha256,))
             return float(row.fetchone()[0])
 
-    stored = accessed_at()
+    stored = await accessed_at()
     for _ in range(3):
         held = await services.files.open_cached(A.sha256)
         assert held is not None
         held.release()
-    assert accessed_at() == stored  # no write per hit
+    assert await accessed_at() == stored  # no write per hit
     await services.eviction.run_once()
-    assert accessed_at() > stored
+    assert await accessed_at() > stored

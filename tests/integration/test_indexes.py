@@ -52,7 +52,9 @@ def _mirror(name: str, upstream: str, **overrides: Any) -> MirrorIndex:
 
 
 @pytest.fixture
-async def start(public: FakeIndex, gpu: FakeIndex, tmp_path: Path) -> AsyncIterator[Any]:
+async def start(
+    public: FakeIndex, gpu: FakeIndex, tmp_path: Path, database_url: str
+) -> AsyncIterator[Any]:
     """Starts bodega with root/pypi (public), team/torch (gpu) and team/all over both."""
 
     async def started(*, merge: bool = False, routes: bool = True) -> str:
@@ -64,6 +66,7 @@ async def start(public: FakeIndex, gpu: FakeIndex, tmp_path: Path) -> AsyncItera
         )
         settings = make_settings(
             data_dir=tmp_path / "data",
+            database=database_url,
             upstream=public.simple_url,
             index_table=(
                 _mirror("root/pypi", public.simple_url),

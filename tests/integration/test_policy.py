@@ -43,11 +43,12 @@ Start = Any  # async (**overrides) -> (url, services)
 
 
 @pytest.fixture
-async def start(upstream: FakeIndex, tmp_path: Path) -> AsyncIterator[Start]:
+async def start(upstream: FakeIndex, tmp_path: Path, database_url: str) -> AsyncIterator[Start]:
     async with AsyncExitStack() as stack:
 
         async def started(**overrides: Any) -> tuple[str, Services]:
             overrides.setdefault("data_dir", tmp_path / "data")
+            overrides.setdefault("database", database_url)
             settings = make_settings(upstream=upstream.simple_url, **overrides)
             return await stack.enter_async_context(bodega_and_services(settings))
 

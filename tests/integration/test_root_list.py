@@ -95,10 +95,12 @@ async def get_raw(
 
 @pytest.fixture
 async def bodega(
-    index: FakeIndex, tmp_path: Path
+    index: FakeIndex, tmp_path: Path, database_url: str
 ) -> AsyncIterator[tuple[str, Services, asyncio.Event]]:
     """bodega with its root-list compression held until the event is set."""
-    settings = make_settings(data_dir=tmp_path / "data", upstream=index.simple_url)
+    settings = make_settings(
+        data_dir=tmp_path / "data", upstream=index.simple_url, database=database_url
+    )
     async with bodega_and_services(settings) as (url, services):
         release = asyncio.Event()
         services.indexes.mirror("root/pypi").root.before_compressing = release.wait

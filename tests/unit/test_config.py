@@ -133,7 +133,19 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
     ("max_cache_size", "50G", '"50G"', 50 * 1024**3),
     ("default_index", "root/pypi", '"root/pypi"', "root/pypi"),
     ("min_release_age", "7d", '"7d"', 7 * 86400.0),
+    (
+        "database",
+        "postgresql://bodega@db:5432/bodega",
+        '"postgresql://bodega@db:5432/bodega"',
+        None,
+    ),
 ]
+
+
+def test_the_database_is_sqlite_in_the_data_dir_or_a_postgresql_url() -> None:
+    assert settings_from().database == ""
+    with pytest.raises(ConfigError, match=r"BODEGA_DATABASE: .* is not a postgresql:// URL"):
+        settings_from(environ={"BODEGA_DATABASE": "mysql://db/bodega"})
 
 
 def test_samples_cover_every_setting() -> None:

@@ -196,7 +196,12 @@ class ProjectPages:
         if cached is not None:
             self._memory.move_to_end(project)
             return cached
-        stored = await self._store.get_page(project)
+        try:
+            stored = await self._store.get_page(project)
+        except StorageError as error:
+            # The store is away (a database restarting): upstream can answer meanwhile.
+            log.warning("could not read the stored page of %s: %s", project, error)
+            stored = None
         # A refresh may have finished while the store was read: its page is the newest (and
         # may not be stored yet: pages are written behind their responses).
         if (cached := self._memory.get(project)) is not None:
@@ -226,8 +231,17 @@ class ProjectPages:
         finally:
             self._landed.pop(project, None)  # in memory already, whichever way it went
 
+    async def _still_stored(self, project: str) -> bool:
+        """Whether the store still has the page; a store that cannot tell (away, as a
+        database restarting is) keeps it: a forgotten page is rare, an outage is not."""
+        try:
+            return await self._store.has_page(project)
+        except StorageError as error:
+            log.warning("could not check the stored page of %s: %s", project, error)
+            return True
+
     async def _ask_upstream(self, project: str, cached: CachedPage | None) -> CachedPage:
-        if cached is not None and not await self._store.has_page(project):
+        if cached is not None and not await self._still_stored(project):
             cached = None  # `bodega cache forget` dropped it: fetch in full, without validators
         # What bodega extracted itself is read while upstream answers, not after.
         extracted = asyncio.ensure_future(self._store.core_metadata_of(project))

@@ -354,11 +354,17 @@ class SharedMetadataStore(BlobRecords, FileDigestStore, StoreHealth, Protocol):
     def index(self, name: str) -> MetadataStore:
         """The metadata of the index `name` (`<user>/<index>`)."""
 
+    def policy(self) -> PolicyStore:
+        """Supply-chain policy's records, every index's."""
+
     async def root_blob_keys(self) -> frozenset[str]:
         """Every blob any index's root list is served from."""
 
     def hosted(self, name: str) -> HostedStore:
         """The projects and files of the hosted index `name`."""
+
+    def accounts(self) -> "AccountStore":
+        """Accounts and API tokens, shared by every index."""
 
     async def close(self) -> None: ...
 
