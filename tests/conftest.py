@@ -8,9 +8,10 @@ import pytest
 
 from tests.support.fake_index import FakeIndex
 from tests.support.fixtures import bodega, fake_index, published
+from tests.support.seaweedfs import seaweedfs
 from tests.support.servers import bodega_in_process, make_settings
 
-__all__ = ["bodega", "fake_index", "published"]
+__all__ = ["bodega", "fake_index", "published", "seaweedfs"]
 
 StartBodega = Callable[..., Awaitable[str]]
 
