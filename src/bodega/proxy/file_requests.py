@@ -3,7 +3,7 @@ blob or the download that fills it, and what bodega learns on the way (search's 
 a wheel's METADATA from the cached file). The web edge only translates the answer to HTTP.
 """
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 from bodega.core.model import DistributionFile
@@ -52,14 +52,30 @@ class Live:
     download: Download
 
 
-FileAnswer = InMemory | FromCache | Live
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """A verified blob the client fetches from the object store itself (--redirect-files)."""
+
+    url: str  # presigned: no credentials needed, and it expires
+
+
+FileAnswer = InMemory | FromCache | Live | Elsewhere
+Presign = Callable[[str], Awaitable[str]]  # a blob key -> a short-lived URL of its bytes
 
 
 class FileRequests:
-    def __init__(self, indexes: Indexes, files: FileCache, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        indexes: Indexes,
+        files: FileCache,
+        telemetry: Telemetry,
+        *,
+        presign: Presign | None = None,
+    ) -> None:
         self._indexes = indexes
         self._files = files
         self._telemetry = telemetry
+        self._presign = presign  # set: hits are redirected to the object store
 
     async def get(self, ask: FileAsk) -> FileAnswer:
         is_metadata = ask.filename.endswith(METADATA_SUFFIX)
@@ -85,6 +101,10 @@ class FileRequests:
             if wants_metadata:
                 mirror.core_metadata.extract_after_download(ask.project, file, None)
             counted.count_outcome("file", CacheOutcome.HIT)
+            if self._presign is not None and isinstance(hit, FromCache):
+                # Checked to be stored just now; the URL outlives that check by its expiry.
+                hit.cached.release()
+                return Elsewhere(await self._presign(hit.cached.key))
             return hit
         download = self._files.download(
             key, url, size, upstream=mirror.upstream, telemetry=mirror.pages.telemetry

@@ -73,6 +73,8 @@ async def open_s3_blobs(url: str, *, part_bytes: int = PART_BYTES) -> AsyncItera
     )
     config = AioConfig(
         s3={"addressing_style": "path" if has_endpoint else "auto"},
+        # SigV4 for presigned URLs too (botocore's default there is the retired SigV2).
+        signature_version="s3v4",
         # The store down must fail a request in seconds (a 503), not hold it for minutes.
         connect_timeout=5,
         read_timeout=30,
