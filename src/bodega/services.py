@@ -37,6 +37,7 @@ from bodega.storage.audit import JsonLinesAudit
 from bodega.storage.blobs import BlobStore, RemoteBlobs
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
+from bodega.storage.readthrough import ReadThroughBlobStore
 from bodega.storage.s3blobs import open_s3_blobs
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import Upstream
@@ -96,7 +97,11 @@ async def _open_blobs(settings: Settings) -> AsyncIterator[BlobStore]:
         yield FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
         return
     async with open_s3_blobs(settings.blob_store) as remote:
-        yield remote
+        if not settings.local_cache_size:
+            yield remote
+            return
+        copies = FilesystemBlobStore(settings.data_dir / "blob-copies", settings.spool_dir)
+        yield await ReadThroughBlobStore.open(remote, copies, settings.local_cache_size)
 
 
 def _presign(settings: Settings, blobs: BlobStore) -> Presign | None:

@@ -14,6 +14,7 @@ from bodega.errors import InvalidName
 from bodega.storage.blobs import BlobStore, LocalBlobs, read_bytes, store_bytes, store_file
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.memory_blobs import MemoryBlobStore
+from bodega.storage.readthrough import ReadThroughBlobStore
 from bodega.storage.s3blobs import S3BlobStore
 from tests.support.seaweedfs import SeaweedFS, open_test_bucket
 
@@ -24,7 +25,7 @@ OTHER = b"other bytes"
 OTHER_KEY = hashlib.sha256(OTHER).hexdigest()
 
 
-@pytest.fixture(params=["filesystem", "memory", "s3"])
+@pytest.fixture(params=["filesystem", "memory", "s3", "s3-with-local-copies"])
 async def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
     if request.param == "filesystem":
         yield FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
@@ -34,7 +35,11 @@ async def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         # A real object store (SeaweedFS); its multipart uploads: tests/integration/test_s3.py.
         seaweedfs: SeaweedFS = request.getfixturevalue("seaweedfs")
         async with open_test_bucket(seaweedfs) as store:
-            yield store
+            if request.param == "s3":
+                yield store
+            else:  # --local-cache-size: room for a few blobs the size of DATA
+                copies = FilesystemBlobStore(tmp_path / "copies", tmp_path / "tmp")
+                yield await ReadThroughBlobStore.open(store, copies, 3 * len(DATA))
 
 
 def leftovers(tmp_path: Path) -> list[str]:

@@ -12,6 +12,10 @@ import httpx
 import pytest
 from aiobotocore.session import get_session
 
+from bodega.errors import IntegrityError
+from bodega.storage.blobs import read_bytes, store_bytes, store_file
+from bodega.storage.filesystem import FilesystemBlobStore
+from bodega.storage.readthrough import ReadThroughBlobStore
 from bodega.storage.s3blobs import S3BlobStore, open_s3_blobs
 from tests.conftest import StartBodega
 from tests.support.distributions import build_wheel
@@ -223,3 +227,102 @@ async def test_an_aborted_or_dropped_multipart_writer_leaves_no_upload(
         gc.collect()
         assert [k async for k in store.keys()] == []  # noqa: SIM118 - an async iterator
     assert await open_uploads(seaweedfs, store) == []
+
+
+# ------------------------------------------------------------- local copies of hot blobs
+
+
+def copies(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in (data_dir / "blob-copies").rglob("*") if p.is_file())
+
+
+async def test_local_cache_size_serves_hits_from_local_copies(
+    bucket: S3BlobStore,
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    blob_store = str(bucket.location)
+    first = await start_bodega(blob_store=blob_store, local_cache_size=1_000_000)
+    assert (await client.get(file_url(first))).content == WHEEL.data
+    await eventually(lambda: bucket.size(WHEEL.sha256), lambda size: size is not None)
+    assert copies(tmp_path / "data") == [WHEEL.sha256]  # the spool, kept after its upload
+    hit = await client.get(file_url(first), headers={"Range": "bytes=5-9"})
+    assert hit.headers["X-Bodega-Cache"] == "HIT"
+    assert hit.content == WHEEL.data[5:10]
+
+    # Another bodega on the bucket copies the blob on its first hit, then serves the copy.
+    second = await start_bodega(
+        blob_store=blob_store, local_cache_size=1_000_000, data_dir=tmp_path / "two"
+    )
+    assert copies(tmp_path / "two") == []
+    response = await client.get(file_url(second))
+    assert response.headers["X-Bodega-Cache"] == "HIT"
+    assert response.content == WHEEL.data
+    assert copies(tmp_path / "two") == [WHEEL.sha256]
+    assert index.count("GET", WHEEL.filename) == 1
+
+
+async def test_a_blob_larger_than_the_local_cache_is_streamed_from_the_bucket(
+    bucket: S3BlobStore,
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    bodega = await start_bodega(blob_store=str(bucket.location), local_cache_size=100_000)
+    assert (await client.get(file_url(bodega))).content == WHEEL.data
+    await eventually(lambda: bucket.size(WHEEL.sha256), lambda size: size is not None)
+    hit = await client.get(file_url(bodega))
+    assert hit.headers["X-Bodega-Cache"] == "HIT"
+    assert hit.content == WHEEL.data
+    assert copies(tmp_path / "data") == []
+    assert index.count("GET", WHEEL.filename) == 1
+
+
+async def test_the_least_recently_used_copies_go_when_the_budget_is_passed(
+    seaweedfs: SeaweedFS, tmp_path: Path
+) -> None:
+    now = [1000.0]
+    small, large = b"s" * 40_000, b"l" * 70_000
+    small_key, large_key = (hashlib.sha256(d).hexdigest() for d in (small, large))
+    async with open_test_bucket(seaweedfs) as remote:
+        local = FilesystemBlobStore(tmp_path / "copies", tmp_path / "tmp")
+        store = await ReadThroughBlobStore.open(remote, local, 100_000, clock=lambda: now[0])
+        for data in (small, large):
+            spool = tmp_path / "spool"
+            spool.write_bytes(data)
+            await store_file(store, hashlib.sha256(data).hexdigest(), spool)
+            now[0] += 60
+        # 110 kB of copies: the older one went, the other stays; the bucket has both.
+        assert await local.local_path(small_key) is None
+        assert await local.local_path(large_key) is not None
+        assert store.local_bytes == len(large)
+        assert await read_bytes(store, small_key) == small
+        # A hit on the small one copies it back, and the large one makes room.
+        now[0] += 60
+        path = await store.local_path(small_key)
+        assert path is not None
+        assert path.read_bytes() == small
+        assert await local.local_path(large_key) is None
+        assert await read_bytes(store, large_key) == large
+        # A copy used within the last seconds stays, over budget, until it is older.
+        assert await store.local_path(large_key) is not None
+        assert store.local_bytes == len(small) + len(large)
+
+
+async def test_a_copy_that_does_not_match_its_key_is_refused(
+    seaweedfs: SeaweedFS, tmp_path: Path
+) -> None:
+    """The object store's bytes are checked against the blob's name on their way to the
+    local disk: a corrupted object is never kept nor sent from a copy."""
+    async with open_test_bucket(seaweedfs) as remote:
+        forged_key = hashlib.sha256(b"the real bytes").hexdigest()
+        await store_bytes(remote, forged_key, b"other bytes")
+        local = FilesystemBlobStore(tmp_path / "copies", tmp_path / "tmp")
+        store = await ReadThroughBlobStore.open(remote, local, 100_000)
+        with pytest.raises(IntegrityError):
+            await store.local_path(forged_key)
+        assert await local.local_path(forged_key) is None
+        assert store.local_bytes == 0
