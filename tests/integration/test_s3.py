@@ -2,6 +2,7 @@
 cached into the bucket and served from it (Range, HEAD), the store down and back, and
 `--redirect-files`. The store's own behaviour is the BlobStore contract suite's."""
 
+import asyncio
 import gc
 import hashlib
 import uuid
@@ -18,6 +19,7 @@ from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.readthrough import ReadThroughBlobStore
 from bodega.storage.s3blobs import S3BlobStore, open_s3_blobs
 from tests.conftest import StartBodega
+from tests.integration.test_cli import clean_environ, run_bodega
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.seaweedfs import BUCKET, SeaweedFS, aws_environ, open_test_bucket
@@ -326,3 +328,30 @@ async def test_a_copy_that_does_not_match_its_key_is_refused(
             await store.local_path(forged_key)
         assert await local.local_path(forged_key) is None
         assert store.local_bytes == 0
+
+
+async def test_the_cache_commands_work_on_the_bucket(
+    bucket: S3BlobStore,
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    """`bodega cache` reads BODEGA_BLOB_STORE (and the AWS variables, set for the test by
+    the bucket's fixture) as serve does."""
+    bodega = await start_bodega(blob_store=str(bucket.location))
+    assert (await client.get(file_url(bodega))).content == WHEEL.data
+    await eventually(lambda: bucket.size(WHEEL.sha256), lambda size: size is not None)
+    environ = clean_environ(
+        BODEGA_DATA_DIR=str(tmp_path / "data"),
+        BODEGA_UPSTREAM="http://127.0.0.1:9/",
+        BODEGA_BLOB_STORE=str(bucket.location),
+    )
+    verified = await asyncio.to_thread(run_bodega, "cache", "verify", env=environ)
+    assert (verified.returncode, verified.stdout) == (
+        0,
+        "checked 1 files: 0 quarantined, 0 missing, 0 adopted, 0 unknown\n",
+    )
+    stats = await asyncio.to_thread(run_bodega, "cache", "stats", env=environ)
+    assert stats.returncode == 0
+    assert "files:  1 (" in stats.stdout
