@@ -1,3 +1,5 @@
+import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -8,7 +10,7 @@ import pytest
 
 from tests.support.fake_index import FakeIndex
 from tests.support.fixtures import bodega, fake_index, published
-from tests.support.seaweedfs import seaweedfs
+from tests.support.seaweedfs import BUCKET, SeaweedFS, aws_environ, seaweedfs
 from tests.support.servers import bodega_in_process, make_settings
 
 __all__ = ["bodega", "fake_index", "published", "seaweedfs"]
@@ -17,17 +19,28 @@ StartBodega = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-async def start_bodega(tmp_path: Path, fake_index: FakeIndex) -> AsyncIterator[StartBodega]:
+async def start_bodega(
+    request: pytest.FixtureRequest, tmp_path: Path, fake_index: FakeIndex
+) -> AsyncIterator[StartBodega]:
     """Starts the real bodega on 127.0.0.1 in front of the fake index; returns its base URL.
 
     Settings can be overridden per call (index_ttl=0, offline=True, ...); every server
-    started is stopped after the test.
+    started is stopped after the test. With BODEGA_TEST_BLOB_STORE=s3 its files go to a
+    SeaweedFS bucket by default (the suite run on the other backend, not copied; tests that
+    look into the data dir's blobs/ assume file://).
     """
     async with AsyncExitStack() as stack:
+        if os.environ.get("BODEGA_TEST_BLOB_STORE") == "s3":
+            store: SeaweedFS = request.getfixturevalue("seaweedfs")
+            stack.enter_context(aws_environ(store))
+            default_blob_store = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+        else:
+            default_blob_store = "file://"
 
         async def start(**overrides: Any) -> str:
             overrides.setdefault("data_dir", tmp_path / "data")
             overrides.setdefault("upstream", fake_index.simple_url)
+            overrides.setdefault("blob_store", default_blob_store)
             settings = make_settings(**overrides)
             return await stack.enter_async_context(bodega_in_process(settings))
 

@@ -37,8 +37,6 @@ from bodega.storage.audit import JsonLinesAudit
 from bodega.storage.blobs import BlobStore, RemoteBlobs
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
-from bodega.storage.readthrough import ReadThroughBlobStore
-from bodega.storage.s3blobs import open_s3_blobs
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream import Upstream
 from bodega.upstream.http import HttpUpstream
@@ -96,6 +94,11 @@ async def _open_blobs(settings: Settings) -> AsyncIterator[BlobStore]:
     if settings.blob_store == "file://":
         yield FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
         return
+    # Imported here: botocore takes a good part of a second to load, which a bodega on its
+    # data dir never pays (tests/unit/test_startup_imports.py).
+    from bodega.storage.readthrough import ReadThroughBlobStore
+    from bodega.storage.s3blobs import open_s3_blobs
+
     async with open_s3_blobs(settings.blob_store) as remote:
         if not settings.local_cache_size:
             yield remote
