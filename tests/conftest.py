@@ -16,6 +16,13 @@ from tests.support.servers import bodega_in_process, make_settings
 __all__ = ["bodega", "fake_index", "published", "seaweedfs"]
 
 StartBodega = Callable[..., Awaitable[str]]
+# For tests that look into the data dir's blobs/, at what only a local file offers
+# (sendfile's spans, a rendering's byte ranges), or at /-/ready without the object store's
+# entry: skipped when start_bodega puts the files in
+# an object store (BODEGA_TEST_BLOB_STORE=s3).
+needs_file_blobs = pytest.mark.skipif(
+    os.environ.get("BODEGA_TEST_BLOB_STORE") == "s3", reason="the files are in a bucket"
+)
 
 
 @pytest.fixture
