@@ -1,3 +1,5 @@
+import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -14,6 +16,7 @@ from tests.support.postgres import (
     postgres_dsn,
     postgres_server,
 )
+from tests.support.seaweedfs import BUCKET, SeaweedFS, aws_environ, seaweedfs
 from tests.support.servers import bodega_in_process, make_settings
 
 __all__ = [
@@ -24,9 +27,17 @@ __all__ = [
     "postgres_dsn",
     "postgres_server",
     "published",
+    "seaweedfs",
 ]
 
 StartBodega = Callable[..., Awaitable[str]]
+# For tests that look into the data dir's blobs/, at what only a local file offers
+# (sendfile's spans, a rendering's byte ranges), or at /-/ready without the object store's
+# entry: skipped when start_bodega puts the files in
+# an object store (BODEGA_TEST_BLOB_STORE=s3).
+needs_file_blobs = pytest.mark.skipif(
+    os.environ.get("BODEGA_TEST_BLOB_STORE") == "s3", reason="the files are in a bucket"
+)
 
 
 @pytest.fixture
@@ -47,19 +58,28 @@ def database_url(metadata_backend: str, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def start_bodega(
-    tmp_path: Path, fake_index: FakeIndex, database_url: str
+    request: pytest.FixtureRequest, tmp_path: Path, fake_index: FakeIndex, database_url: str
 ) -> AsyncIterator[StartBodega]:
     """Starts the real bodega on 127.0.0.1 in front of the fake index; returns its base URL.
 
     Settings can be overridden per call (index_ttl=0, offline=True, ...); every server
-    started is stopped after the test.
+    started is stopped after the test. With BODEGA_TEST_BLOB_STORE=s3 its files go to a
+    SeaweedFS bucket by default (the suite run on the other backend, not copied; tests that
+    look into the data dir's blobs/ assume file://).
     """
     async with AsyncExitStack() as stack:
+        if os.environ.get("BODEGA_TEST_BLOB_STORE") == "s3":
+            store: SeaweedFS = request.getfixturevalue("seaweedfs")
+            stack.enter_context(aws_environ(store))
+            default_blob_store = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+        else:
+            default_blob_store = "file://"
 
         async def start(**overrides: Any) -> str:
             overrides.setdefault("database", database_url)
             overrides.setdefault("data_dir", tmp_path / "data")
             overrides.setdefault("upstream", fake_index.simple_url)
+            overrides.setdefault("blob_store", default_blob_store)
             settings = make_settings(**overrides)
             return await stack.enter_async_context(bodega_in_process(settings))
 

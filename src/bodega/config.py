@@ -98,6 +98,15 @@ def _database(value: str) -> str | None:
     return "is not a postgresql:// URL (leave it unset for SQLite in the data dir)"
 
 
+def _blob_store(value: str) -> str | None:
+    scheme, _, rest = value.partition("://")
+    if value == "file://":
+        return None
+    if scheme == "s3" and rest and not rest.startswith("/") and "?" not in rest:
+        return None
+    return "is neither file:// nor s3://BUCKET/PREFIX"
+
+
 class ByteSize(int):
     """A number of bytes, given as `50G`, `512M`, `1.5T` or plain bytes."""
 
@@ -265,6 +274,34 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="URL",
         default_help="SQLite in the data dir",
     ),
+    Setting(
+        "blob_store",
+        str,
+        "Where cached files are kept: file:// (the data dir) or s3://BUCKET/PREFIX, an"
+        " S3-compatible object store reached with the standard AWS_* variables and files.",
+        lambda: "file://",
+        _blob_store,
+        metavar="URL",
+        default_help="file://, the data dir's blobs/",
+    ),
+    Setting(
+        "local_cache_size",
+        ByteSize,
+        "With an s3:// blob store: keep up to this many bytes of the files served most"
+        " recently on the local disk too, sent from there by sendfile (50G, 512M).",
+        lambda: ByteSize(0),
+        metavar="SIZE",
+        default_help="0: every hit streams from the object store",
+    ),
+    Setting(
+        "redirect_files",
+        bool,
+        "With an s3:// blob store: answer a cached file with a 302 to a short-lived"
+        " presigned URL of the object store instead of sending its bytes.",
+        lambda: False,
+        metavar="",
+        default_help="off",
+    ),
 )
 
 
@@ -287,6 +324,9 @@ class Settings:
     default_index: str = DEFAULT_INDEX
     min_release_age: float = 0.0  # seconds; the default index's, unless its table says
     database: str = ""  # a PostgreSQL URL; empty: SQLite at database_path
+    blob_store: str = "file://"  # or s3://bucket/prefix
+    local_cache_size: int = 0  # bytes of S3 blobs also kept on the local disk; 0: none
+    redirect_files: bool = False  # S3 blobs: a 302 to a presigned URL
     # The file's [indexes] tables, in file order; empty: the one mirror the flat settings
     # describe. A field apart from `indexes`, so dataclasses.replace() of a flat setting
     # (as tests do) still changes root/pypi.
@@ -394,6 +434,7 @@ def load_settings(
         policy_table = _read_policies(from_file["indexes"], f"{config_file}", problems)
     else:
         problems.extend(_upstream_problems(values))
+    problems.extend(_blob_store_problems(values, sources))
     names = [spec.name for spec in index_table] or [DEFAULT_INDEX]
     values["default_index"] = _default_index(
         values["default_index"], names, sources["default_index"], f"{config_file}", problems
@@ -407,6 +448,17 @@ def load_settings(
         policy_table=policy_table,
         access_table=access_table,
     )
+
+
+def _blob_store_problems(values: Mapping[str, Any], sources: Mapping[str, str]) -> list[str]:
+    """The options that only an object store has, given for the data dir's blobs."""
+    if values["blob_store"] != "file://":
+        return []
+    return [
+        f"{sources[name]}: needs an s3:// --blob-store"
+        for name in ("local_cache_size", "redirect_files")
+        if values[name]
+    ]
 
 
 def _read_config_file(path: Path, problems: list[str]) -> dict[str, Any]:

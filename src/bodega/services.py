@@ -21,7 +21,7 @@ from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.eviction import Eviction
 from bodega.proxy.file_digests import FileDigester
-from bodega.proxy.file_requests import FileRequests
+from bodega.proxy.file_requests import FileRequests, Presign
 from bodega.proxy.files import FileCache
 from bodega.proxy.hosted import HostedProjects, HostedRootSource
 from bodega.proxy.indexes import Indexes, Mirror
@@ -38,6 +38,7 @@ from bodega.proxy.search_details import DetailsFiller
 from bodega.proxy.telemetry import Telemetry
 from bodega.proxy.union_root import UnionRootSource
 from bodega.storage.audit import JsonLinesAudit
+from bodega.storage.blobs import BlobStore, RemoteBlobs
 from bodega.storage.datadir import open_data_dir
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import SharedMetadataStore
@@ -47,6 +48,10 @@ from bodega.upstream.http import HttpUpstream
 from bodega.upstream.offline import OfflineUpstream
 
 log = logging.getLogger(__name__)
+
+# How long a --redirect-files URL works: long enough for a client to follow the redirect
+# and a slow download to start, short enough that a leaked URL is soon worthless.
+REDIRECT_SECONDS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +102,46 @@ async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance
         raise ConfigError(f"no bodega cache in {settings.data_dir}")
     database = await open_metadata(settings)
     try:
-        blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
-        indexes = {spec.name: database.index(spec.name) for spec in settings.indexes}
-        # Hosted files' blobs are pinned: verified, never adopted into the cache's records.
-        hosted = [spec.name for spec in settings.indexes if isinstance(spec, HostedIndex)]
-        pinned = database.hosted(hosted[0]).hosted_blob_keys if hosted else None
-        yield CacheMaintenance(blobs, indexes, settings.data_dir / "quarantine", pinned=pinned)
+        async with _open_blobs(settings) as blobs:
+            indexes = {spec.name: database.index(spec.name) for spec in settings.indexes}
+            # Hosted files' blobs are pinned: verified, never adopted into the cache's records.
+            hosted = [spec.name for spec in settings.indexes if isinstance(spec, HostedIndex)]
+            pinned = database.hosted(hosted[0]).hosted_blob_keys if hosted else None
+            quarantine = settings.data_dir / "quarantine"
+            yield CacheMaintenance(blobs, indexes, quarantine, pinned=pinned)
     finally:
         await database.close()
+
+
+@asynccontextmanager
+async def _open_blobs(settings: Settings) -> AsyncIterator[BlobStore]:
+    """The blob store --blob-store names: the data dir's (file://) or an object store's."""
+    if settings.blob_store == "file://":
+        yield FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
+        return
+    # Imported here: botocore takes a good part of a second to load, which a bodega on its
+    # data dir never pays (tests/unit/test_startup_imports.py).
+    from bodega.storage.readthrough import ReadThroughBlobStore
+    from bodega.storage.s3blobs import open_s3_blobs
+
+    async with open_s3_blobs(settings.blob_store) as remote:
+        if not settings.local_cache_size:
+            yield remote
+            return
+        copies = FilesystemBlobStore(settings.data_dir / "blob-copies", settings.spool_dir)
+        yield await ReadThroughBlobStore.open(remote, copies, settings.local_cache_size)
+
+
+def _presign(settings: Settings, blobs: BlobStore) -> Presign | None:
+    """With --redirect-files, how a hit becomes a URL of the object store's."""
+    if not settings.redirect_files or not isinstance(blobs, RemoteBlobs):
+        return None
+    store = blobs
+
+    async def presign(key: str) -> str:
+        return await store.presigned_url(key, REDIRECT_SECONDS)
+
+    return presign
 
 
 @asynccontextmanager
@@ -119,8 +156,8 @@ async def open_hosted_admin(settings: Settings, name: str) -> AsyncIterator[Host
         raise ConfigError(f"no bodega data in {settings.data_dir}")
     database = await open_metadata(settings)
     try:
-        blobs = FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
-        yield HostedProjects(spec, database.hosted(name), blobs, settings.spool_dir)
+        async with _open_blobs(settings) as blobs:
+            yield HostedProjects(spec, database.hosted(name), blobs, settings.spool_dir)
     finally:
         await database.close()
 
@@ -179,7 +216,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings,
             instance_id,
             database,
-            FilesystemBlobStore(settings.blobs_dir, settings.spool_dir),
+            await stack.enter_async_context(_open_blobs(settings)),
             CrashPoints.from_environment(os.environ),  # test-only; disarmed when unset
             telemetry,
             policies,
@@ -222,7 +259,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         await eviction.start()
         stack.push_async_callback(eviction.close)
-        readiness = Readiness(store, first, settings.spool_dir)
+        readiness = Readiness(store, first, settings.spool_dir, blobs=shared.blobs)
         file_digests = FileDigester(store, files)
         stack.push_async_callback(file_digests.close)
         indexes = Indexes(
@@ -238,7 +275,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             instance_id,
             indexes,
             PageRequests(indexes, files, shared.telemetry),
-            FileRequests(indexes, files, shared.telemetry),
+            FileRequests(
+                indexes, files, shared.telemetry, presign=_presign(settings, shared.blobs)
+            ),
             ProjectJson(indexes, file_digests),
             files,
             shared.telemetry,
@@ -298,7 +337,7 @@ class _Shared:
     settings: Settings
     instance_id: str
     store: SharedMetadataStore
-    blobs: FilesystemBlobStore
+    blobs: BlobStore
     crash: CrashPoints
     telemetry: Telemetry
     policies: Policies

@@ -5,7 +5,7 @@ import asyncio
 import gc
 import hashlib
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,9 @@ from bodega.errors import InvalidName
 from bodega.storage.blobs import BlobStore, LocalBlobs, read_bytes, store_bytes, store_file
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.memory_blobs import MemoryBlobStore
+from bodega.storage.readthrough import ReadThroughBlobStore
+from bodega.storage.s3blobs import S3BlobStore
+from tests.support.seaweedfs import SeaweedFS, open_test_bucket
 
 # Several of the stores' read chunks (256 KiB and 64 KiB), and not a multiple of either.
 DATA = bytes(range(256)) * 4_000 + b"tail"
@@ -22,11 +25,21 @@ OTHER = b"other bytes"
 OTHER_KEY = hashlib.sha256(OTHER).hexdigest()
 
 
-@pytest.fixture(params=["filesystem", "memory"])
-def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+@pytest.fixture(params=["filesystem", "memory", "s3", "s3-with-local-copies"])
+async def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
     if request.param == "filesystem":
-        return FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
-    return MemoryBlobStore()
+        yield FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
+    elif request.param == "memory":
+        yield MemoryBlobStore()
+    else:
+        # A real object store (SeaweedFS); its multipart uploads: tests/integration/test_s3.py.
+        seaweedfs: SeaweedFS = request.getfixturevalue("seaweedfs")
+        async with open_test_bucket(seaweedfs) as store:
+            if request.param == "s3":
+                yield store
+            else:  # --local-cache-size: room for a few blobs the size of DATA
+                copies = FilesystemBlobStore(tmp_path / "copies", tmp_path / "tmp")
+                yield await ReadThroughBlobStore.open(store, copies, 3 * len(DATA))
 
 
 def leftovers(tmp_path: Path) -> list[str]:
@@ -255,4 +268,4 @@ async def test_only_local_stores_say_where_a_blob_lies(blobs: BlobStore) -> None
         assert path.read_bytes() == OTHER
         assert await blobs.local_path(KEY) is None
     else:
-        assert isinstance(blobs, MemoryBlobStore)
+        assert isinstance(blobs, MemoryBlobStore | S3BlobStore)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bodega.services import Services, open_services
-from tests.conftest import StartBodega
+from tests.conftest import StartBodega, needs_file_blobs
 from tests.support.distributions import BuiltFile, build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.servers import make_settings
@@ -44,6 +44,7 @@ async def wait_for_eviction(path: Path) -> None:
     raise AssertionError(f"{path.name} was not evicted")
 
 
+@needs_file_blobs
 async def test_least_recently_used_file_is_evicted_above_the_limit(
     index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:

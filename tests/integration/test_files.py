@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import StartBodega
+from tests.conftest import StartBodega, needs_file_blobs
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.waiting import eventually
@@ -42,6 +42,7 @@ async def expect_broken_response(url: str) -> None:
     assert response.status_code == 502
 
 
+@needs_file_blobs
 async def test_first_request_streams_and_caches_the_verified_file(
     index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -192,6 +193,7 @@ async def test_a_client_hanging_up_does_not_stop_the_download_for_others(
     assert index.count("GET", WHEEL.filename) == 1
 
 
+@needs_file_blobs
 async def test_when_every_client_hangs_up_the_download_still_completes(
     index: FakeIndex, start_bodega: StartBodega, tmp_path: Path
 ) -> None:
@@ -225,6 +227,7 @@ async def test_core_metadata_files_are_cached_the_same_way(
     assert index.count("GET", WHEEL.filename) == 0
 
 
+@needs_file_blobs
 async def test_a_small_cached_file_is_answered_from_memory_and_ranges_from_disk(
     fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -373,6 +376,7 @@ async def test_a_cold_file_with_upstream_down_fails_fast_with_502(
     assert time.monotonic() - started < 5
 
 
+@needs_file_blobs
 async def test_a_client_behind_the_download_gets_the_rest_from_disk_whole(
     fake_index: FakeIndex, start_bodega: StartBodega, tmp_path: Path
 ) -> None:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import StartBodega
+from tests.conftest import StartBodega, needs_file_blobs
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.waiting import eventually
@@ -74,6 +74,7 @@ async def test_health_answers_ok(start_bodega: StartBodega, client: httpx.AsyncC
     assert response.text == "ok\n"
 
 
+@needs_file_blobs
 async def test_ready_when_the_store_is_writable_and_upstream_answers(
     index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:
@@ -98,6 +99,7 @@ async def test_not_ready_while_upstream_is_unreachable(
     assert health.status_code == 200  # alive all the same: nothing to restart
 
 
+@needs_file_blobs
 async def test_ready_offline_without_upstream(
     index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bodega.services import Services
-from tests.conftest import StartBodega
+from tests.conftest import StartBodega, needs_file_blobs
 from tests.integration.test_cache_cli import cache
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
@@ -49,6 +49,7 @@ async def test_the_etag_is_the_renderings_hash_and_answers_304(
     assert "max-age=" in again.headers["Cache-Control"]
 
 
+@needs_file_blobs
 async def test_if_range_sends_a_slice_only_of_the_rendering_it_names(
     index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:

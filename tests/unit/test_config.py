@@ -139,6 +139,9 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
         '"postgresql://bodega@db:5432/bodega"',
         None,
     ),
+    ("blob_store", "s3://bucket/cache", '"s3://bucket/cache"', "s3://bucket/cache"),
+    ("local_cache_size", "0", "0", 0),
+    ("redirect_files", "false", "false", False),
 ]
 
 
@@ -825,3 +828,22 @@ def test_a_hosted_index_table(tmp_path: Path) -> None:
     assert settings.index("acme/private") == HostedIndex(
         "acme/private", ("acme-lib",), 20 * 1024 * 1024
     )
+
+
+# ------------------------------------------------------------------------------ the blob store
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://", "s3:///prefix", "http://store/x", "s3://b/p?x=1", "file:"]
+)
+def test_a_blob_store_is_file_or_s3(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"BODEGA_BLOB_STORE: .*s3://BUCKET/PREFIX"):
+        load_settings({}, {"BODEGA_UPSTREAM": UPSTREAM, "BODEGA_BLOB_STORE": url})
+
+
+@pytest.mark.parametrize(("name", "raw"), [("local_cache_size", "1G"), ("redirect_files", "true")])
+def test_object_store_options_need_an_object_store(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"--{name.replace('_', '-')}: needs an s3://"):
+        load_settings({"upstream": UPSTREAM, name: raw}, {})
+    settings = load_settings({"upstream": UPSTREAM, name: raw, "blob_store": "s3://b/p"}, {})
+    assert getattr(settings, name)

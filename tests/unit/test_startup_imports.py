@@ -16,6 +16,10 @@ LOADED_ON_FIRST_USE = (
     "bodega.core.json_api",
     "trove_classifiers",
     "tarfile",
+    # The S3 client, for --blob-store s3:// only.
+    "botocore",
+    "aiobotocore",
+    "bodega.storage.s3blobs",
 )
 
 

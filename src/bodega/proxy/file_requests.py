@@ -4,7 +4,7 @@ a wheel's METADATA from the cached file). The web edge only translates the answe
 """
 
 import hashlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 from bodega.core.model import DistributionFile
@@ -56,14 +56,30 @@ class Live:
     download: Download
 
 
-FileAnswer = InMemory | FromCache | Live
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """A verified blob the client fetches from the object store itself (--redirect-files)."""
+
+    url: str  # presigned: no credentials needed, and it expires
+
+
+FileAnswer = InMemory | FromCache | Live | Elsewhere
+Presign = Callable[[str], Awaitable[str]]  # a blob key -> a short-lived URL of its bytes
 
 
 class FileRequests:
-    def __init__(self, indexes: Indexes, files: FileCache, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        indexes: Indexes,
+        files: FileCache,
+        telemetry: Telemetry,
+        *,
+        presign: Presign | None = None,
+    ) -> None:
         self._indexes = indexes
         self._files = files
         self._telemetry = telemetry
+        self._presign = presign  # set: hits are redirected to the object store
 
     async def get(self, ask: FileAsk) -> FileAnswer:
         if ask.filename.endswith(PROVENANCE_SUFFIX):
@@ -76,7 +92,17 @@ class FileRequests:
         if isinstance(listed, HostedFile):
             return await self._hosted(listed, is_metadata, ask, counted)
         assert isinstance(source, Mirror)
-        mirror, file = source, listed
+        return await self._mirrored(source, listed, ask, is_metadata, counted)
+
+    async def _mirrored(
+        self,
+        mirror: Mirror,
+        file: DistributionFile,
+        ask: FileAsk,
+        is_metadata: bool,
+        counted: IndexTelemetry,
+    ) -> FileAnswer:
+        """A mirror's file: the verified blob, or the download that fills it."""
         key: str | None
         if is_metadata:
             key = await _metadata_key(mirror, ask.project, file)
@@ -95,7 +121,7 @@ class FileRequests:
             if wants_metadata:
                 mirror.core_metadata.extract_after_download(ask.project, file, None)
             counted.count_outcome("file", CacheOutcome.HIT)
-            return hit
+            return await self._elsewhere_if_asked(hit)
         download = self._files.download(
             key, url, size, upstream=mirror.upstream, telemetry=mirror.pages.telemetry
         )
@@ -112,6 +138,14 @@ class FileRequests:
                 raise NotFound(f"{ask.filename} could not be cached")
             return FromCache(cached, CacheOutcome.MISS, counted)
         return Live(download)
+
+    async def _elsewhere_if_asked(self, hit: "InMemory | FromCache") -> FileAnswer:
+        """With --redirect-files, a stored hit as the object store's presigned URL."""
+        if self._presign is not None and isinstance(hit, FromCache):
+            # Checked to be stored just now; the URL outlives that check by its expiry.
+            hit.cached.release()
+            return Elsewhere(await self._presign(hit.cached.key))
+        return hit
 
     def stream(self, download: Download, *, spans: bool) -> AsyncGenerator[bytes | Span, None]:
         """A live download's bytes as they arrive (see FileCache.stream)."""

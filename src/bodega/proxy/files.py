@@ -35,7 +35,7 @@ from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.small_files import MAX_FILE_BYTES as SMALL_FILE_BYTES
 from bodega.proxy.small_files import SmallFiles
 from bodega.proxy.telemetry import IndexTelemetry
-from bodega.storage.blobs import BlobStore, LocalBlobs, read_bytes, store_file
+from bodega.storage.blobs import BlobStore, LocalBlobs, RemoteBlobs, read_bytes, store_file
 from bodega.storage.localfiles import acquire_off_loop, open_off_loop
 from bodega.storage.metadata import BlobRecords
 from bodega.upstream import Upstream, UpstreamFile
@@ -220,6 +220,8 @@ class FileCache:
         self._blobs = blobs
         # Found once: a local store's blobs are sent by sendfile and read from their files.
         self._local: LocalBlobs | None = blobs if isinstance(blobs, LocalBlobs) else None
+        # Local files of an object store's blobs are copies, which some blobs may lack.
+        self._is_remote = isinstance(blobs, RemoteBlobs)
         self._store = store
         self._upstream = upstream
         self._spool_dir = spool_dir
@@ -266,7 +268,11 @@ class FileCache:
         list's renderings, which eviction never takes."""
         if self._local is not None:
             path = await self._local.local_path(key)
-            return None if path is None else CachedFile(self._blobs, key, path, None)
+            if path is not None:
+                return CachedFile(self._blobs, key, path, None)
+            if not self._is_remote:
+                return None
+            # An object store's blob without a local copy (too large to keep): streamed.
         size = await self._blobs.size(key)
         return None if size is None else CachedFile(self._blobs, key, None, size)
 
@@ -458,6 +464,8 @@ class FileCache:
                 return None
             if path := await self._local.local_path(download.key):
                 return await open_off_loop(path, "rb")
+            if self._is_remote:
+                return None
         raise download.error or UpstreamError("download ended before it could be read")
 
     async def _read_committed(self, download: Download, position: int, end: int) -> bytes:

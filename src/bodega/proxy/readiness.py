@@ -1,6 +1,7 @@
-"""Whether this bodega can do its work: its store takes writes, and upstream answers (or
-bodega is offline and needs none). For `/-/ready`, which orchestrators poll often, so the
-upstream probe's result is kept for a few seconds rather than asked every time."""
+"""Whether this bodega can do its work: its store takes writes, its object store (if its
+blobs are in one) answers, and upstream answers (or bodega is offline and needs none). For
+`/-/ready`, which orchestrators poll often, so the upstream probe's result is kept for a few
+seconds rather than asked every time."""
 
 import asyncio
 import tempfile
@@ -8,7 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bodega.errors import UpstreamError
+from bodega.errors import StorageError, UpstreamError
+from bodega.storage.blobs import BlobStore, RemoteBlobs
 from bodega.storage.metadata import StoreHealth
 from bodega.upstream import Upstream
 
@@ -24,8 +26,11 @@ class Readiness:
         *,
         remember: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        blobs: BlobStore | None = None,
     ) -> None:
         self._store = store
+        # Only a store across a network is probed: the data dir's is the spool's disk.
+        self._remote = blobs if isinstance(blobs, RemoteBlobs) else None
         self._upstream = upstream
         self._spool_dir = spool_dir
         self._remember = remember
@@ -34,7 +39,20 @@ class Readiness:
 
     async def check(self) -> dict[str, str]:
         """Each part's state: "ok", "offline", or what is wrong with it."""
-        return {"store": await self._store_state(), "upstream": await self._upstream_state_now()}
+        states = {"store": await self._store_state()}
+        if self._remote is not None:
+            states["blobs"] = await self._blobs_state(self._remote)
+        states["upstream"] = await self._upstream_state_now()
+        return states
+
+    async def _blobs_state(self, blobs: RemoteBlobs) -> str:
+        try:
+            await asyncio.wait_for(blobs.probe(), _PROBE_TIMEOUT)
+        except StorageError as error:
+            return str(error)
+        except TimeoutError:
+            return f"the object store did not answer in {_PROBE_TIMEOUT:g}s"
+        return "ok"
 
     async def _store_state(self) -> str:
         if not await asyncio.to_thread(_can_write_in, self._spool_dir):

@@ -79,6 +79,18 @@ class LocalBlobs(Protocol):
         """Make a complete, verified local file blob `key`; the file is consumed."""
 
 
+@runtime_checkable
+class RemoteBlobs(Protocol):
+    """A store across a network (an object store): it can be down while bodega runs, and
+    it can hand a client a URL of its own for a blob."""
+
+    async def probe(self) -> None:
+        """Returns when the store answers; StorageError saying why when it does not."""
+
+    async def presigned_url(self, key: str, seconds: int) -> str:
+        """A URL that fetches the blob without credentials, for `seconds`."""
+
+
 async def store_file(blobs: BlobStore, key: str, path: Path) -> None:
     """Store a complete, verified local file (a spool) as blob `key`; the file is consumed:
     renamed into a local store, else copied through a writer and removed."""

@@ -11,6 +11,7 @@ file URL's bytes never do (invariant 3).
 """
 
 import asyncio
+import logging
 import os
 import weakref
 from dataclasses import dataclass
@@ -23,12 +24,15 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETAG_ANY, ETag
 
 from bodega.core.ranges import Answer, select_bytes
+from bodega.errors import StorageError
 from bodega.proxy.files import CachedFile
 from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry
 from bodega.storage.localfiles import acquire_off_loop
 from bodega.web.access_log import log_cut
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
 from bodega.web.sendfile import send_file_part
+
+log = logging.getLogger(__name__)
 
 _OCTET_STREAM = "application/octet-stream"
 
@@ -133,12 +137,14 @@ class CachedResponse(web.StreamResponse):
         return writer, end - start
 
     async def _stream(self, request: web.BaseRequest, start: int, end: int) -> bool:
-        """The bytes from the blob store; False when the blob went away midway (the
-        connection is dropped: a short body must never pass for the file)."""
+        """The bytes from the blob store; False when the blob went away midway, or the
+        store failed (the connection is dropped: a short body must never pass for the
+        file)."""
         try:
             async for chunk in self._cached.read(start, end):
                 await self.write(chunk)
-        except FileNotFoundError:
+        except (FileNotFoundError, StorageError) as error:
+            log.warning("cutting %s: %s", request.path, error)
             if request.transport is not None:
                 request.transport.abort()
             return False

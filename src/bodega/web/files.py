@@ -8,7 +8,7 @@ from aiohttp import web
 
 from bodega.core.names import normalize_project_name, validate_filename
 from bodega.errors import BodegaError
-from bodega.proxy.file_requests import FileAsk, FileRequests, FromCache, InMemory
+from bodega.proxy.file_requests import Elsewhere, FileAsk, FileRequests, FromCache, InMemory
 from bodega.proxy.files import Download, Span
 from bodega.proxy.telemetry import CacheOutcome
 from bodega.web.cached_file import CachedResponse, SmallFileResponse
@@ -53,6 +53,11 @@ class FileEndpoint:
             return SmallFileResponse(answer.data, answer.key, answer.telemetry)
         if isinstance(answer, FromCache):
             return CachedResponse(answer.cached, answer.telemetry, answer.outcome)
+        if isinstance(answer, Elsewhere):
+            # The URL expires: no cache may keep this redirect past it (the file's own
+            # immutable Cache-Control would say a year).
+            headers = {"Cache-Control": "no-store", CACHE_OUTCOME: CacheOutcome.HIT}
+            raise web.HTTPFound(answer.url, headers=headers)
         if not is_get:
             return await self._head(answer.download)
         return await self._stream(request, answer.download)

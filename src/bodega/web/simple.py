@@ -9,6 +9,7 @@ from aiohttp.abc import AbstractStreamWriter
 from bodega.core.names import normalize_project_name
 from bodega.core.negotiation import choose_media_type
 from bodega.core.parsing import HTML, JSON_V1
+from bodega.errors import StorageError
 from bodega.proxy.files import CachedFile
 from bodega.proxy.page_requests import PageRequests
 from bodega.proxy.root import StoredRoot
@@ -183,8 +184,9 @@ class _StreamedRendering(web.StreamResponse):
         try:
             async for chunk in self._stored.read(0, self.content_length or 0):
                 await self.write(chunk)
-        except FileNotFoundError:
-            # Deleted midway (a refresh retired it): never let a short list pass for whole.
+        except (FileNotFoundError, StorageError):
+            # Deleted midway (a refresh retired it), or the object store failed: never let a
+            # short list pass for whole.
             if request.transport is not None:
                 request.transport.abort()
             return writer

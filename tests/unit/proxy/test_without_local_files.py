@@ -6,10 +6,12 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bodega.core.model import DistributionFile
+from bodega.errors import StorageError
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.file_digests import FileDigester
 from bodega.proxy.files import FileCache, Span
@@ -184,3 +186,42 @@ async def test_a_cached_wheel_s_metadata_is_extracted_by_ranged_reads_and_stored
     assert key is not None
     assert key == LARGE.metadata_sha256
     assert await read_bytes(memory_blobs, key) == LARGE.metadata
+
+
+class _StoreDown(MemoryBlobStore):
+    """An object store that stopped answering: every write fails as S3BlobStore's do."""
+
+    def open_writer(self, key: str) -> Any:
+        writer = super().open_writer(key)
+
+        async def commit() -> None:
+            raise StorageError("the object store is unavailable: connection refused")
+
+        writer.commit = commit  # type: ignore[method-assign]
+        return writer
+
+
+async def test_a_download_the_store_cannot_take_is_sent_and_not_recorded(
+    store: SqliteIndexStore, upstream: Upstream, fake_index: FakeIndex, tmp_path: Path
+) -> None:
+    """Nothing is recorded that is not stored: the client that asked still gets the
+    verified bytes, the next request downloads again."""
+    blobs = _StoreDown()
+    files = FileCache(
+        blobs, store, upstream, tmp_path / "spool", telemetry=Telemetry().index("root/pypi")
+    )
+    try:
+        fake_index.add("large", LARGE)
+        download = files.download(LARGE.sha256, fake_index.file_url(LARGE.filename), LARGE.size)
+        got = bytearray()
+        async for chunk in files.stream(download):
+            assert not isinstance(chunk, Span)
+            got += chunk
+        assert bytes(got) == LARGE.data
+        with pytest.raises(StorageError):
+            await download.wait_until_done()
+        assert await store.blob_keys() == set()
+        assert await files.open_cached(LARGE.sha256) is None
+        assert os.listdir(tmp_path / "spool") == []
+    finally:
+        await files.close()
