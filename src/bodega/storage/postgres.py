@@ -22,12 +22,12 @@ from bodega.storage import postgres_search as search
 from bodega.storage.metadata import (
     AccountStore,
     FileDigests,
-    HostedStore,
     SearchDetails,
     StoredBlob,
     StoredPage,
     StoredRoot,
 )
+from bodega.storage.postgres_hosted import PostgresHostedStore
 from bodega.storage.postgres_order import InOrder
 from bodega.storage.postgres_policy import PostgresPolicyStore
 from bodega.storage.postgres_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_TABLE
@@ -71,13 +71,16 @@ ON CONFLICT (index_id) DO UPDATE SET
   fetched_at = excluded.fetched_at
 RETURNING {_ROOT_COLUMNS}
 """  # noqa: S608 (constant column names)
-# The root lists' blobs have no row of their own; eviction must skip them all the same.
+# The root lists' blobs and hosted files' blobs have no row of their own (a hosted file's
+# bytes may have one all the same, cached from a mirror); eviction must skip them all the same.
 _BLOBS_BY_ACCESS = """
 SELECT key, size, accessed_at FROM blobs
 WHERE accessed_at < $1
   AND NOT EXISTS (
     SELECT 1 FROM root WHERE blobs.key IN (html_key, json_key, html_gzip_key, json_gzip_key)
   )
+  AND NOT EXISTS (SELECT 1 FROM hosted_files WHERE blobs.key = sha256)
+  AND NOT EXISTS (SELECT 1 FROM hosted_files WHERE blobs.key = metadata_sha256)
 ORDER BY accessed_at LIMIT $2
 """
 
@@ -124,11 +127,9 @@ class PostgresMetadataStore:
         """The metadata of the index `name` (`<user>/<index>`), created on first use."""
         return PostgresIndexStore(self, name)
 
-    def hosted(self, name: str) -> HostedStore:
-        """Hosted indexes are not kept in PostgreSQL yet: refused with a clear reason."""
-        raise ConfigError(
-            f"hosted index {name}: hosted indexes need the embedded SQLite database for now"
-        )
+    def hosted(self, name: str) -> PostgresHostedStore:
+        """The projects and files of the hosted index `name`."""
+        return PostgresHostedStore(self, name)
 
     def accounts(self) -> AccountStore:
         """Accounts are not kept in PostgreSQL yet: refused with a clear reason."""
