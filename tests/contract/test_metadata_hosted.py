@@ -5,6 +5,7 @@ import asyncio
 import dataclasses
 
 from bodega.storage.metadata import HostedFile, HostedProject, SharedMetadataStore
+from bodega.storage.postgres import PostgresMetadataStore
 
 PRIVATE = "acme/private"
 
@@ -62,6 +63,26 @@ async def test_concurrent_adds_of_one_filename_let_exactly_one_in(
     results = await asyncio.gather(*(hosted.add_hosted_file(f, "demo") for f in files))
     assert sorted(results) == [False] * 7 + [True]
     assert len(await hosted.hosted_files("demo")) == 1
+
+
+async def test_replicas_sharing_postgresql_accept_a_filename_once(postgres_dsn: str) -> None:
+    # Two bodegas behind a load balancer, each with its own pool: the database decides.
+    replicas = [await PostgresMetadataStore.open(postgres_dsn) for _ in range(2)]
+    try:
+        files = [_file("demo-1.0.tar.gz", sha256=f"{n:x}" * 64) for n in range(8)]
+        results = await asyncio.gather(
+            *(
+                replicas[n % 2].hosted(PRIVATE).add_hosted_file(f, "demo")
+                for n, f in enumerate(files)
+            )
+        )
+        assert sorted(results) == [False] * 7 + [True]
+        for replica in replicas:
+            assert len(await replica.hosted(PRIVATE).hosted_files("demo")) == 1
+            assert await replica.hosted(PRIVATE).was_accepted("demo-1.0.tar.gz")
+    finally:
+        for replica in replicas:
+            await replica.close()
 
 
 async def test_indexes_keep_their_own_files_and_filenames(database: SharedMetadataStore) -> None:
