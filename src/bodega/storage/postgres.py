@@ -20,7 +20,6 @@ from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, StorageError
 from bodega.storage import postgres_search as search
 from bodega.storage.metadata import (
-    AccountStore,
     FileDigests,
     HostedStore,
     SearchDetails,
@@ -28,6 +27,7 @@ from bodega.storage.metadata import (
     StoredPage,
     StoredRoot,
 )
+from bodega.storage.postgres_accounts import PostgresAccountStore
 from bodega.storage.postgres_order import InOrder
 from bodega.storage.postgres_policy import PostgresPolicyStore
 from bodega.storage.postgres_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_TABLE
@@ -130,9 +130,9 @@ class PostgresMetadataStore:
             f"hosted index {name}: hosted indexes need the embedded SQLite database for now"
         )
 
-    def accounts(self) -> AccountStore:
-        """Accounts are not kept in PostgreSQL yet: refused with a clear reason."""
-        raise ConfigError("accounts and access rules need the embedded SQLite database for now")
+    def accounts(self) -> PostgresAccountStore:
+        """Accounts and their API tokens, shared by every index."""
+        return PostgresAccountStore(self._run)
 
     def policy(self) -> PostgresPolicyStore:
         """Supply-chain policy's records (exemptions, files removed upstream)."""
