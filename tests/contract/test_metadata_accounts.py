@@ -1,14 +1,11 @@
-"""The AccountStore contract: accounts and API tokens, on SQLite and in memory."""
+"""The AccountStore contract: accounts and API tokens."""
 
-from collections.abc import AsyncIterator
+import asyncio
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from bodega.storage.memory_metadata import MemoryMetadataStore
-from bodega.storage.metadata import AccountStore, StoredToken, StoredUser
-from bodega.storage.sqlite import SqliteMetadataStore
+from bodega.storage.metadata import AccountStore, SharedMetadataStore, StoredToken, StoredUser
 
 ALICE = StoredUser("alice", "$argon2id$fake", is_admin=False, created_at=10.0)
 ROOT = StoredUser("root", None, is_admin=True, created_at=5.0)
@@ -27,16 +24,9 @@ def token(token_id: str, user: str = "alice", created_at: float = 20.0) -> Store
     )
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-async def accounts(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AccountStore]:
-    if request.param == "sqlite":
-        database = await SqliteMetadataStore.open(tmp_path / "db.sqlite3")
-        try:
-            yield database.accounts()
-        finally:
-            await database.close()
-    else:
-        yield MemoryMetadataStore().accounts()
+@pytest.fixture
+def accounts(database: SharedMetadataStore) -> AccountStore:
+    return database.accounts()
 
 
 async def test_an_account_is_added_once(accounts: AccountStore) -> None:
@@ -101,6 +91,18 @@ async def test_the_first_admin_is_added_only_to_an_empty_store(accounts: Account
     assert not await accounts.add_first_admin(ROOT, token("b" * 12, user="root"))
     assert await accounts.get_token("b" * 12) is None
     assert await accounts.get_token("a" * 12) == first
+
+
+async def test_two_first_admins_at_once_make_one(accounts: AccountStore) -> None:
+    # Two servers starting together: on PostgreSQL, two connections of the pool.
+    admin = StoredUser("admin", None, is_admin=True, created_at=5.0)
+    added = await asyncio.gather(
+        accounts.add_first_admin(ROOT, token("a" * 12, user="root")),
+        accounts.add_first_admin(admin, token("b" * 12, user="admin")),
+    )
+    assert sorted(added) == [False, True]
+    assert len(await accounts.users()) == 1
+    assert len(await accounts.tokens()) == 1
 
 
 async def test_no_first_admin_once_any_account_exists(accounts: AccountStore) -> None:

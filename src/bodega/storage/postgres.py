@@ -20,13 +20,13 @@ from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, StorageError
 from bodega.storage import postgres_search as search
 from bodega.storage.metadata import (
-    AccountStore,
     FileDigests,
     SearchDetails,
     StoredBlob,
     StoredPage,
     StoredRoot,
 )
+from bodega.storage.postgres_accounts import PostgresAccountStore
 from bodega.storage.postgres_hosted import PostgresHostedStore
 from bodega.storage.postgres_order import InOrder
 from bodega.storage.postgres_policy import PostgresPolicyStore
@@ -131,9 +131,9 @@ class PostgresMetadataStore:
         """The projects and files of the hosted index `name`."""
         return PostgresHostedStore(self, name)
 
-    def accounts(self) -> AccountStore:
-        """Accounts are not kept in PostgreSQL yet: refused with a clear reason."""
-        raise ConfigError("accounts and access rules need the embedded SQLite database for now")
+    def accounts(self) -> PostgresAccountStore:
+        """Accounts and their API tokens, shared by every index."""
+        return PostgresAccountStore(self._run)
 
     def policy(self) -> PostgresPolicyStore:
         """Supply-chain policy's records (exemptions, files removed upstream)."""

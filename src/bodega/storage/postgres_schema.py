@@ -180,4 +180,28 @@ CREATE TABLE hosted_reserved (
     PRIMARY KEY (index_id, project)
 );
 """,
+    # 4: accounts and API tokens (issue 13), shared by every index; SQLite's migration 11.
+    # A token's secret is kept only as a sha256 digest; its indexes are names ("*": every
+    # index), its projects those it may upload and manage (empty: every project). Names and
+    # ids sort bytewise, as SQLite lists them, whatever the database's locale.
+    """
+CREATE TABLE users (
+    name text COLLATE "C" PRIMARY KEY,
+    password_hash text,
+    is_admin boolean NOT NULL,
+    created_at double precision NOT NULL
+);
+CREATE TABLE tokens (
+    token_id text COLLATE "C" PRIMARY KEY,
+    user_name text NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    digest text NOT NULL,
+    scope text NOT NULL,
+    indexes text[] NOT NULL,
+    created_at double precision NOT NULL,
+    expires_at double precision,
+    description text NOT NULL,
+    projects text[] NOT NULL
+);
+CREATE INDEX tokens_by_user ON tokens (user_name);
+""",
 )
