@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from bodega.core.search import MIN_SUBSTRING, summary_words
+from bodega.storage.index_views import SharedConcerns
 from bodega.storage.memory_accounts import MemoryAccountStore
 from bodega.storage.memory_hosted import MemoryHostedStore, MemoryHostedStores
 from bodega.storage.memory_policy import MemoryPolicyStore
@@ -107,22 +108,13 @@ class _IndexData:
     core_metadata: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-class MemoryIndexStore:
+class MemoryIndexStore(SharedConcerns):
     """One index's share of a MemoryMetadataStore."""
 
     def __init__(self, store: MemoryMetadataStore, data: _IndexData) -> None:
+        super().__init__(store)
         self._store = store
         self._data = data
-        self.record_blob = store.record_blob
-        self.blob_keys = store.blob_keys
-        self.forget_blob = store.forget_blob
-        self.is_writable = store.is_writable
-        self.touch_blobs = store.touch_blobs
-        self.blob_usage = store.blob_usage
-        self.blobs_by_access = store.blobs_by_access
-        self.cached_keys = store.cached_keys
-        self.put_file_digests = store.put_file_digests
-        self.file_digests = store.file_digests
 
     async def get_page(self, project: str) -> StoredPage | None:
         return self._data.pages.get(project)

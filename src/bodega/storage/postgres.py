@@ -19,6 +19,7 @@ from asyncpg.pool import PoolConnectionProxy
 from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, StorageError
 from bodega.storage import postgres_search as search
+from bodega.storage.index_views import SharedConcerns
 from bodega.storage.metadata import (
     FileDigests,
     SearchDetails,
@@ -295,24 +296,14 @@ class PostgresMetadataStore:
             self._pool.terminate()  # a connection still held: cut it rather than hang
 
 
-class PostgresIndexStore:
+class PostgresIndexStore(SharedConcerns):
     """One index's pages, root list, search and core metadata in the database; its blob
     records and file digests are the store's, shared by every index."""
 
     def __init__(self, store: PostgresMetadataStore, name: str) -> None:
+        super().__init__(store)
         self._store = store
         self.name = name
-        # Shared by all indexes: the same rows whichever index asks.
-        self.record_blob = store.record_blob
-        self.blob_keys = store.blob_keys
-        self.forget_blob = store.forget_blob
-        self.is_writable = store.is_writable
-        self.touch_blobs = store.touch_blobs
-        self.blob_usage = store.blob_usage
-        self.blobs_by_access = store.blobs_by_access
-        self.cached_keys = store.cached_keys
-        self.put_file_digests = store.put_file_digests
-        self.file_digests = store.file_digests
 
     async def _run(self, work: Callable[[Db, int], Awaitable[T]]) -> T:
         return await self._store._run_in(self.name, work)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from bodega.core.search import MIN_SUBSTRING
 from bodega.errors import StorageError
+from bodega.storage.index_views import SharedConcerns
 from bodega.storage.metadata import (
     FileDigests,
     SearchDetails,
@@ -228,24 +229,14 @@ class SqliteMetadataStore:
         await self._main.close()
 
 
-class SqliteIndexStore:
+class SqliteIndexStore(SharedConcerns):
     """One index's pages, root list, search and core metadata in the store; its blob
     records and file digests are the store's, shared by every index."""
 
     def __init__(self, store: SqliteMetadataStore, name: str) -> None:
+        super().__init__(store)
         self._store = store
         self.name = name
-        # Shared by all indexes: the same rows whichever index asks.
-        self.record_blob = store.record_blob
-        self.blob_keys = store.blob_keys
-        self.forget_blob = store.forget_blob
-        self.is_writable = store.is_writable
-        self.touch_blobs = store.touch_blobs
-        self.blob_usage = store.blob_usage
-        self.blobs_by_access = store.blobs_by_access
-        self.cached_keys = store.cached_keys
-        self.put_file_digests = store.put_file_digests
-        self.file_digests = store.file_digests
 
     async def _run(self, work: Callable[[sqlite3.Connection, int], T]) -> T:
         return await self._store._run_in(self._store._main, self.name, work)
