@@ -330,12 +330,13 @@ async def test_a_copy_that_does_not_match_its_key_is_refused(
         assert store.local_bytes == 0
 
 
+@pytest.mark.usefixtures("index")
 async def test_the_cache_commands_work_on_the_bucket(
     bucket: S3BlobStore,
-    index: FakeIndex,
     start_bodega: StartBodega,
     client: httpx.AsyncClient,
     tmp_path: Path,
+    database_url: str,
 ) -> None:
     """`bodega cache` reads BODEGA_BLOB_STORE (and the AWS variables, set for the test by
     the bucket's fixture) as serve does."""
@@ -346,6 +347,7 @@ async def test_the_cache_commands_work_on_the_bucket(
         BODEGA_DATA_DIR=str(tmp_path / "data"),
         BODEGA_UPSTREAM="http://127.0.0.1:9/",
         BODEGA_BLOB_STORE=str(bucket.location),
+        BODEGA_DATABASE=database_url,  # the server's: PostgreSQL, or "" for the data dir's
     )
     verified = await asyncio.to_thread(run_bodega, "cache", "verify", env=environ)
     assert (verified.returncode, verified.stdout) == (

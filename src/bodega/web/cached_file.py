@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -126,22 +127,49 @@ class CachedResponse(web.StreamResponse):
             self.set_status(206)
             self.headers["Content-Range"] = f"bytes {start}-{end - 1}/{opened.size}"
         self.content_length = end - start
+        chunks = None
+        if opened.file is None and request.method == "GET" and end > start:
+            # From a store without local files: its first bytes before any header, so a
+            # store that fails at once is a clean 503 with the reason, not a cut body.
+            chunks = self._cached.read(start, end)
+            try:
+                first = await anext(chunks)
+            except (FileNotFoundError, StorageError) as error:
+                return await self._unavailable(request, error), 0
         writer = await super().prepare(request)
         if request.method == "HEAD" or end == start:
             return writer, 0
         if opened.file is not None:
             await send_file_part(request, opened.file, start, end - start)
-        elif not await self._stream(request, start, end):
+        elif chunks is None or not await self._stream(request, first, chunks):
             return writer, 0
         await self.write_eof()
         return writer, end - start
 
-    async def _stream(self, request: web.BaseRequest, start: int, end: int) -> bool:
+    async def _unavailable(
+        self, request: web.BaseRequest, error: Exception
+    ) -> AbstractStreamWriter | None:
+        body = f"{error}\n".encode()
+        self.set_status(503 if isinstance(error, StorageError) else 404)
+        for header in ("ETag", "Last-Modified", "Content-Range", "Accept-Ranges"):
+            self.headers.pop(header, None)
+        self.headers["Cache-Control"] = "no-store"
+        self.headers["Content-Type"] = "text/plain; charset=utf-8"
+        self.content_length = len(body)
+        writer = await super().prepare(request)
+        await self.write(body)
+        await self.write_eof()
+        return writer
+
+    async def _stream(
+        self, request: web.BaseRequest, first: bytes, chunks: AsyncIterator[bytes]
+    ) -> bool:
         """The bytes from the blob store; False when the blob went away midway, or the
         store failed (the connection is dropped: a short body must never pass for the
         file)."""
         try:
-            async for chunk in self._cached.read(start, end):
+            await self.write(first)
+            async for chunk in chunks:
                 await self.write(chunk)
         except (FileNotFoundError, StorageError) as error:
             log.warning("cutting %s: %s", request.path, error)
