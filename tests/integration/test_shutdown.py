@@ -50,7 +50,9 @@ def _is_refusing(url: str) -> bool:
     assert parts.port is not None
     try:
         socket.create_connection((parts.hostname, parts.port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # A reset means the kernel had queued our SYN on the listening socket that
+        # bodega then closed: the connection was refused all the same.
         return True
     return False
 
