@@ -1,4 +1,3 @@
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -33,42 +32,43 @@ __all__ = [
 StartBodega = Callable[..., Awaitable[str]]
 # For tests that look into the data dir's blobs/, at what only a local file offers
 # (sendfile's spans, a rendering's byte ranges), or at /-/ready without the object store's
-# entry: skipped when start_bodega puts the files in
-# an object store (BODEGA_TEST_BLOB_STORE=s3).
-needs_file_blobs = pytest.mark.skipif(
-    os.environ.get("BODEGA_TEST_BLOB_STORE") == "s3", reason="the files are in a bucket"
-)
+# entry: on the shared backends they run on PostgreSQL with file blobs.
+needs_file_blobs = pytest.mark.needs_file_blobs
 
 
 @pytest.fixture
-def metadata_backend() -> str:
-    """The metadata store of the servers tests start (database_url): SQLite, unless a
-    conftest parametrizes this over the backends (tests/integration/conftest.py does)."""
-    return "sqlite"
+def backends() -> str:
+    """The backends of the servers tests start: "embedded" (SQLite in the data dir, files on
+    its disk), "shared" (PostgreSQL and a SeaweedFS bucket), or "postgres-files" (PostgreSQL,
+    files on disk). Embedded unless a conftest parametrizes this (tests/integration does)."""
+    return "embedded"
 
 
 @pytest.fixture
-def database_url(metadata_backend: str, request: pytest.FixtureRequest) -> str:
+def database_url(backends: str, request: pytest.FixtureRequest) -> str:
     """The --database of the test's servers: "" (SQLite in the data dir) or a fresh
     PostgreSQL database. Servers a test starts one after another share it, as they share
     their data dir."""
     # Asked for here, not as an argument: only the PostgreSQL runs start the server.
-    return str(request.getfixturevalue("postgres_dsn")) if metadata_backend == "postgres" else ""
+    return "" if backends == "embedded" else str(request.getfixturevalue("postgres_dsn"))
 
 
 @pytest.fixture
 async def start_bodega(
-    request: pytest.FixtureRequest, tmp_path: Path, fake_index: FakeIndex, database_url: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    fake_index: FakeIndex,
+    backends: str,
+    database_url: str,
 ) -> AsyncIterator[StartBodega]:
     """Starts the real bodega on 127.0.0.1 in front of the fake index; returns its base URL.
 
     Settings can be overridden per call (index_ttl=0, offline=True, ...); every server
-    started is stopped after the test. With BODEGA_TEST_BLOB_STORE=s3 its files go to a
-    SeaweedFS bucket by default (the suite run on the other backend, not copied; tests that
-    look into the data dir's blobs/ assume file://).
+    started is stopped after the test. On the shared backends its files go to a bucket
+    prefix of its own in the session's SeaweedFS.
     """
     async with AsyncExitStack() as stack:
-        if os.environ.get("BODEGA_TEST_BLOB_STORE") == "s3":
+        if backends == "shared":
             store: SeaweedFS = request.getfixturevalue("seaweedfs")
             stack.enter_context(aws_environ(store))
             default_blob_store = f"s3://{BUCKET}/{uuid.uuid4().hex}"
