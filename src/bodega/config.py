@@ -37,6 +37,7 @@ from bodega.core.indexes import (
 from bodega.core.names import normalize_project_name
 from bodega.core.policy import WITHOUT_UPLOAD_TIME, IndexPolicy, Rule, parse_rule
 from bodega.core.units import parse_duration, parse_size
+from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, InvalidName
 
 ENV_PREFIX = "BODEGA_"
@@ -767,11 +768,24 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
     try:
         value = _to_kind(setting.kind, raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}: {raw!r} is not a valid {setting.kind.__name__}") from None
+        raise ConfigError(
+            f"{source}: {_shown(raw)!r} is not a valid {setting.kind.__name__}"
+        ) from None
     problem = setting.check(value)
     if problem:
-        raise ConfigError(f"{source}: {raw!r} {problem}")
+        raise ConfigError(f"{source}: {_shown(raw)!r} {problem}")
     return value
+
+
+def _shown(raw: Any) -> Any:
+    """A value as an error message may echo it: a URL (a wrong-scheme --database, an
+    upstream) can carry a password, which never reaches a message."""
+    if not isinstance(raw, str) or "@" not in raw:
+        return raw
+    try:
+        return shown_url(raw)
+    except ValueError:
+        return "(a value with credentials, not shown)"
 
 
 def _to_kind(kind: type, raw: Any) -> Any:

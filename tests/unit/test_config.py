@@ -151,6 +151,13 @@ def test_the_database_is_sqlite_in_the_data_dir_or_a_postgresql_url() -> None:
         settings_from(environ={"BODEGA_DATABASE": "mysql://db/bodega"})
 
 
+def test_a_wrong_database_url_is_named_without_its_password() -> None:
+    with pytest.raises(ConfigError) as raised:
+        settings_from(environ={"BODEGA_DATABASE": "mysql://bodega:hunter2@db/bodega"})
+    assert "hunter2" not in str(raised.value)
+    assert "mysql://db/bodega" in str(raised.value)
+
+
 def test_samples_cover_every_setting() -> None:
     assert sorted(name for name, *_ in SAMPLES) == sorted(s.name for s in SETTINGS)
 
