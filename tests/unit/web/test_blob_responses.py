@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bodega.errors import StorageError
 from bodega.proxy.files import CachedFile
 from bodega.proxy.telemetry import CacheOutcome, Telemetry
 from bodega.storage.blobs import store_bytes
@@ -87,3 +88,32 @@ async def test_a_root_rendering_streams_whole(server: httpx.AsyncClient) -> None
     assert response.content == DATA
     head = await server.head("/root")
     assert head.headers["Content-Length"] == str(len(DATA))
+
+
+class _FailingStore(MemoryBlobStore):
+    """A store whose reads fail at once, as an object store does when it is down."""
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        raise StorageError("the object store is unreachable")
+        yield b""  # an async generator, as the real stores' read is
+
+
+async def test_a_store_that_fails_before_the_first_byte_answers_503_with_the_reason() -> None:
+    blobs = _FailingStore()
+    await store_bytes(blobs, KEY, DATA)
+    telemetry = Telemetry().index("root/pypi")
+
+    async def cached_file(request: web.Request) -> web.StreamResponse:
+        return CachedResponse(CachedFile(blobs, KEY, None, len(DATA)), telemetry, CacheOutcome.HIT)
+
+    app = web.Application()
+    app.router.add_get("/file", cached_file)
+    async with (
+        TestServer(app, host="127.0.0.1") as test_server,
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        response = await client.get(str(test_server.make_url("/file")))
+    assert response.status_code == 503
+    assert "the object store is unreachable" in response.text
+    assert "ETag" not in response.headers  # no validator for bytes that were never sent
+    assert response.headers["Cache-Control"] == "no-store"
