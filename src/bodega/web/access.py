@@ -23,7 +23,8 @@ from aiohttp.typedefs import Middleware
 from bodega.core.access import Action, Identity
 from bodega.errors import AccessDenied, Forbidden, NeedsCredentials, TooManyAttempts
 from bodega.proxy.access import AccessControl, Credentials
-from bodega.web.routing import Match, Route, match_request
+from bodega.web.request_route import route_of
+from bodega.web.routing import Match, Route
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,7 +46,7 @@ def access_middleware(access: AccessControl, default_index: str) -> Middleware:
     async def check_access(request: web.Request, handler: Handler) -> web.StreamResponse:
         if reads_are_open and request.method in ("GET", "HEAD"):
             return await handler(request)
-        found = match_request(request.method, request.path, request.content_type)
+        found = route_of(request)
         if found.route in _OPEN_ROUTES:
             return await handler(request)
         index = found.index or default_index

@@ -30,7 +30,8 @@ from bodega.web.health import Health
 from bodega.web.json_api import JsonApi
 from bodega.web.metrics import Metrics
 from bodega.web.policy_ui import PolicyPage
-from bodega.web.routing import MANAGE_PATHS, XMLRPC_PATHS, Match, Route, match, match_request
+from bodega.web.request_route import route_of
+from bodega.web.routing import MANAGE_PATHS, XMLRPC_PATHS, Match, Route
 from bodega.web.simple import SimpleApi
 from bodega.web.uploads import Uploads
 from bodega.web.xmlrpc import XmlRpc
@@ -43,7 +44,6 @@ Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 _HANDLERS = web.AppKey("handlers", dict[Route, Handler])
 _TELEMETRY = web.AppKey("telemetry", Telemetry)
 _VIA = web.AppKey("via", str)  # what this process adds to Via, to detect request loops
-_MATCH = web.RequestKey("match", Match)
 
 _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
     (InvalidName, 400),
@@ -79,15 +79,14 @@ def create_app(services: Services) -> web.Application:
 async def _prepare(request: web.Request, response: web.StreamResponse) -> None:
     # Every response passes here, error pages and redirects included, with its final status.
     await add_security_headers(request, response)
-    found = request.get(_MATCH) or match(request.path)
+    found = route_of(request)
     request.app[_TELEMETRY].count_request(found.route.value, response.status)
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     if request.app[_VIA] in request.headers.get("Via", ""):
         raise UpstreamLoop("this request came back to the bodega that sent it")
-    found = match_request(request.method, request.path, request.headers.get("Content-Type", ""))
-    request[_MATCH] = found  # routed once: _count_request reads it
+    found = route_of(request)
     handler = request.app[_HANDLERS].get(found.route)
     if handler is None:
         raise NotFound(f"no such page: {request.path}")
@@ -132,7 +131,7 @@ async def _errors(
         status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
         if status >= 500:
             log.warning("%s %s: %s", request.method, request.path, error)
-        found = request.get(_MATCH) or match(request.path)
+        found = route_of(request)
         if status == 404 and ui.wants_error_page(request, found.route):
             return await ui.not_found(request, str(error))
         headers = {"Cache-Control": "no-store"}
