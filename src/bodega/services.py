@@ -16,7 +16,13 @@ from bodega.errors import ConfigError
 from bodega.proxy.access import AccessControl
 from bodega.proxy.accounts import Accounts
 from bodega.proxy.catalog import Catalog
-from bodega.proxy.coordination import Duties, LocalBlobLeases, LocalDuties
+from bodega.proxy.coordination import (
+    Duties,
+    FetchLocks,
+    LocalBlobLeases,
+    LocalDuties,
+    LocalFetchLocks,
+)
 from bodega.proxy.core_metadata import CoreMetadataExtractor
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.eviction import Eviction
@@ -235,6 +241,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             telemetry=shared.telemetry.index(_first_mirror(settings)),
             crash=shared.crash,
             leases=LocalBlobLeases(),  # in process: this file cache is the only reader
+            fetch_locks=await _open_fetch_locks(settings, stack),
         )
         stack.push_async_callback(files.close)
         mirrors: dict[str, Mirror] = {}
@@ -303,6 +310,19 @@ async def _open_duties(settings: Settings, stack: AsyncExitStack) -> Duties:
     duties = PostgresDuties(settings.database)
     stack.push_async_callback(duties.close)
     return duties
+
+
+async def _open_fetch_locks(settings: Settings, stack: AsyncExitStack) -> FetchLocks:
+    """Who may fetch a blob from upstream: this process's flights alone, or with --database,
+    the one replica that holds the blob's lock in the shared database. Pushed before the
+    file cache, so its downloads let go before the locks close."""
+    if not settings.database:
+        return LocalFetchLocks()
+    from bodega.storage.postgres_fetches import PostgresFetchLocks  # as open_metadata's import
+
+    locks = PostgresFetchLocks(settings.database)
+    stack.push_async_callback(locks.close)
+    return locks
 
 
 async def _open_policies(

@@ -1,7 +1,9 @@
 """The coordination ports' contracts (proxy/coordination.py), run on every implementation:
-in-process ones, and the shared ones of issue 14 as they come (duties on PostgreSQL)."""
+in-process ones, and the shared ones of issue 14 as they come (duties and fetch locks on
+PostgreSQL). Fetch locks shared by replicas are tried as two replicas on one database."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -10,16 +12,21 @@ from bodega.proxy.coordination import (
     EVICTION,
     BlobLeases,
     Duties,
+    FetchLocks,
     Flights,
     LocalBlobLeases,
     LocalDuties,
+    LocalFetchLocks,
 )
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.postgres_duties import PostgresDuties
+from bodega.storage.postgres_fetches import RETRY_MOST, PostgresFetchLocks
+from tests.support.postgres import PostgresCluster
 
 FLIGHTS: dict[str, Callable[[], Flights[int]]] = {"in-process": SingleFlight}
 LEASES: dict[str, Callable[[], BlobLeases]] = {"in-process": LocalBlobLeases}
 DUTIES: dict[str, Callable[[], Duties]] = {"in-process": LocalDuties}
+KEY = "a" * 64
 
 
 @pytest.fixture(params=list(FLIGHTS))
@@ -44,6 +51,29 @@ async def duties(request: pytest.FixtureRequest) -> AsyncIterator[Duties]:
         yield shared
     finally:
         await shared.close()
+
+
+@pytest.fixture(params=["in-process", "postgres"])
+async def fetch_locks(request: pytest.FixtureRequest) -> AsyncIterator[FetchLocks]:
+    if request.param == "in-process":
+        yield LocalFetchLocks()
+        return
+    shared = PostgresFetchLocks(request.getfixturevalue("postgres_dsn"))
+    try:
+        yield shared
+    finally:
+        await shared.close()
+
+
+@pytest.fixture
+async def replicas(postgres_dsn: str) -> AsyncIterator[tuple[PostgresFetchLocks, ...]]:
+    """The fetch locks of two replicas on one database."""
+    pair = (PostgresFetchLocks(postgres_dsn), PostgresFetchLocks(postgres_dsn))
+    try:
+        yield pair
+    finally:
+        for locks in pair:
+            await locks.close()
 
 
 # ------------------------------------------------------------------------------- flights
@@ -183,3 +213,97 @@ async def test_a_duty_s_failure_reaches_its_caller(duties: Duties) -> None:
 
     with pytest.raises(RuntimeError, match="a failed pass"):
         await duties.run(EVICTION, work)
+
+
+# --------------------------------------------------------------------------- fetch locks
+
+
+async def test_a_fetch_lock_is_held_and_let_go_again(fetch_locks: FetchLocks) -> None:
+    for _ in range(2):  # let go: the same key is taken again at once
+        async with fetch_locks.fetching(KEY) as is_shared:
+            assert isinstance(is_shared, bool)
+        async with fetch_locks.fetching("b" * 64):
+            pass
+
+
+async def test_the_in_process_lock_says_no_one_else_stores_blobs() -> None:
+    async with LocalFetchLocks().fetching(KEY) as is_shared:
+        assert not is_shared  # the embedded cache never looks in the store twice
+
+
+async def test_a_replica_waits_while_another_fetches_then_is_woken_at_once(
+    replicas: tuple[PostgresFetchLocks, PostgresFetchLocks],
+) -> None:
+    first, second = replicas
+    order: list[str] = []
+    async with first.fetching(KEY) as is_shared:
+        assert is_shared  # a replica must look in the shared store before fetching
+        waiting = asyncio.ensure_future(_hold(second, KEY, order))
+        await asyncio.sleep(3 * RETRY_MOST)  # long past the waiter's retries
+        assert not waiting.done()
+        async with second.fetching("b" * 64):  # other blobs are not held up
+            pass
+        order.append("first lets go")
+        let_go = time.monotonic()
+    await asyncio.wait_for(waiting, 5.0)
+    assert order == ["first lets go", "second fetches"]
+    # Woken by the notification, not at its next try.
+    assert time.monotonic() - let_go < RETRY_MOST / 2
+
+
+async def test_a_replica_that_dies_while_fetching_frees_its_lock(
+    replicas: tuple[PostgresFetchLocks, PostgresFetchLocks],
+) -> None:
+    first, second = replicas
+    order: list[str] = []
+    holding = first.fetching(KEY)
+    await holding.__aenter__()  # never left: the replica dies in the middle
+    waiting = asyncio.ensure_future(_hold(second, KEY, order))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await first.close()  # its connection ends, as a kill -9's would, without letting go
+    await asyncio.wait_for(waiting, 2 * RETRY_MOST + 1.0)
+    assert order == ["second fetches"]
+
+
+async def test_a_cancelled_fetch_lets_go(
+    replicas: tuple[PostgresFetchLocks, PostgresFetchLocks],
+) -> None:
+    first, second = replicas
+    entered = asyncio.Event()
+
+    async def fetch_forever() -> None:
+        async with first.fetching(KEY):
+            entered.set()
+            await asyncio.Event().wait()
+
+    fetch = asyncio.ensure_future(fetch_forever())
+    await entered.wait()
+    fetch.cancel()
+    await asyncio.gather(fetch, return_exceptions=True)
+    order: list[str] = []
+    await asyncio.wait_for(_hold(second, KEY, order), 1.0)
+
+
+async def test_without_its_database_a_replica_fetches_anyway(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    locks = PostgresFetchLocks(postgres_cluster.dsn)
+    try:
+        async with locks.fetching(KEY):
+            pass
+        postgres_cluster.stop()
+        started = time.monotonic()
+        async with locks.fetching(KEY) as is_shared:  # logged, not failed
+            assert is_shared
+        assert time.monotonic() - started < 5.0
+        postgres_cluster.start()
+        async with locks.fetching(KEY):  # a new connection once it is back
+            pass
+    finally:
+        await locks.close()
+
+
+async def _hold(locks: PostgresFetchLocks, key: str, order: list[str]) -> None:
+    async with locks.fetching(key):
+        order.append("second fetches")

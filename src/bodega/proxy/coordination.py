@@ -7,6 +7,8 @@ undoing another's, with the in-process implementations one bodega process needs.
                 committed again, until the deletion is over (in process: LocalBlobLeases)
     Duties      a background duty (eviction, search sync, root refresh) runs only where this
                 process holds it (in process: LocalDuties, which holds every duty)
+    FetchLocks  one upstream fetch of a blob at a time across the processes sharing a cache
+                (in process: LocalFetchLocks, which holds nothing: Flights is enough there)
 
 The data dir's flock (storage/datadir.py) keeps a second process off the same cache; replicas
 sharing one cache (issue 14) will implement these ports on the shared database instead. So
@@ -74,6 +76,22 @@ class Duties(Protocol):
         True once it has run (its exception, if any, raised); False, without running it,
         where another process holds the duty."""
         ...
+
+
+class FetchLocks(Protocol):
+    def fetching(self, key: str) -> AbstractAsyncContextManager[bool]:
+        """Waits until no other process fetches blob `key`, then keeps the others off it
+        while the block runs. Yields whether another process may have stored the blob
+        meanwhile: if so, look in the store before fetching it again."""
+        ...
+
+
+class LocalFetchLocks:
+    """One process is the whole cache: its Flights already fetch each blob once."""
+
+    @asynccontextmanager
+    async def fetching(self, key: str) -> AsyncIterator[bool]:
+        yield False
 
 
 class LocalBlobLeases:

@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from bodega.errors import IntegrityError, NotFound, StorageError, UpstreamError
-from bodega.proxy.coordination import BlobLeases, Flights, LocalBlobLeases
+from bodega.proxy.coordination import (
+    BlobLeases,
+    FetchLocks,
+    Flights,
+    LocalBlobLeases,
+    LocalFetchLocks,
+)
 from bodega.proxy.crashpoints import CrashPoints
 from bodega.proxy.singleflight import SingleFlight
 from bodega.proxy.small_files import MAX_FILE_BYTES as SMALL_FILE_BYTES
@@ -83,6 +89,7 @@ class Download:
         self.is_verified = False  # every byte is in the spool and matches size and hash
         self.is_done = False
         self.is_committed = False
+        self.is_fetched_elsewhere = False  # another replica stored it while this one waited
         self.error: BaseException | None = None
         self.attempt = 1  # a new attempt starts from nothing: see restart()
         self._changed = asyncio.Event()
@@ -100,6 +107,13 @@ class Download:
         self._window.clear()
         self._window_bytes = 0
         self.is_started = False
+        self.notify()
+
+    def stored_elsewhere(self, size: int) -> None:
+        """The blob is in the store already, whole and verified: read it from there."""
+        self.total = self.written = self.spooled = size
+        self.is_fetched_elsewhere = True
+        self.is_started = self.is_verified = self.is_committed = True
         self.notify()
 
     def received(self, chunk: bytes) -> None:
@@ -215,6 +229,7 @@ class FileCache:
         crash: CrashPoints = CrashPoints.DISARMED,
         leases: BlobLeases | None = None,
         flights: Flights[None] | None = None,
+        fetch_locks: FetchLocks | None = None,
     ) -> None:
         self.telemetry = telemetry  # the web edge counts each request's outcome here
         self._blobs = blobs
@@ -228,6 +243,8 @@ class FileCache:
         self._clock = clock
         self._downloads: Flights[None] = flights if flights is not None else SingleFlight[None]()
         self._active: dict[str, Download] = {}  # by flight key: the downloads under way
+        # Replicas sharing the store fetch each blob once between them, as flights do here.
+        self._fetch_locks = fetch_locks or LocalFetchLocks()
         self._crash = crash
         self._leases = leases or LocalBlobLeases()  # blobs being served from disk right now
         self._accessed: dict[str, float] = {}  # hits not yet written to the store
@@ -482,20 +499,18 @@ class FileCache:
     async def _run(self, download: Download, answer: UpstreamFile | None) -> None:
         started = time.monotonic()
         try:
-            spool = await self._fetch_verified(download, answer)
-            download.is_verified = True
-            download.notify()
-            if download.key is not None:
-                await self._leases.wait_until_deleted(download.key)
-                await store_file(self._blobs, download.key, spool)
-                download.is_committed = True
-                if download.written <= SMALL_FILE_BYTES and (data := download.whole()):
-                    self._small.keep(download.key, data)
-                self._crash.reached("file_committed")
-                await self._record(download.key, download.written, download.asked_at)
-                self._crash.reached("file_recorded")
-                if self.on_commit is not None:
-                    self.on_commit(download.written)
+            if download.key is None:  # never stored: nothing to share with other replicas
+                await self._fetch_verified(download, answer)
+                download.is_verified = True
+                download.notify()
+            else:
+                # Held until the blob is committed and recorded (or the fetch failed), so a
+                # replica that waited finds it in the store.
+                async with self._fetch_locks.fetching(download.key) as is_shared:
+                    if is_shared and (size := await self._blobs.size(download.key)) is not None:
+                        download.stored_elsewhere(size)
+                    else:
+                        await self._fetch_and_commit(download, download.key, answer)
         except asyncio.CancelledError:
             download.error = UpstreamError("bodega is shutting down")
             raise
@@ -505,9 +520,10 @@ class FileCache:
             download.telemetry.upstream_failed("file", error)
         finally:
             failure = None if download.error is None else str(download.error)
-            download.telemetry.download_finished(
-                download.url, download.written, time.monotonic() - started, failure
-            )
+            if not download.is_fetched_elsewhere:  # upstream's traffic is the other's
+                download.telemetry.download_finished(
+                    download.url, download.written, time.monotonic() - started, failure
+                )
             # The spool goes before the download is marked done: nothing may await between
             # "done" and the end of this task, or a client that retries at once would join
             # this failed download instead of starting a new one.
@@ -515,6 +531,23 @@ class FileCache:
                 await asyncio.to_thread(download.spool.unlink, missing_ok=True)
             download.is_done = True
             download.notify()
+
+    async def _fetch_and_commit(
+        self, download: Download, key: str, answer: UpstreamFile | None
+    ) -> None:
+        spool = await self._fetch_verified(download, answer)
+        download.is_verified = True
+        download.notify()
+        await self._leases.wait_until_deleted(key)
+        await store_file(self._blobs, key, spool)
+        download.is_committed = True
+        if download.written <= SMALL_FILE_BYTES and (data := download.whole()):
+            self._small.keep(key, data)
+        self._crash.reached("file_committed")
+        await self._record(key, download.written, download.asked_at)
+        self._crash.reached("file_recorded")
+        if self.on_commit is not None:
+            self.on_commit(download.written)
 
     async def _fetch_verified(self, download: Download, answer: UpstreamFile | None) -> Path:
         for attempt in range(1, _ATTEMPTS + 1):

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 # The server drops a silent leader's connection, and so its lease, after about
 # idle + interval * count seconds.
-_KEEPALIVES = {
+KEEPALIVES = {
     "tcp_keepalives_idle": "10",
     "tcp_keepalives_interval": "5",
     "tcp_keepalives_count": "3",
@@ -81,7 +81,7 @@ class PostgresDuties:
         if self._connection is None or self._connection.is_closed():
             self._is_leader = False
             self._connection = await asyncpg.connect(
-                self._dsn, timeout=CONNECT_TIMEOUT, server_settings=_KEEPALIVES
+                self._dsn, timeout=CONNECT_TIMEOUT, server_settings=KEEPALIVES
             )
         if self._is_leader:
             await self._connection.fetchval("SELECT 1")  # the lease lives with it
