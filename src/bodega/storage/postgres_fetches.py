@@ -95,19 +95,22 @@ class PostgresFetchLocks:
 
     async def _try_lock(self, key: str) -> bool | None:
         """True: taken; False: another replica holds it; None: the database cannot say."""
-        try:
-            async with self._talking:
-                connection = await self._connect()
-                taken = await connection.fetchval(
-                    "SELECT pg_try_advisory_lock($1)", lock_id(key), timeout=QUERY_TIMEOUT
-                )
-            return bool(taken)
-        except _ERRORS as error:
-            log.warning(
-                "fetching %s without the cluster lock: %s: %s", key, shown_url(self._dsn), error
-            )
-            await self._drop()
-            return None
+        for attempt in (1, 2):
+            try:
+                async with self._talking:
+                    connection = await self._connect()
+                    taken = await connection.fetchval(
+                        "SELECT pg_try_advisory_lock($1)", lock_id(key), timeout=QUERY_TIMEOUT
+                    )
+                return bool(taken)
+            except _ERRORS as error:
+                # A connection broken since its last use (PostgreSQL restarted) is only
+                # found out now: one more try, on a new one.
+                await self._drop()
+                if attempt == 2:
+                    label = shown_url(self._dsn)
+                    log.warning("fetching %s without the cluster lock: %s: %s", key, label, error)
+        return None
 
     async def _let_go(self, key: str) -> None:
         self._wake(key)  # waiters of this replica
