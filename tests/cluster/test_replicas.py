@@ -174,7 +174,8 @@ async def test_replicas_carry_on_after_postgresql_restarts(cluster: Cluster) -> 
 async def test_with_the_object_store_down_files_fail_with_a_reason_and_pages_serve(
     cluster: Cluster,
 ) -> None:
-    cached = build_wheel("storeless", "1.0")
+    # Larger than the small files a replica keeps in memory, which it serves without a store.
+    cached = build_wheel("storeless", "1.0", payload_size=300_000)
     cluster.index.add("storeless", cached)
     assert [r.status_code for r in await fetch_all([file_url(cluster.url, cached)])] == [200]
     await eventually(lambda: stored_size(cluster, cached.sha256), lambda size: size is not None)
