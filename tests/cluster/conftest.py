@@ -75,9 +75,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    seaweedfs: SeaweedFS, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
+def cluster(seaweedfs: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     bin_dir = find_pg_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
