@@ -266,6 +266,24 @@ async def test_a_replica_that_dies_while_fetching_frees_its_lock(
     assert order == ["second fetches"]
 
 
+async def test_a_replica_waits_so_long_for_another_then_fetches_beside_it(
+    postgres_dsn: str,
+) -> None:
+    first, impatient = (
+        PostgresFetchLocks(postgres_dsn),
+        PostgresFetchLocks(postgres_dsn, wait_most=0.5),
+    )
+    try:
+        async with first.fetching(KEY):
+            started = time.monotonic()
+            async with impatient.fetching(KEY) as is_shared:
+                assert is_shared
+                assert 0.5 <= time.monotonic() - started < 2.0
+    finally:
+        await first.close()
+        await impatient.close()
+
+
 async def test_a_cancelled_fetch_lets_go(
     replicas: tuple[PostgresFetchLocks, PostgresFetchLocks],
 ) -> None:

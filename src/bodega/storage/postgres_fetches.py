@@ -11,6 +11,12 @@ that vanishes is noticed by the server's TCP keepalives within about 25 seconds)
 waiter looks in the store: the blob is there (the holder commits and records it before it
 lets go), or not (the holder failed or died) and this replica fetches it.
 
+A waiter's clients get no byte while it waits (the other replica's download is not readable
+from here until it is in the store), and installers give up on a silent server (pip after
+15 seconds). So a waiter waits WAIT_MOST at most, then fetches the file itself: a file that
+takes longer than that to download may be fetched once per replica, as without the lock,
+and every shorter one once in all.
+
 The lock only saves upstream traffic; correctness never depends on it (blobs are put whole,
 after verification, under their own hash). So a database that cannot be asked is logged
 and the fetch goes ahead without it: PostgreSQL restarting costs duplicate fetches, not
@@ -19,8 +25,10 @@ failed requests.
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeAlias
@@ -38,6 +46,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "bodega_fetched"  # a holder's notification as it lets go; the payload is the key
 RETRY_FIRST = 0.05  # seconds before a waiter first tries again without a notification
 RETRY_MOST = 1.0  # ... and at most between tries: how soon a dead holder's lock is taken
+WAIT_MOST = 10.0  # seconds a replica waits for another's download before fetching itself
 QUERY_TIMEOUT = 5.0  # a lock query is a round trip; longer means the connection is gone
 _ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -54,9 +63,16 @@ def lock_id(key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+class _Answer(enum.Enum):
+    TAKEN = "taken"
+    HELD = "held by another fetch"
+    UNKNOWN = "the database cannot be asked"
+
+
 class PostgresFetchLocks:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, wait_most: float = WAIT_MOST) -> None:
         self._dsn = dsn
+        self._wait_most = wait_most
         self._connection: Connection | None = None
         self._talking = asyncio.Lock()  # one query at a time on the one connection
         self._held: set[str] = set()  # keys this replica fetches now
@@ -64,7 +80,9 @@ class PostgresFetchLocks:
 
     @asynccontextmanager
     async def fetching(self, key: str) -> AsyncIterator[bool]:
-        await self._take(key)
+        if not await self._take(key):  # fetched beside the lock: nothing to let go of
+            yield True
+            return
         self._held.add(key)
         try:
             yield True
@@ -74,8 +92,10 @@ class PostgresFetchLocks:
             # its connection closes.
             await asyncio.shield(self._let_go(key))
 
-    async def _take(self, key: str) -> None:
+    async def _take(self, key: str) -> bool:
+        """Until the lock is taken (True), or it is time to fetch without it (False)."""
         delay = RETRY_FIRST
+        deadline = time.monotonic() + self._wait_most
         try:
             while True:
                 # Made before asking, so a notification that comes between the answer and
@@ -83,18 +103,22 @@ class PostgresFetchLocks:
                 released = self._released.setdefault(key, asyncio.Event())
                 # Another fetch of this key here is not expected (flights run one per key);
                 # were there one, it must not share the session's reentrant lock.
-                if key not in self._held and await self._try_lock(key) is not False:
-                    return  # taken, or the database cannot say: fetch
+                answer = _Answer.HELD if key in self._held else await self._try_lock(key)
+                if answer is not _Answer.HELD:
+                    return answer is _Answer.TAKEN  # or fetch without it: nobody can say
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.info("fetching %s beside another replica: its download is slow", key)
+                    return False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(released.wait(), delay)
+                    await asyncio.wait_for(released.wait(), min(delay, left))
                 if released.is_set():
                     del self._released[key]
                 delay = min(delay * 2, RETRY_MOST)
         finally:
             self._released.pop(key, None)
 
-    async def _try_lock(self, key: str) -> bool | None:
-        """True: taken; False: another replica holds it; None: the database cannot say."""
+    async def _try_lock(self, key: str) -> "_Answer":
         for attempt in (1, 2):
             try:
                 async with self._talking:
@@ -102,7 +126,7 @@ class PostgresFetchLocks:
                     taken = await connection.fetchval(
                         "SELECT pg_try_advisory_lock($1)", lock_id(key), timeout=QUERY_TIMEOUT
                     )
-                return bool(taken)
+                return _Answer.TAKEN if taken else _Answer.HELD
             except _ERRORS as error:
                 # A connection broken since its last use (PostgreSQL restarted) is only
                 # found out now: one more try, on a new one.
@@ -110,7 +134,7 @@ class PostgresFetchLocks:
                 if attempt == 2:
                     label = shown_url(self._dsn)
                     log.warning("fetching %s without the cluster lock: %s: %s", key, label, error)
-        return None
+        return _Answer.UNKNOWN
 
     async def _let_go(self, key: str) -> None:
         self._wake(key)  # waiters of this replica
