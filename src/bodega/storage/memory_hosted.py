@@ -23,6 +23,13 @@ class MemoryHostedStores:
     def hosted(self, name: str) -> "MemoryHostedStore":
         return MemoryHostedStore(self, self._indexes.setdefault(name, _HostedData()))
 
+    def names(self) -> list[str]:
+        return sorted(self._indexes)
+
+    def accepted_filenames(self, name: str) -> list[str]:
+        data = self._indexes.get(name)
+        return sorted(data.accepted) if data is not None else []
+
     def blob_keys(self) -> set[str]:
         keys: set[str] = set()
         for data in self._indexes.values():
