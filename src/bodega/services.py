@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from bodega.config import Settings
 from bodega.core.indexes import HostedIndex, MirrorIndex, VirtualIndex, hosted_names, mirror_names
 from bodega.core.urls import shown_url
-from bodega.errors import ConfigError
+from bodega.errors import ConfigError, StorageError
 from bodega.proxy.access import AccessControl
 from bodega.proxy.accounts import Accounts
 from bodega.proxy.catalog import Catalog
@@ -177,7 +177,10 @@ async def open_migration(
         source_blobs = await stack.enter_async_context(_open_blobs(source_settings))
         target_blobs = await stack.enter_async_context(_open_blobs(target_settings))
         if isinstance(target_blobs, RemoteBlobs):
-            await target_blobs.probe()  # a wrong bucket or endpoint said now, not per blob
+            try:  # a wrong bucket or endpoint said now, once, not per blob
+                await target_blobs.probe()
+            except StorageError as error:
+                raise StorageError(f"--to-blob-store {to_blob_store}: {error}") from None
         yield Migration(
             source,
             source_blobs,

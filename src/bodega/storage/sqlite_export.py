@@ -39,8 +39,9 @@ class SqliteExport:
     async def search_names(self, index: str) -> list[tuple[str, str]]:
         def work(db: sqlite3.Connection) -> list[tuple[str, str]]:
             rows = db.execute(
-                "SELECT key, name FROM search_names JOIN indexes ON indexes.id = index_id"
-                " WHERE indexes.name = ? ORDER BY key",
+                "SELECT names.key, names.name FROM search_names AS names"
+                " JOIN indexes ON indexes.id = names.index_id"
+                " WHERE indexes.name = ? ORDER BY names.key",
                 (index,),
             )
             return [(key, name) for key, name in rows]
@@ -53,8 +54,8 @@ class SqliteExport:
     async def download_counts(self, index: str) -> dict[str, int]:
         def work(db: sqlite3.Connection) -> dict[str, int]:
             rows = db.execute(
-                "SELECT key, count FROM search_downloads JOIN indexes ON indexes.id = index_id"
-                " WHERE indexes.name = ?",
+                "SELECT counts.key, counts.count FROM search_downloads AS counts"
+                " JOIN indexes ON indexes.id = counts.index_id WHERE indexes.name = ?",
                 (index,),
             )
             return {key: int(count) for key, count in rows}
