@@ -293,6 +293,11 @@ class Migration:
                 await target.set_project_status(
                     project.project, project.status, project.status_reason
                 )
+        for filename in await self._export.accepted_filenames(index):
+            # Files deleted at the source: their filenames stay taken, as they were there
+            # (a filename is never accepted twice, not even after its file was deleted).
+            if await target.accept_filename(filename):
+                self._count("deleted files' names", "copied")
         for name in await source.reservations() - await target.reservations():
             await target.reserve(name)
             self._count("reserved names", "copied")

@@ -53,6 +53,12 @@ class MemoryHostedStore:
         self._data.files[file.filename] = file
         return True
 
+    async def accept_filename(self, filename: str) -> bool:
+        if filename in self._data.accepted:
+            return False
+        self._data.accepted.add(filename)
+        return True
+
     async def was_accepted(self, filename: str) -> bool:
         return filename in self._data.accepted
 

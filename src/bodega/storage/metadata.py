@@ -293,6 +293,10 @@ class HostedStore(Protocol):
 
     async def was_accepted(self, filename: str) -> bool: ...
 
+    async def accept_filename(self, filename: str) -> bool:
+        """Take a filename without a file (one accepted and deleted where it came from:
+        `bodega migrate`); False when it was taken."""
+
     async def hosted_files(self, project: str) -> list[HostedFile]:
         """The project's files, in upload order."""
 

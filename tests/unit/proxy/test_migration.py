@@ -51,6 +51,9 @@ async def _filled() -> tuple[MemoryMetadataStore, MemoryBlobStore]:
         "mine", "1.0", "mine-1.0.tar.gz", _key(wheel), "0" * 32, "1" * 64, 11, 70.0, yanked=True
     )
     await hosted.add_hosted_file(upload, "Mine")
+    deleted = HostedFile("mine", "0.9", "mine-0.9.tar.gz", _key(json), "0" * 32, "1" * 64, 2, 1.0)
+    await hosted.add_hosted_file(deleted, "Mine")
+    await hosted.delete_hosted_files("mine", "0.9", None)
     await hosted.set_project_status("mine", "quarantined", "checking")
     await hosted.reserve("taken")
     policy = store.policy()
@@ -103,6 +106,7 @@ async def test_every_record_and_blob_is_copied_and_a_second_run_copies_nothing()
     assert await hosted_copy.hosted_files("mine") == await hosted.hosted_files("mine")
     assert await hosted_copy.hosted_projects() == await hosted.hosted_projects()
     assert await hosted_copy.reservations() == {"taken"}
+    assert await hosted_copy.was_accepted("mine-0.9.tar.gz")  # deleted, still taken
     assert await target.policy().exemptions() == await source.policy().exemptions()
     assert await target.export().removed_files() == await source.export().removed_files()
     assert await target.accounts().users() == await source.accounts().users()
