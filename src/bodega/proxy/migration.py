@@ -12,6 +12,7 @@ what it added. The source is only read, so it may be served meanwhile (SQLite WA
 
 import asyncio
 import hashlib
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -93,6 +94,7 @@ class Migration:
         self._crash = crash
         self._report = MigrationReport()
         self._target_keys: set[str] = set()
+        self._bad_keys: set[str] = set()  # failed verification or could not be read
 
     async def run(self) -> MigrationReport:
         await self._copy_blobs()
@@ -120,15 +122,23 @@ class Migration:
     async def _copy_blobs(self) -> None:
         listing = self._target_blobs.keys()  # an async iterator: no dict, whatever SIM118 says
         self._target_keys = {key async for key in listing}
-        limit = asyncio.Semaphore(PARALLEL_BLOBS)
-        async with asyncio.TaskGroup() as tasks:
+        running: set[asyncio.Task[None]] = set()
+        try:
             async for name in self._source_blobs.keys():
                 if name in self._target_keys:
                     self._count("blobs", "skipped")
                     continue
-                await limit.acquire()
-                task = tasks.create_task(self._copy_one_blob(name))
-                task.add_done_callback(lambda _: limit.release())
+                if len(running) >= PARALLEL_BLOBS:
+                    done, running = await asyncio.wait(running, return_when=FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # the target failing ends the run, with its reason
+                running.add(asyncio.create_task(self._copy_one_blob(name)))
+            for task in list(running):
+                await task
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _copy_one_blob(self, name: str) -> None:
         try:
@@ -142,14 +152,28 @@ class Migration:
             self._count("blobs", "gone")
             return
         except _Corrupt as corrupt:
+            self._bad_keys.add(key)
             self._fail("blobs", f"blob {key}", f"{corrupt} (not copied)")
             return
         except OSError as error:
+            self._bad_keys.add(key)
             self._fail("blobs", f"blob {key}", f"unreadable: {error} (not copied)")
             return
         self._target_keys.add(key)
         self._count("blobs", "copied")
         self._crash.reached("migrate_blob_copied")
+
+    async def _has_blobs(self, keys: Iterable[str | None]) -> bool:
+        """Whether the target has every one of `keys`; one the source stored after the
+        blobs' pass (a server serving meanwhile) is copied now."""
+        for key in keys:
+            if key is None or key in self._target_keys:
+                continue
+            if key not in self._bad_keys:
+                await self._copy_one_blob(key)
+            if key not in self._target_keys:
+                return False
+        return True
 
     async def _copy_verified(self, key: str) -> None:
         digest = hashlib.sha256()
@@ -162,9 +186,6 @@ class Migration:
                 raise _Corrupt(f"its bytes hash to {digest.hexdigest()}")
             await writer.commit()
 
-    def _has_blobs(self, keys: Iterable[str | None]) -> bool:
-        return all(key is None or key in self._target_keys for key in keys)
-
     # Records every index shares
 
     async def _copy_blob_records(self) -> None:
@@ -174,12 +195,14 @@ class Migration:
             for record in batch:
                 if record.key in there:
                     self._count("blob records", "skipped")
-                elif record.key not in self._target_keys:
-                    self._fail("blob records", f"blob record {record.key}", "no blob copied")
-                else:
+                elif await self._has_blobs([record.key]):
                     await self._target.record_blob(record.key, record.size, record.accessed_at)
                     await self._target.touch_blobs({record.key: record.accessed_at})
                     self._count("blob records", "copied")
+                elif record.key in self._bad_keys:
+                    self._fail("blob records", f"blob record {record.key}", "its blob is bad")
+                else:
+                    self._count("blob records", "gone")  # evicted meanwhile: so is its record
 
     async def _copy_file_digests(self) -> None:
         # Facts about bytes that outlive the blob: copied whether or not it is still stored.
@@ -221,7 +244,7 @@ class Migration:
         target = self._target.index(index)
         if root is None:
             return
-        if not self._has_blobs(root.blob_keys):
+        if not await self._has_blobs(sorted(root.blob_keys)):
             self._fail("root lists", f"the root list of {index}", "its blobs were not copied")
         elif await target.get_root() == root:
             self._count("root lists", "skipped")
@@ -272,7 +295,7 @@ class Migration:
                 what = f"the METADATA of {filename} ({index})"
                 if there.get(filename) == key:
                     self._count("core metadata", "skipped")
-                elif key not in self._target_keys:
+                elif not await self._has_blobs([key]):
                     self._fail("core metadata", what, "its blob was not copied")
                 else:
                     await target.put_core_metadata(project, filename, key)
@@ -281,9 +304,11 @@ class Migration:
     async def _copy_hosted(self, index: str, source: HostedStore, target: HostedStore) -> None:
         for project in await source.hosted_projects():
             for file in await source.hosted_files(project.project):
-                if not self._has_blobs([file.sha256, file.metadata_sha256]):
+                if not await self._has_blobs([file.sha256, file.metadata_sha256]):
                     # Still recorded: the upload happened, its filename stays taken.
-                    self._fail("hosted files", f"{file.filename} ({index})", "blob missing")
+                    problem = f"{file.filename} ({index}): its blob was not copied"
+                    self._report.failures.append(problem)
+                    self._say(f"hosted files: {problem}")
                 if await target.add_hosted_file(file, project.name):
                     self._count("hosted files", "copied")
                 else:
@@ -348,6 +373,15 @@ class Migration:
                 self._count("tokens", "copied")
             else:
                 self._fail("tokens", f"token {token.token_id}", f"no account {token.user}")
+        # Nothing is deleted at the target; a token revoked at the source since an earlier
+        # run would stay valid there, so say so.
+        kept = {token.token_id for token in await source.tokens()}
+        for token in await target.tokens():
+            if token.token_id not in kept:
+                self._say(
+                    f"tokens: {token.token_id} (of {token.user}) is at the target but no longer"
+                    " at the source: if it was revoked, revoke it at the target too"
+                )
 
 
 def _identity(exemption: object) -> tuple[object, ...]:

@@ -1,11 +1,15 @@
 """The migration use case on in-memory stores: what is copied, what is skipped, what fails."""
 
 import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
 
 from bodega.core.model import DistributionFile
+from bodega.errors import StorageError
 from bodega.proxy.migration import Migration, MigrationReport
 from bodega.storage.blobs import read_bytes, store_bytes
-from bodega.storage.memory_blobs import MemoryBlobStore
+from bodega.storage.memory_blobs import MemoryBlobStore, MemoryBlobWriter
 from bodega.storage.memory_metadata import MemoryMetadataStore
 from bodega.storage.metadata import (
     FIRST_INDEX,
@@ -154,3 +158,51 @@ async def test_progress_is_said_every_n_items() -> None:
     await migration.run()
     assert "blobs: 2 (copied 2, already there 0, failed 0)" in lines
     assert "blobs: 4 (copied 4, already there 0, failed 0)" in lines
+
+
+class _LateBlobs(MemoryBlobStore):
+    """A source whose listing misses the blobs stored after it began (a serving server)."""
+
+    def __init__(self, late: set[str]) -> None:
+        super().__init__()
+        self.late = late
+
+    async def keys(self) -> AsyncIterator[str]:
+        async for key in super().keys():
+            if key not in self.late:
+                yield key
+
+
+async def test_a_blob_stored_at_the_source_during_the_run_is_copied_with_its_record() -> None:
+    source, blobs = await _filled()
+    late_data = b"cached while the copy ran"
+    late = _LateBlobs({_key(late_data)})
+    async for key in blobs.keys():
+        await store_bytes(late, key, await read_bytes(blobs, key))
+    await store_bytes(late, _key(late_data), late_data)
+    await source.record_blob(_key(late_data), len(late_data), 90.0)
+    target, target_blobs = MemoryMetadataStore(), MemoryBlobStore()
+    report, _ = await _migrate(source, late, target, target_blobs)
+    assert report.is_complete, report.failures
+    assert await read_bytes(target_blobs, _key(late_data)) == late_data
+    assert _key(late_data) in await target.blob_keys()
+
+
+class _BrokenStore(MemoryBlobStore):
+    def open_writer(self, key: str) -> MemoryBlobWriter:
+        raise StorageError("the object store is unavailable: connection refused")
+
+
+async def test_the_target_failing_ends_the_run_with_its_reason() -> None:
+    source, blobs = await _filled()
+    with pytest.raises(StorageError, match="connection refused"):
+        await _migrate(source, blobs, MemoryMetadataStore(), _BrokenStore())
+
+
+async def test_a_token_only_the_target_has_is_pointed_out() -> None:
+    source, blobs = await _filled()
+    target = MemoryMetadataStore()
+    await _migrate(source, blobs, target, MemoryBlobStore())
+    await source.accounts().revoke_token("t1")
+    _, lines = await _migrate(source, blobs, target, MemoryBlobStore())
+    assert any("t1 (of ada) is at the target but no longer at the source" in x for x in lines)
