@@ -6,6 +6,8 @@ not copied; wrong URLs refused with one clear line."""
 import asyncio
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ WHEEL = build_wheel("demo", "1.0", payload_size=50_000)
 SDIST = build_sdist("demo", "1.0")
 MINE = build_wheel("mine", "1.0")
 MINE_NEXT = build_wheel("mine", "1.1")
+LATE = build_wheel("late", "2.0")
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 GONE = "http://127.0.0.1:9/simple/"  # nothing listens on the discard port
 CONFIG = """
@@ -95,8 +98,11 @@ def _served(url: str) -> dict[str, bytes]:
     return found
 
 
-def _fill(data: Path, config: Path, fake_index: FakeIndex) -> tuple[str, dict[str, bytes]]:
-    """A cache as a real bodega leaves it; returns the upload token and what it served."""
+@contextmanager
+def _serving_filled(
+    data: Path, config: Path, fake_index: FakeIndex
+) -> Iterator[tuple[BodegaProcess, str, dict[str, bytes]]]:
+    """A real bodega that filled its cache: the server, the upload token, what it served."""
     fake_index.add("demo", WHEEL, serve_metadata=False)  # bodega extracts its own
     fake_index.add("demo", SDIST)
     token = make_token_with_cli(data, "ci", config=config, indexes=["acme/private"])
@@ -109,7 +115,13 @@ def _fill(data: Path, config: Path, fake_index: FakeIndex) -> tuple[str, dict[st
             return all(file["core-metadata"] for file in page["files"] if ".whl" in file["url"])
 
         wait_for(advertised, seconds=20)
-        return token, _served(server.url)
+        yield server, token, _served(server.url)
+
+
+def _fill(data: Path, config: Path, fake_index: FakeIndex) -> tuple[str, dict[str, bytes]]:
+    """A cache as a real bodega leaves it; returns the upload token and what it served."""
+    with _serving_filled(data, config, fake_index) as (_, token, served):
+        return token, served
 
 
 def migrate(data: Path, config: Path, target: Target, **extra: str) -> tuple[int, str, str]:
@@ -156,6 +168,28 @@ def test_a_migrated_cache_is_served_identically_from_the_shared_backends_upstrea
     finally:
         server.stop()
     assert fake_index.count("GET", WHEEL.filename) == 1  # fetched once, before the move
+
+
+def test_a_cache_is_migrated_while_its_server_serves_then_caught_up_after_it_stops(
+    tmp_path: Path, fake_index: FakeIndex, config: Path, target: Target
+) -> None:
+    data = tmp_path / "data"
+    fake_index.add("late", LATE)
+    with _serving_filled(data, config, fake_index) as (server, _, _):
+        code, _, err = migrate(data, config, target)
+        assert code == 0, err
+        # Cached after the copy: the next run's.
+        assert _get(f"{server.url}files/late/{LATE.filename}").content == LATE.data
+    code, out, err = migrate(data, config, target)
+    assert code == 0, err
+    assert "blobs: copied 1, already there" in out  # the new file alone
+    assert "pages: copied 1, already there 1" in out
+
+    replica = _start_shared(tmp_path, config, target)
+    try:
+        assert _get(f"{replica.url}files/late/{LATE.filename}").content == LATE.data
+    finally:
+        replica.stop()
 
 
 def test_an_interrupted_migration_resumes_with_only_what_is_missing(
