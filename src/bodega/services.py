@@ -160,7 +160,11 @@ async def open_migration(
     only read, so a server may serve it meanwhile (SQLite WAL); what it adds after a run
     is copied by the next one."""
     if not to_database.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"--to-database: {shown_url(to_database)} is not a postgresql:// URL")
+        try:
+            shown = shown_url(to_database)  # a URL may carry a password: never echoed
+        except ValueError:
+            shown = "(a value with credentials, not shown)"
+        raise ConfigError(f"--to-database: {shown} is not a postgresql:// URL")
     if not to_blob_store.startswith("s3://") or to_blob_store == "s3://":
         raise ConfigError(f"--to-blob-store: {to_blob_store} is not an s3://BUCKET/PREFIX URL")
     if not settings.database_path.is_file():

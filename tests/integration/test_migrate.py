@@ -266,6 +266,16 @@ def test_wrong_urls_are_refused_with_a_clear_reason(
 
     dsn, blob_store = target.dsn, target.blob_store
     refused("mysql://db/bodega", blob_store, "--to-database: mysql://db/bodega is not a postgresql")
+    result = run_bodega(
+        "migrate",
+        "--to-database",
+        "mysql://me:s3cret@db/x",
+        "--to-blob-store",
+        blob_store,
+        env=environ,
+    )
+    assert_refused(result, "--to-database: mysql://db/x is not a postgresql")
+    assert "s3cret" not in result.stderr
     refused(dsn, "file:///srv/blobs", "--to-blob-store: file:///srv/blobs is not an s3")
     refused("postgresql://127.0.0.1:9/bodega", blob_store, "cannot open the metadata database")
     refused(dsn, f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x", "no-such-bucket")
