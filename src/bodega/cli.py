@@ -45,6 +45,7 @@ from bodega.errors import (
 from bodega.proxy.accounts import Accounts
 from bodega.proxy.hosted import STATUSES, HostedProjects
 from bodega.proxy.maintenance import CacheMaintenance, CacheSummary
+from bodega.proxy.migration import MigrationReport
 from bodega.proxy.policy import Policies
 from bodega.services import (
     Services,
@@ -52,6 +53,7 @@ from bodega.services import (
     open_accounts,
     open_hosted_admin,
     open_maintenance,
+    open_migration,
     open_policies,
 )
 from bodega.storage.metadata import NewExemption
@@ -562,6 +564,64 @@ def cache_forget(project: str, index: str | None, **options: Any) -> None:
         click.echo(f"forgot the page of {name}")
     else:
         click.echo(f"no stored page for {name}")
+
+
+# ------------------------------------------------------------------------------ migrate
+
+
+@main.command()
+@click.option(
+    "--to-database",
+    required=True,
+    metavar="URL",
+    help="The PostgreSQL to copy the metadata into (postgresql://user@host:5432/bodega);"
+    " keep the password in PGPASSWORD or ~/.pgpass.",
+)
+@click.option(
+    "--to-blob-store",
+    required=True,
+    metavar="URL",
+    help="The object store to copy the files into (s3://BUCKET/PREFIX, reached with the"
+    " standard AWS_* variables and files).",
+)
+@click.option(
+    "--progress-every",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="Say how far it got every N items of a kind.",
+)
+@_setting_options("data_dir")
+def migrate(to_database: str, to_blob_store: str, progress_every: int, **options: Any) -> None:
+    """Copy the embedded cache of the data dir (its files and SQLite database) into
+    PostgreSQL and an object store, for replicas to share.
+
+    Every file is re-hashed on its way and copied only when it matches its sha256. What
+    the target already holds is skipped: run it again after an interruption, or after
+    the server served on, and it copies only what is missing. It only reads the data dir,
+    so a server may keep serving it meanwhile. Exits 1 when anything failed."""
+
+    def say(line: str) -> None:
+        click.echo(f"migrate: {line}", err=True)
+
+    async def run(settings: Settings) -> MigrationReport:
+        async with open_migration(
+            settings, to_database, to_blob_store, say=say, progress_every=progress_every
+        ) as migration:
+            return await migration.run()
+
+    try:
+        report = asyncio.run(run(_settings(options)))
+    except (ConfigError, StorageError) as error:
+        raise click.ClickException(str(error)) from None
+    for kind, tally in report.tallies.items():
+        click.echo(f"{kind}: {tally}")
+    if not report.is_complete:
+        click.echo(f"{len(report.failures)} failed (not copied):", err=True)
+        for failure in report.failures:
+            click.echo(f"  {failure}", err=True)
+        sys.exit(1)
 
 
 # ------------------------------------------------------------------------------ accounts

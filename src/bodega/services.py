@@ -6,13 +6,14 @@ import functools
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bodega.config import Settings
 from bodega.core.indexes import HostedIndex, MirrorIndex, VirtualIndex, hosted_names, mirror_names
-from bodega.errors import ConfigError
+from bodega.core.urls import shown_url
+from bodega.errors import ConfigError, StorageError
 from bodega.proxy.access import AccessControl
 from bodega.proxy.accounts import Accounts
 from bodega.proxy.catalog import Catalog
@@ -32,6 +33,7 @@ from bodega.proxy.files import FileCache
 from bodega.proxy.hosted import HostedProjects, HostedRootSource
 from bodega.proxy.indexes import Indexes, Mirror
 from bodega.proxy.maintenance import CacheMaintenance
+from bodega.proxy.migration import Migration
 from bodega.proxy.page_requests import PageRequests
 from bodega.proxy.pages import ProjectPages
 from bodega.proxy.policy import Policies
@@ -148,6 +150,56 @@ def _presign(settings: Settings, blobs: BlobStore) -> Presign | None:
         return await store.presigned_url(key, REDIRECT_SECONDS)
 
     return presign
+
+
+@asynccontextmanager
+async def open_migration(
+    settings: Settings,
+    to_database: str,
+    to_blob_store: str,
+    *,
+    say: Callable[[str], None],
+    progress_every: int = 1000,
+) -> AsyncIterator[Migration]:
+    """`bodega migrate`: the embedded cache of the data dir (blobs/ and SQLite) as the
+    source, PostgreSQL and an object store as the target. No serving lock: the source is
+    only read, so a server may serve it meanwhile (SQLite WAL); what it adds after a run
+    is copied by the next one."""
+    if not to_database.startswith(("postgresql://", "postgres://")):
+        try:
+            shown = shown_url(to_database)  # a URL may carry a password: never echoed
+        except ValueError:
+            shown = "(a value with credentials, not shown)"
+        raise ConfigError(f"--to-database: {shown} is not a postgresql:// URL")
+    if not to_blob_store.startswith("s3://") or to_blob_store == "s3://":
+        raise ConfigError(f"--to-blob-store: {to_blob_store} is not an s3://BUCKET/PREFIX URL")
+    if not settings.database_path.is_file():
+        raise ConfigError(f"no bodega cache in {settings.data_dir} (nothing to migrate)")
+    source_settings = replace(settings, database="", blob_store="file://", local_cache_size=0)
+    target_settings = replace(
+        settings, database=to_database, blob_store=to_blob_store, local_cache_size=0
+    )
+    async with AsyncExitStack() as stack:
+        source = await SqliteMetadataStore.open(source_settings.database_path)
+        stack.push_async_callback(source.close)
+        target = await open_metadata(target_settings)
+        stack.push_async_callback(target.close)
+        source_blobs = await stack.enter_async_context(_open_blobs(source_settings))
+        target_blobs = await stack.enter_async_context(_open_blobs(target_settings))
+        if isinstance(target_blobs, RemoteBlobs):
+            try:  # a wrong bucket or endpoint said now, once, not per blob
+                await target_blobs.probe()
+            except StorageError as error:
+                raise StorageError(f"--to-blob-store {to_blob_store}: {error}") from None
+        yield Migration(
+            source,
+            source_blobs,
+            target,
+            target_blobs,
+            say=say,
+            progress_every=progress_every,
+            crash=CrashPoints.from_environment(os.environ),  # test-only; disarmed when unset
+        )
 
 
 @asynccontextmanager

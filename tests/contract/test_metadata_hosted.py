@@ -159,3 +159,14 @@ async def test_hosted_blobs_are_pinned(database: SharedMetadataStore) -> None:
     await store.record_blob("b" * 64, 10, 1.0)
     assert await hosted.hosted_blob_keys() == {wheel.sha256, "a" * 64}
     assert [blob.key for blob in await store.blobs_by_access()] == ["b" * 64]
+
+
+async def test_a_filename_accepted_without_a_file_is_taken(database: SharedMetadataStore) -> None:
+    hosted = database.hosted(PRIVATE)
+    assert await hosted.accept_filename("demo-0.9.tar.gz")
+    assert not await hosted.accept_filename("demo-0.9.tar.gz")
+    assert await hosted.was_accepted("demo-0.9.tar.gz")
+    assert not await hosted.add_hosted_file(_file("demo-0.9.tar.gz"), "demo")
+    assert await hosted.hosted_projects() == []
+    assert await hosted.add_hosted_file(_file("demo-1.0.tar.gz"), "demo")
+    assert not await hosted.accept_filename("demo-1.0.tar.gz")

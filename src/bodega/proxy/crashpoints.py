@@ -27,12 +27,15 @@ PAGE_POINTS = (
     "page_stored",  # stored in the database, not yet sent to the client
 )
 
+# `bodega migrate`: a blob copied and verified, the rest not yet (a run interrupted).
+MIGRATE_POINTS = ("migrate_blob_copied",)
+
 
 class CrashPoints:
     DISARMED: ClassVar["CrashPoints"]
 
     def __init__(self, armed: str | None) -> None:
-        if armed is not None and armed not in FILE_POINTS + PAGE_POINTS:
+        if armed is not None and armed not in FILE_POINTS + PAGE_POINTS + MIGRATE_POINTS:
             raise ConfigError(f"{ENV_VAR}: no crash point named {armed!r}")
         self._armed = armed
 

@@ -23,6 +23,13 @@ class MemoryHostedStores:
     def hosted(self, name: str) -> "MemoryHostedStore":
         return MemoryHostedStore(self, self._indexes.setdefault(name, _HostedData()))
 
+    def names(self) -> list[str]:
+        return sorted(self._indexes)
+
+    def accepted_filenames(self, name: str) -> list[str]:
+        data = self._indexes.get(name)
+        return sorted(data.accepted) if data is not None else []
+
     def blob_keys(self) -> set[str]:
         keys: set[str] = set()
         for data in self._indexes.values():
@@ -44,6 +51,12 @@ class MemoryHostedStore:
         self._data.accepted.add(file.filename)
         self._data.projects.setdefault(file.project, HostedProject(file.project, name))
         self._data.files[file.filename] = file
+        return True
+
+    async def accept_filename(self, filename: str) -> bool:
+        if filename in self._data.accepted:
+            return False
+        self._data.accepted.add(filename)
         return True
 
     async def was_accepted(self, filename: str) -> bool:

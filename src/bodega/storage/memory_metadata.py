@@ -13,6 +13,7 @@ from bodega.storage.memory_hosted import MemoryHostedStore, MemoryHostedStores
 from bodega.storage.memory_policy import MemoryPolicyStore
 from bodega.storage.metadata import (
     FileDigests,
+    RemovedFile,
     SearchDetails,
     StoredBlob,
     StoredPage,
@@ -43,6 +44,9 @@ class MemoryMetadataStore:
 
     def accounts(self) -> MemoryAccountStore:
         return self._accounts
+
+    def export(self) -> "MemoryExport":
+        return MemoryExport(self)
 
     async def root_blob_keys(self) -> frozenset[str]:
         roots = [data.root for data in self._indexes.values() if data.root is not None]
@@ -212,6 +216,47 @@ class MemoryIndexStore(SharedConcerns):
 
     async def core_metadata_of(self, project: str) -> dict[str, str]:
         return dict(self._data.core_metadata.get(project, {}))
+
+
+class MemoryExport:
+    """Everything a MemoryMetadataStore holds, listed whole, as SqliteExport lists it."""
+
+    def __init__(self, store: MemoryMetadataStore) -> None:
+        self._store = store
+
+    async def index_names(self) -> list[str]:
+        used = {name for name, data in self._store._indexes.items() if data != _IndexData()}
+        return sorted(used | set(self._store._hosted.names()))
+
+    async def page_projects(self, index: str) -> list[str]:
+        return sorted(self._data(index).pages)
+
+    async def search_names(self, index: str) -> list[tuple[str, str]]:
+        return [(key, name) for key, (_, name) in sorted(self._data(index).names.items())]
+
+    async def search_detail_keys(self, index: str) -> list[str]:
+        return sorted(self._data(index).details)
+
+    async def download_counts(self, index: str) -> dict[str, int]:
+        return dict(self._data(index).downloads)
+
+    async def core_metadata_projects(self, index: str) -> list[str]:
+        return sorted(self._data(index).core_metadata)
+
+    async def blob_records(self) -> list[StoredBlob]:
+        return [self._store._blobs[key] for key in sorted(self._store._blobs)]
+
+    async def file_digest_keys(self) -> list[str]:
+        return sorted(self._store._digests)
+
+    async def removed_files(self) -> list[RemovedFile]:
+        return self._store._policy.removed_files()
+
+    async def accepted_filenames(self, index: str) -> list[str]:
+        return self._store._hosted.accepted_filenames(index)
+
+    def _data(self, index: str) -> _IndexData:
+        return self._store._indexes.get(index) or _IndexData()
 
 
 class MemorySearchSync:

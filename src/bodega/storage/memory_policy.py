@@ -7,13 +7,14 @@ from packaging.utils import NormalizedName
 
 from bodega.core.model import DistributionFile
 from bodega.core.policy import Exemption
-from bodega.storage.metadata import NewExemption
+from bodega.storage.metadata import NewExemption, RemovedFile
 
 
 class MemoryPolicyStore:
     def __init__(self) -> None:
         self._exemptions: dict[int, Exemption] = {}
-        self._removed: dict[tuple[str, str, str], DistributionFile] = {}
+        # (index, project, filename) -> the file and when it was first removed
+        self._removed: dict[tuple[str, str, str], tuple[DistributionFile, float]] = {}
 
     async def add_exemption(self, exemption: NewExemption) -> Exemption:
         made = Exemption(
@@ -43,12 +44,19 @@ class MemoryPolicyStore:
     async def put_removed_file(
         self, index: str, project: str, file: DistributionFile, removed_at: float
     ) -> None:
-        self._removed.setdefault((index, project, file.filename), file)
+        self._removed.setdefault((index, project, file.filename), (file, removed_at))
 
     async def removed_file(
         self, index: str, project: str, filename: str
     ) -> DistributionFile | None:
-        return self._removed.get((index, project, filename))
+        found = self._removed.get((index, project, filename))
+        return None if found is None else found[0]
+
+    def removed_files(self) -> list[RemovedFile]:
+        return [
+            RemovedFile(index, project, file, removed_at)
+            for (index, project, _), (file, removed_at) in sorted(self._removed.items())
+        ]
 
     async def restored_file(self, index: str, project: str, filename: str) -> None:
         self._removed.pop((index, project, filename), None)

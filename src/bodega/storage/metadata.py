@@ -293,6 +293,10 @@ class HostedStore(Protocol):
 
     async def was_accepted(self, filename: str) -> bool: ...
 
+    async def accept_filename(self, filename: str) -> bool:
+        """Take a filename without a file (one accepted and deleted where it came from:
+        `bodega migrate`); False when it was taken."""
+
     async def hosted_files(self, project: str) -> list[HostedFile]:
         """The project's files, in upload order."""
 
@@ -327,6 +331,46 @@ class HostedStore(Protocol):
     async def hosted_blob_keys(self) -> set[str]:
         """The blobs of every hosted file of every index (files and METADATA): pinned, never
         evicted, pruned or adopted."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedFile:
+    """A file upstream stopped listing, as the PolicyStore keeps it."""
+
+    index: str
+    project: str
+    file: DistributionFile
+    removed_at: float
+
+
+class MetadataExport(Protocol):
+    """Everything a store holds, listed whole, for `bodega migrate`: the keys each concern's
+    records are read by (through that concern's own Protocol), and the few records no
+    concern lists. Read-only; lists in a stable order (by key or name)."""
+
+    async def index_names(self) -> list[str]:
+        """Every index that has rows of any concern."""
+
+    async def page_projects(self, index: str) -> list[str]: ...
+
+    async def search_names(self, index: str) -> list[tuple[str, str]]:
+        """(key, name) of every searchable name of the index."""
+
+    async def search_detail_keys(self, index: str) -> list[str]: ...
+
+    async def download_counts(self, index: str) -> dict[str, int]: ...
+
+    async def core_metadata_projects(self, index: str) -> list[str]: ...
+
+    async def blob_records(self) -> list[StoredBlob]:
+        """Every blob record (the root lists' and hosted files' blobs included)."""
+
+    async def file_digest_keys(self) -> list[str]: ...
+
+    async def removed_files(self) -> list[RemovedFile]: ...
+
+    async def accepted_filenames(self, index: str) -> list[str]:
+        """Every filename the hosted index ever accepted, its files deleted since too."""
 
 
 class StoreHealth(Protocol):
@@ -426,3 +470,9 @@ class AccountStore(Protocol):
 
     async def revoke_token(self, token_id: str) -> bool:
         """Delete the token; False when there is none."""
+
+
+class ExportableMetadataStore(SharedMetadataStore, Protocol):
+    """A store that can list everything it holds: what `bodega migrate` copies from."""
+
+    def export(self) -> MetadataExport: ...

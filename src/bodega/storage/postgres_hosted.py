@@ -90,6 +90,17 @@ class PostgresHostedStore:
 
         return await self._run(work)
 
+    async def accept_filename(self, filename: str) -> bool:
+        async def work(db: Db, index_id: int) -> bool:
+            taken = await db.fetch(
+                "INSERT INTO hosted_filenames VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+                index_id,
+                filename,
+            )
+            return bool(taken)
+
+        return await self._run(work)
+
     async def was_accepted(self, filename: str) -> bool:
         async def work(db: Db, index_id: int) -> bool:
             found = await db.fetchval(

@@ -27,6 +27,7 @@ from bodega.storage.metadata import (
     StoredRoot,
 )
 from bodega.storage.sqlite_accounts import SqliteAccountStore
+from bodega.storage.sqlite_export import SqliteExport
 from bodega.storage.sqlite_hosted import SqliteHostedStore
 from bodega.storage.sqlite_policy import SqlitePolicyStore
 from bodega.storage.sqlite_schema import MIGRATIONS
@@ -102,6 +103,10 @@ class SqliteMetadataStore:
         """Run `work` on the main worker with the number of the index `name` (for the
         concerns kept in modules of their own)."""
         return await self._run_in(self._main, name, work)
+
+    def export(self) -> SqliteExport:
+        """Everything the store holds, listed whole (for `bodega migrate`)."""
+        return SqliteExport(self._main)
 
     def accounts(self) -> SqliteAccountStore:
         """Accounts and API tokens, on the main worker (few, short statements)."""

@@ -74,6 +74,16 @@ class SqliteHostedStore:
 
         return await self._run(work)
 
+    async def accept_filename(self, filename: str) -> bool:
+        def work(db: sqlite3.Connection, index_id: int) -> bool:
+            with db:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO hosted_filenames VALUES (?, ?)", (index_id, filename)
+                )
+                return cursor.rowcount > 0
+
+        return await self._run(work)
+
     async def was_accepted(self, filename: str) -> bool:
         def work(db: sqlite3.Connection, index_id: int) -> bool:
             row = db.execute(
