@@ -259,13 +259,16 @@ def _hammer(base_url: str, path: str, count: int, headers: dict[str, str]) -> tu
     return sum(ok for ok, _ in results), sum(size for _, size in results)
 
 
-def _smallest_wheel(bench: Bench, project: str) -> str:
+def _smallest_wheel(bench: Bench) -> tuple[str, str]:
+    """(project, filename) of the tree's smallest wheel: what most of an install's files are."""
     wheels = sorted(
-        (path.stat().st_size, path.name)
+        (path.stat().st_size, project, path.name)
+        for project in bench.manifest.projects
         for path in (bench.tree / "files" / project).iterdir()
         if path.name.endswith(".whl")
     )
-    return wheels[0][1]
+    _, project, filename = wheels[0]
+    return project, filename
 
 
 def cpu_figures(server: Server, bench: Bench) -> Figures:
@@ -280,9 +283,7 @@ def cpu_figures(server: Server, bench: Bench) -> Figures:
     index_path = urllib.parse.urlsplit(server.index_url).path
     paths = {
         "page": f"{index_path}{project}/",
-        "file": urllib.parse.urlsplit(
-            file_url(server, project, _smallest_wheel(bench, project))
-        ).path,
+        "file": urllib.parse.urlsplit(file_url(server, *_smallest_wheel(bench))).path,
         "large": urllib.parse.urlsplit(file_url(server, project, large)).path,
     }
     figures: Figures = {}
