@@ -8,6 +8,7 @@ column is the client going direct to that upstream. Upstream traffic is read fro
 """
 
 import contextlib
+import http.client
 import re
 import sys
 import threading
@@ -22,6 +23,7 @@ import fetch
 import installers
 from loadgen import Load, run_wrk
 from nginx import LogTotals, Nginx
+from processes import cpu_seconds, group_members
 from servers import Server
 from tree import Manifest
 
@@ -224,6 +226,88 @@ def serving_figures(server: Server, bench: Bench) -> Figures:
     )
 
 
+# Requests per CPU-second: a fixed number of requests, each kind on a warm cache, over
+# keep-alive connections as installers use; the CPU is the server's process tree's (and the
+# shared backends', apart) from /proc, so the clients and other load on the machine don't count.
+CPU_CLIENTS = 8
+CPU_REQUESTS = {"page": 4000, "file": 1000, "large": 24}
+
+
+def _hammer(base_url: str, path: str, count: int, headers: dict[str, str]) -> tuple[int, int]:
+    """`count` GETs of `path` from CPU_CLIENTS keep-alive connections: (answered 200, bytes)."""
+    host = urllib.parse.urlsplit(base_url)
+
+    def one_client(share: int) -> tuple[int, int]:
+        connection = http.client.HTTPConnection(
+            host.hostname or "127.0.0.1", host.port, timeout=120
+        )
+        ok = received = 0
+        try:
+            for _ in range(share):
+                connection.request("GET", path, headers=headers)
+                answer = connection.getresponse()
+                body = answer.read()
+                ok += answer.status == 200
+                received += len(body)
+        finally:
+            connection.close()
+        return ok, received
+
+    shares = [count // CPU_CLIENTS + (i < count % CPU_CLIENTS) for i in range(CPU_CLIENTS)]
+    with ThreadPoolExecutor(CPU_CLIENTS) as pool:
+        results = list(pool.map(one_client, shares))
+    return sum(ok for ok, _ in results), sum(size for _, size in results)
+
+
+def _smallest_wheel(bench: Bench) -> tuple[str, str]:
+    """(project, filename) of the tree's smallest wheel: what most of an install's files are."""
+    wheels = sorted(
+        (path.stat().st_size, project, path.name)
+        for project in bench.manifest.projects
+        for path in (bench.tree / "files" / project).iterdir()
+        if path.name.endswith(".whl")
+    )
+    _, project, filename = wheels[0]
+    return project, filename
+
+
+def cpu_figures(server: Server, bench: Bench) -> Figures:
+    """Requests per CPU-second of one server process (one replica), by kind: a project page
+    (PEP 691 JSON, gzip), a small cached wheel, the large cached file (MiB per CPU-second);
+    for a server on shared backends, the CPU PostgreSQL + the object store spent meanwhile, as
+    a share of the server's (their background work included: a floor, not noise-free)."""
+    if server.process is None:
+        return {}  # nginx direct: no process of ours to watch
+    session = server.process.popen.pid
+    project, large = bench.manifest.large_file
+    index_path = urllib.parse.urlsplit(server.index_url).path
+    paths = {
+        "page": f"{index_path}{project}/",
+        "file": urllib.parse.urlsplit(file_url(server, *_smallest_wheel(bench))).path,
+        "large": urllib.parse.urlsplit(file_url(server, project, large)).path,
+    }
+    figures: Figures = {}
+    for kind, path in paths.items():
+        headers = fetch.PIP_HEADERS if kind == "page" else {"User-Agent": "bodega-bench"}
+        for _ in range(2):  # cached, then (with --local-cache-size) copied to the local disk
+            _timed_ok(server.base_url + path)
+        count = CPU_REQUESTS[kind]
+        before = cpu_seconds(group_members(session)), server.backend_cpu_seconds()
+        ok, received = _hammer(server.base_url, path, count, headers)
+        after = cpu_seconds(group_members(session)), server.backend_cpu_seconds()
+        if ok != count:
+            bench.errors.append(f"{server.name}: {kind} per CPU-second: {count - ok} not 200")
+        work = received / MIB if kind == "large" else float(ok)
+        unit = "mib" if kind == "large" else "requests"
+        spent = after[0] - before[0]
+        if spent > 0:
+            figures[f"cpu_{kind}_{unit}_per_s"] = work / spent
+        if before[1] is not None and after[1] is not None and spent > 0:
+            # Relative to the replica's own: what one replica's load asks of the shared ones.
+            figures[f"cpu_{kind}_backend_share"] = (after[1] - before[1]) / spent
+    return figures
+
+
 @dataclass(frozen=True)
 class Group:
     measure: Callable[[Server, Bench], Figures]
@@ -240,6 +324,7 @@ GROUPS: dict[str, Group] = {
     "pip23": _installs("pip23", "pip23"),
     "compile": _installs("uv-compile", "compile"),
     "serve": Group(serving_figures),
+    "replica": Group(cpu_figures),
     "net-pages": Group(cold_page_figures, networked=True),
     "net-uv": _installs("uv", "net_uv", networked=True),
     "net-pip": _installs("pip", "net_pip", networked=True),

@@ -15,6 +15,7 @@ from pathlib import Path
 from fetch import answers
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Process:
@@ -123,3 +124,43 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
             self.peak = max(self.peak, tree_rss(self.session))
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the parenthesised command (state first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all their threads) so far, plus what their
+    children that have ended added (a PostgreSQL backend that exited, say); a process gone
+    meanwhile counts for nothing."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = _stat_fields(pid)
+        except (OSError, IndexError):
+            continue
+        # utime stime cutime cstime: fields 14-17 of proc(5), 11-14 here.
+        ticks += sum(int(value) for value in fields[11:15])
+    return ticks / _TICKS
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, theirs, ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int(_stat_fields(int(entry.name))[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = list(children.get(pid, []))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending += children.get(child, [])
+    return found

@@ -54,6 +54,13 @@ METRICS = (
     Metric("tiny_under_load_p99_ms", "tiny request under load, p99 (ms)", 1),
     Metric("tiny_under_load_max_ms", "  max (ms)", 1, False),
     Metric("peak_rss_mib", "peak RSS of the process tree (MiB)", 0, False),
+    # Per CPU-second of the server's process tree (one replica), from /proc.
+    Metric("cpu_page_requests_per_s", "page requests per CPU-second", 0, False),
+    Metric("cpu_page_backend_share", "  CPU of PG + object store, per replica CPU", 2, False),
+    Metric("cpu_file_requests_per_s", "small-file hits per CPU-second", 0, False),
+    Metric("cpu_file_backend_share", "  CPU of PG + object store, per replica CPU", 2, False),
+    Metric("cpu_large_mib_per_s", "large-file MiB per CPU-second", 0, False),
+    Metric("cpu_large_backend_share", "  CPU of PG + object store, per replica CPU", 2, False),
     # The networked upstream: the nginx column is the client going direct to it.
     Metric("net_page_p50_ms", "net: cold project page, p50 (ms)", 1),
     Metric("net_page_p90_ms", "net: cold project page, p90 (ms)", 1),

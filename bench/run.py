@@ -12,6 +12,7 @@ bench/results/. All traffic stays on 127.0.0.1 and every process started is stop
 """
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -22,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import debian
 import installers
@@ -30,14 +31,21 @@ import nginx
 import report
 import tree
 from figures import GROUPS, Bench, Figures, measure_round
-from servers import Bodega, Devpi, NginxDirect, Proxpi, Server, free_port
+from servers import Bodega, Devpi, NginxDirect, Proxpi, Server, SharedBodega, free_port
 from venvs import PEER_PACKAGES, ensure_venv, installed_versions
+
+if TYPE_CHECKING:
+    from backends import SharedBackends
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / ".work"
 RESULTS = BENCH / "results"
-ALL_PEERS = ("nginx", "bodega", "devpi", "devpi-web", "proxpi")
-SMOKE_GROUPS = ("uv", "pip23", "compile", "serve", "net-pages", "net-uv", "net-pip")
+DEFAULT_PEERS = ("nginx", "bodega", "devpi", "devpi-web", "proxpi")
+# bodega as a replica of a cluster runs: on a PostgreSQL and a SeaweedFS bucket that the run
+# starts (only when one of these columns is asked for); -lc also keeps hits on local disk.
+SHARED_PEERS = {"bodega-shared": "", "bodega-shared-lc": "1G"}
+ALL_PEERS = (*DEFAULT_PEERS, *SHARED_PEERS)
+SMOKE_GROUPS = ("uv", "pip23", "compile", "serve", "net-pages", "net-uv", "net-pip", "replica")
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -45,8 +53,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3, smoke 1)")
     parser.add_argument(
         "--peers",
-        default=",".join(ALL_PEERS),
-        help=f"comma-separated columns out of {','.join(ALL_PEERS)} (nginx is always measured)",
+        default=",".join(DEFAULT_PEERS),
+        help=f"comma-separated columns out of {','.join(ALL_PEERS)} (nginx is always measured;"
+        f" default {','.join(DEFAULT_PEERS)})",
     )
     parser.add_argument(
         "--groups",
@@ -103,12 +112,26 @@ def make_servers(
     upstream_url: str,
     versions: dict[str, str],
     notes: list[str],
+    *,
     baseline: Path | None = None,
+    backends: "SharedBackends | None" = None,
 ) -> list[Server]:
     environment = installers.isolated_environment()
     servers: list[Server] = [NginxDirect(upstream_url, environment)]
     for peer in peers:
-        if peer == "bodega":
+        if peer in SHARED_PEERS:
+            if backends is not None and bodega_is_runnable(bodega_python()):
+                servers.append(
+                    SharedBodega(
+                        upstream_url,
+                        environment,
+                        bodega_python(),
+                        backends,
+                        name=peer,
+                        local_cache_size=SHARED_PEERS[peer],
+                    )
+                )
+        elif peer == "bodega":
             servers += _bodega(
                 BENCH.parent,
                 bodega_python(),
@@ -280,6 +303,22 @@ def main() -> None:
     print(f"bench: wrote {(RESULTS / 'latest.md').relative_to(BENCH.parent)} and latest.json")
 
 
+def _shared_backends(
+    peers: list[str], context: contextlib.ExitStack, notes: list[str]
+) -> "SharedBackends | None":
+    """PostgreSQL and SeaweedFS for the shared columns, stopped when `context` closes."""
+    wanted = [peer for peer in peers if peer in SHARED_PEERS]
+    if not wanted:
+        return None
+    import backends  # loads the test suite's starters (and pytest): only for these columns
+
+    why = backends.missing()
+    if why is not None:
+        notes.append(f"{', '.join(wanted)} skipped: {why}")
+        return None
+    return context.enter_context(backends.shared_backends())
+
+
 def run_rounds(
     bench: Bench,
     run_dir: Path,
@@ -295,9 +334,16 @@ def run_rounds(
     results: list[dict[str, Figures]] = []
     summary: dict[str, Any] = {}
     upstream.start(installers.isolated_environment())
+    context = contextlib.ExitStack()
     try:
+        backends = _shared_backends(peers, context, bench.errors)
         servers = make_servers(
-            peers, upstream.url, meta["versions"], bench.errors, baseline=baseline
+            peers,
+            upstream.url,
+            meta["versions"],
+            bench.errors,
+            baseline=baseline,
+            backends=backends,
         )
         names = [server.name for server in servers]
         for number in range(1, rounds + 1):
@@ -313,6 +359,7 @@ def run_rounds(
             summary = report.summarize(results, names)
             report.write(RESULTS, summary, meta, results)
     finally:
+        context.close()
         upstream.stop()
         if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -12,9 +12,13 @@ import urllib.parse
 import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fetch import send
 from processes import Process, spawn, wait_until_answers
+
+if TYPE_CHECKING:  # the shared backends load the test suite's starters: only when used
+    from backends import SharedBackends
 
 START_TIMEOUT = 120.0
 
@@ -93,6 +97,10 @@ class Server(ABC):
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+    def backend_cpu_seconds(self) -> float | None:
+        """CPU time used so far by the backends this server shares with others, if any."""
+        return None
 
 
 class NginxDirect(Server):
@@ -233,3 +241,40 @@ class Devpi(Server):
                 "Accept": "application/json",
             },
         )
+
+
+class SharedBodega(Bodega):
+    """bodega on the shared backends: metadata in PostgreSQL, files in a SeaweedFS bucket,
+    as each replica of a cluster runs; a new database and bucket prefix for every start.
+    `local_cache_size` (e.g. "1G"): hits also kept on the local disk, sent by sendfile."""
+
+    def __init__(
+        self,
+        upstream_url: str,
+        environment: dict[str, str],
+        python: str,
+        backends: "SharedBackends",
+        *,
+        name: str,
+        local_cache_size: str = "",
+    ) -> None:
+        super().__init__(upstream_url, environment, python, name=name)
+        self.backends = backends
+        self.local_cache_size = local_cache_size
+        self._database = ""
+        self._blob_store = ""
+
+    def prepare(self, data_dir: Path) -> None:
+        self._database, self._blob_store = self.backends.fresh()
+
+    def extra_environment(self, data_dir: Path) -> dict[str, str]:
+        return self.backends.environment()
+
+    def command(self, data_dir: Path) -> list[str]:
+        shared = ["--database", self._database, "--blob-store", self._blob_store]
+        if self.local_cache_size:
+            shared += ["--local-cache-size", self.local_cache_size]
+        return [*super().command(data_dir), *shared]
+
+    def backend_cpu_seconds(self) -> float | None:
+        return self.backends.cpu_seconds()

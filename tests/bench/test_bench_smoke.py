@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import find_pg_bin
+from tests.support.seaweedfs import weed_binary
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -33,3 +36,32 @@ def test_a_smoke_round_of_the_bench_reports_bodega_and_nginx() -> None:
     assert "bodega" in report
     assert "nginx" in report
     assert "net: uv pip install, cold" in report  # the rows through the networked upstream
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(
+    not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()),
+    reason="the bench needs nginx (./dev test installs it as root)",
+)
+def test_a_smoke_round_of_the_shared_columns_reports_requests_per_cpu_second() -> None:
+    """bodega on PostgreSQL + a SeaweedFS bucket, as a replica runs, started by the bench."""
+    if find_pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    weed_binary()  # skips without the pinned SeaweedFS (fails under ./dev test)
+    result = subprocess.run(
+        [
+            *(sys.executable, "bench/run.py", "--smoke"),
+            *("--peers", "bodega-shared,nginx", "--groups", "replica"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = (ROOT / "bench" / "results" / "latest.md").read_text()
+    assert "| bodega-shared |" in report
+    assert "page requests per CPU-second" in report
+    assert "CPU of PG + object store, per replica CPU" in report
+    assert "Errors:" not in report
