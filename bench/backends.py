@@ -72,7 +72,7 @@ def shared_backends() -> Iterator[SharedBackends]:
     store = seaweedfs.SeaweedFS(
         seaweedfs.SERVER_VENVS / "seaweedfs" / "bin" / "weed",
         directory,
-        seaweedfs._free_ports(),
+        seaweedfs.free_ports(),
     )
     try:
         cluster.start()

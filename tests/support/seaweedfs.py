@@ -153,7 +153,7 @@ class SeaweedFS:
         return log.read_text(errors="replace")[-4000:] if log.exists() else ""
 
 
-def _free_ports() -> dict[str, int]:
+def free_ports() -> dict[str, int]:
     """A port for each server, whose gRPC port (+10000) is free as well."""
     ports: dict[str, int] = {}
     taken: set[int] = set()
@@ -182,7 +182,7 @@ def _is_free(port: int) -> bool:
 def seaweedfs() -> Iterator[SeaweedFS]:
     """One SeaweedFS for the session; tests that stop it must start it again."""
     directory = Path(tempfile.mkdtemp(prefix="bodega-seaweedfs-"))
-    store = SeaweedFS(weed_binary(), directory, _free_ports())
+    store = SeaweedFS(weed_binary(), directory, free_ports())
     try:
         store.start()
         yield store
