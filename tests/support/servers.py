@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,15 @@ class BodegaProcess:
     """`python -m bodega serve` as a child process, for tests that kill or restart it."""
 
     def __init__(
-        self, args: list[str], env: dict[str, str] | None = None, command: list[str] | None = None
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
-        """`command` replaces `python -m bodega serve --port 0` (e.g. a container's CMD)."""
+        """`command` replaces `python -m bodega serve --port 0` (e.g. a container's CMD);
+        `base_env` replaces the test process's environment underneath `env` (e.g. one with
+        no BODEGA_* settings, as a container starts)."""
         command = [*(command or [sys.executable, "-m", "bodega", "serve", "--port", "0"]), *args]
         self.process = subprocess.Popen(
             command,
@@ -70,7 +76,7 @@ class BodegaProcess:
             # No background root-list fetches for search unless a test asks for them, and
             # then no minute's wait for the first.
             env={
-                **os.environ,
+                **(os.environ if base_env is None else base_env),
                 "BODEGA_SEARCH_REFRESH": "0",
                 "BODEGA_SEARCH_FIRST_REFRESH": "0",
                 **(env or {}),
