@@ -56,6 +56,21 @@ async def test_project_json_describes_the_latest_final_release_and_every_release
         assert served.content in (NEW.data, NEW_SDIST.data)
 
 
+async def test_urls_keep_the_scheme_the_client_used_behind_a_tls_proxy(
+    index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    """pip-tools matches these URLs against the simple page's links, which the client
+    resolves against the https URL it asked for."""
+    bodega = await start_bodega()
+    headers = {"X-Forwarded-Proto": "https"}
+    document = (await client.get(f"{bodega}pypi/demo/json", headers=headers)).json()
+    https = bodega.replace("http://", "https://", 1)
+    assert {u["url"] for u in document["urls"]} == {
+        f"{https}files/demo/{NEW.filename}",
+        f"{https}files/demo/{NEW_SDIST.filename}",
+    }
+
+
 async def test_release_json_gives_that_release_with_yanked_state(
     index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:

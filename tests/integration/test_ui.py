@@ -229,6 +229,17 @@ async def test_home_page_sets_up_every_client_for_this_server(
     assert f"pip search --index {url}pypi QUERY" in text
 
 
+async def test_home_page_behind_a_tls_proxy_gives_https_urls(
+    fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
+) -> None:
+    url = await start_bodega()
+    text = (await client.get(url, headers={"X-Forwarded-Proto": "https"})).text
+    https = url.replace("http://", "https://", 1)
+    assert f"pip install --index-url {https}simple/ PACKAGE" in text
+    ignored = (await client.get(url, headers={"X-Forwarded-Proto": "javascript"})).text
+    assert f"pip install --index-url {url}simple/ PACKAGE" in ignored
+
+
 async def test_static_files_are_served_and_nothing_else(
     fake_index: FakeIndex, start_bodega: StartBodega, client: httpx.AsyncClient
 ) -> None:

@@ -1,6 +1,7 @@
 """Request and response header rules shared by the handlers."""
 
 from aiohttp import web
+from yarl import URL
 
 from bodega.proxy.pages import ClientRefresh
 
@@ -81,3 +82,14 @@ def answered_by_etag(request: web.Request, etag: str) -> tuple[str, ...]:
     if if_range.startswith(('"', 'W/"')):
         answered += ("If-Range",) if if_range == etag else ("If-Range", "Range")
     return answered
+
+
+def client_url(request: web.Request) -> URL:
+    """The URL the client asked for, with the scheme it used: behind a proxy that terminates
+    TLS, bodega sees http, and the proxy says https in X-Forwarded-Proto. Only what is rendered
+    for this one request uses it (the JSON API's absolute URLs, the UI's snippets), never what
+    is stored, so a forged header misleads only its sender (as a forged Host does)."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "").partition(",")[0].strip().lower()
+    if forwarded in ("http", "https") and forwarded != request.url.scheme:
+        return request.url.with_scheme(forwarded)
+    return request.url

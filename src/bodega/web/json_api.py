@@ -6,6 +6,7 @@ from aiohttp import web
 
 from bodega.core.names import normalize_project_name
 from bodega.proxy.project_json import ProjectJson
+from bodega.web.headers import client_url
 from bodega.web.routing import Match
 
 
@@ -23,7 +24,7 @@ class JsonApi:
         # Absolute, like warehouse's: pip-tools matches these URLs against the simple page's
         # links resolved by the same client, so both come from the URL that client asked for.
         # Nothing rendered here is stored, so a forged Host reaches only its sender (threat 11).
-        root = urljoin(str(request.url), "../" * match.depth)
+        root = urljoin(str(client_url(request)), "../" * match.depth)
         tree = urljoin(root, f"{match.index}/") if match.index else root  # the index's own paths
         urls = ApiUrls(files_base=urljoin(tree, "files/"), projects_base=urljoin(tree, "+project/"))
         described = await self._projects.describe(match.index, project, match.version, urls)

@@ -23,6 +23,7 @@ from bodega.core.search import MAX_TERM_LENGTH, Criterion, Query
 from bodega.core.urls import shown_url
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.indexes import Indexes, Mirror
+from bodega.web.headers import client_url
 from bodega.web.routing import Match, Route
 
 CSP = (
@@ -109,7 +110,7 @@ class Ui:
         self._indexes = indexes
 
     async def home(self, request: web.Request, match: Match) -> web.Response:
-        base = f"{request.scheme}://{request.host}"
+        base = str(client_url(request).origin())
         return await _render(
             request,
             "home.html",
@@ -147,7 +148,7 @@ class Ui:
             mirror, cached, _ = await self._indexes.visible_page(match.index, name)
             catalog, source = mirror.catalog, mirror.name
         view = await catalog.project(name, page_number, cached)
-        base = f"{request.scheme}://{request.host}"
+        base = str(client_url(request).origin())
         return await _render(
             request, "project.html", project=view, key=name, base=base, source=source
         )
