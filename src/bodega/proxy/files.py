@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bodega.errors import IntegrityError, NotFound, StorageError, UpstreamError
+from bodega.offloop import acquire_off_loop, open_off_loop
 from bodega.proxy.coordination import (
     BlobLeases,
     FetchLocks,
@@ -42,7 +43,6 @@ from bodega.proxy.small_files import MAX_FILE_BYTES as SMALL_FILE_BYTES
 from bodega.proxy.small_files import SmallFiles
 from bodega.proxy.telemetry import IndexTelemetry
 from bodega.storage.blobs import BlobStore, LocalBlobs, RemoteBlobs, read_bytes, store_file
-from bodega.storage.localfiles import acquire_off_loop, open_off_loop
 from bodega.storage.metadata import BlobRecords
 from bodega.upstream import Upstream, UpstreamFile
 

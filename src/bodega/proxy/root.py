@@ -37,11 +37,11 @@ from bodega.core.root_list import (
     root_json_entries,
 )
 from bodega.errors import BodegaError, NotFound, UpstreamError
+from bodega.offloop import acquire_off_loop
 from bodega.proxy.compression import GZIP_LEVEL, gzip_blob
 from bodega.proxy.coordination import Flights
 from bodega.proxy.singleflight import SingleFlight
 from bodega.storage.blobs import BlobStore, store_file
-from bodega.storage.localfiles import acquire_off_loop
 from bodega.storage.metadata import RootListStore, StoredRoot
 
 __all__ = [

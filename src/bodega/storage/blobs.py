@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from bodega.errors import InvalidName
-from bodega.storage.localfiles import open_off_loop
+from bodega.offloop import open_off_loop
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _COPY_CHUNK = 1024 * 1024

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bodega.errors import IntegrityError, InvalidName
+from bodega.offloop import open_off_loop
 from bodega.storage.blobs import (
     BlobStore,
     BlobWriter,
@@ -27,7 +28,6 @@ from bodega.storage.blobs import (
     writing,
 )
 from bodega.storage.filesystem import FilesystemBlobStore
-from bodega.storage.localfiles import open_off_loop
 
 _COPY_CHUNK = 1024 * 1024
 

@@ -26,9 +26,9 @@ from aiohttp.helpers import ETAG_ANY, ETag
 
 from bodega.core.ranges import Answer, select_bytes
 from bodega.errors import StorageError
+from bodega.offloop import acquire_off_loop
 from bodega.proxy.files import CachedFile
 from bodega.proxy.telemetry import CacheOutcome, IndexTelemetry
-from bodega.storage.localfiles import acquire_off_loop
 from bodega.web.access_log import log_cut
 from bodega.web.headers import CACHE_OUTCOME, FILE_CACHE_CONTROL
 from bodega.web.sendfile import send_file_part
