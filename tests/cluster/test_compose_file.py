@@ -42,7 +42,7 @@ from tests.support.cluster_compose import (
     required_variables,
     services,
 )
-from tests.support.distributions import BuiltFile
+from tests.support.distributions import BuiltFile, build_wheel
 from tests.support.fake_index import FakeIndex
 from tests.support.image import exec_form, image_environment, start_command
 from tests.support.nginx import Nginx, find_nginx, running_nginx
@@ -159,8 +159,12 @@ def compose_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeRun
         yield made
 
 
+def file_path(built: BuiltFile) -> str:
+    return f"/files/{built.filename.split('-')[0]}/{built.filename}"
+
+
 def file_url(base: str, built: BuiltFile) -> str:
-    return f"{base}files/{built.filename.split('-')[0]}/{built.filename}"
+    return base.rstrip("/") + file_path(built)
 
 
 def get(url: str) -> httpx.Response:
@@ -189,7 +193,7 @@ def test_pip_installs_through_the_balancer_both_replicas_serving_one_upstream_ge
     # The biggest of them again, as often as it takes for the balancer's turns to reach both
     # replicas: both send it, neither asks upstream again.
     app = max(installed, key=lambda built: len(built.data))
-    request_line = f"GET {urllib.parse.urlsplit(file_url('/', app)).path}"
+    request_line = f"GET {file_path(app)}"
     for _ in range(4):
         response = get(file_url(compose_run.url, app))
         assert response.status_code == 200
@@ -241,3 +245,33 @@ async def test_the_replicas_reach_postgresql_as_the_compose_files_role_by_its_pa
     dsn = f"postgresql://{role}@127.0.0.1:{compose_run.postgres.port}/{database['POSTGRES_DB']}"
     with pytest.raises(asyncpg.InvalidPasswordError):
         await asyncpg.connect(dsn, password="not-" + database["POSTGRES_PASSWORD"])
+
+
+def test_with_a_replica_stopped_requests_through_the_balancer_still_succeed(
+    compose_run: ComposeRun,
+) -> None:
+    cold = build_wheel("latecomer", "1.0")
+    compose_run.index.add("latecomer", cold)
+    stopped, other = REPLICAS
+    # SIGTERM, the image's STOPSIGNAL, as `docker compose stop bodega-1` sends it.
+    assert compose_run.replicas[stopped].stop() == 0
+    try:
+        # Cached pages and files, and a cold project the remaining replica fetches; enough
+        # requests that the balancer's turn comes to the stopped one more than once.
+        for url in [
+            f"{compose_run.url}simple/app/",
+            f"{compose_run.url}simple/libb/",
+            f"{compose_run.url}simple/latecomer/",
+            file_url(compose_run.url, cold),
+            f"{compose_run.url}simple/liba/",
+            f"{compose_run.url}-/health",
+        ]:
+            response = get(url)
+            assert response.status_code == 200, (url, response.text)
+        assert get(file_url(compose_run.url, cold)).content == cold.data
+        wait_for(lambda: compose_run.served(other, f"GET {file_path(cold)}") == 2)
+        # Not by luck of the turns: nginx did try the stopped replica, and went on.
+        assert compose_run.balancer is not None
+        assert "Connection refused" in compose_run.balancer.error_log()
+    finally:
+        compose_run.start_replica(stopped)  # on its port again, for tests run after this one
