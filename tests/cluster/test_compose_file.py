@@ -247,6 +247,29 @@ async def test_the_replicas_reach_postgresql_as_the_compose_files_role_by_its_pa
         await asyncpg.connect(dsn, password="not-" + database["POSTGRES_PASSWORD"])
 
 
+def test_an_upstream_failure_is_bodegas_answer_once_and_marks_no_replica_down(
+    compose_run: ComposeRun,
+) -> None:
+    compose_run.index.add("afterwards", build_wheel("afterwards", "1.0"))
+    compose_run.index.fail_with(500, pages=True, files=True)
+    try:
+        # Two for each replica in turn: max_fails=2 would mark both down, had they counted.
+        for attempt in range(1, 5):
+            failed = get(f"{compose_run.url}simple/unreachable/")
+            assert failed.status_code == 502
+            # bodega's own answer, saying why; not the balancer's page.
+            assert failed.text.startswith("upstream answered 500 "), failed.text
+            # Asked by one replica, not again by the other: nginx passed bodega's 502 on.
+            assert compose_run.index.count("GET", "/simple/unreachable/") == attempt
+    finally:
+        compose_run.index.reset_faults()
+    # Both replicas still in the balancer's turns: each answers the healthy project.
+    for _ in range(4):
+        assert get(f"{compose_run.url}simple/afterwards/").status_code == 200
+    request_line = "GET /simple/afterwards/"
+    wait_for(lambda: all(compose_run.served(replica, request_line) for replica in REPLICAS))
+
+
 def test_with_a_replica_stopped_requests_through_the_balancer_still_succeed(
     compose_run: ComposeRun,
 ) -> None:
