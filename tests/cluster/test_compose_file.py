@@ -96,6 +96,10 @@ class ComposeRun:
         self.replicas[service] = replica
         return replica
 
+    def stop_replicas(self) -> None:
+        for replica in self.replicas.values():
+            replica.stop()
+
     def served(self, service: str, request_line: str) -> int:
         """How many of `request_line`'s requests the replica's access log shows (answered)."""
         return sum(1 for line in self.replicas[service].log if f'"{request_line} HTTP/' in line)
@@ -103,6 +107,8 @@ class ComposeRun:
 
 @pytest.fixture(scope="module")
 def compose_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeRun]:
+    """Every service of the compose file, once for the module (starting them is most of its
+    time); each is stopped, by its pid, and its folder deleted after it."""
     nginx = find_nginx()
     if nginx is None:
         pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
@@ -148,7 +154,7 @@ def compose_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeRun
 
         ports = {service: free_port() for service in REPLICAS}
         made = ComposeRun(index, postgres, store, variables, folder, ports, {})
-        stack.callback(lambda: [replica.stop() for replica in made.replicas.values()])
+        stack.callback(made.stop_replicas)
         # Together, as compose starts them once their dependencies are healthy.
         with ThreadPoolExecutor(len(REPLICAS)) as pool:
             list(pool.map(made.start_replica, REPLICAS))
