@@ -4,47 +4,27 @@ every service started after what it needs is healthy, no secret written in the f
 balancer's nginx configuration accepted by nginx itself."""
 
 import re
-import shutil
 import subprocess
 import urllib.parse
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from dockerfile_parse import DockerfileParser
 
 from bodega.config import load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "compose.cluster.yaml"
-REPLICAS = ("bodega-1", "bodega-2")
-# A required variable: `docker compose up` stops with the message when it is not set.
-_REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z][A-Z0-9_]*):\?[^}]+\}$")
-
-
-def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
-    return loaded
-
-
-def services() -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = compose()["services"]
-    return found
-
-
-def environment(service: str) -> dict[str, str]:
-    return {k: str(v) for k, v in services()[service].get("environment", {}).items()}
+from tests.support.cluster_compose import (
+    REPLICAS,
+    REQUIRED,
+    balancer_config,
+    environment,
+    services,
+)
+from tests.support.image import final_stage, image_environment
+from tests.support.nginx import find_nginx, main_config
 
 
 def image_port() -> int:
     """The port bodega listens on inside its image (the Dockerfile's BODEGA_PORT)."""
-    return int(DockerfileParser(str(ROOT / "Dockerfile")).envs["BODEGA_PORT"])
-
-
-def balancer_config() -> str:
-    config: str = compose()["configs"]["balancer"]["content"]
-    return config.replace("$$", "$")  # compose's escape for a literal $
+    return int(image_environment()["BODEGA_PORT"])
 
 
 def test_the_cluster_has_two_replicas_a_database_an_object_store_and_a_balancer() -> None:
@@ -105,7 +85,7 @@ def test_no_secret_is_written_in_the_file() -> None:
     }
     for service, names in secrets.items():
         for name in names:
-            assert _REQUIRED.match(environment(service)[name]), (service, name)
+            assert REQUIRED.match(environment(service)[name]), (service, name)
 
 
 def test_each_service_starts_once_what_it_needs_is_healthy() -> None:
@@ -120,8 +100,7 @@ def test_each_service_starts_once_what_it_needs_is_healthy() -> None:
     for name in ("postgres", "seaweedfs", "balancer"):
         assert services()[name]["healthcheck"]["test"][0] == "CMD"
     # The replicas' healthcheck is their image's.
-    healthcheck = DockerfileParser(str(ROOT / "Dockerfile")).structure
-    assert any(step["instruction"] == "HEALTHCHECK" for step in healthcheck)
+    assert any(step["instruction"] == "HEALTHCHECK" for step in final_stage())
 
 
 def test_the_balancer_sends_to_both_replicas_on_the_port_they_listen_on() -> None:
@@ -143,22 +122,18 @@ def test_the_balancer_sends_to_both_replicas_on_the_port_they_listen_on() -> Non
 
 
 def test_nginx_accepts_the_balancers_configuration(tmp_path: Path) -> None:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        pytest.skip("nginx is not installed")
+    nginx = find_nginx()
+    if nginx is None:
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
     # The replicas' names resolve on the compose network only; here, loopback stands in.
     config = balancer_config()
     for replica in REPLICAS:
         config = config.replace(f"server {replica}:", "server 127.0.0.1:")
     (tmp_path / "default.conf").write_text(config)
     main = tmp_path / "nginx.conf"
-    main.write_text(
-        f"pid {tmp_path / 'nginx.pid'};\nerror_log stderr;\nevents {{}}\n"
-        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path / 'body'};\n"
-        f"  proxy_temp_path {tmp_path / 'proxy'};\n  include {tmp_path / 'default.conf'};\n}}\n"
-    )
+    main.write_text(main_config(tmp_path, tmp_path / "default.conf"))
     result = subprocess.run(
-        [nginx, "-t", "-q", "-p", str(tmp_path), "-c", str(main)],
+        [str(nginx), "-t", "-q", "-p", str(tmp_path), "-c", str(main)],
         check=False,
         capture_output=True,
         text=True,

@@ -7,44 +7,16 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
-from dockerfile_parse import DockerfileParser
 
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
+from tests.support.image import DOCKERFILE, ROOT, exec_form, parsed, start_command, values
 from tests.support.servers import BodegaProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "compose.yaml"
 HADOLINT = Path(sys.executable).with_name("hadolint")
-# Inside the image these names are found on PATH in /opt/bodega/bin; here, in this venv.
-IMAGE_PROGRAMS = {"bodega": str(Path(sys.executable).with_name("bodega")), "python": sys.executable}
-
-
-def parsed() -> DockerfileParser:
-    return DockerfileParser(str(DOCKERFILE))
-
-
-def final_stage() -> list[dict[str, Any]]:
-    """The instructions of the image's last stage, the one that runs."""
-    instructions: list[dict[str, Any]] = parsed().structure
-    starts = [i for i, step in enumerate(instructions) if step["instruction"] == "FROM"]
-    return instructions[starts[-1] :]
-
-
-def values(instruction: str) -> list[str]:
-    return [step["value"] for step in final_stage() if step["instruction"] == instruction]
-
-
-def exec_form(instruction: str) -> list[str]:
-    """An instruction's JSON (exec) form; the shell form would need a shell in the image."""
-    (value,) = values(instruction)
-    command = value.split("CMD", 1)[1] if instruction == "HEALTHCHECK" else value
-    words: list[str] = json.loads(command)
-    return [IMAGE_PROGRAMS.get(words[0], words[0]), *words[1:]]
 
 
 # ------------------------------------------------------------------------------ lint and rules
@@ -125,8 +97,7 @@ def test_the_images_command_initialises_a_fresh_data_dir_serves_and_stops_cleanl
         "BODEGA_DATA_DIR": str(data_dir),
         "BODEGA_UPSTREAM": fake_index.simple_url,
     }
-    command = exec_form("ENTRYPOINT") + exec_form("CMD")
-    server = BodegaProcess([], command=command, base_env=environ)
+    server = BodegaProcess([], command=start_command(), base_env=environ)
     try:
         assert (data_dir / "bodega.sqlite3").is_file()
         page = httpx.get(f"{server.url}simple/demo/", trust_env=False, timeout=10)

@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
+from tests.support.ports import free_port
 
 DSN_VARIABLE = "BODEGA_TEST_PG_DSN"
 REQUIRE_VARIABLE = "BODEGA_REQUIRE_POSTGRES"
@@ -41,12 +42,6 @@ def find_pg_bin() -> Path | None:
     return Path(found).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class PostgresCluster:
     """One `initdb` cluster in a temporary folder, started with `pg_ctl`; `stop`, `start`
     and `restart` it to test what bodega does when its database goes away."""
@@ -59,7 +54,7 @@ class PostgresCluster:
         # must fit in 107 bytes.
         shared = "/tmp" if self._user is not None else None
         self.folder = Path(tempfile.mkdtemp(prefix="bodega-pg-", dir=shared))
-        self.port = _free_port()
+        self.port = free_port()
         self.running = False
         if self._user is not None:
             shutil.chown(self.folder, self._user)
@@ -123,6 +118,20 @@ class PostgresCluster:
                 self.stop()
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def create_owner(cluster: PostgresCluster, user: str, password: str, database: str) -> None:
+    """What the postgres image makes of POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB: a
+    superuser with that password who owns that database, and who must give the password
+    when connecting over TCP (the image's pg_hba.conf asks scram-sha-256 there)."""
+    literal = password.replace("'", "''")
+    admin(cluster.dsn, f"CREATE ROLE \"{user}\" LOGIN SUPERUSER PASSWORD '{literal}'")
+    admin(cluster.dsn, f'CREATE DATABASE "{database}" OWNER "{user}"')
+    # The first matching line decides: this one before initdb's `trust` for everyone else,
+    # so the test's own connections (as postgres) stay password-free.
+    rules = cluster.data / "pg_hba.conf"
+    rules.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + rules.read_text())
+    admin(cluster.dsn, "SELECT pg_reload_conf()")
 
 
 def _dsn_for(dsn: str, database: str) -> str:

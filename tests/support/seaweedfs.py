@@ -33,17 +33,6 @@ BUCKET = "bodega"
 ACCESS_KEY = "bodegakey"
 SECRET_KEY = "bodegasecret"
 REGION = "us-east-1"
-_IDENTITIES = json.dumps(
-    {
-        "identities": [
-            {
-                "name": "bodega",
-                "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }
-        ]
-    }
-)
 # weed mini's servers, each on a port of ours; their gRPC ports are the default port + 10000
 # (its admin worker dials that offset whatever -admin.port.grpc says).
 _SERVERS = ("master", "volume", "filer", "s3", "admin")
@@ -71,6 +60,10 @@ class SeaweedFS:
     directory: Path
     ports: dict[str, int]
     process: subprocess.Popen[bytes] | None = None
+    # The admin's key pair and the bucket made at start (a compose file names its own).
+    access_key: str = ACCESS_KEY
+    secret_key: str = SECRET_KEY
+    bucket: str = BUCKET
 
     @property
     def endpoint(self) -> str:
@@ -80,8 +73,8 @@ class SeaweedFS:
         """The standard AWS variables that point a client at this store."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_DEFAULT_REGION": REGION,
             # Nothing of this machine's own AWS set-up may reach the tests.
             "AWS_CONFIG_FILE": os.devnull,
@@ -92,7 +85,7 @@ class SeaweedFS:
     def start(self) -> None:
         assert self.process is None, "already running"
         config = self.directory / "s3.json"
-        config.write_text(_IDENTITIES)
+        config.write_text(self._identities())
         command = [
             str(self.binary),
             "mini",
@@ -105,7 +98,7 @@ class SeaweedFS:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-s3.config={config}",
-            f"-bucket={BUCKET}",
+            f"-bucket={self.bucket}",
             *(f"-{server}.port={port}" for server, port in self.ports.items()),
         ]
         (self.directory / "data").mkdir(exist_ok=True)
@@ -117,6 +110,15 @@ class SeaweedFS:
         finally:
             log.close()
         self._wait_until_ready()
+
+    def _identities(self) -> str:
+        """The -s3.config: one identity, the admin, with the store's key pair."""
+        admin = {
+            "name": "bodega",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        return json.dumps({"identities": [admin]})
 
     def stop(self) -> None:
         """Stops the store (its data stays, for start())."""
@@ -139,7 +141,7 @@ class SeaweedFS:
                 raise RuntimeError(f"weed exited at start:\n{self.log_tail()}")
             try:
                 # Anonymous: refused (403), yet only once the S3 gateway and its filer work.
-                urllib.request.urlopen(f"{self.endpoint}/{BUCKET}?list-type=2", timeout=2)
+                urllib.request.urlopen(f"{self.endpoint}/{self.bucket}?list-type=2", timeout=2)
             except urllib.error.HTTPError as error:
                 if error.code == 403:
                     return
