@@ -11,7 +11,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 from bodega.config import Settings
-from bodega.core.indexes import HostedIndex, MirrorIndex, VirtualIndex, hosted_names, mirror_names
+from bodega.core.indexes import (
+    HostedIndex,
+    MirrorIndex,
+    VirtualIndex,
+    has_routes,
+    hosted_names,
+    mirror_names,
+    source_names,
+)
 from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, StorageError
 from bodega.proxy.access import AccessControl
@@ -438,9 +446,14 @@ def _open_union_root(
     its own rows."""
     specs = {index.name: index for index in shared.settings.indexes}
     bases = [mirrors[name] for name in _mirror_names(shared.settings, spec.name)]
-    hosted = [hosted_roots[name] for name in hosted_names(specs, spec.name)]
+    hosted = [(name, hosted_roots[name]) for name in hosted_names(specs, spec.name)]
+    sources = [*hosted, *((mirror.spec.name, mirror.root) for mirror in bases)]
+
+    def may_list(source: str, project: str) -> bool:
+        return source in source_names(specs, spec.name, project)
+
     root = RootList(
-        UnionRootSource([*hosted, *(mirror.root for mirror in bases)], shared.blobs),
+        UnionRootSource(sources, shared.blobs, may_list if has_routes(specs, spec.name) else None),
         shared.store.index(spec.name),
         shared.blobs,
         shared.settings.spool_dir,

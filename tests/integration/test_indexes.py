@@ -57,11 +57,13 @@ async def start(
 ) -> AsyncIterator[Any]:
     """Starts bodega with root/pypi (public), team/torch (gpu) and team/all over both."""
 
-    async def started(*, merge: bool = False, routes: bool = True) -> str:
+    async def started(
+        *, merge: bool = False, routes: bool = True, more_routes: tuple[tuple[str, str], ...] = ()
+    ) -> str:
         all_ = VirtualIndex(
             "team/all",
             ("team/torch", "root/pypi"),
-            (("torch*", "team/torch"),) if routes else (),
+            ((("torch*", "team/torch"),) if routes else ()) + more_routes,
             merge=merge,
         )
         settings = make_settings(
@@ -180,6 +182,18 @@ async def test_a_virtual_root_list_unites_its_bases_lists(
     assert sorted(p["name"] for p in listed["projects"]) == ["shared", "six", "torch"]
     html = (await client.get(f"{bodega}team/torch/+simple/")).text
     assert "six" not in html
+
+
+async def test_a_virtual_root_list_leaves_out_a_name_routed_to_a_base_that_lacks_it(
+    start: Any, client: httpx.AsyncClient
+) -> None:
+    """six is pinned to team/torch, which has no six: the index cannot serve it, so its
+    root list does not name it (root/pypi's six stays out)."""
+    bodega = await start(more_routes=(("six", "team/torch"),))
+    json_v1 = {"Accept": "application/vnd.pypi.simple.v1+json"}
+    listed = (await client.get(f"{bodega}team/all/+simple/", headers=json_v1)).json()
+    assert sorted(p["name"] for p in listed["projects"]) == ["shared", "torch"]
+    assert (await client.get(f"{bodega}team/all/+simple/six/")).status_code == 404
 
 
 async def test_the_home_page_lists_every_index_and_an_unknown_one_is_not_found(

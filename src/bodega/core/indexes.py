@@ -227,6 +227,26 @@ def hosted_names(specs: Mapping[str, IndexSpec], name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def source_names(specs: Mapping[str, IndexSpec], name: str, project: str) -> tuple[str, ...]:
+    """The mirror and hosted indexes that may serve `project` through the index `name`,
+    following each virtual index's routes on the way down, in the order they are asked."""
+    spec = specs[name]
+    if not isinstance(spec, VirtualIndex):
+        return (spec.name,)
+    found = [
+        source for base in spec.candidates(project) for source in source_names(specs, base, project)
+    ]
+    return tuple(dict.fromkeys(found))
+
+
+def has_routes(specs: Mapping[str, IndexSpec], name: str) -> bool:
+    """Whether a route anywhere under the index `name` pins some names to one base."""
+    spec = specs[name]
+    if not isinstance(spec, VirtualIndex):
+        return False
+    return bool(spec.routes) or any(has_routes(specs, base) for base in spec.bases)
+
+
 def merge_pages(pages: Sequence[ProjectPage]) -> ProjectPage:
     """One page from the pages of several bases (`merge = true`), in base order: every
     file once, the first base's entry winning for a filename two bases list."""

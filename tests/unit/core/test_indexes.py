@@ -279,3 +279,31 @@ def test_mirror_names_follow_virtual_bases_in_order_each_once() -> None:
     }
     assert mirror_names(specs, "root/pypi") == ("root/pypi",)
     assert mirror_names(specs, "team/all") == ("team/torch", "root/pypi")
+
+
+def test_source_names_follow_routes_at_every_level() -> None:
+    from bodega.core.indexes import HostedIndex, IndexSpec, has_routes, source_names
+
+    def mirror(name: str) -> MirrorIndex:
+        return MirrorIndex(name, "http://127.0.0.1:9/simple/", 600, 30, 5, 600, False)
+
+    specs: dict[str, IndexSpec] = {
+        "root/pypi": mirror("root/pypi"),
+        "team/torch": mirror("team/torch"),
+        "acme/private": HostedIndex("acme/private"),
+        "team/gpu": VirtualIndex(
+            "team/gpu", ("team/torch", "root/pypi"), (("nvidia-*", "team/torch"),)
+        ),
+        "team/all": VirtualIndex(
+            "team/all", ("acme/private", "team/gpu"), (("torch*", "team/gpu"),)
+        ),
+        "team/plain": VirtualIndex("team/plain", ("team/torch", "root/pypi")),
+    }
+    assert source_names(specs, "team/all", "six") == ("acme/private", "team/torch", "root/pypi")
+    assert source_names(specs, "team/all", "Torch_Vision") == ("team/torch", "root/pypi")
+    assert source_names(specs, "team/all", "nvidia-cudnn") == ("acme/private", "team/torch")
+    assert source_names(specs, "root/pypi", "six") == ("root/pypi",)
+    assert has_routes(specs, "team/all")
+    assert has_routes(specs, "team/gpu")
+    assert not has_routes(specs, "team/plain")
+    assert not has_routes(specs, "root/pypi")
