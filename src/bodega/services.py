@@ -15,9 +15,9 @@ from bodega.core.indexes import (
     HostedIndex,
     MirrorIndex,
     VirtualIndex,
-    has_routes,
     hosted_names,
     mirror_names,
+    routed_names,
     source_names,
 )
 from bodega.core.urls import shown_url
@@ -449,11 +449,15 @@ def _open_union_root(
     hosted = [(name, hosted_roots[name]) for name in hosted_names(specs, spec.name)]
     sources = [*hosted, *((mirror.spec.name, mirror.root) for mirror in bases)]
 
+    routed = routed_names(specs, spec.name)
+
     def may_list(source: str, project: str) -> bool:
+        if routed is None or routed.match(project) is None:
+            return True
         return source in source_names(specs, spec.name, project)
 
     root = RootList(
-        UnionRootSource(sources, shared.blobs, may_list if has_routes(specs, spec.name) else None),
+        UnionRootSource(sources, shared.blobs, None if routed is None else may_list),
         shared.store.index(spec.name),
         shared.blobs,
         shared.settings.spool_dir,

@@ -239,12 +239,23 @@ def source_names(specs: Mapping[str, IndexSpec], name: str, project: str) -> tup
     return tuple(dict.fromkeys(found))
 
 
-def has_routes(specs: Mapping[str, IndexSpec], name: str) -> bool:
-    """Whether a route anywhere under the index `name` pins some names to one base."""
+def routed_names(specs: Mapping[str, IndexSpec], name: str) -> re.Pattern[str] | None:
+    """One pattern that matches (with `match`) every normalized name some route under the
+    index `name` pins to one base; None when no route does. Names it does not match are
+    served by every base alike, which spares source_names() for nearly every name of a
+    root list."""
+    globs = sorted(_route_globs(specs, name))
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{compile_glob(glob).pattern})" for glob in globs))
+
+
+def _route_globs(specs: Mapping[str, IndexSpec], name: str) -> set[str]:
     spec = specs[name]
     if not isinstance(spec, VirtualIndex):
-        return False
-    return bool(spec.routes) or any(has_routes(specs, base) for base in spec.bases)
+        return set()
+    below = (_route_globs(specs, base) for base in spec.bases)
+    return {glob for glob, _ in spec.routes}.union(*below)
 
 
 def merge_pages(pages: Sequence[ProjectPage]) -> ProjectPage:
