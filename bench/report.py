@@ -157,22 +157,29 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def latest_stem(meta: dict[str, Any]) -> str:
+    """The name of the run's `latest` files: a smoke run (a test, one tiny round) writes its
+    own, so that it never overwrites the full run's tables the README quotes."""
+    return "smoke-latest" if meta.get("smoke") else "latest"
+
+
 def write(
     results_dir: Path,
     summary: dict[str, Any],
     meta: dict[str, Any],
     rounds: list[dict[str, Figures]],
 ) -> tuple[Path, Path]:
+    """The markdown and JSON as `latest_stem`.md/.json; a full run also as a dated copy."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = meta["date"].replace(":", "").replace("-", "")
     table = markdown(summary, meta)
-    markdown_path = results_dir / f"bench-{stamp}.md"
-    json_path = results_dir / f"bench-{stamp}.json"
-    markdown_path.write_text(table)
-    json_path.write_text(json.dumps({"meta": meta, "summary": summary, "rounds": rounds}, indent=1))
-    (results_dir / "latest.md").write_text(table)
-    (results_dir / "latest.json").write_text(json_path.read_text())
-    return markdown_path, json_path
+    data = json.dumps({"meta": meta, "summary": summary, "rounds": rounds}, indent=1)
+    stems = [latest_stem(meta)]
+    if not meta.get("smoke"):  # every ./dev test makes a smoke run: no dated copy piles up
+        stems.insert(0, "bench-" + meta["date"].replace(":", "").replace("-", ""))
+    for stem in stems:
+        (results_dir / f"{stem}.md").write_text(table)
+        (results_dir / f"{stem}.json").write_text(data)
+    return results_dir / f"{stems[0]}.md", results_dir / f"{stems[0]}.json"
 
 
 def main() -> None:
