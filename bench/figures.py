@@ -312,10 +312,18 @@ def cpu_figures(server: Server, bench: Bench) -> Figures:
 class Group:
     measure: Callable[[Server, Bench], Figures]
     networked: bool = False  # in front of the networked upstream instead of loopback nginx
+    # How the keys of its figures begin: the report names the group a missing figure needs.
+    keys: tuple[str, ...] = ()
+    install: bool = False  # a client run cold, then warm: `{prefix}_cold_s`, `{prefix}_warm_s`
 
 
 def _installs(tool: str, prefix: str, *, networked: bool = False) -> Group:
-    return Group(lambda server, bench: install_figures(server, bench, tool, prefix), networked)
+    return Group(
+        lambda server, bench: install_figures(server, bench, tool, prefix),
+        networked,
+        keys=(f"{prefix}_",),
+        install=True,
+    )
 
 
 GROUPS: dict[str, Group] = {
@@ -323,14 +331,24 @@ GROUPS: dict[str, Group] = {
     "pip": _installs("pip", "pip"),
     "pip23": _installs("pip23", "pip23"),
     "compile": _installs("uv-compile", "compile"),
-    "serve": Group(serving_figures),
-    "replica": Group(cpu_figures),
-    "net-pages": Group(cold_page_figures, networked=True),
+    "serve": Group(
+        serving_figures,
+        keys=("startup_", "first_", "page_", "mix_", "root_", "file_", "herd_", "tiny_"),
+    ),
+    "replica": Group(cpu_figures, keys=("cpu_",)),
+    "net-pages": Group(cold_page_figures, networked=True, keys=("net_page_",)),
     "net-uv": _installs("uv", "net_uv", networked=True),
     "net-pip": _installs("pip", "net_pip", networked=True),
     "net-pip23": _installs("pip23", "net_pip23", networked=True),
     "net-compile": _installs("uv-compile", "net_compile", networked=True),
 }
+
+INSTALL_GROUPS = tuple(name for name, group in GROUPS.items() if group.install)
+
+
+def group_of(key: str) -> str | None:
+    """The group whose run measures the figure `key`; None for one every group adds (peak RSS)."""
+    return next((name for name, group in GROUPS.items() if key.startswith(group.keys)), None)
 
 
 def measure_round(

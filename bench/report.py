@@ -1,5 +1,11 @@
-"""The report: medians, min-max ranges and ratios to nginx paired by round; markdown, JSON."""
+"""The report: medians, min-max ranges and ratios to nginx paired by round; markdown, JSON.
 
+    python bench/report.py bench/results/bench-<date>.json   # re-render a run's markdown
+
+Re-rendering runs nothing: it prints the markdown of the results file to stdout.
+"""
+
+import argparse
 import json
 import statistics
 from dataclasses import dataclass
@@ -7,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import targets
-from figures import Figures
+from figures import GROUPS, Figures
 
 
 @dataclass(frozen=True)
@@ -140,13 +146,21 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         if all(cell == "—" for cell in cells):
             continue
         lines.append(f"| {metric.label} | " + " | ".join(cells) + " |")
-    lines += ["", "Targets (issue 6):", "", targets.markdown(summary).rstrip()]
-    lines += ["", "Targets (issue 11):", "", targets.markdown_network(summary).rstrip()]
+    # Older results files carry no groups: then a missing figure is put down to a failure.
+    groups = meta.get("groups") or list(GROUPS)
+    lines += ["", "Targets (issue 6):", "", targets.markdown(summary, groups).rstrip()]
+    lines += ["", "Targets (issue 11):", "", targets.markdown_network(summary, groups).rstrip()]
     if meta.get("versions"):
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     if meta.get("errors"):
         lines += ["", "Errors:", *(f"- {error}" for error in meta["errors"])]
     return "\n".join(lines) + "\n"
+
+
+def latest_stem(meta: dict[str, Any]) -> str:
+    """The name of the run's `latest` files: a smoke run (a test, one tiny round) writes its
+    own, so that it never overwrites the full run's tables the README quotes."""
+    return "smoke-latest" if meta.get("smoke") else "latest"
 
 
 def write(
@@ -155,13 +169,25 @@ def write(
     meta: dict[str, Any],
     rounds: list[dict[str, Figures]],
 ) -> tuple[Path, Path]:
+    """The markdown and JSON as `latest_stem`.md/.json; a full run also as a dated copy."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = meta["date"].replace(":", "").replace("-", "")
     table = markdown(summary, meta)
-    markdown_path = results_dir / f"bench-{stamp}.md"
-    json_path = results_dir / f"bench-{stamp}.json"
-    markdown_path.write_text(table)
-    json_path.write_text(json.dumps({"meta": meta, "summary": summary, "rounds": rounds}, indent=1))
-    (results_dir / "latest.md").write_text(table)
-    (results_dir / "latest.json").write_text(json_path.read_text())
-    return markdown_path, json_path
+    data = json.dumps({"meta": meta, "summary": summary, "rounds": rounds}, indent=1)
+    stems = [latest_stem(meta)]
+    if not meta.get("smoke"):  # every ./dev test makes a smoke run: no dated copy piles up
+        stems.insert(0, "bench-" + meta["date"].replace(":", "").replace("-", ""))
+    for stem in stems:
+        (results_dir / f"{stem}.md").write_text(table)
+        (results_dir / f"{stem}.json").write_text(data)
+    return results_dir / f"{stems[0]}.md", results_dir / f"{stems[0]}.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Print the markdown of a bench results file.")
+    parser.add_argument("results", type=Path, help="a results JSON (bench/results/*.json)")
+    results = json.loads(parser.parse_args().results.read_text())
+    print(markdown(results["summary"], results["meta"]), end="")
+
+
+if __name__ == "__main__":
+    main()

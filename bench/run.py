@@ -300,7 +300,8 @@ def main() -> None:
         )
     print()
     print(report.markdown(summary, meta))
-    print(f"bench: wrote {(RESULTS / 'latest.md').relative_to(BENCH.parent)} and latest.json")
+    latest = RESULTS / f"{report.latest_stem(meta)}.md"
+    print(f"bench: wrote {latest.relative_to(BENCH.parent)} and its .json")
 
 
 def _shared_backends(

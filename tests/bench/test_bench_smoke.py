@@ -32,7 +32,7 @@ def test_a_smoke_round_of_the_bench_reports_bodega_and_nginx() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = (ROOT / "bench" / "results" / "latest.md").read_text()
+    report = (ROOT / "bench" / "results" / "smoke-latest.md").read_text()
     assert "bodega" in report
     assert "nginx" in report
     assert "net: uv pip install, cold" in report  # the rows through the networked upstream
@@ -60,7 +60,7 @@ def test_a_smoke_round_of_the_shared_columns_reports_requests_per_cpu_second() -
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = (ROOT / "bench" / "results" / "latest.md").read_text()
+    report = (ROOT / "bench" / "results" / "smoke-latest.md").read_text()
     assert "| bodega-shared |" in report
     assert "page requests per CPU-second" in report
     assert "CPU of PG + object store, per replica CPU" in report
