@@ -265,15 +265,16 @@ def test_merged_status_is_the_first_bases_that_says_one_and_serials_are_dropped(
     assert merged.name == "demo"
 
 
+def _mirror(name: str) -> MirrorIndex:
+    return MirrorIndex(name, "http://127.0.0.1:9/simple/", 600, 30, 5, 600, False)
+
+
 def test_mirror_names_follow_virtual_bases_in_order_each_once() -> None:
     from bodega.core.indexes import IndexSpec, mirror_names
 
-    def mirror(name: str) -> MirrorIndex:
-        return MirrorIndex(name, "http://127.0.0.1:9/simple/", 600, 30, 5, 600, False)
-
     specs: dict[str, IndexSpec] = {
-        "root/pypi": mirror("root/pypi"),
-        "team/torch": mirror("team/torch"),
+        "root/pypi": _mirror("root/pypi"),
+        "team/torch": _mirror("team/torch"),
         "team/gpu": VirtualIndex("team/gpu", ("team/torch", "root/pypi")),
         "team/all": VirtualIndex("team/all", ("team/gpu", "root/pypi", "team/torch")),
     }
@@ -284,12 +285,9 @@ def test_mirror_names_follow_virtual_bases_in_order_each_once() -> None:
 def test_source_names_follow_routes_at_every_level() -> None:
     from bodega.core.indexes import HostedIndex, IndexSpec, routed_names, source_names
 
-    def mirror(name: str) -> MirrorIndex:
-        return MirrorIndex(name, "http://127.0.0.1:9/simple/", 600, 30, 5, 600, False)
-
     specs: dict[str, IndexSpec] = {
-        "root/pypi": mirror("root/pypi"),
-        "team/torch": mirror("team/torch"),
+        "root/pypi": _mirror("root/pypi"),
+        "team/torch": _mirror("team/torch"),
         "acme/private": HostedIndex("acme/private"),
         "team/gpu": VirtualIndex(
             "team/gpu", ("team/torch", "root/pypi"), (("nvidia-*", "team/torch"),)
