@@ -1,5 +1,7 @@
 """The PolicyStore contract: break-glass exemptions and files removed upstream."""
 
+import dataclasses
+
 import pytest
 
 from bodega.core.model import DistributionFile
@@ -50,6 +52,16 @@ async def test_exemptions_are_numbered_kept_and_revoked_once(policy: PolicyStore
     assert again.revoked_at == 300.0
     assert await policy.revoke_exemption(999, 400.0) is None
     assert await policy.exemptions() == [revoked, second]
+
+
+async def test_the_same_exemption_added_again_is_recorded_once(policy: PolicyStore) -> None:
+    """A second try of the same write (its answer lost with a database connection)."""
+    asked = NewExemption("root/pypi", "pkg", None, "CVE fix", "ops", 100.0, None)
+    first = await policy.add_exemption(asked)
+    assert await policy.add_exemption(asked) == first
+    later = await policy.add_exemption(dataclasses.replace(asked, created_at=101.0))
+    assert later.id != first.id
+    assert await policy.exemptions() == [first, later]
 
 
 async def test_a_removed_file_is_kept_per_index_until_restored(policy: PolicyStore) -> None:

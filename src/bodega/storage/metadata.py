@@ -232,7 +232,10 @@ class PolicyStore(Protocol):
     """Supply-chain policy's records, every index's (issue 15): break-glass exemptions, and
     the files upstream removed whose cached bytes stay available to their exact URL."""
 
-    async def add_exemption(self, exemption: NewExemption) -> Exemption: ...
+    async def add_exemption(self, exemption: NewExemption) -> Exemption:
+        """The exemption, numbered. One identical to a recorded one (every field, its
+        creation time included) is that one: a write tried again after its answer was lost
+        (a dropped database connection) records nothing twice."""
 
     async def exemptions(self) -> list[Exemption]:
         """Every exemption ever made, revoked and expired ones too, oldest first."""

@@ -146,9 +146,9 @@ class PostgresMetadataStore:
 
         Trying again is safe for almost every write (one statement or transaction of
         upserts and deletes). When a connection is lost after a commit, before its answer,
-        add_downloads counts twice (search's popularity signal: harmless) and an exemption
-        or a search sync is added twice (`bodega allow --list` shows both; the sync's
-        leftover staging is dropped a day later)."""
+        add_downloads counts twice (search's popularity signal: harmless) and a search sync
+        is added twice (its leftover staging is dropped a day later); an exemption is not
+        (add_exemption finds the first)."""
         for attempt in (1, 2):
             try:
                 async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as db:

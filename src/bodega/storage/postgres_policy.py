@@ -22,9 +22,20 @@ Runner: TypeAlias = Callable[[Callable[[Db], Awaitable[Any]]], Awaitable[Any]]
 _EXEMPTION_COLUMNS = (
     "id, index_name, project, version, reason, created_by, created_at, until, revoked_at"
 )
+# The one recorded already when this is a second try of the same write (see add_exemption).
 _ADD_EXEMPTION = f"""
-INSERT INTO policy_exemptions (index_name, project, version, reason, created_by, created_at, until)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_EXEMPTION_COLUMNS}
+WITH found AS (
+  SELECT {_EXEMPTION_COLUMNS} FROM policy_exemptions
+  WHERE index_name = $1 AND project = $2 AND version IS NOT DISTINCT FROM $3 AND reason = $4
+    AND created_by = $5 AND created_at = $6 AND until IS NOT DISTINCT FROM $7
+  LIMIT 1
+), added AS (
+  INSERT INTO policy_exemptions
+    (index_name, project, version, reason, created_by, created_at, until)
+  SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM found)
+  RETURNING {_EXEMPTION_COLUMNS}
+)
+SELECT * FROM added UNION ALL SELECT * FROM found
 """  # noqa: S608 (constant column names)
 # coalesce: a second revocation keeps the first time.
 _REVOKE = f"""

@@ -24,6 +24,10 @@ INSERT INTO policy_exemptions (index_name, project, version, reason, created_by,
 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_EXEMPTION_COLUMNS}
 """  # noqa: S608 (constant column names)
 _EXEMPTIONS = f"SELECT {_EXEMPTION_COLUMNS} FROM policy_exemptions"  # noqa: S608 (constants)
+_SAME_EXEMPTION = (
+    _EXEMPTIONS + " WHERE index_name = ? AND project = ? AND version IS ? AND reason = ?"
+    " AND created_by = ? AND created_at = ? AND until IS ? LIMIT 1"
+)
 
 
 class Runner(Protocol):
@@ -35,20 +39,21 @@ class SqlitePolicyStore:
         self._worker = worker
 
     async def add_exemption(self, exemption: NewExemption) -> Exemption:
+        fields = (
+            exemption.index,
+            exemption.project,
+            exemption.version,
+            exemption.reason,
+            exemption.created_by,
+            exemption.created_at,
+            exemption.until,
+        )
+
         def work(db: sqlite3.Connection) -> Exemption:
             with db:
-                row = db.execute(
-                    _ADD_EXEMPTION,
-                    (
-                        exemption.index,
-                        exemption.project,
-                        exemption.version,
-                        exemption.reason,
-                        exemption.created_by,
-                        exemption.created_at,
-                        exemption.until,
-                    ),
-                ).fetchone()
+                row = db.execute(_SAME_EXEMPTION, fields).fetchone()
+                if row is None:
+                    row = db.execute(_ADD_EXEMPTION, fields).fetchone()
             return _exemption(row)
 
         return await self._worker.run(work)
