@@ -331,21 +331,12 @@ class Migration:
 
     async def _copy_policy(self) -> None:
         source, target = self._source.policy(), self._target.policy()
-        there = {_identity(exemption): exemption for exemption in await target.exemptions()}
+        # An exemption is known by what was asked for: the target numbers its own.
+        there = {NewExemption.of(exemption): exemption for exemption in await target.exemptions()}
         for exemption in await source.exemptions():
-            made = there.get(_identity(exemption))
+            made = there.get(NewExemption.of(exemption))
             if made is None:
-                made = await target.add_exemption(
-                    NewExemption(
-                        exemption.index,
-                        exemption.project,
-                        exemption.version,
-                        exemption.reason,
-                        exemption.created_by,
-                        exemption.created_at,
-                        exemption.until,
-                    )
-                )
+                made = await target.add_exemption(NewExemption.of(exemption))
                 self._count("exemptions", "copied")
             else:
                 self._count("exemptions", "skipped")
@@ -382,12 +373,6 @@ class Migration:
                     f"tokens: {token.token_id} (of {token.user}) is at the target but no longer"
                     " at the source: if it was revoked, revoke it at the target too"
                 )
-
-
-def _identity(exemption: object) -> tuple[object, ...]:
-    """An exemption as `bodega allow` made it; the target numbers its own."""
-    names = ("index", "project", "version", "reason", "created_by", "created_at", "until")
-    return tuple(getattr(exemption, name) for name in names)
 
 
 def _batches(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:

@@ -18,7 +18,7 @@ class MemoryPolicyStore:
 
     async def add_exemption(self, exemption: NewExemption) -> Exemption:
         for found in self._exemptions.values():
-            if _fields(found) == dataclasses.astuple(exemption):
+            if NewExemption.of(found) == exemption:
                 return found
         made = Exemption(
             len(self._exemptions) + 1,
@@ -63,16 +63,3 @@ class MemoryPolicyStore:
 
     async def restored_file(self, index: str, project: str, filename: str) -> None:
         self._removed.pop((index, project, filename), None)
-
-
-def _fields(exemption: Exemption) -> tuple[object, ...]:
-    """An exemption's fields as NewExemption orders them."""
-    return (
-        exemption.index,
-        exemption.project,
-        exemption.version,
-        exemption.reason,
-        exemption.created_by,
-        exemption.created_at,
-        exemption.until,
-    )

@@ -227,6 +227,19 @@ class NewExemption:
     created_at: float
     until: float | None
 
+    @classmethod
+    def of(cls, exemption: Exemption) -> "NewExemption":
+        """What was asked for to make `exemption` (its store's number and revocation aside)."""
+        return cls(
+            exemption.index,
+            exemption.project,
+            exemption.version,
+            exemption.reason,
+            exemption.created_by,
+            exemption.created_at,
+            exemption.until,
+        )
+
 
 class PolicyStore(Protocol):
     """Supply-chain policy's records, every index's (issue 15): break-glass exemptions, and

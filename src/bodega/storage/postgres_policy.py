@@ -60,16 +60,7 @@ class PostgresPolicyStore:
 
     async def add_exemption(self, exemption: NewExemption) -> Exemption:
         async def work(db: Db) -> Exemption:
-            row = await db.fetchrow(
-                _ADD_EXEMPTION,
-                exemption.index,
-                exemption.project,
-                exemption.version,
-                exemption.reason,
-                exemption.created_by,
-                exemption.created_at,
-                exemption.until,
-            )
+            row = await db.fetchrow(_ADD_EXEMPTION, *dataclasses.astuple(exemption))
             assert row is not None
             return _exemption(row)
 

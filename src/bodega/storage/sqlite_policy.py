@@ -39,15 +39,7 @@ class SqlitePolicyStore:
         self._worker = worker
 
     async def add_exemption(self, exemption: NewExemption) -> Exemption:
-        fields = (
-            exemption.index,
-            exemption.project,
-            exemption.version,
-            exemption.reason,
-            exemption.created_by,
-            exemption.created_at,
-            exemption.until,
-        )
+        fields = dataclasses.astuple(exemption)
 
         def work(db: sqlite3.Connection) -> Exemption:
             with db:
