@@ -1,7 +1,6 @@
 """Project pages: kept with their validators, revalidated after the TTL, stale if upstream fails."""
 
 import asyncio
-import socket
 import time
 
 import httpx
@@ -10,6 +9,7 @@ import pytest
 from tests.conftest import StartBodega
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
+from tests.support.ports import free_port
 
 JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -188,9 +188,7 @@ async def test_a_request_that_loops_back_to_bodega_is_refused(
     """Threat 24: an upstream that is bodega under another name (an IPv4-mapped IPv6
     address) slips past the start-up check; the Via marker turns the loop into one 508
     instead of a recursion."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     bodega = await start_bodega(port=port, upstream=f"http://[::ffff:127.0.0.1]:{port}/simple/")
     response = await client.get(f"{bodega}simple/demo/")
     assert response.status_code == 508

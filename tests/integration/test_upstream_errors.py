@@ -1,20 +1,17 @@
 """What bodega says when upstream cannot be reached: in words, naming the URL and the cause,
 never a Python repr of the client library's exception."""
 
-import socket
-
 import httpx
 import pytest
 
 from tests.conftest import StartBodega
+from tests.support.ports import free_port
 
 
 @pytest.fixture
 def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on: connecting to it is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 async def test_ready_says_which_upstream_is_unreachable_and_why(

@@ -27,6 +27,7 @@ import pytest
 
 from bodega.storage.s3blobs import S3BlobStore, open_s3_blobs
 from tests.support.clients import REPOSITORY
+from tests.support.ports import free_port
 
 SERVER_VENVS = REPOSITORY / ".venv-servers"
 BUCKET = "bodega"
@@ -160,9 +161,7 @@ def free_ports() -> dict[str, int]:
     ports: dict[str, int] = {}
     taken: set[int] = set()
     while len(ports) < len(_SERVERS):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         grpc = port + _GRPC_OFFSET
         if port in taken or grpc in taken or grpc > 65535 or not _is_free(grpc):
             continue
