@@ -16,9 +16,8 @@ from bodega.core.indexes import (
     MirrorIndex,
     VirtualIndex,
     hosted_names,
+    listing_filter,
     mirror_names,
-    routed_names,
-    source_names,
 )
 from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, StorageError
@@ -446,18 +445,11 @@ def _open_union_root(
     its own rows."""
     specs = {index.name: index for index in shared.settings.indexes}
     bases = [mirrors[name] for name in _mirror_names(shared.settings, spec.name)]
-    hosted = [(name, hosted_roots[name]) for name in hosted_names(specs, spec.name)]
-    sources = [*hosted, *((mirror.spec.name, mirror.root) for mirror in bases)]
-
-    routed = routed_names(specs, spec.name)
-
-    def may_list(source: str, project: str) -> bool:
-        if routed is None or routed.match(project) is None:
-            return True
-        return source in source_names(specs, spec.name, project)
-
+    roots = [(name, hosted_roots[name]) for name in hosted_names(specs, spec.name)]
+    roots += [(mirror.spec.name, mirror.root) for mirror in bases]
+    sources = [(root, listing_filter(specs, spec.name, name)) for name, root in roots]
     root = RootList(
-        UnionRootSource(sources, shared.blobs, None if routed is None else may_list),
+        UnionRootSource(sources, shared.blobs),
         shared.store.index(spec.name),
         shared.blobs,
         shared.settings.spool_dir,

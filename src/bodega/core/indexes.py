@@ -18,7 +18,7 @@ Routes match normalized project names (PEP 503): `torch*` matches `Torch_Audio` 
 """
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import translate
 
@@ -239,15 +239,23 @@ def source_names(specs: Mapping[str, IndexSpec], name: str, project: str) -> tup
     return tuple(dict.fromkeys(found))
 
 
-def routed_names(specs: Mapping[str, IndexSpec], name: str) -> re.Pattern[str] | None:
-    """One pattern that matches (with `match`) every normalized name some route under the
-    index `name` pins to one base; None when no route does. Names it does not match are
-    served by every base alike, which spares source_names() for nearly every name of a
-    root list."""
+def listing_filter(
+    specs: Mapping[str, IndexSpec], name: str, source: str
+) -> Callable[[str], bool] | None:
+    """Which normalized names `source` (a mirror or hosted index under the index `name`)
+    may put in `name`'s root list: not a name that a route pins to another base, which
+    alone serves it. None when no route under `name` pins any name (it lists all it has)."""
     globs = sorted(_route_globs(specs, name))
     if not globs:
         return None
-    return re.compile("|".join(f"(?:{compile_glob(glob).pattern})" for glob in globs))
+    # One pattern of every glob: nearly every name of a root list matches none, and then
+    # every base serves it alike (source_names for each name would cost seconds).
+    routed = re.compile("|".join(f"(?:{compile_glob(glob).pattern})" for glob in globs))
+
+    def may_list(project: str) -> bool:
+        return routed.match(project) is None or source in source_names(specs, name, project)
+
+    return may_list
 
 
 def _route_globs(specs: Mapping[str, IndexSpec], name: str) -> set[str]:

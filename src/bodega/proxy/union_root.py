@@ -36,23 +36,15 @@ class UnionListing:
         return self.source.chunks()
 
 
-# Whether the base named first may list the project (a PEP 503 key) named second: false for
-# a name that a route pins to another base, which is the only one that can serve it.
-MayList = Callable[[str, str], bool]
+# Which names a base may list (see core.indexes.listing_filter); None: all it has.
+Keep = Callable[[str], bool] | None
 
 
 class UnionRootSource:
-    def __init__(
-        self,
-        bases: Sequence[tuple[str, RootList]],
-        blobs: BlobStore,
-        may_list: MayList | None = None,
-    ) -> None:
-        """`bases`: each base's name and root list, in order; `may_list`: None when no route
-        pins any name (every base lists all it has)."""
+    def __init__(self, bases: Sequence[tuple[RootList, Keep]], blobs: BlobStore) -> None:
+        """`bases`: each base's root list with the names it may list, in order."""
         self._bases = tuple(bases)
         self._blobs = blobs
-        self._may_list = may_list
 
     @property
     def is_offline(self) -> bool:
@@ -67,10 +59,9 @@ class UnionRootSource:
         yield ROOT_JSON_START
         seen: set[str] = set()
         is_first = True
-        for name, base in self._bases:
+        for base, keep in self._bases:
             root, _ = await base.get()
             scanner = project_list_scanner(JSON_V1)
-            keep = _kept_by(self._may_list, name)
             async with aclosing(batches(self._blobs.read(root.json_key), _BATCH_BYTES)) as read:
                 async for batch in read:
                     entries = await asyncio.to_thread(_scan, scanner.feed, batch, keep)
@@ -81,15 +72,6 @@ class UnionRootSource:
                 yield root_json_entries(fresh, is_first=is_first)
                 is_first = False
         yield ROOT_JSON_END
-
-
-Keep = Callable[[str], bool] | None
-
-
-def _kept_by(may_list: MayList | None, base: str) -> Keep:
-    if may_list is None:
-        return None
-    return lambda project: may_list(base, project)
 
 
 def _scan(feed: Callable[[bytes], list[Entry]], batch: list[bytes], keep: Keep) -> list[Entry]:

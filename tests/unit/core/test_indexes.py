@@ -283,7 +283,7 @@ def test_mirror_names_follow_virtual_bases_in_order_each_once() -> None:
 
 
 def test_source_names_follow_routes_at_every_level() -> None:
-    from bodega.core.indexes import HostedIndex, IndexSpec, routed_names, source_names
+    from bodega.core.indexes import HostedIndex, IndexSpec, listing_filter, source_names
 
     specs: dict[str, IndexSpec] = {
         "root/pypi": _mirror("root/pypi"),
@@ -301,14 +301,12 @@ def test_source_names_follow_routes_at_every_level() -> None:
     assert source_names(specs, "team/all", "Torch_Vision") == ("team/torch", "root/pypi")
     assert source_names(specs, "team/all", "nvidia-cudnn") == ("acme/private", "team/torch")
     assert source_names(specs, "root/pypi", "six") == ("root/pypi",)
-    routed = routed_names(specs, "team/all")
-    assert routed is not None
-    assert [
-        n for n in ("torch", "torchvision", "nvidia-x", "six", "xtorch") if routed.match(n)
-    ] == [
-        "torch",
-        "torchvision",
-        "nvidia-x",
-    ]
-    assert routed_names(specs, "team/plain") is None
-    assert routed_names(specs, "root/pypi") is None
+    public = listing_filter(specs, "team/all", "root/pypi")
+    assert public is not None
+    names = ("six", "torch", "torchvision", "nvidia-x", "xtorch")
+    assert [n for n in names if public(n)] == ["six", "torch", "torchvision", "xtorch"]
+    gpu = listing_filter(specs, "team/all", "team/torch")
+    assert gpu is not None
+    assert [n for n in names if gpu(n)] == list(names)
+    assert listing_filter(specs, "team/plain", "root/pypi") is None
+    assert listing_filter(specs, "root/pypi", "root/pypi") is None
