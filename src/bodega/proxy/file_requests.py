@@ -131,7 +131,14 @@ class FileRequests:
         if is_metadata and key is not None:
             mirror.search.saw_metadata(ask.project, key, download)
         if ask.is_ranged and ask.is_get and key is not None:
-            # A slice of a file must come from verified bytes: fill the cache, then slice it.
+            # A slice of a file must come from verified bytes: the whole file, verified, from
+            # memory while it is committed (a small one), else from the filled cache. (Only
+            # this first, partial answer: a hit meanwhile waits for the commit, so that it
+            # has the stored blob's Last-Modified, or its presigned URL.)
+            await download.wait_until_verified()
+            cached = self._files.being_committed(key)
+            if cached is not None:
+                return FromCache(cached, CacheOutcome.MISS, counted)
             await download.wait_until_done()
             cached = await self._files.open_cached(key)
             if cached is None:

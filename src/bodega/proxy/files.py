@@ -171,6 +171,14 @@ class Download:
         if self.error is not None:
             raise self.error
 
+    async def wait_until_verified(self) -> None:
+        """Until every byte is here and matches its hash (or the download failed); raises
+        the failure. The commit to the store may still be under way."""
+        while not self.is_verified and not self.is_done:
+            await self.changed()
+        if self.error is not None and not self.is_verified:
+            raise self.error
+
     async def wait_until_done(self) -> None:
         while not self.is_done:
             await self.changed()
@@ -193,19 +201,35 @@ class CachedFile:
 
     def __init__(
         self,
-        blobs: BlobStore,
+        blobs: BlobStore | None,
         key: str,
         path: Path | None,
         size: int | None,
         release: Callable[[], None] | None = None,
+        *,
+        data: bytes | None = None,
     ) -> None:
         self.key = key
         self.path = path
         self.size = size  # known when there is no path (a local file's is read as it opens)
         self._blobs = blobs
         self._release = release
+        self._data = data  # a verified download's bytes, its commit still under way
+
+    @classmethod
+    def verified_bytes(cls, key: str, data: bytes) -> "CachedFile":
+        """A file verified against `key` and held in memory: nothing to lease or open."""
+        return cls(None, key, None, len(data), data=data)
+
+    @property
+    def in_memory(self) -> bool:
+        """Verified bytes not in the store yet."""
+        return self._data is not None
 
     def read(self, start: int, end: int) -> AsyncIterator[bytes]:
+        if self._data is not None:
+            return _one_chunk(self._data[start:end])
+        assert self._blobs is not None, "a file not in memory is in the blob store"
         return self._blobs.read(self.key, start, end)
 
     def release(self) -> None:
@@ -314,6 +338,16 @@ class FileCache:
                 await asyncio.shield(asyncio.to_thread(copy.unlink, missing_ok=True))
         finally:
             cached.release()
+
+    def being_committed(self, key: str | None) -> CachedFile | None:
+        """A download verified and on its way into the store, when it is whole in memory
+        (a small file): served from there, so no client waits for the cache's own commit
+        (the fsync, the rename and the row)."""
+        download = None if key is None else self._active.get(key)
+        if download is None or not download.is_verified or download.is_done:
+            return None
+        data = download.whole()
+        return None if data is None else CachedFile.verified_bytes(download.key or "", data)
 
     def small_file(self, key: str | None) -> bytes | None:
         """A small verified file's bytes from memory, when it is held there; notes the access
@@ -723,6 +757,10 @@ async def _copy_to_spool(cached: CachedFile, spool_dir: Path) -> Path:
         raise
     await asyncio.shield(asyncio.to_thread(out.close))
     return path
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def _read_at(handle: IO[bytes], position: int, size: int) -> bytes:

@@ -36,8 +36,14 @@ async def server() -> AsyncIterator[httpx.AsyncClient]:
         stored = CachedFile(blobs, KEY, None, len(DATA))
         return _StreamedRendering(stored, f'"{KEY[:32]}"', {"Content-Type": "text/html"})
 
+    async def verified_bytes(request: web.Request) -> web.StreamResponse:
+        # A verified download whose commit is under way: answered from memory.
+        cached = CachedFile.verified_bytes(KEY, DATA)
+        return CachedResponse(cached, telemetry, CacheOutcome.MISS)
+
     app = web.Application()
     app.router.add_get("/file", cached_file)
+    app.router.add_get("/memory", verified_bytes)
     app.router.add_get("/root", rendering)
     async with TestServer(app, host="127.0.0.1") as test_server:
         base = str(test_server.make_url("/"))
@@ -45,16 +51,22 @@ async def server() -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def test_a_cached_file_streams_whole_under_its_hash(server: httpx.AsyncClient) -> None:
-    response = await server.get("/file")
+@pytest.mark.parametrize("path", ["/file", "/memory"])
+async def test_a_cached_file_streams_whole_under_its_hash(
+    server: httpx.AsyncClient, path: str
+) -> None:
+    response = await server.get(path)
     assert response.status_code == 200
     assert response.content == DATA
     assert response.headers["ETag"] == f'"{KEY}"'
     assert "Last-Modified" not in response.headers  # a store without files has no date
 
 
-async def test_a_range_of_a_cached_file_streams_that_range(server: httpx.AsyncClient) -> None:
-    response = await server.get("/file", headers={"Range": "bytes=70000-140000"})
+@pytest.mark.parametrize("path", ["/file", "/memory"])
+async def test_a_range_of_a_cached_file_streams_that_range(
+    server: httpx.AsyncClient, path: str
+) -> None:
+    response = await server.get(path, headers={"Range": "bytes=70000-140000"})
     assert response.status_code == 206
     assert response.headers["Content-Range"] == f"bytes 70000-140000/{len(DATA)}"
     assert response.content == DATA[70_000:140_001]
@@ -73,8 +85,11 @@ async def test_conditional_requests_on_a_streamed_file(server: httpx.AsyncClient
     assert dated.content == DATA
 
 
-async def test_a_head_of_a_streamed_file_sends_its_length_only(server: httpx.AsyncClient) -> None:
-    response = await server.head("/file")
+@pytest.mark.parametrize("path", ["/file", "/memory"])
+async def test_a_head_of_a_streamed_file_sends_its_length_only(
+    server: httpx.AsyncClient, path: str
+) -> None:
+    response = await server.head(path)
     assert response.status_code == 200
     assert response.headers["Content-Length"] == str(len(DATA))
     assert response.content == b""
