@@ -221,11 +221,6 @@ class CachedFile:
         """A file verified against `key` and held in memory: nothing to lease or open."""
         return cls(None, key, None, len(data), data=data)
 
-    @property
-    def in_memory(self) -> bool:
-        """Verified bytes not in the store yet."""
-        return self._data is not None
-
     def read(self, start: int, end: int) -> AsyncIterator[bytes]:
         if self._data is not None:
             return _one_chunk(self._data[start:end])
@@ -339,15 +334,15 @@ class FileCache:
         finally:
             cached.release()
 
-    def being_committed(self, key: str | None) -> CachedFile | None:
+    def being_committed(self, key: str) -> CachedFile | None:
         """A download verified and on its way into the store, when it is whole in memory
-        (a small file): served from there, so no client waits for the cache's own commit
-        (the fsync, the rename and the row)."""
-        download = None if key is None else self._active.get(key)
+        (a small file), so a client need not wait for the cache's own commit (the fsync,
+        the rename and the row)."""
+        download = self._active.get(key)
         if download is None or not download.is_verified or download.is_done:
             return None
         data = download.whole()
-        return None if data is None else CachedFile.verified_bytes(download.key or "", data)
+        return None if data is None else CachedFile.verified_bytes(key, data)
 
     def small_file(self, key: str | None) -> bytes | None:
         """A small verified file's bytes from memory, when it is held there; notes the access
