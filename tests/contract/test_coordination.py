@@ -1,10 +1,15 @@
 """The coordination ports' contracts (proxy/coordination.py), run on every implementation:
-in-process ones, and the shared ones of issue 14 as they come (duties and fetch locks on
-PostgreSQL). Fetch locks shared by replicas are tried as two replicas on one database."""
+in-process ones, the shared ones of issue 14 (duties and fetch locks on PostgreSQL), and
+those --workers share through the data dir's lock files. Fetch locks shared by replicas are
+tried as two replicas on one database; those of workers as two instances on one data dir
+(their locks belong to an open file, not a process, so two in one process conflict as two
+workers do; tests/integration/test_workers.py runs real workers)."""
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +24,8 @@ from bodega.proxy.coordination import (
     LocalFetchLocks,
 )
 from bodega.proxy.singleflight import SingleFlight
+from bodega.storage import file_coordination
+from bodega.storage.file_coordination import FileDuties, FileFetchLocks
 from bodega.storage.postgres_duties import PostgresDuties
 from bodega.storage.postgres_fetches import RETRY_MOST, PostgresFetchLocks
 from tests.support.postgres import PostgresCluster
@@ -40,8 +47,13 @@ def leases(request: pytest.FixtureRequest) -> BlobLeases:
     return LEASES[request.param]()
 
 
-@pytest.fixture(params=[*DUTIES, "postgres"])
-async def duties(request: pytest.FixtureRequest) -> AsyncIterator[Duties]:
+@pytest.fixture(params=[*DUTIES, "file", "postgres"])
+async def duties(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Duties]:
+    if request.param == "file":
+        workers = FileDuties(tmp_path)
+        yield workers
+        workers.close()
+        return
     if request.param != "postgres":
         yield DUTIES[request.param]()
         return
@@ -53,10 +65,15 @@ async def duties(request: pytest.FixtureRequest) -> AsyncIterator[Duties]:
         await shared.close()
 
 
-@pytest.fixture(params=["in-process", "postgres"])
-async def fetch_locks(request: pytest.FixtureRequest) -> AsyncIterator[FetchLocks]:
+@pytest.fixture(params=["in-process", "file", "postgres"])
+async def fetch_locks(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FetchLocks]:
     if request.param == "in-process":
         yield LocalFetchLocks()
+        return
+    if request.param == "file":
+        workers = FileFetchLocks(tmp_path)
+        yield workers
+        workers.close()
         return
     shared = PostgresFetchLocks(request.getfixturevalue("postgres_dsn"))
     try:
@@ -322,6 +339,107 @@ async def test_without_its_database_a_replica_fetches_anyway(
         await locks.close()
 
 
-async def _hold(locks: PostgresFetchLocks, key: str, order: list[str]) -> None:
+# ---------------------------------------------------------- fetch locks and duties of workers
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[tuple[FileFetchLocks, FileFetchLocks]]:
+    """The fetch locks of two workers on one data dir."""
+    pair = (FileFetchLocks(tmp_path), FileFetchLocks(tmp_path))
+    yield pair
+    for locks in pair:
+        with contextlib.suppress(OSError):  # closed by the test: a worker that died
+            locks.close()
+
+
+async def test_a_worker_waits_while_another_fetches_then_goes_on(
+    workers: tuple[FileFetchLocks, FileFetchLocks],
+) -> None:
+    first, second = workers
+    order: list[str] = []
+    async with first.fetching(KEY) as is_shared:
+        assert is_shared  # another worker may have stored it: look in the store first
+        waiting = asyncio.ensure_future(_hold(second, KEY, order))
+        await asyncio.sleep(3 * file_coordination.RETRY_MOST)
+        assert not waiting.done()
+        async with second.fetching("b" * 64):  # other blobs are not held up
+            pass
+        order.append("first lets go")
+    await asyncio.wait_for(waiting, 5.0)
+    assert order == ["first lets go", "second fetches"]
+
+
+async def test_a_worker_that_dies_while_fetching_frees_its_lock(
+    workers: tuple[FileFetchLocks, FileFetchLocks],
+) -> None:
+    first, second = workers
+    order: list[str] = []
+    holding = first.fetching(KEY)
+    await holding.__aenter__()  # never left: the worker dies in the middle
+    waiting = asyncio.ensure_future(_hold(second, KEY, order))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    first.close()  # as a kill -9 closes its descriptors, without letting go
+    await asyncio.wait_for(waiting, 2 * file_coordination.RETRY_MOST + 1.0)
+    assert order == ["second fetches"]
+
+
+async def test_a_worker_waits_so_long_for_another_then_fetches_beside_it(
+    tmp_path: Path,
+) -> None:
+    first, impatient = FileFetchLocks(tmp_path), FileFetchLocks(tmp_path, wait_most=0.3)
+    try:
+        async with first.fetching(KEY):
+            started = time.monotonic()
+            async with impatient.fetching(KEY) as is_shared:
+                assert is_shared
+                assert 0.3 <= time.monotonic() - started < 2.0
+    finally:
+        first.close()
+        impatient.close()
+
+
+async def test_a_cancelled_worker_fetch_lets_go(
+    workers: tuple[FileFetchLocks, FileFetchLocks],
+) -> None:
+    first, second = workers
+    entered = asyncio.Event()
+
+    async def fetch_forever() -> None:
+        async with first.fetching(KEY):
+            entered.set()
+            await asyncio.Event().wait()
+
+    fetch = asyncio.ensure_future(fetch_forever())
+    await entered.wait()
+    fetch.cancel()
+    await asyncio.gather(fetch, return_exceptions=True)
+    await asyncio.wait_for(_hold(second, KEY, []), 1.0)
+
+
+async def test_one_worker_runs_the_duties_until_it_ends_then_another_takes_them(
+    tmp_path: Path,
+) -> None:
+    first, second = FileDuties(tmp_path), FileDuties(tmp_path)
+    ran: list[str] = []
+
+    def work(who: str) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            ran.append(who)
+
+        return run
+
+    try:
+        assert await first.run(EVICTION, work("first"))
+        assert not await second.run(EVICTION, work("second"))
+        assert await first.run(EVICTION, work("first"))  # it keeps them
+        first.close()  # it ends
+        assert await second.run(EVICTION, work("second"))
+        assert ran == ["first", "first", "second"]
+    finally:
+        second.close()
+
+
+async def _hold(locks: FetchLocks, key: str, order: list[str]) -> None:
     async with locks.fetching(key):
         order.append("second fetches")
