@@ -109,6 +109,9 @@ class Eviction:
                 await asyncio.wait_for(self._wake.wait(), self._flush_interval)
             self._wake.clear()
             try:
+                # Every process writes its own hits, whoever evicts: else the evicting one
+                # would see only its own and evict what the others serve most.
+                await self._flush_accesses()
                 await self._duties.run(EVICTION, self.run_once)
             except Exception:  # a failed pass (a full disk, a locked database) must not end
                 log.exception("cache eviction pass failed")  # the loop; the next one retries
