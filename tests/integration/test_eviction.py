@@ -2,7 +2,7 @@
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
+from bodega.proxy.eviction import Eviction
 from bodega.services import Services, open_services
 from tests.conftest import StartBodega, needs_file_blobs
 from tests.support.distributions import BuiltFile, build_wheel
@@ -99,29 +100,69 @@ async def test_a_file_being_served_is_never_evicted(services: Services, tmp_path
     assert not held.path.exists()
 
 
+async def accessed_at(database_url: str, data_dir: Path) -> float:
+    """A's access time, read from the database itself, not through bodega's store."""
+    if database_url:
+        connection = await asyncpg.connect(database_url)
+        try:
+            query = "SELECT accessed_at FROM blobs WHERE key = $1"
+            return float(await connection.fetchval(query, A.sha256))
+        finally:
+            await connection.close()
+    with closing(sqlite3.connect(data_dir / "bodega.sqlite3")) as db:
+        row = db.execute("SELECT accessed_at FROM blobs WHERE key = ?", (A.sha256,))
+        return float(row.fetchone()[0])
+
+
+async def hit(services: Services, file: BuiltFile) -> None:
+    held = await services.files.open_cached(file.sha256)
+    assert held is not None
+    held.release()
+
+
 async def test_hits_reach_the_database_in_batches(
     services: Services, tmp_path: Path, database_url: str
 ) -> None:
     await cache_file(services, A)
-
-    async def accessed_at() -> float:
-        """Read from the database itself, not through bodega's store."""
-        if database_url:
-            connection = await asyncpg.connect(database_url)
-            try:
-                query = "SELECT accessed_at FROM blobs WHERE key = $1"
-                return float(await connection.fetchval(query, A.sha256))
-            finally:
-                await connection.close()
-        with closing(sqlite3.connect(tmp_path / "data" / "bodega.sqlite3")) as db:
-            row = db.execute("SELECT accessed_at FROM blobs WHERE key = ?", (A.sha256,))
-            return float(row.fetchone()[0])
-
-    stored = await accessed_at()
+    stored = await accessed_at(database_url, tmp_path / "data")
     for _ in range(3):
-        held = await services.files.open_cached(A.sha256)
-        assert held is not None
-        held.release()
-    assert await accessed_at() == stored  # no write per hit
+        await hit(services, A)
+    assert await accessed_at(database_url, tmp_path / "data") == stored  # no write per hit
     await services.eviction.run_once()
-    assert await accessed_at() > stored
+    assert await accessed_at(database_url, tmp_path / "data") > stored
+
+
+class _HeldElsewhere:
+    """Duties another replica or worker holds."""
+
+    async def run(self, duty: str, work: Callable[[], Awaitable[object]]) -> bool:
+        return False
+
+
+async def test_a_process_that_does_not_evict_still_writes_its_hits(
+    services: Services, tmp_path: Path, database_url: str
+) -> None:
+    """Else the process that evicts sees only its own hits, and evicts what the others
+    serve most."""
+    await cache_file(services, A)
+    stored = await accessed_at(database_url, tmp_path / "data")
+    await services.eviction.close()  # this one's background pass is replaced by:
+    elsewhere = Eviction(
+        services.eviction._blobs,
+        services.eviction._store,
+        services.files,
+        services.telemetry,
+        max_bytes=0,
+        flush_interval=0.05,
+        duties=_HeldElsewhere(),
+    )
+    await elsewhere.start()
+    try:
+        await hit(services, A)
+        for _ in range(100):
+            if await accessed_at(database_url, tmp_path / "data") > stored:
+                break
+            await asyncio.sleep(0.05)
+        assert await accessed_at(database_url, tmp_path / "data") > stored
+    finally:
+        await elsewhere.close()
