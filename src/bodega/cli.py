@@ -5,6 +5,7 @@ environment variable and a key of the optional TOML config file.
 start-up time is what a restarted service costs its clients."""
 
 import asyncio
+import dataclasses
 import ipaddress
 import os
 import sys
@@ -66,6 +67,7 @@ from bodega.systemd import (
 )
 from bodega.userfiles import backup_path, restore_original, write_keeping_original
 from bodega.web.server import serve as serve_forever
+from bodega.web.workers import serve_as_worker, supervise, worker_role
 
 if TYPE_CHECKING:
     from bodega.core.lockfiles import Pin
@@ -145,7 +147,7 @@ def serve(**options: Any) -> None:
     try:
         settings = _settings(options)
 
-        def announce(url: str, services: Services) -> None:
+        def announce(url: str, first_admin_token: str | None, is_open_to_everyone: bool) -> None:
             default = settings.index(settings.default_index)
             upstream = shown_url(default.upstream) if isinstance(default, MirrorIndex) else ""
             source = (
@@ -161,25 +163,36 @@ def serve(**options: Any) -> None:
                 f" (data in {settings.data_dir}{metadata}){also}",
                 err=True,
             )
-            _announce_access(settings, services)
+            _announce_access(settings, first_admin_token, is_open_to_everyone)
 
-        asyncio.run(serve_forever(settings, announce))
+        def serving_alone(url: str, services: Services) -> None:
+            announce(url, services.first_admin_token, services.access.is_open_to_everyone)
+
+        role = worker_role(os.environ)
+        if role is not None:  # one of --workers, started by the supervisor below
+            asyncio.run(serve_as_worker(dataclasses.replace(settings, port=role.port), role))
+        elif settings.workers > 1:
+            asyncio.run(supervise(settings, announce))
+        else:
+            asyncio.run(serve_forever(settings, serving_alone))
     except (ConfigError, StorageError) as error:
         raise click.ClickException(str(error)) from None
 
 
-def _announce_access(settings: Settings, services: Services) -> None:
+def _announce_access(
+    settings: Settings, first_admin_token: str | None, is_open_to_everyone: bool
+) -> None:
     """The first admin token, shown this once; a warning when the network reaches a
     bodega that lets anyone do anything it allows."""
-    if services.first_admin_token is not None:
+    if first_admin_token is not None:
         # Straight to the terminal that started bodega, never through logging.
         click.echo(
             "bodega made an admin account, as this server takes uploads and had none."
             " Its token is shown this once (make others with `bodega token create`):",
             err=True,
         )
-        click.echo(f"  {services.first_admin_token}", err=True)
-    warning = open_network_warning(settings.host, services.access.is_open_to_everyone)
+        click.echo(f"  {first_admin_token}", err=True)
+    warning = open_network_warning(settings.host, is_open_to_everyone)
     if warning:
         click.echo(warning, err=True)
 

@@ -72,6 +72,14 @@ def _port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "is not a port (0-65535)"
 
 
+# Beyond a few per core, more workers only add memory and duplicate background work.
+MAX_WORKERS = 32
+
+
+def _workers(value: int) -> str | None:
+    return None if 1 <= value <= MAX_WORKERS else f"is not a number of processes (1-{MAX_WORKERS})"
+
+
 def _seconds(value: float) -> str | None:
     return None if math.isfinite(value) and value >= 0 else "is not a number of seconds >= 0"
 
@@ -303,6 +311,16 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="",
         default_help="off",
     ),
+    Setting(
+        "workers",
+        int,
+        "Server processes sharing the port (SO_REUSEPORT) and the cache: 2 on a 2-core"
+        " machine serves a cold install's burst faster. Each file is still downloaded from"
+        " upstream once, whichever process is asked.",
+        lambda: 1,
+        _workers,
+        metavar="N",
+    ),
 )
 
 
@@ -328,6 +346,7 @@ class Settings:
     blob_store: str = "file://"  # or s3://bucket/prefix
     local_cache_size: int = 0  # bytes of S3 blobs also kept on the local disk; 0: none
     redirect_files: bool = False  # S3 blobs: a 302 to a presigned URL
+    workers: int = 1  # server processes on one port and one cache (web/workers.py)
     # The file's [indexes] tables, in file order; empty: the one mirror the flat settings
     # describe. A field apart from `indexes`, so dataclasses.replace() of a flat setting
     # (as tests do) still changes root/pypi.

@@ -55,6 +55,7 @@ from bodega.proxy.union_root import UnionRootSource
 from bodega.storage.audit import JsonLinesAudit
 from bodega.storage.blobs import BlobStore, RemoteBlobs
 from bodega.storage.datadir import open_data_dir
+from bodega.storage.file_coordination import FileDuties, FileFetchLocks
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import SharedMetadataStore
 from bodega.storage.sqlite import SqliteMetadataStore
@@ -86,6 +87,7 @@ class Services:
     access: AccessControl  # who may read, upload to and manage each index
     # Made at this start, when the server takes uploads and has no account: shown once.
     first_admin_token: str | None = None
+    worker: int = 0  # which of --workers this process is (1, 2, ...); 0: the only one
 
 
 async def initialize(settings: Settings) -> None:
@@ -129,8 +131,10 @@ async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance
 
 
 @asynccontextmanager
-async def _open_blobs(settings: Settings) -> AsyncIterator[BlobStore]:
-    """The blob store --blob-store names: the data dir's (file://) or an object store's."""
+async def _open_blobs(settings: Settings, worker: int = 0) -> AsyncIterator[BlobStore]:
+    """The blob store --blob-store names: the data dir's (file://) or an object store's.
+    Each of --workers keeps local copies of its own, in its share of --local-cache-size:
+    their bookkeeping is in memory."""
     if settings.blob_store == "file://":
         yield FilesystemBlobStore(settings.blobs_dir, settings.spool_dir)
         return
@@ -143,8 +147,12 @@ async def _open_blobs(settings: Settings) -> AsyncIterator[BlobStore]:
         if not settings.local_cache_size:
             yield remote
             return
-        copies = FilesystemBlobStore(settings.data_dir / "blob-copies", settings.spool_dir)
-        yield await ReadThroughBlobStore.open(remote, copies, settings.local_cache_size)
+        copies_dir = settings.data_dir / "blob-copies"
+        size = settings.local_cache_size
+        if worker:
+            copies_dir, size = copies_dir / f"worker-{worker}", size // settings.workers
+        copies = FilesystemBlobStore(copies_dir, settings.spool_dir)
+        yield await ReadThroughBlobStore.open(remote, copies, size)
 
 
 def _presign(settings: Settings, blobs: BlobStore) -> Presign | None:
@@ -261,18 +269,52 @@ async def _access_control(settings: Settings, database: SharedMetadataStore) -> 
     return access
 
 
+@dataclass(frozen=True, slots=True)
+class DataDirHold:
+    """What the supervisor of --workers holds and tells before any worker starts."""
+
+    lock_fd: int  # the data dir's lock: inherited by every worker, so held until all end
+    first_admin_token: str | None
+    is_open_to_everyone: bool
+
+
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def hold_data_dir(settings: Settings) -> AsyncIterator[DataDirHold]:
+    """For --workers: what one process does once for all of them: take the data dir's lock
+    and clear its spools (a worker never may: another's downloads are there), bring the
+    database's schema up to date, and make the first admin."""
+    lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
+    try:
+        database = await open_metadata(settings)
+        try:
+            token = await _first_admin(settings, database)
+            access = await _access_control(settings, database)
+        finally:
+            await database.close()
+        yield DataDirHold(lock.fileno(), token, access.is_open_to_everyone)
+    finally:
+        await asyncio.to_thread(lock.close)
+
+
+async def _first_admin(settings: Settings, database: SharedMetadataStore) -> str | None:
+    if not takes_uploads(settings):
+        return None
+    names = [spec.name for spec in settings.indexes]
+    return await Accounts(database.accounts(), names).create_first_admin()
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, *, worker: int = 0) -> AsyncIterator[Services]:
+    """Every part of a serving bodega. `worker` numbers this process among --workers
+    (1, 2, ...): hold_data_dir, in the supervisor, has done the once-only work then."""
     async with AsyncExitStack() as stack:
-        lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
-        stack.push_async_callback(asyncio.to_thread, lock.close)
+        if not worker:
+            lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
+            stack.push_async_callback(asyncio.to_thread, lock.close)
         instance_id = secrets.token_hex(8)
         database = await open_metadata(settings)
         stack.push_async_callback(database.close)
-        first_admin_token = None
-        if takes_uploads(settings):
-            names = [spec.name for spec in settings.indexes]
-            first_admin_token = await Accounts(database.accounts(), names).create_first_admin()
+        first_admin_token = await _first_admin(settings, database)
         # The shared concerns (blob records, file digests) through the first mirror's view.
         store = database.index(_first_mirror(settings))
         telemetry = Telemetry()
@@ -281,7 +323,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings,
             instance_id,
             database,
-            await stack.enter_async_context(_open_blobs(settings)),
+            await stack.enter_async_context(_open_blobs(settings, worker)),
             CrashPoints.from_environment(os.environ),  # test-only; disarmed when unset
             telemetry,
             policies,
@@ -353,6 +395,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             policies,
             await _access_control(settings, database),
             first_admin_token,
+            worker,
         )
 
 
@@ -360,8 +403,13 @@ AUDIT_FILE = "policy-audit.jsonl"
 
 
 async def _open_duties(settings: Settings, stack: AsyncExitStack) -> Duties:
-    """Who runs the background duties: this process alone, or with --database, the one
-    replica that holds the lease in the shared database."""
+    """Who runs the background duties: this process alone; or with --database, the one
+    replica that holds the lease in the shared database; or the one of --workers that holds
+    the data dir's duties lock."""
+    if not settings.database and settings.workers > 1:
+        file_duties = FileDuties(settings.data_dir)
+        stack.push_async_callback(asyncio.to_thread, file_duties.close)
+        return file_duties
     if not settings.database:
         return LocalDuties()
     from bodega.storage.postgres_duties import PostgresDuties  # as open_metadata's import
@@ -374,7 +422,12 @@ async def _open_duties(settings: Settings, stack: AsyncExitStack) -> Duties:
 async def _open_fetch_locks(settings: Settings, stack: AsyncExitStack) -> FetchLocks:
     """Who may fetch a blob from upstream: this process's flights alone, or with --database,
     the one replica that holds the blob's lock in the shared database. Pushed before the
-    file cache, so its downloads let go before the locks close."""
+    file cache, so its downloads let go before the locks close. --workers on the embedded
+    cache share their locks through a file of the data dir."""
+    if not settings.database and settings.workers > 1:
+        file_locks = FileFetchLocks(settings.data_dir)
+        stack.push_async_callback(asyncio.to_thread, file_locks.close)
+        return file_locks
     if not settings.database:
         return LocalFetchLocks()
     from bodega.storage.postgres_fetches import PostgresFetchLocks  # as open_metadata's import

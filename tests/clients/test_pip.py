@@ -56,6 +56,22 @@ def test_pip_installs_the_newest_versions_with_dependencies(
 
 
 @pytest.mark.parametrize("client", PIPS)
+def test_pip_installs_through_a_bodega_with_two_workers(
+    client: str, fake_index: FakeIndex, published: dict[str, list[BuiltFile]], tmp_path: Path
+) -> None:
+    proxies = {k: v for k, v in isolated_env().items() if k.upper().endswith("_PROXY")}
+    data = tmp_path / "data"
+    with bodega_process(data, fake_index.simple_url, "--workers", "2", env=proxies) as server:
+        python = new_venv(tmp_path / "venv")
+        command = [*pip(client), "--python", str(python), "install", *index(server), "app"]
+        run(command, pip_env(tmp_path / "cache"), tmp_path, server)
+    assert installed_versions(python, MODULES, tmp_path) == NEWEST
+    for files in published.values():  # each file fetched from upstream once at most
+        for file in files:
+            assert fake_index.count("GET", file.filename) <= 1
+
+
+@pytest.mark.parametrize("client", PIPS)
 def test_pip_downloads_with_require_hashes(
     client: str,
     bodega: BodegaProcess,

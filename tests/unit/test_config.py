@@ -142,6 +142,7 @@ SAMPLES: list[tuple[str, str, str, Any]] = [
     ("blob_store", "s3://bucket/cache", '"s3://bucket/cache"', "s3://bucket/cache"),
     ("local_cache_size", "0", "0", 0),
     ("redirect_files", "false", "false", False),
+    ("workers", "2", "2", 2),
 ]
 
 
@@ -324,6 +325,16 @@ def test_text_that_is_not_a_number_names_the_cli_option(name: str, raw: str) -> 
     option = "--" + name.replace("_", "-")
     with pytest.raises(ConfigError, match=f"^{option}: .* is not a valid"):
         settings_from({name: raw})
+
+
+def test_one_worker_process_by_default() -> None:
+    assert settings_from().workers == 1
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "33"])
+def test_workers_beyond_the_bounds_name_them(raw: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--workers: .* is not a number of processes \(1-32\)"):
+        settings_from({"workers": raw})
 
 
 def test_max_cache_size_defaults_to_no_limit() -> None:

@@ -34,6 +34,7 @@ from bodega.web.request_route import route_of
 from bodega.web.routing import MANAGE_PATHS, XMLRPC_PATHS, Match, Route
 from bodega.web.simple import SimpleApi
 from bodega.web.uploads import Uploads
+from bodega.web.worker_metrics import WorkerMetrics
 from bodega.web.xmlrpc import XmlRpc
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,10 @@ _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
 def create_app(services: Services) -> web.Application:
     check_access = access_middleware(services.access, services.settings.default_index)
     app = web.Application(middlewares=[log_cut_responses, _errors, check_access])
-    app[_HANDLERS] = _handlers(services)
+    metrics = Metrics(services.telemetry, services.eviction, services.files, services.policies)
+    if services.worker:
+        metrics.share(_worker_metrics(services), app)
+    app[_HANDLERS] = _handlers(services, metrics)
     app[_TELEMETRY] = services.telemetry
     app[_VIA] = f"bodega-{services.instance_id}"
     app[ui.TEMPLATES] = ui.Templates()
@@ -93,7 +97,12 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     return await handler(request, found)
 
 
-def _handlers(services: Services) -> dict[Route, Handler]:
+def _worker_metrics(services: Services) -> WorkerMetrics:
+    settings = services.settings
+    return WorkerMetrics(settings.data_dir / "metrics", services.worker, settings.workers)
+
+
+def _handlers(services: Services, metrics: Metrics) -> dict[Route, Handler]:
     simple = SimpleApi(services.pages)
     pages = ui.Ui(services.indexes)
     health = Health(services.readiness)
@@ -115,9 +124,7 @@ def _handlers(services: Services) -> dict[Route, Handler]:
         Route.MANAGE: uploads.manage,
         Route.HEALTH: health.health,
         Route.READY: health.ready,
-        Route.METRICS: Metrics(
-            services.telemetry, services.eviction, services.files, services.policies
-        ).metrics,
+        Route.METRICS: metrics.metrics,
     }
 
 

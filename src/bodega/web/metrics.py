@@ -12,6 +12,7 @@ from bodega.proxy.files import FileCache
 from bodega.proxy.policy import Policies
 from bodega.proxy.telemetry import KINDS, CacheOutcome, Histogram, IndexTelemetry, Telemetry
 from bodega.web.routing import Match
+from bodega.web.worker_metrics import WorkerMetrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -28,10 +29,27 @@ class Metrics:
         self._eviction = eviction
         self._files = files
         self._policies = policies
+        self._workers: WorkerMetrics | None = None
+
+    def share(self, workers: WorkerMetrics, app: web.Application) -> None:
+        """One of --workers: its numbers are written for the others, and theirs added to
+        every scrape's (web/worker_metrics.py), while the app runs."""
+        self._workers = workers
+
+        async def start(app: web.Application) -> None:
+            workers.start(lambda: "".join(self._render()))
+
+        async def stop(app: web.Application) -> None:
+            await workers.close()
+
+        app.on_startup.append(start)
+        app.on_cleanup.append(stop)
 
     async def metrics(self, request: web.Request, match: Match) -> web.Response:
         await self._policies.exemptions()  # the exemptions gauge as of now, not the last page
         text = "".join(self._render())
+        if self._workers is not None:
+            text = await self._workers.with_others(text)
         headers = {"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"}
         return web.Response(body=text.encode(), headers=headers)
 

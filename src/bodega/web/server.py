@@ -32,10 +32,17 @@ log = logging.getLogger(__name__)
 _IO_THREADS = 64  # threads mostly wait on the disk: many are cheap, too few serialize it
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(
+    host: str, port: int, *, reuse_port: bool = False, listen: bool = True
+) -> socket.socket:
+    """The server's socket, bound (a taken port is a ConfigError) and listening.
+    `reuse_port`: one of several sockets on the port (--workers), the kernel spreading
+    connections across those that listen."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as error:
@@ -43,7 +50,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
         if error.errno == errno.EADDRINUSE:
             raise ConfigError(f"port {port} on {host} is already in use") from None
         raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    sock.listen(1024)
+    if listen:
+        sock.listen(1024)
     sock.setblocking(False)
     return sock
 
@@ -56,17 +64,18 @@ async def running_server(settings: Settings) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
+async def serving(settings: Settings, *, worker: int = 0) -> AsyncIterator[tuple[str, Services]]:
     """As running_server, with the services that answer the requests (for tests that
-    hold or observe their background work)."""
-    sock = bind_socket(settings.host, settings.port)
+    hold or observe their background work). `worker`: this process is that one of
+    --workers (web/workers.py), on a port the supervisor holds."""
+    sock = bind_socket(settings.host, settings.port, reuse_port=bool(worker))
     # Every disk and database step runs in a worker thread; the default pool (cores + 4
     # threads) lets a burst of fsyncs stall the spool writes and reads of every download.
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="bodega-io")
     )
     try:
-        async with open_services(settings) as services:
+        async with open_services(settings, worker=worker) as services:
             runner = Runner(
                 create_app(services),
                 header_timeout=settings.header_timeout,
@@ -82,21 +91,23 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
             try:
                 await web.SockSite(runner, sock).start()
                 host, port = sock.getsockname()[:2]
-                yield f"http://{_url_host(host)}:{port}/", services
+                yield f"http://{url_host(host)}:{port}/", services
             finally:
                 await _cleanup_within(runner, settings.shutdown_timeout)
     finally:
         sock.close()
 
 
-async def serve(settings: Settings, on_ready: Callable[[str, Services], None]) -> None:
+async def serve(
+    settings: Settings, on_ready: Callable[[str, Services], None], *, worker: int = 0
+) -> None:
     """Serve until SIGTERM or SIGINT; `on_ready` gets the URL (and what serves it) once
     requests are accepted."""
     stop = asyncio.Event()
     # Handlers go in before the socket is bound, so no signal can arrive with the default
     # (kill at once) action still in place; they stay during the bounded shutdown.
-    with _signals_call(stop.set):
-        async with serving(settings) as (url, services):
+    with signals_call(stop.set):
+        async with serving(settings, worker=worker) as (url, services):
             on_ready(url, services)
             await asyncio.to_thread(notify, f"READY=1\nSTATUS=serving at {url}simple/")
             await stop.wait()
@@ -133,7 +144,7 @@ def _abort_connections(runner: Runner) -> None:
 
 
 @contextmanager
-def _signals_call(callback: Callable[[], None]) -> Iterator[None]:
+def signals_call(callback: Callable[[], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, callback)
@@ -144,5 +155,5 @@ def _signals_call(callback: Callable[[], None]) -> Iterator[None]:
             loop.remove_signal_handler(signum)
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
