@@ -44,7 +44,9 @@ DEFAULT_PEERS = ("nginx", "bodega", "devpi", "devpi-web", "proxpi")
 # bodega as a replica of a cluster runs: on a PostgreSQL and a SeaweedFS bucket that the run
 # starts (only when one of these columns is asked for); -lc also keeps hits on local disk.
 SHARED_PEERS = {"bodega-shared": "", "bodega-shared-lc": "1G"}
-ALL_PEERS = (*DEFAULT_PEERS, *SHARED_PEERS)
+# bodega with --workers: one process per core of the 2-core machine.
+WORKER_PEERS = {"bodega-workers": 2}
+ALL_PEERS = (*DEFAULT_PEERS, *SHARED_PEERS, *WORKER_PEERS)
 SMOKE_GROUPS = ("uv", "pip23", "compile", "serve", "net-pages", "net-uv", "net-pip", "replica")
 
 
@@ -131,6 +133,16 @@ def make_servers(
                         local_cache_size=SHARED_PEERS[peer],
                     )
                 )
+        elif peer in WORKER_PEERS:
+            servers += _bodega(
+                BENCH.parent,
+                bodega_python(),
+                name=peer,
+                upstream_url=upstream_url,
+                environment=environment,
+                notes=notes,
+                workers=WORKER_PEERS[peer],
+            )
         elif peer == "bodega":
             servers += _bodega(
                 BENCH.parent,
@@ -168,6 +180,7 @@ def _bodega(
     upstream_url: str,
     environment: dict[str, str],
     notes: list[str],
+    workers: int = 1,
 ) -> list[Server]:
     """A bodega column run from `checkout`'s source by `python` (that checkout's venv)."""
     if not bodega_is_runnable(python):
@@ -176,7 +189,7 @@ def _bodega(
     # The peers come from wheels, compiled to bytecode when installed; bodega runs from a
     # working tree, so compile it the same way before any start is timed.
     subprocess.run([python, "-m", "compileall", "-q", str(checkout / "src")], check=True)
-    return [Bodega(upstream_url, environment, python, name=name)]
+    return [Bodega(upstream_url, environment, python, name=name, workers=workers)]
 
 
 def machine() -> str:

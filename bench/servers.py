@@ -137,11 +137,17 @@ class Bodega(Server):
     tiny_path = "/-/health"
 
     def __init__(
-        self, upstream_url: str, environment: dict[str, str], python: str, name: str = "bodega"
+        self,
+        upstream_url: str,
+        environment: dict[str, str],
+        python: str,
+        name: str = "bodega",
+        workers: int = 1,
     ) -> None:
         super().__init__(upstream_url, environment)
         self.python = python
         self.name = name  # "bodega-base": a baseline checkout measured in the same run
+        self.workers = workers  # --workers: more than 1 only for the bodega-workers column
 
     def command(self, data_dir: Path) -> list[str]:
         return [
@@ -159,6 +165,7 @@ class Bodega(Server):
             self.upstream_url,
             "--index-ttl",
             "1800",
+            *(("--workers", str(self.workers)) if self.workers > 1 else ()),
         ]
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 )
 def test_a_smoke_round_of_the_bench_reports_bodega_and_nginx() -> None:
     result = subprocess.run(
-        [sys.executable, "bench/run.py", "--smoke", "--peers", "bodega,nginx"],
+        [sys.executable, "bench/run.py", "--smoke", "--peers", "bodega,bodega-workers,nginx"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -34,6 +34,7 @@ def test_a_smoke_round_of_the_bench_reports_bodega_and_nginx() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (ROOT / "bench" / "results" / "smoke-latest.md").read_text()
     assert "bodega" in report
+    assert "| bodega-workers |" in report  # --workers 2
     assert "nginx" in report
     assert "net: uv pip install, cold" in report  # the rows through the networked upstream
 
