@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 FETCHES_FILE = "fetches.lock"
 DUTIES_FILE = "duties.lock"
-RETRY_FIRST = 0.02  # seconds before a waiter tries the lock again
-RETRY_MOST = 0.2  # ... and at most between tries: the most a waiter loses to polling
+RETRY_FIRST = 0.002  # seconds before a waiter tries the lock again
+RETRY_MOST = 0.02  # ... and at most between tries: the most a waiter loses to polling
 WAIT_MOST = 10.0  # seconds a worker waits for another's download before fetching itself
 _OFFSETS = 1 << 62  # offsets a blob's byte may take: collisions are out of reach
 
