@@ -4,8 +4,9 @@
 
 uv asks for every page of a dependency tree at once, then every wheel's .metadata, then every
 wheel. This does the same with aiohttp against nginx (the ceiling) and against a bodega started
-on an empty data dir (cold), then again (warm), and prints each phase's wall time and the CPU
-seconds bodega's process used. `--py-spy OUT.txt` records the cold burst with py-spy
+on an empty data dir (cold), then again (warm) and once more (with --workers, each worker has
+then likely seen each request), and prints each phase's wall time and the CPU seconds
+bodega's processes used. `--py-spy OUT.txt` records the cold burst with py-spy
 (`--gil --idle`, raw format: one stack per line with its sample count; with `--wall`, every
 thread's stack whether it runs or waits, `--threads --idle`). Like run.py it uses the
 generated tree under bench/.work and stops every process it starts; nothing here is timed in
@@ -63,8 +64,11 @@ async def burst(index_url: str, projects: Sequence[str]) -> Phases:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU seconds of the process and its children (--workers' processes), as they run."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def show(label: str, phases: Phases, cpu: float | None = None) -> None:
@@ -113,6 +117,7 @@ def main() -> None:
                     "record",
                     *(["--threads"] if arguments.wall else ["--gil"]),
                     "--idle",
+                    "--subprocesses",  # the workers of --workers
                     "-r",
                     "500",
                     "-f",
@@ -124,7 +129,8 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
                 time.sleep(0.5)  # py-spy attaches
-            for state in ("cold", "warm"):
+            # "warm again": with --workers, once every worker has likely seen each request.
+            for state in ("cold", "warm", "warm again"):
                 before = cpu_seconds(pid)
                 phases = asyncio.run(burst(bodega.index_url, manifest.projects))
                 show(f"{number} {state}", phases, cpu_seconds(pid) - before)
