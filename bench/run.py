@@ -89,7 +89,8 @@ def parse_arguments() -> argparse.Namespace:
         type=Path,
         default=None,
         help="another bodega checkout (with its .venv), e.g. a worktree at an older commit:"
-        " measured as the column bodega-base in the same run, to show a change's effect",
+        " measured as the column bodega-base in the same run (bodega-workers-base beside"
+        " bodega-workers), to show a change's effect",
     )
     return parser.parse_args()
 
@@ -134,15 +135,20 @@ def make_servers(
                     )
                 )
         elif peer in WORKER_PEERS:
-            servers += _bodega(
-                BENCH.parent,
-                bodega_python(),
-                name=peer,
-                upstream_url=upstream_url,
-                environment=environment,
-                notes=notes,
-                workers=WORKER_PEERS[peer],
-            )
+            checkouts = [(BENCH.parent, bodega_python(), peer)]
+            if baseline is not None:
+                python = str(baseline / ".venv" / "bin" / "python")
+                checkouts.append((baseline, python, f"{peer}-base"))
+            for checkout, python, name in checkouts:
+                servers += _bodega(
+                    checkout,
+                    python,
+                    name=name,
+                    upstream_url=upstream_url,
+                    environment=environment,
+                    notes=notes,
+                    workers=WORKER_PEERS[peer],
+                )
         elif peer == "bodega":
             servers += _bodega(
                 BENCH.parent,
