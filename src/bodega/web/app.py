@@ -34,7 +34,7 @@ from bodega.web.request_route import route_of
 from bodega.web.routing import MANAGE_PATHS, XMLRPC_PATHS, Match, Route
 from bodega.web.simple import SimpleApi
 from bodega.web.uploads import Uploads
-from bodega.web.worker_metrics import WorkerMetrics
+from bodega.web.worker_metrics import METRICS_DIR, WorkerMetrics
 from bodega.web.xmlrpc import XmlRpc
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 
 def _worker_metrics(services: Services) -> WorkerMetrics:
     settings = services.settings
-    return WorkerMetrics(settings.data_dir / "metrics", services.worker, settings.workers)
+    return WorkerMetrics(settings.data_dir / METRICS_DIR, services.worker, settings.workers)
 
 
 def _handlers(services: Services, metrics: Metrics) -> dict[Route, Handler]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+METRICS_DIR = "metrics"  # in the data dir
 WRITE_EVERY = 1.0  # seconds
 SHARED_GAUGES = frozenset(
     {
@@ -101,6 +102,12 @@ def merge_expositions(texts: Iterable[str]) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
+
+
+def clear_worker_metrics(directory: Path) -> None:
+    """Remove the files of workers that ran before (the supervisor, as it starts)."""
+    for path in directory.glob("worker-*.prom"):
+        path.unlink(missing_ok=True)
 
 
 def _read_all(paths: list[Path]) -> list[str]:

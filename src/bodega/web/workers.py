@@ -34,10 +34,12 @@ from bodega.errors import ConfigError
 from bodega.services import DataDirHold, Services, hold_data_dir
 from bodega.web.notify import notify
 from bodega.web.server import bind_socket, serve, signals_call, url_host
+from bodega.web.worker_metrics import METRICS_DIR, clear_worker_metrics
 
 log = logging.getLogger(__name__)
 
 WORKER_ENV = "_BODEGA_WORKER"  # "number port ready-fd supervisor-pid", set for workers only
+START_MOST = 60.0  # seconds a worker gets to accept requests (a database may be slow to answer)
 LIVED_LONG = 10.0  # seconds: a worker that ran this long is restarted at once
 RESTART_MOST = 10.0  # seconds between restarts of a worker that keeps failing at start
 STOP_MARGIN = 5.0  # seconds beyond --shutdown-timeout before a stopping worker is killed
@@ -89,9 +91,14 @@ def _end_with_parent(supervisor_pid: int) -> None:
 
 async def supervise(settings: Settings, on_ready: OnReady) -> None:
     """Run settings.workers workers until SIGTERM or SIGINT."""
+    if not sys.platform.startswith("linux"):
+        # Elsewhere SO_REUSEPORT need not spread connections, and OFD locks do not exist.
+        raise ConfigError("--workers above 1 needs Linux")
     stop = asyncio.Event()
     with signals_call(stop.set):
         async with hold_data_dir(settings) as held:
+            # The numbers of an earlier start's workers are not this start's.
+            await asyncio.to_thread(clear_worker_metrics, settings.data_dir / METRICS_DIR)
             reservation = _reserve_port(settings.host, settings.port)
             try:
                 port = reservation.getsockname()[1]
@@ -161,10 +168,21 @@ class _Workers:
                 stdin=subprocess.DEVNULL,
                 pass_fds=(write_end, self._held.lock_fd),
             )
+        except OSError:
+            os.close(read_end)
+            raise
         finally:
             os.close(write_end)
         self._running[number] = _Worker(number, process, time.monotonic())
-        said = await asyncio.to_thread(_read_to_end, read_end)
+        # The pipe's end comes when the worker is ready (it closes its end) or has ended.
+        reading = asyncio.ensure_future(asyncio.to_thread(_read_to_end, read_end))
+        try:
+            said = await asyncio.wait_for(asyncio.shield(reading), START_MOST)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await reading
+            raise ConfigError(f"worker {number} did not start within {START_MOST:g} s") from None
         if b"ready" not in said:
             status = await process.wait()
             raise ConfigError(f"worker {number} ended as it started (exit status {status})")

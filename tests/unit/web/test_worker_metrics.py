@@ -1,6 +1,8 @@
 """--workers' /-/metrics: every worker's expositions as one server's."""
 
-from bodega.web.worker_metrics import merge_expositions
+from pathlib import Path
+
+from bodega.web.worker_metrics import clear_worker_metrics, merge_expositions
 
 FIRST = """# HELP bodega_requests_total Requests answered.
 # TYPE bodega_requests_total counter
@@ -58,3 +60,10 @@ def test_each_family_keeps_its_help_and_type_once_and_its_samples_under_it() -> 
 
 def test_one_worker_alone_is_its_own_exposition() -> None:
     assert merge_expositions([FIRST]) == FIRST
+
+
+def test_a_start_clears_the_numbers_of_workers_that_ran_before(tmp_path: Path) -> None:
+    (tmp_path / "worker-3.prom").write_text(FIRST)
+    (tmp_path / "other.txt").write_text("kept")
+    clear_worker_metrics(tmp_path)
+    assert [path.name for path in tmp_path.iterdir()] == ["other.txt"]
