@@ -426,7 +426,7 @@ async def _open_fetch_locks(settings: Settings, stack: AsyncExitStack) -> FetchL
     cache share their locks through a file of the data dir."""
     if not settings.database and settings.workers > 1:
         file_locks = FileFetchLocks(settings.data_dir)
-        stack.push_async_callback(asyncio.to_thread, file_locks.close)
+        stack.push_async_callback(file_locks.close)
         return file_locks
     if not settings.database:
         return LocalFetchLocks()

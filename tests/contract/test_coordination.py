@@ -1,14 +1,12 @@
 """The coordination ports' contracts (proxy/coordination.py), run on every implementation:
 in-process ones, the shared ones of issue 14 (duties and fetch locks on PostgreSQL), and
-those --workers share through the data dir's lock files. Fetch locks shared by replicas are
-tried as two replicas on one database; those of workers as two instances on one data dir
-(their locks belong to an open file, not a process, so two in one process conflict as two
-workers do; tests/integration/test_workers.py runs real workers)."""
+those --workers share through the data dir's lock files. Shared fetch locks are tried as two
+processes sharing one cache (the `sharing` fixture)."""
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -73,7 +71,7 @@ async def fetch_locks(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     if request.param == "file":
         workers = FileFetchLocks(tmp_path)
         yield workers
-        workers.close()
+        await workers.close()
         return
     shared = PostgresFetchLocks(request.getfixturevalue("postgres_dsn"))
     try:
@@ -82,15 +80,41 @@ async def fetch_locks(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         await shared.close()
 
 
-@pytest.fixture
-async def replicas(postgres_dsn: str) -> AsyncIterator[tuple[PostgresFetchLocks, ...]]:
-    """The fetch locks of two replicas on one database."""
-    pair = (PostgresFetchLocks(postgres_dsn), PostgresFetchLocks(postgres_dsn))
-    try:
-        yield pair
-    finally:
-        for locks in pair:
-            await locks.close()
+SharedLocks = PostgresFetchLocks | FileFetchLocks
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """Fetch locks of processes that share one cache: replicas on one database, or workers
+    on one data dir (their locks belong to an open file, not a process, so two in this
+    process conflict as two workers do; tests/integration/test_workers.py runs real ones)."""
+
+    make: Callable[[float | None], SharedLocks]  # another process's locks (wait_most)
+    retry_most: float  # the longest a waiter sleeps between tries
+    notifies: bool  # a waiter is woken as the holder lets go, not at its next try
+
+
+@pytest.fixture(params=["replicas", "workers"])
+async def sharing(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Sharing]:
+    made: list[SharedLocks] = []
+
+    def make(wait_most: float | None = None) -> SharedLocks:
+        bound = {} if wait_most is None else {"wait_most": wait_most}
+        if request.param == "replicas":
+            locks: SharedLocks = PostgresFetchLocks(
+                request.getfixturevalue("postgres_dsn"), **bound
+            )
+        else:
+            locks = FileFetchLocks(tmp_path, **bound)
+        made.append(locks)
+        return locks
+
+    if request.param == "replicas":
+        yield Sharing(make, RETRY_MOST, notifies=True)
+    else:
+        yield Sharing(make, file_coordination.RETRY_MOST, notifies=False)
+    for locks in made:
+        await locks.close()  # again, for some: closing twice does nothing
 
 
 # ------------------------------------------------------------------------------- flights
@@ -248,15 +272,13 @@ async def test_the_in_process_lock_says_no_one_else_stores_blobs() -> None:
         assert not is_shared  # the embedded cache never looks in the store twice
 
 
-async def test_a_replica_waits_while_another_fetches_then_is_woken_at_once(
-    replicas: tuple[PostgresFetchLocks, PostgresFetchLocks],
-) -> None:
-    first, second = replicas
+async def test_another_process_waits_while_one_fetches_then_goes_on(sharing: Sharing) -> None:
+    first, second = sharing.make(None), sharing.make(None)
     order: list[str] = []
     async with first.fetching(KEY) as is_shared:
-        assert is_shared  # a replica must look in the shared store before fetching
+        assert is_shared  # another process may have stored it: look in the store first
         waiting = asyncio.ensure_future(_hold(second, KEY, order))
-        await asyncio.sleep(3 * RETRY_MOST)  # long past the waiter's retries
+        await asyncio.sleep(3 * sharing.retry_most)  # long past the waiter's retries
         assert not waiting.done()
         async with second.fetching("b" * 64):  # other blobs are not held up
             pass
@@ -264,47 +286,36 @@ async def test_a_replica_waits_while_another_fetches_then_is_woken_at_once(
         let_go = time.monotonic()
     await asyncio.wait_for(waiting, 5.0)
     assert order == ["first lets go", "second fetches"]
-    # Woken by the notification, not at its next try.
-    assert time.monotonic() - let_go < RETRY_MOST / 2
+    if sharing.notifies:  # woken by the notification, not at its next try
+        assert time.monotonic() - let_go < sharing.retry_most / 2
 
 
-async def test_a_replica_that_dies_while_fetching_frees_its_lock(
-    replicas: tuple[PostgresFetchLocks, PostgresFetchLocks],
-) -> None:
-    first, second = replicas
+async def test_a_process_that_dies_while_fetching_frees_its_lock(sharing: Sharing) -> None:
+    first, second = sharing.make(None), sharing.make(None)
     order: list[str] = []
     holding = first.fetching(KEY)
-    await holding.__aenter__()  # never left: the replica dies in the middle
+    await holding.__aenter__()  # never left: the process dies in the middle
     waiting = asyncio.ensure_future(_hold(second, KEY, order))
     await asyncio.sleep(0.2)
     assert not waiting.done()
-    await first.close()  # its connection ends, as a kill -9's would, without letting go
-    await asyncio.wait_for(waiting, 2 * RETRY_MOST + 1.0)
+    await first.close()  # its connection or descriptor ends, as a kill -9's would
+    await asyncio.wait_for(waiting, 2 * sharing.retry_most + 1.0)
     assert order == ["second fetches"]
 
 
-async def test_a_replica_waits_so_long_for_another_then_fetches_beside_it(
-    postgres_dsn: str,
+async def test_a_process_waits_so_long_for_another_then_fetches_beside_it(
+    sharing: Sharing,
 ) -> None:
-    first, impatient = (
-        PostgresFetchLocks(postgres_dsn),
-        PostgresFetchLocks(postgres_dsn, wait_most=0.5),
-    )
-    try:
-        async with first.fetching(KEY):
-            started = time.monotonic()
-            async with impatient.fetching(KEY) as is_shared:
-                assert is_shared
-                assert 0.5 <= time.monotonic() - started < 2.0
-    finally:
-        await first.close()
-        await impatient.close()
+    first, impatient = sharing.make(None), sharing.make(0.5)
+    async with first.fetching(KEY):
+        started = time.monotonic()
+        async with impatient.fetching(KEY) as is_shared:
+            assert is_shared
+            assert 0.5 <= time.monotonic() - started < 2.0
 
 
-async def test_a_cancelled_fetch_lets_go(
-    replicas: tuple[PostgresFetchLocks, PostgresFetchLocks],
-) -> None:
-    first, second = replicas
+async def test_a_cancelled_fetch_lets_go(sharing: Sharing) -> None:
+    first, second = sharing.make(None), sharing.make(None)
     entered = asyncio.Event()
 
     async def fetch_forever() -> None:
@@ -339,82 +350,7 @@ async def test_without_its_database_a_replica_fetches_anyway(
         await locks.close()
 
 
-# ---------------------------------------------------------- fetch locks and duties of workers
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[tuple[FileFetchLocks, FileFetchLocks]]:
-    """The fetch locks of two workers on one data dir."""
-    pair = (FileFetchLocks(tmp_path), FileFetchLocks(tmp_path))
-    yield pair
-    for locks in pair:
-        with contextlib.suppress(OSError):  # closed by the test: a worker that died
-            locks.close()
-
-
-async def test_a_worker_waits_while_another_fetches_then_goes_on(
-    workers: tuple[FileFetchLocks, FileFetchLocks],
-) -> None:
-    first, second = workers
-    order: list[str] = []
-    async with first.fetching(KEY) as is_shared:
-        assert is_shared  # another worker may have stored it: look in the store first
-        waiting = asyncio.ensure_future(_hold(second, KEY, order))
-        await asyncio.sleep(3 * file_coordination.RETRY_MOST)
-        assert not waiting.done()
-        async with second.fetching("b" * 64):  # other blobs are not held up
-            pass
-        order.append("first lets go")
-    await asyncio.wait_for(waiting, 5.0)
-    assert order == ["first lets go", "second fetches"]
-
-
-async def test_a_worker_that_dies_while_fetching_frees_its_lock(
-    workers: tuple[FileFetchLocks, FileFetchLocks],
-) -> None:
-    first, second = workers
-    order: list[str] = []
-    holding = first.fetching(KEY)
-    await holding.__aenter__()  # never left: the worker dies in the middle
-    waiting = asyncio.ensure_future(_hold(second, KEY, order))
-    await asyncio.sleep(0.1)
-    assert not waiting.done()
-    first.close()  # as a kill -9 closes its descriptors, without letting go
-    await asyncio.wait_for(waiting, 2 * file_coordination.RETRY_MOST + 1.0)
-    assert order == ["second fetches"]
-
-
-async def test_a_worker_waits_so_long_for_another_then_fetches_beside_it(
-    tmp_path: Path,
-) -> None:
-    first, impatient = FileFetchLocks(tmp_path), FileFetchLocks(tmp_path, wait_most=0.3)
-    try:
-        async with first.fetching(KEY):
-            started = time.monotonic()
-            async with impatient.fetching(KEY) as is_shared:
-                assert is_shared
-                assert 0.3 <= time.monotonic() - started < 2.0
-    finally:
-        first.close()
-        impatient.close()
-
-
-async def test_a_cancelled_worker_fetch_lets_go(
-    workers: tuple[FileFetchLocks, FileFetchLocks],
-) -> None:
-    first, second = workers
-    entered = asyncio.Event()
-
-    async def fetch_forever() -> None:
-        async with first.fetching(KEY):
-            entered.set()
-            await asyncio.Event().wait()
-
-    fetch = asyncio.ensure_future(fetch_forever())
-    await entered.wait()
-    fetch.cancel()
-    await asyncio.gather(fetch, return_exceptions=True)
-    await asyncio.wait_for(_hold(second, KEY, []), 1.0)
+# ------------------------------------------------------------------------ duties of workers
 
 
 async def test_one_worker_runs_the_duties_until_it_ends_then_another_takes_them(

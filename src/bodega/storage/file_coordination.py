@@ -75,9 +75,12 @@ class FileFetchLocks:
             delay = min(delay * 2, RETRY_MOST)
         return True
 
-    def close(self) -> None:
-        """Let go of every lock (closing the descriptor frees them)."""
-        os.close(self._fd)
+    async def close(self) -> None:
+        """Let go of every lock: closing the descriptor frees them (no disk is waited for).
+        Closing again does nothing."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class FileDuties:
