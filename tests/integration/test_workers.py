@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.test_accounts_cli import TOKEN, write_config
 from tests.integration.test_cli import UNUSED_UPSTREAM, assert_refused, listening_port, serve
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
@@ -162,6 +163,25 @@ def test_the_data_dir_stays_locked_until_the_last_worker_has_ended(
         os.kill(pids[0], signal.SIGCONT)
     for pid in pids:
         until(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _is_zombie(pid), 15.0)
+
+
+def test_the_supervisor_prints_the_first_admin_token_once_and_every_worker_takes_it(
+    index: FakeIndex, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, index.simple_url, 'upload = ["alice"]')
+    server = BodegaProcess(
+        ["--config", str(config), "--data-dir", str(tmp_path / "data"), "--workers", "2"]
+    )
+    try:
+        until(lambda: TOKEN.search(server.banner + "".join(server.log)) is not None)
+        (token,) = TOKEN.findall(server.banner + "".join(server.log))
+        page = f"{server.url}acme/private/+simple/demo/"
+        for _ in range(CLIENTS):  # connections of their own: both workers answer some
+            answer = httpx.get(page, auth=("__token__", token), trust_env=False)
+            assert answer.status_code == 200
+    finally:
+        assert server.stop() == 0
+    assert TOKEN.findall(server.banner + "".join(server.log)) == [token]
 
 
 def _is_zombie(pid: int) -> bool:
