@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 )
 def test_a_smoke_round_of_the_bench_reports_bodega_and_nginx() -> None:
     result = subprocess.run(
-        [sys.executable, "bench/run.py", "--smoke", "--peers", "bodega,bodega-workers,nginx"],
+        [sys.executable, "bench/run.py", "--smoke", "--peers", "bodega,nginx"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -34,9 +34,34 @@ def test_a_smoke_round_of_the_bench_reports_bodega_and_nginx() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (ROOT / "bench" / "results" / "smoke-latest.md").read_text()
     assert "bodega" in report
-    assert "| bodega-workers |" in report  # --workers 2
     assert "nginx" in report
     assert "net: uv pip install, cold" in report  # the rows through the networked upstream
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(
+    not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()),
+    reason="the bench needs nginx (./dev test installs it as root)",
+)
+def test_a_smoke_round_of_the_workers_column_reports_its_installs() -> None:
+    """bodega with --workers 2, on the install groups only: the serving code paths are the
+    bodega column's."""
+    result = subprocess.run(
+        [
+            *(sys.executable, "bench/run.py", "--smoke"),
+            *("--peers", "bodega-workers,nginx", "--groups", "uv,compile"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = (ROOT / "bench" / "results" / "smoke-latest.md").read_text()
+    assert "| bodega-workers |" in report
+    assert "uv pip compile, wide tree, cold" in report
+    assert "Errors:" not in report
 
 
 @pytest.mark.timeout(300)
