@@ -143,7 +143,8 @@ def main() -> None:
 @_setting_options(*_SERVE_SETTINGS)
 def serve(**options: Any) -> None:
     """Run the caching proxy (creates the data dir on first start)."""
-    logs.configure()
+    role = worker_role(os.environ)  # one of --workers, started by the supervisor below
+    logs.configure(role.number if role is not None else 0)
     try:
         settings = _settings(options)
 
@@ -168,8 +169,7 @@ def serve(**options: Any) -> None:
         def serving_alone(url: str, services: Services) -> None:
             announce(url, services.first_admin_token, services.access.is_open_to_everyone)
 
-        role = worker_role(os.environ)
-        if role is not None:  # one of --workers, started by the supervisor below
+        if role is not None:
             asyncio.run(serve_as_worker(dataclasses.replace(settings, port=role.port), role))
         elif settings.workers > 1:
             asyncio.run(supervise(settings, announce))

@@ -81,6 +81,16 @@ async def test_workers_download_a_file_from_upstream_once_whichever_is_asked(
     assert served_files(data_dir, 2) > 0
 
 
+def test_each_worker_s_log_lines_say_which_worker_wrote_them(workers: BodegaProcess) -> None:
+    for _ in range(CLIENTS):  # connections of their own: both workers answer some
+        assert httpx.get(f"{workers.url}-/health", trust_env=False).status_code == 200
+
+    def answered_by(worker: int) -> bool:
+        return any(f"INFO worker-{worker} " in line and "/-/health" in line for line in workers.log)
+
+    until(lambda: answered_by(1) and answered_by(2))
+
+
 async def test_metrics_count_every_worker_s_requests_whichever_answers_the_scrape(
     index: FakeIndex, workers: BodegaProcess
 ) -> None:
