@@ -15,6 +15,24 @@ from tests.support.postgres import find_pg_bin
 from tests.support.seaweedfs import weed_binary
 
 ROOT = Path(__file__).resolve().parents[2]
+NEEDS_NGINX = pytest.mark.skipif(
+    not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()),
+    reason="the bench needs nginx (./dev test installs it as root)",
+)
+
+
+def smoke_report(*options: str, timeout: int) -> str:
+    """One --smoke round of bench/run.py with these options, to success; its report."""
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--smoke", *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return (ROOT / "bench" / "results" / "smoke-latest.md").read_text()
 
 
 @pytest.mark.timeout(300)
@@ -23,70 +41,31 @@ ROOT = Path(__file__).resolve().parents[2]
     reason="the bench needs nginx and wrk (./dev test installs them as root)",
 )
 def test_a_smoke_round_of_the_bench_reports_bodega_and_nginx() -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/run.py", "--smoke", "--peers", "bodega,nginx"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = (ROOT / "bench" / "results" / "smoke-latest.md").read_text()
+    report = smoke_report("--peers", "bodega,nginx", timeout=280)
     assert "bodega" in report
     assert "nginx" in report
     assert "net: uv pip install, cold" in report  # the rows through the networked upstream
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(
-    not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()),
-    reason="the bench needs nginx (./dev test installs it as root)",
-)
+@NEEDS_NGINX
 def test_a_smoke_round_of_the_workers_column_reports_its_installs() -> None:
     """bodega with --workers 2, on the install groups only: the serving code paths are the
     bodega column's."""
-    result = subprocess.run(
-        [
-            *(sys.executable, "bench/run.py", "--smoke"),
-            *("--peers", "bodega-workers,nginx", "--groups", "uv,compile"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = (ROOT / "bench" / "results" / "smoke-latest.md").read_text()
+    report = smoke_report("--peers", "bodega-workers,nginx", "--groups", "uv,compile", timeout=110)
     assert "| bodega-workers |" in report
     assert "uv pip compile, wide tree, cold" in report
     assert "Errors:" not in report
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(
-    not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()),
-    reason="the bench needs nginx (./dev test installs it as root)",
-)
+@NEEDS_NGINX
 def test_a_smoke_round_of_the_shared_columns_reports_requests_per_cpu_second() -> None:
     """bodega on PostgreSQL + a SeaweedFS bucket, as a replica runs, started by the bench."""
     if find_pg_bin() is None:
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
     weed_binary()  # skips without the pinned SeaweedFS (fails under ./dev test)
-    result = subprocess.run(
-        [
-            *(sys.executable, "bench/run.py", "--smoke"),
-            *("--peers", "bodega-shared,nginx", "--groups", "replica"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = (ROOT / "bench" / "results" / "smoke-latest.md").read_text()
+    report = smoke_report("--peers", "bodega-shared,nginx", "--groups", "replica", timeout=280)
     assert "| bodega-shared |" in report
     assert "page requests per CPU-second" in report
     assert "CPU of PG + object store, per replica CPU" in report
