@@ -408,7 +408,7 @@ async def _open_duties(settings: Settings, stack: AsyncExitStack) -> Duties:
     the data dir's duties lock."""
     if not settings.database and settings.workers > 1:
         file_duties = FileDuties(settings.data_dir)
-        stack.push_async_callback(asyncio.to_thread, file_duties.close)
+        stack.push_async_callback(file_duties.close)
         return file_duties
     if not settings.database:
         return LocalDuties()

@@ -50,7 +50,7 @@ async def duties(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "file":
         workers = FileDuties(tmp_path)
         yield workers
-        workers.close()
+        await workers.close()
         return
     if request.param != "postgres":
         yield DUTIES[request.param]()
@@ -369,11 +369,11 @@ async def test_one_worker_runs_the_duties_until_it_ends_then_another_takes_them(
         assert await first.run(EVICTION, work("first"))
         assert not await second.run(EVICTION, work("second"))
         assert await first.run(EVICTION, work("first"))  # it keeps them
-        first.close()  # it ends
+        await first.close()  # it ends
         assert await second.run(EVICTION, work("second"))
         assert ran == ["first", "first", "second"]
     finally:
-        second.close()
+        await second.close()
 
 
 async def _hold(locks: FetchLocks, key: str, order: list[str]) -> None:

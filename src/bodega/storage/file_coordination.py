@@ -7,7 +7,7 @@ any descriptor of the file closes. A lock goes with its holder: a worker killed 
 lets go of everything at once, so no lock outlives a crash and none needs a lease.
 
 A blob's fetch lock is one byte of `fetches.lock`, at an offset made of its hash. A
-worker that finds the byte locked polls (20 ms, doubling up to 200 ms: there is no
+worker that finds the byte locked polls (2 ms, doubling up to 20 ms: there is no
 notification between processes here) and waits WAIT_MOST at most, as a replica does on
 PostgreSQL (storage/postgres_fetches.py), because its clients get no byte meanwhile.
 Then it looks in the store: the holder commits and records the blob before it lets go.
@@ -17,7 +17,6 @@ it runs on the event loop, as reading the clock does; waiting is done by polling
 """
 
 import asyncio
-import contextlib
 import fcntl
 import hashlib
 import logging
@@ -102,9 +101,11 @@ class FileDuties:
         await work()
         return True
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+    async def close(self) -> None:
+        """Let go of the duties, for another worker to take. Closing again does nothing."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def _set_lock(fd: int, kind: int, offset: int) -> bool:

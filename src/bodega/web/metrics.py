@@ -4,6 +4,7 @@ be the one global state this codebase avoids."""
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -12,11 +13,23 @@ from bodega.proxy.files import FileCache
 from bodega.proxy.policy import Policies
 from bodega.proxy.telemetry import KINDS, CacheOutcome, Histogram, IndexTelemetry, Telemetry
 from bodega.web.routing import Match
-from bodega.web.worker_metrics import WorkerMetrics
+
+if TYPE_CHECKING:  # worker_metrics merges with this module's merge_expositions
+    from bodega.web.worker_metrics import WorkerMetrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Sample = tuple[dict[str, str], float]
+# The gauges that state one fact of the shared cache: every worker of --workers sees it, so
+# merged expositions take the largest value, not the sum.
+SHARED_GAUGES = frozenset(
+    {
+        "bodega_cache_size_bytes",
+        "bodega_cache_files",
+        "bodega_cache_max_size_bytes",
+        "bodega_policy_exemptions",
+    }
+)
 
 
 class Metrics:
@@ -31,7 +44,7 @@ class Metrics:
         self._policies = policies
         self._workers: WorkerMetrics | None = None
 
-    def share(self, workers: WorkerMetrics, app: web.Application) -> None:
+    def share(self, workers: "WorkerMetrics", app: web.Application) -> None:
         """One of --workers: its numbers are written for the others, and theirs added to
         every scrape's (web/worker_metrics.py), while the app runs."""
         self._workers = workers
@@ -249,3 +262,38 @@ def _escape(value: str) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def merge_expositions(texts: Iterable[str]) -> str:
+    """Prometheus text expositions as one: every sample's value summed over the texts (the
+    largest, for SHARED_GAUGES), families in the first text's order, a series that only a
+    later text has added to its family."""
+    families: dict[str, list[str]] = {}  # name -> its HELP and TYPE lines
+    samples: dict[str, dict[str, float]] = {}  # family name -> series -> value
+    for text in texts:
+        family = ""
+        for line in text.splitlines():
+            if line.startswith("# HELP "):
+                family = line.split(" ", 3)[2]
+                families.setdefault(family, [])
+                samples.setdefault(family, {})
+            if line.startswith("#"):
+                if line not in families[family]:
+                    families[family].append(line)
+                continue
+            series, _, raw = line.rpartition(" ")
+            if not series or not family:
+                continue
+            value = float(raw)
+            seen = samples[family]
+            if series not in seen:
+                seen[series] = value
+            elif family in SHARED_GAUGES:
+                seen[series] = max(seen[series], value)
+            else:
+                seen[series] += value
+    lines: list[str] = []
+    for family, header in families.items():
+        lines.extend(header)
+        lines.extend(f"{series} {_number(value)}" for series, value in samples[family].items())
+    return "\n".join(lines) + "\n"

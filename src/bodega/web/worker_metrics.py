@@ -14,21 +14,15 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
+
+from bodega.web.metrics import merge_expositions
 
 log = logging.getLogger(__name__)
 
 METRICS_DIR = "metrics"  # in the data dir
 WRITE_EVERY = 1.0  # seconds
-SHARED_GAUGES = frozenset(
-    {
-        "bodega_cache_size_bytes",
-        "bodega_cache_files",
-        "bodega_cache_max_size_bytes",
-        "bodega_policy_exemptions",
-    }
-)
 
 
 class WorkerMetrics:
@@ -63,45 +57,6 @@ class WorkerMetrics:
             except OSError as error:  # a full disk: the other workers' scrapes miss this one
                 log.warning("writing this worker's metrics: %s", error)
             await asyncio.sleep(WRITE_EVERY)
-
-
-def merge_expositions(texts: Iterable[str]) -> str:
-    """Prometheus text expositions as one: every sample's value summed over the texts (the
-    largest, for SHARED_GAUGES), families in the first text's order, a series that only a
-    later text has added to its family."""
-    families: dict[str, list[str]] = {}  # name -> its HELP and TYPE lines
-    samples: dict[str, dict[str, float]] = {}  # family name -> series -> value
-    for text in texts:
-        family = ""
-        for line in text.splitlines():
-            if line.startswith("# HELP "):
-                family = line.split(" ", 3)[2]
-                families.setdefault(family, [])
-                samples.setdefault(family, {})
-            if line.startswith("#"):
-                if line not in families[family]:
-                    families[family].append(line)
-                continue
-            series, _, raw = line.rpartition(" ")
-            if not series or not family:
-                continue
-            value = float(raw)
-            seen = samples[family]
-            if series not in seen:
-                seen[series] = value
-            elif family in SHARED_GAUGES:
-                seen[series] = max(seen[series], value)
-            else:
-                seen[series] += value
-    lines: list[str] = []
-    for family, header in families.items():
-        lines.extend(header)
-        lines.extend(f"{series} {_number(value)}" for series, value in samples[family].items())
-    return "\n".join(lines) + "\n"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def clear_worker_metrics(directory: Path) -> None:

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from bodega.web.worker_metrics import clear_worker_metrics, merge_expositions
+from bodega.web.metrics import merge_expositions
+from bodega.web.worker_metrics import clear_worker_metrics
 
 FIRST = """# HELP bodega_requests_total Requests answered.
 # TYPE bodega_requests_total counter
