@@ -54,7 +54,7 @@ from bodega.proxy.telemetry import Telemetry
 from bodega.proxy.union_root import UnionRootSource
 from bodega.storage.audit import JsonLinesAudit
 from bodega.storage.blobs import BlobStore, RemoteBlobs
-from bodega.storage.datadir import open_data_dir
+from bodega.storage.datadir import open_data_dir, remove_entries
 from bodega.storage.file_coordination import FileDuties, FileFetchLocks
 from bodega.storage.filesystem import FilesystemBlobStore
 from bodega.storage.metadata import SharedMetadataStore
@@ -130,6 +130,33 @@ async def open_maintenance(settings: Settings) -> AsyncIterator[CacheMaintenance
         await database.close()
 
 
+_COPIES = "blob-copies"  # --local-cache-size's copies: blobs' layout, or a folder per worker
+_WORKER_COPIES = "worker-"
+
+
+def _worker_copies(worker: int) -> str:
+    return f"{_WORKER_COPIES}{worker}"
+
+
+def clear_unused_copies(settings: Settings, workers: int) -> None:
+    """Remove the local copies that a start with `workers` processes will not use: those of
+    an earlier start with another --workers, or all of them with the local cache off.
+
+    Left, they would fill the disk outside --local-cache-size, as nothing counts them; they
+    are only copies of the object store's blobs, so nothing is lost. Called by the process
+    that holds the data dir's lock, before any process serves.
+    """
+    if settings.blob_store == "file://" or not settings.local_cache_size:
+        remove_entries(settings.data_dir / _COPIES, keep=lambda _: False)
+    elif workers > 1:
+        used = {_worker_copies(n) for n in range(1, workers + 1)}
+        remove_entries(settings.data_dir / _COPIES, keep=used.__contains__)
+    else:
+        remove_entries(
+            settings.data_dir / _COPIES, keep=lambda name: not name.startswith(_WORKER_COPIES)
+        )
+
+
 @asynccontextmanager
 async def _open_blobs(settings: Settings, worker: int = 0) -> AsyncIterator[BlobStore]:
     """The blob store --blob-store names: the data dir's (file://) or an object store's.
@@ -147,10 +174,10 @@ async def _open_blobs(settings: Settings, worker: int = 0) -> AsyncIterator[Blob
         if not settings.local_cache_size:
             yield remote
             return
-        copies_dir = settings.data_dir / "blob-copies"
+        copies_dir = settings.data_dir / _COPIES
         size = settings.local_cache_size
         if worker:
-            copies_dir, size = copies_dir / f"worker-{worker}", size // settings.workers
+            copies_dir, size = copies_dir / _worker_copies(worker), size // settings.workers
         copies = FilesystemBlobStore(copies_dir, settings.spool_dir)
         yield await ReadThroughBlobStore.open(remote, copies, size)
 
@@ -285,6 +312,7 @@ async def hold_data_dir(settings: Settings) -> AsyncIterator[DataDirHold]:
     database's schema up to date, and make the first admin."""
     lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
     try:
+        await asyncio.to_thread(clear_unused_copies, settings, settings.workers)
         database = await open_metadata(settings)
         try:
             token = await _first_admin(settings, database)
@@ -311,6 +339,7 @@ async def open_services(settings: Settings, *, worker: int = 0) -> AsyncIterator
         if not worker:
             lock = await asyncio.to_thread(open_data_dir, settings.data_dir, settings.spool_dir)
             stack.push_async_callback(asyncio.to_thread, lock.close)
+            await asyncio.to_thread(clear_unused_copies, settings, 1)
         instance_id = secrets.token_hex(8)
         database = await open_metadata(settings)
         stack.push_async_callback(database.close)

@@ -269,6 +269,39 @@ async def test_local_cache_size_serves_hits_from_local_copies(
     assert index.count("GET", WHEEL.filename) == 1
 
 
+def plant_copy(folder: Path, data: bytes) -> Path:
+    key = hashlib.sha256(data).hexdigest()
+    path = folder / key[:2] / key[2:4] / key
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    return path
+
+
+async def test_copies_a_start_will_not_use_are_removed_and_its_own_kept(
+    bucket: S3BlobStore,
+    index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    """Copies left by a start with --workers (a folder per worker), which nothing would count
+    against --local-cache-size again, go when bodega starts alone; its own stay. With the
+    local cache off, every copy goes."""
+    data_dir = tmp_path / "data"
+    own = plant_copy(data_dir / "blob-copies", WHEEL.data)
+    plant_copy(data_dir / "blob-copies" / "worker-2", OTHER.data)
+    bodega = await start_bodega(blob_store=str(bucket.location), local_cache_size=1_000_000)
+    assert not (data_dir / "blob-copies" / "worker-2").exists()
+    assert own.read_bytes() == WHEEL.data
+    assert (await client.get(file_url(bodega, OTHER.filename))).content == OTHER.data
+
+    other_dir = tmp_path / "off"
+    plant_copy(other_dir / "blob-copies", WHEEL.data)
+    plant_copy(other_dir / "blob-copies" / "worker-1", OTHER.data)
+    await start_bodega(blob_store=str(bucket.location), data_dir=other_dir)
+    assert list((other_dir / "blob-copies").iterdir()) == []
+
+
 async def test_a_blob_larger_than_the_local_cache_is_streamed_from_the_bucket(
     bucket: S3BlobStore,
     index: FakeIndex,

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import pytest
 
 from tests.integration.test_accounts_cli import TOKEN, write_config
 from tests.integration.test_cli import UNUSED_UPSTREAM, assert_refused, listening_port, serve
+from tests.integration.test_s3 import plant_copy
 from tests.support.distributions import build_wheel
 from tests.support.fake_index import FakeIndex
+from tests.support.seaweedfs import BUCKET, SeaweedFS, aws_environ
 from tests.support.servers import BodegaProcess, bodega_process
 
 WHEEL = build_wheel("demo", "1.0", payload_size=300_000)
@@ -153,6 +156,28 @@ def test_a_second_server_on_the_data_dir_is_refused_while_workers_serve_it(
         *("--data-dir", str(tmp_path / "data")),
     )
     assert_refused(result, "in use by another bodega")
+
+
+async def test_workers_keep_their_own_local_copies_and_the_start_removes_the_rest(
+    index: FakeIndex, seaweedfs: SeaweedFS, tmp_path: Path
+) -> None:
+    """With --local-cache-size each worker has its copies folder; those of an earlier start
+    alone or with more workers go at the start (nothing would count them again)."""
+    data_dir = tmp_path / "data"
+    copies = data_dir / "blob-copies"
+    plant_copy(copies, WHEEL.data)
+    plant_copy(copies / "worker-2", WHEEL.data)
+    plant_copy(copies / "worker-3", WHEEL.data)
+    options = ["--blob-store", f"s3://{BUCKET}/{uuid.uuid4().hex}", "--local-cache-size", "1M"]
+    with (
+        aws_environ(seaweedfs),
+        bodega_process(data_dir, index.simple_url, "--workers", "2", *options) as server,
+    ):
+        assert sorted(path.name for path in copies.iterdir()) == ["worker-2"]
+        for _ in range(CLIENTS):
+            response = await get_alone(f"{server.url}files/demo/{WHEEL.filename}")
+            assert response.content == WHEEL.data
+    assert index.count("GET", WHEEL.filename) == 1
 
 
 def test_the_data_dir_stays_locked_until_the_last_worker_has_ended(

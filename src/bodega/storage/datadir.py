@@ -3,6 +3,7 @@
 import fcntl
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -44,3 +45,19 @@ def _lock(data_dir: Path) -> IO[bytes]:
     handle.write(f"{os.getpid()}\n".encode())
     handle.flush()
     return handle
+
+
+def remove_entries(folder: Path, *, keep: Callable[[str], bool]) -> None:
+    """Remove what `folder` holds (files and whole folders) but the names `keep` accepts;
+    a folder that is not there holds nothing."""
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if keep(entry.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
