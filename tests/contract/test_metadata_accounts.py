@@ -124,3 +124,20 @@ async def test_a_tokens_projects_are_kept(accounts: AccountStore) -> None:
     await accounts.add_token(only)
     assert await accounts.get_token("a" * 12) == only
     assert (await accounts.tokens())[0].projects == ("acme-lib", "acme-cli")
+
+
+async def test_failed_logins_are_counted_per_address_and_forgotten_past_the_window(
+    accounts: AccountStore,
+) -> None:
+    assert await accounts.failed_logins("10.0.0.1", 0.0) == []
+    for at in (100.0, 101.5, 103.0):
+        await accounts.note_failed_login("10.0.0.1", at, forget_before=at - 60)
+    await accounts.note_failed_login("2001:db8::1", 102.0, forget_before=42.0)
+    assert await accounts.failed_logins("10.0.0.1", 0.0) == [100.0, 101.5, 103.0]
+    assert await accounts.failed_logins("10.0.0.1", 101.5) == [101.5, 103.0]
+    assert await accounts.failed_logins("2001:db8::1", 0.0) == [102.0]
+    # A failure noted later forgets every address's failures from before the window.
+    await accounts.note_failed_login("10.0.0.9", 170.0, forget_before=102.0)
+    assert await accounts.failed_logins("10.0.0.1", 0.0) == [103.0]
+    assert await accounts.failed_logins("2001:db8::1", 0.0) == [102.0]
+    assert await accounts.failed_logins("10.0.0.9", 0.0) == [170.0]

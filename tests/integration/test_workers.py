@@ -219,6 +219,25 @@ def test_the_supervisor_prints_the_first_admin_token_once_and_every_worker_takes
     assert TOKEN.findall(server.banner + "".join(server.log)) == [token]
 
 
+def test_failed_logins_are_counted_across_workers(index: FakeIndex, tmp_path: Path) -> None:
+    """Ten wrong passwords hold the address back whichever worker each reached (the
+    failures are in the database the workers share, not in each worker's memory)."""
+    config = write_config(tmp_path, index.simple_url)  # acme/private: alice reads
+    server = BodegaProcess(
+        ["--config", str(config), "--data-dir", str(tmp_path / "data"), "--workers", "2"]
+    )
+    try:
+        page = f"{server.url}acme/private/+simple/demo/"
+
+        def status(password: str) -> int:  # a connection of its own each time
+            return httpx.get(page, auth=("alice", password), trust_env=False).status_code
+
+        assert [status(f"guess{n}") for n in range(10)] == [401] * 10
+        assert [status(f"late{n}") for n in range(CLIENTS // 2)] == [429] * (CLIENTS // 2)
+    finally:
+        assert server.stop() == 0
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"

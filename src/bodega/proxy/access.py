@@ -6,10 +6,11 @@ successful check is remembered for a short while, keyed by a keyed hash of the c
 A revoked token or a changed password therefore stops working within `remember_for`
 seconds (the CLI that revokes runs in another process).
 
-Failed logins are counted per client address; past `max_failures` in `failure_window`
-seconds that address's credentials are not checked at all until the oldest failure ages
-out (credentials already remembered as good still pass, so a team behind one address is
-not locked out by someone guessing).
+Failed logins are counted per client address, in the account store, so every process
+that serves it (--workers, replicas) counts them together; past `max_failures` in
+`failure_window` seconds that address's credentials are not checked at all until the
+oldest of those failures ages out (credentials already remembered as good still pass, so a
+team behind one address is not locked out by someone guessing).
 """
 
 import asyncio
@@ -17,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +39,6 @@ from bodega.proxy.passwords import password_matches
 from bodega.storage.metadata import AccountStore
 
 _REMEMBERED = 4096  # credentials remembered as good, least recently used dropped first
-_CLIENTS = 65536  # client addresses whose failures are counted, oldest dropped first
 _PASSWORD_CHECKS = 2  # argon2 checks at once: each holds 64 MiB and a core
 
 
@@ -84,7 +84,7 @@ class AccessControl:
             32
         )  # this process's: remembered keys mean nothing elsewhere
         self._remembered: OrderedDict[bytes, tuple[Identity, float]] = OrderedDict()
-        self._failures = _Failures(max_failures, failure_window, clock)
+        self._failures = _Failures(store, max_failures, failure_window, wall_clock)
         self._checks = asyncio.Semaphore(_PASSWORD_CHECKS)
 
     @property
@@ -151,12 +151,12 @@ class AccessControl:
         if remembered is not None and remembered[1] > now:
             self._remembered.move_to_end(key)
             return remembered[0]
-        wait = self._failures.wait(client)
+        wait = await self._failures.wait(client)
         if wait > 0:
             raise TooManyAttempts("too many failed logins from this address", wait)
         found = await self._check(credentials)
         if found is None:
-            self._failures.add(client)
+            await self._failures.add(client)
             raise NeedsCredentials("wrong user name, password or token, or an expired token")
         identity, expires_at = found
         until = now + self._remember_for
@@ -199,30 +199,25 @@ class AccessControl:
 
 
 class _Failures:
-    """Failed logins per client address, in a sliding window."""
+    """Failed logins per client address, in a sliding window, kept in the account store:
+    epoch seconds, which every process reads alike."""
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: AccountStore, limit: int, window: float, clock: Callable[[], float]
+    ) -> None:
+        self._store = store
         self._limit = limit
         self._window = window
         self._clock = clock
-        self._by_client: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def wait(self, client: str) -> float:
+    async def wait(self, client: str) -> float:
         """Seconds before this client's credentials are checked again; 0: now."""
-        times = self._by_client.get(client)
-        if times is None:
-            return 0.0
         now = self._clock()
-        while times and times[0] <= now - self._window:
-            times.popleft()
-        if not times:
-            del self._by_client[client]
+        times = await self._store.failed_logins(client, now - self._window)
+        if len(times) < self._limit:
             return 0.0
-        return times[0] + self._window - now if len(times) >= self._limit else 0.0
+        return max(times[-self._limit] + self._window - now, 0.0)
 
-    def add(self, client: str) -> None:
-        times = self._by_client.setdefault(client, deque(maxlen=self._limit))
-        times.append(self._clock())
-        self._by_client.move_to_end(client)
-        if len(self._by_client) > _CLIENTS:
-            self._by_client.popitem(last=False)
+    async def add(self, client: str) -> None:
+        now = self._clock()
+        await self._store.note_failed_login(client, now, forget_before=now - self._window)

@@ -7,6 +7,7 @@ class MemoryAccountStore:
     def __init__(self) -> None:
         self._users: dict[str, StoredUser] = {}
         self._tokens: dict[str, StoredToken] = {}
+        self._failures: dict[str, list[float]] = {}
 
     async def add_user(self, user: StoredUser) -> bool:
         if user.name in self._users:
@@ -53,3 +54,14 @@ class MemoryAccountStore:
 
     async def revoke_token(self, token_id: str) -> bool:
         return self._tokens.pop(token_id, None) is not None
+
+    async def note_failed_login(self, client: str, at: float, forget_before: float) -> None:
+        self._failures = {
+            each: kept
+            for each, times in self._failures.items()
+            if (kept := [time for time in times if time >= forget_before])
+        }
+        self._failures.setdefault(client, []).append(at)
+
+    async def failed_logins(self, client: str, since: float) -> list[float]:
+        return sorted(time for time in self._failures.get(client, []) if time >= since)

@@ -487,6 +487,13 @@ class AccountStore(Protocol):
     async def revoke_token(self, token_id: str) -> bool:
         """Delete the token; False when there is none."""
 
+    async def note_failed_login(self, client: str, at: float, forget_before: float) -> None:
+        """Count a failed login from the address `client` at `at` (epoch seconds), and
+        forget every address's failures from before `forget_before`."""
+
+    async def failed_logins(self, client: str, since: float) -> list[float]:
+        """When the failed logins from `client` since `since` were, oldest first."""
+
 
 class ExportableMetadataStore(SharedMetadataStore, Protocol):
     """A store that can list everything it holds: what `bodega migrate` copies from."""

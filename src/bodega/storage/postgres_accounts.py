@@ -132,6 +132,28 @@ class PostgresAccountStore:
         revoked: bool = await self._run(work)
         return revoked
 
+    async def note_failed_login(self, client: str, at: float, forget_before: float) -> None:
+        async def work(db: Db) -> None:
+            async with db.transaction():
+                await db.execute("DELETE FROM failed_logins WHERE at < $1", forget_before)
+                await db.execute(
+                    "INSERT INTO failed_logins (client, at) VALUES ($1, $2)", client, at
+                )
+
+        await self._run(work)
+
+    async def failed_logins(self, client: str, since: float) -> list[float]:
+        async def work(db: Db) -> list[float]:
+            rows = await db.fetch(
+                "SELECT at FROM failed_logins WHERE client = $1 AND at >= $2 ORDER BY at",
+                client,
+                since,
+            )
+            return [row["at"] for row in rows]
+
+        found: list[float] = await self._run(work)
+        return found
+
 
 async def _insert_user(db: Db, user: StoredUser) -> bool:
     added = await db.fetchval(

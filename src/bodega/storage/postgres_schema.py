@@ -204,4 +204,14 @@ CREATE TABLE tokens (
 );
 CREATE INDEX tokens_by_user ON tokens (user_name);
 """,
+    # 5: failed logins per client address, so that every replica holds an address back
+    # together; SQLite's migration 12.
+    """
+CREATE TABLE failed_logins (
+    client text NOT NULL,
+    at double precision NOT NULL
+);
+CREATE INDEX failed_logins_by_client ON failed_logins (client, at);
+CREATE INDEX failed_logins_by_time ON failed_logins (at);
+""",
 )

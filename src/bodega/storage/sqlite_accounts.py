@@ -126,6 +126,24 @@ class SqliteAccountStore:
 
         return await self._worker.run(work)
 
+    async def note_failed_login(self, client: str, at: float, forget_before: float) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("DELETE FROM failed_logins WHERE at < ?", (forget_before,))
+                db.execute("INSERT INTO failed_logins (client, at) VALUES (?, ?)", (client, at))
+
+        await self._worker.run(work)
+
+    async def failed_logins(self, client: str, since: float) -> list[float]:
+        def work(db: sqlite3.Connection) -> list[float]:
+            rows = db.execute(
+                "SELECT at FROM failed_logins WHERE client = ? AND at >= ? ORDER BY at",
+                (client, since),
+            )
+            return [at for (at,) in rows]
+
+        return await self._worker.run(work)
+
 
 def _insert_user(db: sqlite3.Connection, user: StoredUser) -> bool:
     cursor = db.execute(

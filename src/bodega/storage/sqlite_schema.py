@@ -285,4 +285,14 @@ CREATE TABLE tokens (
 );
 CREATE INDEX tokens_by_user ON tokens (user);
 """,
+    # 12: failed logins per client address, so that every process on this data dir (--workers)
+    # holds an address back together; rows older than the window go as new ones come.
+    """
+CREATE TABLE failed_logins (
+    client TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX failed_logins_by_client ON failed_logins (client, at);
+CREATE INDEX failed_logins_by_time ON failed_logins (at);
+""",
 )

@@ -129,6 +129,23 @@ async def test_failed_logins_are_limited_per_address(
         await access.allow(Credentials("alice", "guess"), "10.0.0.1", "acme/private", Action.READ)
 
 
+async def test_failed_logins_count_across_processes_on_one_store(
+    store: MemoryAccountStore, clock: Clock
+) -> None:
+    """Two AccessControls on one store, as two --workers or replicas on one database."""
+    one, other = (
+        AccessControl(store, RULES, BASES, clock=clock, wall_clock=clock, max_failures=3)
+        for _ in range(2)
+    )
+    guess = Credentials("alice", "guess")
+    for access in (one, other, one):
+        with pytest.raises(NeedsCredentials):
+            await access.allow(guess, "10.0.0.1", "acme/private", Action.READ)
+    for access in (one, other):
+        with pytest.raises(TooManyAttempts):
+            await access.allow(guess, "10.0.0.1", "acme/private", Action.READ)
+
+
 async def test_openness(store: MemoryAccountStore) -> None:
     assert AccessControl(store, (IndexAccess("a/b"),), {}).is_open_to_everyone
     assert not AccessControl(store, RULES, BASES).is_open_to_everyone
