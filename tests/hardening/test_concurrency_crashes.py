@@ -13,17 +13,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
 
 from bodega.errors import ConfigError
 from bodega.proxy.crashpoints import ENV_VAR, FILE_POINTS, PAGE_POINTS, CrashPoints
-from bodega.proxy.pages import ProjectPages
+from bodega.proxy.pages import PageRecords, ProjectPages
 from bodega.proxy.root import RootList
 from bodega.proxy.telemetry import Telemetry
 from bodega.storage.filesystem import FilesystemBlobStore
-from bodega.storage.metadata import FIRST_INDEX
+from bodega.storage.metadata import FIRST_INDEX, StoredPage
 from bodega.storage.sqlite import SqliteMetadataStore
 from bodega.upstream.http import HttpUpstream
 from tests.conftest import StartBodega
@@ -257,6 +258,48 @@ async def test_scenario_36_ttl_boundaries_and_a_clock_that_steps_back(
         assert fetches() == 3
         assert pages.max_age(page) == 600
     finally:
+        await pages.close()
+        await upstream.close()
+        await database.close()
+
+
+class _HeldWrites:
+    """A page store whose writes wait until released: a write still in flight, as on a
+    loaded machine."""
+
+    def __init__(self, store: PageRecords) -> None:
+        self._store = store
+        self.release = asyncio.Event()
+
+    async def put_page(self, record: StoredPage) -> None:
+        await self.release.wait()
+        await self._store.put_page(record)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_a_page_whose_write_is_in_flight_is_served_stale_when_upstream_fails(
+    fake_index: FakeIndex, tmp_path: Path
+) -> None:
+    """The store write of a fetched page comes after its answer; a refresh that fails
+    before it lands still has that page to serve stale (it is not a page `bodega cache
+    forget` dropped)."""
+    fake_index.add("demo", WHEEL)
+    upstream = await HttpUpstream.open(fake_index.simple_url, 0.5, "held-writes")
+    database = await SqliteMetadataStore.open(tmp_path / "meta.sqlite3")
+    store = _HeldWrites(database.index(FIRST_INDEX))
+    pages = ProjectPages(
+        upstream, cast(PageRecords, store), ttl=0, telemetry=Telemetry().index("root/pypi")
+    )
+    try:
+        fresh = await pages.get("demo")
+        fake_index.set_down(True)
+        stale = await pages.get("demo")
+        assert stale.is_stale
+        assert stale.page == fresh.page
+    finally:
+        store.release.set()
         await pages.close()
         await upstream.close()
         await database.close()

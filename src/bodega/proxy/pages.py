@@ -10,7 +10,7 @@ import hashlib
 import logging
 import math
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -109,6 +109,7 @@ class ProjectPages:
             flights if flights is not None else SingleFlight[CachedPage]()
         )
         self._writes: set[asyncio.Task[None]] = set()  # stores not yet done (write-behind)
+        self._storing: Counter[str] = Counter()  # projects with such a store in flight
         # METADATA extracted while its page was being refreshed, after the refresh read
         # the store: laid over the refreshed page too, or it would show only after the next.
         self._landed: dict[str, dict[str, str]] = {}
@@ -233,7 +234,10 @@ class ProjectPages:
 
     async def _still_stored(self, project: str) -> bool:
         """Whether the store still has the page; a store that cannot tell (away, as a
-        database restarting is) keeps it: a forgotten page is rare, an outage is not."""
+        database restarting is) keeps it: a forgotten page is rare, an outage is not. A
+        page whose write is still in flight is not in the store yet, but is no less kept."""
+        if self._storing[project]:
+            return True
         try:
             return await self._store.has_page(project)
         except StorageError as error:
@@ -349,7 +353,15 @@ class ProjectPages:
 
         task = asyncio.ensure_future(store())
         self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        self._storing[project] += 1
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._writes.discard(task)
+            self._storing[project] -= 1
+            if not self._storing[project]:
+                del self._storing[project]
+
+        task.add_done_callback(done)
 
     async def _try_storing(self, store_operation: Awaitable[None], project: str) -> None:
         """Storing a page that upstream just confirmed may fail (disk full, the database
