@@ -216,7 +216,8 @@ class _Failures:
         times = await self._store.failed_logins(client, now - self._window)
         if len(times) < self._limit:
             return 0.0
-        return max(times[-self._limit] + self._window - now, 0.0)
+        # Within [0, window] even when the wall clock has stepped back past a failure.
+        return min(max(times[-self._limit] + self._window - now, 0.0), self._window)
 
     async def add(self, client: str) -> None:
         now = self._clock()

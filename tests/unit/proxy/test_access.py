@@ -146,6 +146,19 @@ async def test_failed_logins_count_across_processes_on_one_store(
             await access.allow(guess, "10.0.0.1", "acme/private", Action.READ)
 
 
+async def test_a_clock_stepped_back_holds_an_address_no_longer_than_the_window(
+    access: AccessControl, clock: Clock
+) -> None:
+    guess = Credentials("alice", "guess")
+    for _ in range(3):
+        with pytest.raises(NeedsCredentials):
+            await access.allow(guess, "10.0.0.1", "acme/private", Action.READ)
+    clock.now -= 3600
+    with pytest.raises(TooManyAttempts) as raised:
+        await access.allow(guess, "10.0.0.1", "acme/private", Action.READ)
+    assert 0 < raised.value.retry_after <= 60
+
+
 async def test_openness(store: MemoryAccountStore) -> None:
     assert AccessControl(store, (IndexAccess("a/b"),), {}).is_open_to_everyone
     assert not AccessControl(store, RULES, BASES).is_open_to_everyone
