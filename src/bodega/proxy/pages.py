@@ -10,7 +10,7 @@ import hashlib
 import logging
 import math
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -108,8 +108,8 @@ class ProjectPages:
         self._refreshes: Flights[CachedPage] = (
             flights if flights is not None else SingleFlight[CachedPage]()
         )
-        self._writes: set[asyncio.Task[None]] = set()  # stores not yet done (write-behind)
-        self._storing: Counter[str] = Counter()  # projects with such a store in flight
+        # Stores not yet done (write-behind), and the project each is for.
+        self._writes: dict[asyncio.Task[None], str] = {}
         # METADATA extracted while its page was being refreshed, after the refresh read
         # the store: laid over the refreshed page too, or it would show only after the next.
         self._landed: dict[str, dict[str, str]] = {}
@@ -236,7 +236,7 @@ class ProjectPages:
         """Whether the store still has the page; a store that cannot tell (away, as a
         database restarting is) keeps it: a forgotten page is rare, an outage is not. A
         page whose write is still in flight is not in the store yet, but is no less kept."""
-        if self._storing[project]:
+        if project in self._writes.values():
             return True
         try:
             return await self._store.has_page(project)
@@ -352,16 +352,8 @@ class ProjectPages:
             self._crash.reached("page_stored")
 
         task = asyncio.ensure_future(store())
-        self._writes.add(task)
-        self._storing[project] += 1
-
-        def done(task: asyncio.Task[None]) -> None:
-            self._writes.discard(task)
-            self._storing[project] -= 1
-            if not self._storing[project]:
-                del self._storing[project]
-
-        task.add_done_callback(done)
+        self._writes[task] = project
+        task.add_done_callback(self._writes.pop)
 
     async def _try_storing(self, store_operation: Awaitable[None], project: str) -> None:
         """Storing a page that upstream just confirmed may fail (disk full, the database
