@@ -23,6 +23,7 @@ from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, StorageError
 from bodega.proxy.access import AccessControl
 from bodega.proxy.accounts import Accounts
+from bodega.proxy.activity import ClientActivity
 from bodega.proxy.catalog import Catalog
 from bodega.proxy.coordination import (
     Duties,
@@ -88,6 +89,8 @@ class Services:
     # Made at this start, when the server takes uploads and has no account: shown once.
     first_admin_token: str | None = None
     worker: int = 0  # which of --workers this process is (1, 2, ...); 0: the only one
+    # The client requests in flight, counted by the web app: background work waits for quiet.
+    activity: ClientActivity = field(default_factory=ClientActivity)
 
 
 async def initialize(settings: Settings) -> None:
@@ -425,6 +428,7 @@ async def open_services(settings: Settings, *, worker: int = 0) -> AsyncIterator
             await _access_control(settings, database),
             first_admin_token,
             worker,
+            shared.activity,
         )
 
 
@@ -504,6 +508,7 @@ class _Shared:
     policies: Policies
     # Every background duty here (one process is the whole cache), or where the lease is.
     duties: Duties = field(default_factory=LocalDuties)
+    activity: ClientActivity = field(default_factory=ClientActivity)
 
 
 def _first_mirror(settings: Settings) -> str:
@@ -602,7 +607,9 @@ async def _open_mirror(
         first_refresh_delay=settings.search_first_refresh,
         duties=shared.duties,
     )
-    core_metadata = CoreMetadataExtractor(upstream, shared.blobs, store, files)
+    core_metadata = CoreMetadataExtractor(
+        upstream, shared.blobs, store, files, activity=shared.activity
+    )
     stack.push_async_callback(core_metadata.close)
     pages = ProjectPages(
         upstream,

@@ -129,6 +129,34 @@ async def test_a_cold_page_is_answered_while_extraction_waits_upstream(
     assert again.status_code == 200  # the client's copy is outdated: it gets the new one
 
 
+async def test_extraction_waits_while_a_client_is_served_and_runs_once_it_is_done(
+    fake_index: FakeIndex, start: Start, client: httpx.AsyncClient
+) -> None:
+    """An installer's burst does not share the CPU with extraction it does not wait for: a
+    cold `uv pip compile` through a far upstream took 1.3x as long with it (issue 11)."""
+    other = build_wheel("other", "1.0")
+    fake_index.add("other", other)  # its page offers metadata: nothing to extract for it
+    fake_index.add("demo", SMALL, serve_metadata=False)
+    fake_index.pause(other.filename, 100)  # a download in flight until reset_faults()
+    bodega, services = await start()
+    await client.get(f"{bodega}simple/other/", headers=JSON)
+
+    async with client.stream("GET", f"{bodega}files/other/{other.filename}") as download:
+        body = download.aiter_raw()
+        await anext(body)  # the first bytes: the client is being served
+        cold = await client.get(f"{bodega}simple/demo/", headers=JSON)
+        assert cold.json()["files"][0]["core-metadata"] is False
+        await asyncio.sleep(0.3)  # long enough for an extraction that did not wait to start
+        assert wheel_requests(fake_index, SMALL) == []  # queued, not started
+        fake_index.reset_faults()
+        async for _ in body:
+            pass
+
+    await services.indexes.mirror("root/pypi").core_metadata.settled()
+    assert (await page_files(client, bodega))[SMALL.filename] == {"sha256": SMALL.metadata_sha256}
+    assert len(wheel_requests(fake_index, SMALL)) == 1
+
+
 # Platform wheels of the newest release, all listed before its pure wheel (c < p): more
 # than the 32 a page fetch used to extract, in page order.
 PLATFORMS = [

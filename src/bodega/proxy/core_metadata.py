@@ -6,13 +6,16 @@ the wheel); the whole wheel through the file cache's single-flight, verified dow
 The METADATA is stored as a blob under its own sha256 and recorded per (project, filename)
 before any page advertises it, so bodega never advertises what it cannot serve (spec 24).
 
-When: right after a page is fetched from upstream, without the page waiting for it (no
-client waits for work bodega does for itself): the wheels of the newest release are queued,
+When: after a page is fetched from upstream, without the page waiting for it (no client
+waits for work bodega does for itself): the wheels of the newest release are queued,
 pure-Python and the commonest platforms first (core/wanted_wheels.py), and a few workers
 extract them, most wanted first across every page. A client only asks for `<file>.metadata`
 when the page advertises it, so the next rendering of the page (a new ETag) shows what is
 stored. A wheel a client downloads gets its METADATA read from the cached file once it is
-committed, at no upstream cost.
+committed, at no upstream cost. Both wait until clients leave the server quiet (at most
+`LONGEST_WAIT`; proxy/activity.py), so that an installer's burst does not share the CPU with
+work whose result it will not ask for; a client that asks for a `.metadata` itself is
+answered at once.
 
 An upstream that ignores Range answers the first range request with the whole file: that
 answer becomes the file's verified download (teed into the cache like any other), and the
@@ -42,6 +45,7 @@ from bodega.core.wheel_metadata import (
     locate_central_directory,
 )
 from bodega.errors import BodegaError, UpstreamError
+from bodega.proxy.activity import ClientActivity
 from bodega.proxy.coordination import Flights
 from bodega.proxy.files import Download, FileCache
 from bodega.proxy.singleflight import SingleFlight
@@ -62,6 +66,9 @@ ReadSpan = Callable[[Span], Awaitable[bytes]]
 # Extractions from upstream at once, across bodega: background work that must leave the
 # upstream connection and the CPU to clients.
 CONCURRENT_EXTRACTIONS = 4
+# How long a queued extraction waits for clients to leave the server quiet before it goes
+# ahead anyway (a server that is never quiet).
+LONGEST_WAIT = 5.0
 # Wheels waiting for extraction; past this the least wanted are dropped (a later refresh of
 # their page queues them again).
 MAX_QUEUED = 4096
@@ -87,6 +94,7 @@ class CoreMetadataExtractor:
         *,
         clock: Callable[[], float] = time.time,
         flights: Flights[str | None] | None = None,
+        activity: ClientActivity | None = None,
     ) -> None:
         self._upstream = upstream
         self._blobs = blobs
@@ -97,13 +105,16 @@ class CoreMetadataExtractor:
         self._flights: Flights[str | None] = (
             flights if flights is not None else SingleFlight[str | None]()
         )
+        self._activity = activity if activity is not None else ClientActivity()
         self._failed: OrderedDict[str, float] = OrderedDict()
-        # (priority, order of arrival, project, file): a heap, most wanted first.
-        self._queue: list[tuple[Priority, int, str, DistributionFile]] = []
+        # (priority, order of arrival, when queued, project, file): a heap, most wanted first.
+        self._queue: list[tuple[Priority, int, float, str, DistributionFile]] = []
         self._queued: set[str] = set()  # filenames in the queue
         self._arrivals = itertools.count()
         self._workers: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
+        # Reads of downloaded wheels at once: they start together when a burst ends.
+        self._reads = asyncio.Semaphore(CONCURRENT_EXTRACTIONS)
 
     def extract_for_page(self, project: str, page: ProjectPage) -> None:
         """Queues the wheels of the page's newest release that lack metadata; returns at once."""
@@ -132,7 +143,10 @@ class CoreMetadataExtractor:
                     return
                 # Whatever failed before (upstream's ranges), the verified file is here now.
                 self._failed.pop(file.filename, None)
-            await self.obtain(project, file)
+            deadline = self._activity.now() + LONGEST_WAIT
+            async with self._reads:
+                await self._activity.until_quiet(deadline)
+                await self.obtain(project, file)
 
         self._own(read_cached())
 
@@ -161,10 +175,11 @@ class CoreMetadataExtractor:
         task.add_done_callback(self._background.discard)
 
     def _enqueue(self, project: str, wanted: list[tuple[Priority, DistributionFile]]) -> None:
+        now = self._activity.now()
         for priority, file in wanted:
             if file.filename in self._queued or self._has_failed(file.filename):
                 continue
-            heapq.heappush(self._queue, (priority, next(self._arrivals), project, file))
+            heapq.heappush(self._queue, (priority, next(self._arrivals), now, project, file))
             self._queued.add(file.filename)
         if len(self._queue) > MAX_QUEUED:
             self._queue = heapq.nsmallest(MAX_QUEUED, self._queue)  # sorted: still a heap
@@ -178,7 +193,12 @@ class CoreMetadataExtractor:
         """Extracts queued wheels, most wanted first, until the queue is empty."""
         try:
             while self._queue:
-                priority, _, project, file = heapq.heappop(self._queue)
+                # Waits before taking the wheel out: it stays queued (not queued twice) and
+                # a more wanted one queued meanwhile goes first.
+                await self._activity.until_quiet(self._queue[0][2] + LONGEST_WAIT)
+                if not self._queue:
+                    break  # close() emptied it
+                priority, _, _, project, file = heapq.heappop(self._queue)
                 self._queued.discard(file.filename)
                 if (
                     priority.family > _DOWNLOADED_WHOLE_UP_TO

@@ -19,6 +19,7 @@ from bodega.errors import (
     UpstreamLoop,
     UpstreamTimeout,
 )
+from bodega.proxy.activity import ClientActivity
 from bodega.proxy.telemetry import Telemetry
 from bodega.services import Services
 from bodega.web import ui
@@ -44,6 +45,7 @@ Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 
 _HANDLERS = web.AppKey("handlers", dict[Route, Handler])
 _TELEMETRY = web.AppKey("telemetry", Telemetry)
+_ACTIVITY = web.AppKey("activity", ClientActivity)
 _VIA = web.AppKey("via", str)  # what this process adds to Via, to detect request loops
 
 _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
@@ -67,6 +69,7 @@ def create_app(services: Services) -> web.Application:
         metrics.share(_worker_metrics(services), app)
     app[_HANDLERS] = _handlers(services, metrics)
     app[_TELEMETRY] = services.telemetry
+    app[_ACTIVITY] = services.activity
     app[_VIA] = f"bodega-{services.instance_id}"
     app[ui.TEMPLATES] = ui.Templates()
     app[ui.STATIC] = ui.static_files()
@@ -94,7 +97,12 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     handler = request.app[_HANDLERS].get(found.route)
     if handler is None:
         raise NotFound(f"no such page: {request.path}")
-    return await handler(request, found)
+    activity = request.app[_ACTIVITY]
+    activity.started()
+    try:
+        return await handler(request, found)
+    finally:
+        activity.ended()
 
 
 def _worker_metrics(services: Services) -> WorkerMetrics:
