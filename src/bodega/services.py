@@ -606,6 +606,7 @@ async def _open_mirror(
         refresh_interval=settings.search_refresh,
         first_refresh_delay=settings.search_first_refresh,
         duties=shared.duties,
+        activity=shared.activity,
     )
     core_metadata = CoreMetadataExtractor(
         upstream, shared.blobs, store, files, activity=shared.activity

@@ -20,6 +20,9 @@ from collections.abc import Callable
 # Long enough to span the gaps within an installer's burst (its requests come in waves a few
 # milliseconds apart), short enough that work queued by a burst starts right after it.
 QUIET = 0.05
+# How long a piece of background work waits for quiet before it goes ahead anyway (a server
+# that is never quiet): the backlog of one burst is a few seconds of work at most.
+LONGEST_WAIT = 5.0
 
 
 class ClientActivity:

@@ -45,7 +45,7 @@ from bodega.core.wheel_metadata import (
     locate_central_directory,
 )
 from bodega.errors import BodegaError, UpstreamError
-from bodega.proxy.activity import ClientActivity
+from bodega.proxy.activity import LONGEST_WAIT, ClientActivity
 from bodega.proxy.coordination import Flights
 from bodega.proxy.files import Download, FileCache
 from bodega.proxy.singleflight import SingleFlight
@@ -66,9 +66,6 @@ ReadSpan = Callable[[Span], Awaitable[bytes]]
 # Extractions from upstream at once, across bodega: background work that must leave the
 # upstream connection and the CPU to clients.
 CONCURRENT_EXTRACTIONS = 4
-# How long a queued extraction waits for clients to leave the server quiet before it goes
-# ahead anyway (a server that is never quiet).
-LONGEST_WAIT = 5.0
 # Wheels waiting for extraction; past this the least wanted are dropped (a later refresh of
 # their page queues them again).
 MAX_QUEUED = 4096

@@ -8,7 +8,9 @@ stays at one batch. The task's first pass waits `first_refresh_delay` (a setting
 new bodega's start-up and its first clients never compete with it, unless a search asks
 first: then the sync starts at once, and search answers from the projects bodega already
 knows meanwhile. Pages and core metadata are noted by a second background task fed through
-a bounded queue: a request only enqueues. So are downloads, counted for ranking. The sync
+a bounded queue: a request only enqueues, and the task waits for the server to be quiet
+(proxy/activity.py) before each note, so an installer's burst does not share the CPU with
+it. So are downloads, counted for ranking. The sync
 runs as the SEARCH_SYNC duty, the root list's refresh for it as ROOT_REFRESH
 (proxy/coordination.py): in a cluster, on one replica only.
 """
@@ -42,6 +44,7 @@ from bodega.core.search import (
     summary_words,
 )
 from bodega.errors import BodegaError
+from bodega.proxy.activity import LONGEST_WAIT, ClientActivity
 from bodega.proxy.coordination import ROOT_REFRESH, SEARCH_SYNC, Duties, LocalDuties
 from bodega.proxy.files import Download
 from bodega.proxy.root import RootList, batches
@@ -100,6 +103,7 @@ class ProjectSearch:
         first_refresh_delay: float,
         clock: Callable[[], float] = time.time,
         duties: Duties | None = None,
+        activity: ClientActivity | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -109,7 +113,9 @@ class ProjectSearch:
         self._clock = clock
         self._duties = duties or LocalDuties()
         self._sync_lock = asyncio.Lock()  # one sync of the index's names at a time
-        self._jobs: asyncio.Queue[Job] = asyncio.Queue(_QUEUE_SIZE)
+        self._activity = activity if activity is not None else ClientActivity()
+        # (when queued, the note): each waits for quiet, at most LONGEST_WAIT from then.
+        self._jobs: asyncio.Queue[tuple[float, Job]] = asyncio.Queue(_QUEUE_SIZE)
         self._seen_metadata: OrderedDict[str, None] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self._fill_details: Callable[[Sequence[str]], None] = lambda keys: None
@@ -283,7 +289,7 @@ class ProjectSearch:
 
     def _enqueue(self, job: Job) -> bool:
         try:
-            self._jobs.put_nowait(job)
+            self._jobs.put_nowait((self._activity.now(), job))
         except asyncio.QueueFull:
             log.debug("search: queue full, a note is dropped")  # the next fetch notes it again
             return False
@@ -291,7 +297,8 @@ class ProjectSearch:
 
     async def _work(self) -> None:
         while True:
-            job = await self._jobs.get()
+            queued_at, job = await self._jobs.get()
+            await self._activity.until_quiet(queued_at + LONGEST_WAIT)
             try:
                 await job()
             except BodegaError as error:

@@ -1,4 +1,5 @@
-"""The background names sync: when its first pass comes, and that no failure ends it."""
+"""The background names sync: when its first pass comes, and that no failure ends it; the
+notes worker: that it survives a failure and waits for clients to leave the server quiet."""
 
 import asyncio
 import contextlib
@@ -10,6 +11,7 @@ from typing import TypeVar
 import pytest
 
 from bodega.core.parsing import HTML
+from bodega.proxy.activity import ClientActivity
 from bodega.proxy.root import RootList, spool_root_list
 from bodega.proxy.search import ProjectSearch
 from bodega.storage.blobs import store_bytes, store_file
@@ -46,11 +48,18 @@ async def offline_search(
     upstream: Upstream,
     temp_dir: Path,
     refresh_interval: float = 0,
+    *,
+    activity: ClientActivity | None = None,
 ) -> AsyncIterator[ProjectSearch]:
     """An offline search over `store` and `blobs`, closed after."""
     root = RootList(upstream, store, blobs, temp_dir, ttl=600)
     search = ProjectSearch(
-        store, blobs, root, refresh_interval=refresh_interval, first_refresh_delay=0
+        store,
+        blobs,
+        root,
+        refresh_interval=refresh_interval,
+        first_refresh_delay=0,
+        activity=activity,
     )
     try:
         yield search
@@ -158,3 +167,30 @@ async def test_a_note_for_a_blob_evicted_meanwhile_is_dropped_quietly_and_noted_
 
         await eventually(version, lambda found: found == "1.0")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_notes_wait_while_a_client_is_served_and_are_taken_once_it_is_done(
+    tmp_path: Path,
+    store: SqliteIndexStore,
+    blobs: FilesystemBlobStore,
+    offline_upstream: OfflineUpstream,
+) -> None:
+    """A note is bodega's own work: during an installer's burst it would take CPU from it."""
+    activity = ClientActivity(quiet=0.02)
+    metadata = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nSummary: A demo\n"
+    await store_bytes(blobs, "d" * 64, metadata)
+    async with offline_search(
+        store, blobs, offline_upstream, tmp_path / "tmp", activity=activity
+    ) as search:
+        search.start()
+        activity.started()  # a client is being served
+        search.saw_metadata("demo", "d" * 64, None)
+        await asyncio.sleep(0.3)  # far more than the note takes once it may run
+        assert await store.get_search_details(["demo"]) == {}
+        activity.ended()
+
+        async def summary() -> str | None:
+            found = (await store.get_search_details(["demo"])).get("demo")
+            return found.summary if found is not None else None
+
+        await eventually(summary, lambda found: found == "A demo")
