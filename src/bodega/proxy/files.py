@@ -138,16 +138,27 @@ class Download:
         if position < self.window_start:
             return None
         end = min(end, position + _READ_CHUNK)
-        parts: list[memoryview] = []
-        offset = self.window_start
-        for chunk in self._window:
-            if offset >= end:
+        # From the newest chunk back: a reader keeping up wants the last one or two, and a
+        # walk from the oldest cost a step per chunk of the 2 MiB window on every read.
+        parts: list[bytes | memoryview] = []
+        chunk_end = self.window_start + self._window_bytes
+        for chunk in reversed(self._window):
+            chunk_start = chunk_end - len(chunk)
+            if chunk_start < end and position < chunk_end:
+                if position <= chunk_start and chunk_end <= end:
+                    parts.append(chunk)  # whole: no copy of its own
+                else:
+                    start, stop = max(position, chunk_start), min(end, chunk_end)
+                    parts.append(memoryview(chunk)[start - chunk_start : stop - chunk_start])
+            if chunk_start <= position:
                 break
-            if position < offset + len(chunk):
-                start = max(position, offset)
-                parts.append(memoryview(chunk)[start - offset : end - offset])
-            offset += len(chunk)
-        return b"".join(parts) if parts else None
+            chunk_end = chunk_start
+        if not parts:
+            return None
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return parts[0]
+        parts.reverse()
+        return b"".join(parts)
 
     def whole(self) -> bytes | None:
         """Every byte received, when the window still holds them all (a small file)."""
