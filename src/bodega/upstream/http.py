@@ -271,9 +271,10 @@ class HttpUpstream:
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 self._check_not_busy(url)
-                route = await self._route(url)
+                target = yarl.URL(url)  # parsed once, for the route and the request both
+                route = await self._route(target)
                 response = await self._session.get(
-                    url,
+                    target,
                     headers=headers,
                     allow_redirects=False,
                     auto_decompress=auto_decompress,
@@ -327,9 +328,10 @@ class HttpUpstream:
         self._check_not_busy(self._base_url)
         try:
             async with asyncio.timeout(within):
-                route = await self._route(self._base_url)
+                base = yarl.URL(self._base_url)
+                route = await self._route(base)
                 response = await self._session.head(
-                    self._base_url,
+                    base,
                     headers={"Via": self._via},
                     allow_redirects=False,
                     auth=route.auth,
@@ -346,13 +348,12 @@ class HttpUpstream:
         if response.status >= 500:
             raise UpstreamError(f"upstream answered {response.status}")
 
-    async def _route(self, url: str) -> "_Route":
+    async def _route(self, url: yarl.URL) -> "_Route":
         """How to reach the URL's host: read from the environment once per host."""
-        parts = yarl.URL(url)
-        key = (parts.scheme, parts.host or "")
+        key = (url.scheme, url.host or "")
         route = self._routes.get(key)
         if route is None:
-            route = await asyncio.to_thread(_route_from_environment, parts)
+            route = await asyncio.to_thread(_route_from_environment, url)
             self._routes[key] = route
         return route
 
