@@ -256,7 +256,8 @@ def _joined(base: str, raw: str) -> str:
     if _UNPLAIN.search(raw):
         return urljoin(base, raw)
     if raw.startswith(("https://", "http://")):
-        return raw
+        # Without a host ("https:///f") urljoin takes it as a path on the page's host.
+        return raw if urlsplit(raw).netloc else urljoin(base, raw)
     directory, slash, name = raw.rpartition("/")
     if not slash or name in ("", ".", ".."):
         return urljoin(base, raw)

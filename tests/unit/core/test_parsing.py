@@ -216,6 +216,10 @@ LINKS = [
     "https://user:pw@files.test/demo-1.0.tar.gz",
     "https://files.test/p/demo\t-1.0.tar.gz",
     "\\files\\demo-1.0.tar.gz",
+    "https:///files/demo-1.0.tar.gz",
+    "http:/files/demo-1.0.tar.gz",
+    "http:demo-1.0.tar.gz",
+    "https://files.test",
 ]
 
 
