@@ -37,6 +37,26 @@ def test_credentials_for_the_upstream_host_come_from_netrc(
     assert all(r.headers.get("Authorization") == expected for r in upstream_requests)
 
 
+def test_the_upstream_hosts_route_is_read_when_bodega_starts(
+    fake_index: FakeIndex, tmp_path: Path
+) -> None:
+    # Read at start-up, the first client's page does not wait for it: a .netrc removed once
+    # bodega is up still gives the credentials it held.
+    fake_index.add("demo", WHEEL)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    netrc.chmod(0o600)
+    with bodega_process(
+        tmp_path / "data", fake_index.simple_url, env={"NETRC": str(netrc)}
+    ) as bodega:
+        netrc.unlink()
+        page = httpx.get(f"{bodega.url}simple/demo/", trust_env=False, timeout=10)
+    assert page.status_code == 200
+    expected = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    (asked,) = [r for r in fake_index.requests if r.path == "/simple/demo/"]
+    assert asked.headers.get("Authorization") == expected
+
+
 def test_the_upstream_is_reached_through_the_environments_proxy(
     fake_index: FakeIndex, tmp_path: Path
 ) -> None:

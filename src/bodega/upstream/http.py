@@ -148,7 +148,15 @@ class HttpUpstream:
             # aiohttp's trust_env reads both in two worker threads on every request.
             trust_env=False,
         )
-        return cls(session, base_url, f"1.1 bodega-{instance_id}", download_deadline)
+        upstream = cls(session, base_url, f"1.1 bodega-{instance_id}", download_deadline)
+        try:
+            # Nearly every request goes to the upstream's own host: its route is read now,
+            # so the first client's page does not wait for the environment and ~/.netrc.
+            await upstream._route(yarl.URL(upstream.base_url))
+        except BaseException:
+            await session.close()
+            raise
+        return upstream
 
     @property
     def is_offline(self) -> bool:
