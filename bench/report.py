@@ -7,6 +7,7 @@ Re-rendering runs nothing: it prints the markdown of the results file to stdout.
 
 import argparse
 import json
+import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,11 @@ class Metric:
     digits: int = 2
     versus_nginx: bool = True  # shown as a ratio to the nginx column of the same round
 
+
+# An error quoted from a process's output (a peer's traceback) names files under this
+# checkout by their absolute paths: this machine's directories, which the committed results
+# must not carry. They are written relative to the checkout.
+_CHECKOUT = str(Path(__file__).resolve().parent.parent) + os.sep
 
 METRICS = (
     Metric("startup_s", "start-up to ready (s)", versus_nginx=False),
@@ -153,7 +159,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     if meta.get("versions"):
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     if meta.get("errors"):
-        lines += ["", "Errors:", *(f"- {error}" for error in meta["errors"])]
+        lines += ["", "Errors:", *(f"- {_relative(error)}" for error in meta["errors"])]
     return "\n".join(lines) + "\n"
 
 
@@ -171,6 +177,7 @@ def write(
 ) -> tuple[Path, Path]:
     """The markdown and JSON as `latest_stem`.md/.json; a full run also as a dated copy."""
     results_dir.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "errors": [_relative(error) for error in meta.get("errors", [])]}
     table = markdown(summary, meta)
     data = json.dumps({"meta": meta, "summary": summary, "rounds": rounds}, indent=1)
     stems = [latest_stem(meta)]
@@ -180,6 +187,10 @@ def write(
         (results_dir / f"{stem}.md").write_text(table)
         (results_dir / f"{stem}.json").write_text(data)
     return results_dir / f"{stems[0]}.md", results_dir / f"{stems[0]}.json"
+
+
+def _relative(error: str) -> str:
+    return error.replace(_CHECKOUT, "")
 
 
 def main() -> None:

@@ -21,7 +21,9 @@ def entry(median: float, ratio: float | None = None) -> dict[str, Any]:
     return figure
 
 
-def render(tmp_path: Path, summary: dict[str, Any], groups: list[str]) -> str:
+def render(
+    tmp_path: Path, summary: dict[str, Any], groups: list[str], errors: list[str] | None = None
+) -> str:
     meta = {
         "date": "2026-12-05T12:00:00+0000",
         "machine": "a test",
@@ -31,6 +33,7 @@ def render(tmp_path: Path, summary: dict[str, Any], groups: list[str]) -> str:
         "client_dirs": "none",
         "groups": groups,
         "smoke": False,
+        "errors": errors or [],
     }
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"meta": meta, "summary": summary, "rounds": []}))
@@ -121,3 +124,15 @@ def test_ahead_on_every_row_is_met(tmp_path: Path) -> None:
     markdown = render(tmp_path, summary, ["pip"])
     bodega, _, met = row(markdown, "ahead of every peer on every install row")
     assert (bodega, met) == ("ahead on 2 of 2 rows", "yes")
+
+
+def test_errors_quoted_from_a_peer_name_the_checkouts_files_relative_to_it(
+    tmp_path: Path,
+) -> None:
+    # A peer's traceback names its files by absolute paths of this machine; the results are
+    # committed, so they say where under the checkout instead.
+    traceback = f'devpi: answered 500\n  File "{ROOT}/bench/.work/venv-devpi/views.py", line 1'
+    summary = {"nginx": {"uv_cold_s": entry(1.0)}, "bodega": {"uv_cold_s": entry(2.0, 2.0)}}
+    markdown = render(tmp_path, summary, ["uv"], errors=[traceback])
+    assert 'File "bench/.work/venv-devpi/views.py", line 1' in markdown
+    assert str(ROOT) not in markdown
