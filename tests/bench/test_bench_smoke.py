@@ -70,3 +70,16 @@ def test_a_smoke_round_of_the_shared_columns_reports_requests_per_cpu_second() -
     assert "page requests per CPU-second" in report
     assert "CPU of PG + object store, per replica CPU" in report
     assert "Errors:" not in report
+
+
+@pytest.mark.timeout(120)
+@NEEDS_NGINX
+def test_a_smoke_round_of_the_groups_the_default_smoke_leaves_out() -> None:
+    """pip (current), pip 23.2.1 through the networked upstream and the networked compile:
+    groups the full run reports whose code the default smoke round does not reach."""
+    groups = "pip,net-pip23,net-compile"
+    report = smoke_report("--peers", "bodega,nginx", "--groups", groups, timeout=110)
+    assert "| pip install, cold (s) |" in report
+    assert "| net: pip 23.2.1 install, cold (s) |" in report
+    assert "| net: uv pip compile, wide tree, cold (s) |" in report
+    assert "Errors:" not in report
