@@ -13,15 +13,22 @@ from tests.support.servers import bodega_process
 WHEEL = build_wheel("demo", "1.0")
 # Loopback, and nothing listens there: reachable only through the proxy.
 UNREACHABLE_UPSTREAM = "http://127.0.0.2:9/simple/"
+ALICE = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+
+
+def alices_netrc(tmp_path: Path) -> Path:
+    """A .netrc with alice's credentials for the loopback upstream."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    netrc.chmod(0o600)
+    return netrc
 
 
 def test_credentials_for_the_upstream_host_come_from_netrc(
     fake_index: FakeIndex, tmp_path: Path
 ) -> None:
     fake_index.add("demo", WHEEL)
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
-    netrc.chmod(0o600)
+    netrc = alices_netrc(tmp_path)
     with bodega_process(
         tmp_path / "data", fake_index.simple_url, env={"NETRC": str(netrc)}
     ) as bodega:
@@ -31,10 +38,9 @@ def test_credentials_for_the_upstream_host_come_from_netrc(
             f"{bodega.url}files/demo/{WHEEL.filename}", trust_env=False, timeout=10
         )
         assert response.content == WHEEL.data
-    expected = "Basic " + base64.b64encode(b"alice:s3cret").decode()
     upstream_requests = [r for r in fake_index.requests if r.method == "GET"]
     assert upstream_requests
-    assert all(r.headers.get("Authorization") == expected for r in upstream_requests)
+    assert all(r.headers.get("Authorization") == ALICE for r in upstream_requests)
 
 
 def test_the_upstream_hosts_route_is_read_when_bodega_starts(
@@ -43,18 +49,15 @@ def test_the_upstream_hosts_route_is_read_when_bodega_starts(
     # Read at start-up, the first client's page does not wait for it: a .netrc removed once
     # bodega is up still gives the credentials it held.
     fake_index.add("demo", WHEEL)
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
-    netrc.chmod(0o600)
+    netrc = alices_netrc(tmp_path)
     with bodega_process(
         tmp_path / "data", fake_index.simple_url, env={"NETRC": str(netrc)}
     ) as bodega:
         netrc.unlink()
         page = httpx.get(f"{bodega.url}simple/demo/", trust_env=False, timeout=10)
     assert page.status_code == 200
-    expected = "Basic " + base64.b64encode(b"alice:s3cret").decode()
     (asked,) = [r for r in fake_index.requests if r.path == "/simple/demo/"]
-    assert asked.headers.get("Authorization") == expected
+    assert asked.headers.get("Authorization") == ALICE
 
 
 def test_the_upstream_is_reached_through_the_environments_proxy(
