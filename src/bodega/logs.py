@@ -5,10 +5,26 @@
 Tuned for the access log's rate (thousands of lines a second): the date and time are
 formatted once a second, not per line, and records skip the thread and process fields
 nothing here prints.
+
+Lines are written behind: the thread that logs (the event loop, mostly) formats the line and
+queues it, and a writer thread writes what is queued every WRITE_EVERY seconds in one write.
+A write to stderr was a system call per request on the loop, and one that blocks it outright
+when stderr is a pipe nobody drains (a stuck journald). Lines still reach stderr in order,
+and whatever is queued is written at exit; a process killed outright loses at most the last
+WRITE_EVERY seconds of lines.
 """
 
+import collections
 import logging
+import sys
+import threading
 import time
+from typing import TextIO
+
+WRITE_EVERY = 0.05  # seconds
+# Lines held while stderr takes none (a full pipe); past this, new ones are counted and
+# dropped instead of growing memory without bound, and a line says how many went.
+MOST_QUEUED = 100_000
 
 
 class _Formatter(logging.Formatter):
@@ -25,6 +41,74 @@ class _Formatter(logging.Formatter):
         return f"{text},{int(record.msecs):03d}"
 
 
+class WrittenBehind(logging.Handler):
+    """A handler that formats each record where it is logged and leaves the writing to a
+    thread of its own: the caller only appends to a deque (thread-safe, never blocks)."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        write_every: float = WRITE_EVERY,
+        most_queued: int = MOST_QUEUED,
+    ) -> None:
+        super().__init__()
+        self._stream = stream if stream is not None else sys.stderr
+        self._write_every = write_every
+        self._most_queued = most_queued
+        self._lines: collections.deque[str] = collections.deque()
+        self._dropped = 0
+        self._stopping = threading.Event()
+        self._writing = threading.Lock()  # one writer at a time: the thread, or a flush
+        self._writer = threading.Thread(target=self._write_on, name="bodega-log", daemon=True)
+        self._writer.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Handler.handle takes the handler's lock around emit: the deque needs none.
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # what logging does with a record it cannot format
+            self.handleError(record)
+            return
+        if len(self._lines) >= self._most_queued:
+            self._dropped += 1
+            return
+        self._lines.append(line)
+
+    def flush(self) -> None:
+        """Write every line queued until now (logging.shutdown calls this at exit)."""
+        with self._writing:
+            taken = []
+            while self._lines:
+                taken.append(self._lines.popleft())
+            dropped, self._dropped = self._dropped, 0
+            if dropped:
+                taken.append(f"bodega: {dropped} log lines dropped: stderr took none for a while")
+            if not taken:
+                return
+            try:
+                self._stream.write("\n".join(taken) + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass  # stderr closed or gone: nowhere left to say so
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._writer is not threading.current_thread():
+            self._writer.join(timeout=5)
+        self.flush()
+        super().close()
+
+    def _write_on(self) -> None:
+        while not self._stopping.wait(self._write_every):
+            self.flush()
+
+
 def configure(worker: int = 0) -> None:
     """`worker`: this process is that one of --workers, and every line says so after its
     level (`INFO worker-2 ...`), so an operator can tell the processes apart."""
@@ -34,7 +118,7 @@ def configure(worker: int = 0) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler()
+    handler = WrittenBehind()
     prefix = f"worker-{worker} " if worker else ""
     handler.setFormatter(_Formatter(f"%(asctime)s %(levelname)s {prefix}%(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
