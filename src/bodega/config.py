@@ -35,7 +35,7 @@ from bodega.core.indexes import (
     graph_problems,
 )
 from bodega.core.names import normalize_project_name
-from bodega.core.policy import WITHOUT_UPLOAD_TIME, IndexPolicy, Rule, parse_rule
+from bodega.core.policy import NO_POLICY, WITHOUT_UPLOAD_TIME, IndexPolicy, Rule, parse_rule
 from bodega.core.units import parse_duration, parse_size
 from bodega.core.urls import shown_url
 from bodega.errors import ConfigError, InvalidName
@@ -357,7 +357,7 @@ class Settings:
 
     def policy(self, name: str) -> IndexPolicy:
         """What the index `name` hides (core.policy)."""
-        found = dict(self.policy_table).get(name, IndexPolicy())
+        found = dict(self.policy_table).get(name, NO_POLICY)
         if name == self.default_index and found.min_release_age <= 0 < self.min_release_age:
             found = dataclasses.replace(found, min_release_age=self.min_release_age)
         return found

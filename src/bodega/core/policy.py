@@ -87,6 +87,9 @@ class IndexPolicy:
         return bool(self.min_release_age > 0 or self.allow or self.deny)
 
 
+NO_POLICY = IndexPolicy()  # an index's policy when it has none (frozen: one for all)
+
+
 @dataclass(frozen=True, slots=True)
 class Exemption:
     """Break-glass: a project, or one version of it, shown whatever the policy says."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from bodega.core.model import DistributionFile, ProjectPage
 from bodega.core.policy import (
+    NO_POLICY,
     SERVE_REMOVED,
     Exemption,
     FilteredPage,
@@ -95,7 +96,7 @@ class Policies:
         self._writes: set[asyncio.Task[None]] = set()
 
     def of(self, index: str) -> IndexPolicy:
-        return self._policies.get(index, IndexPolicy())
+        return self._policies.get(index, NO_POLICY)
 
     def governs(self, names: Sequence[str]) -> bool:
         """Whether any of the indexes hides anything (else pages pass untouched)."""
