@@ -19,6 +19,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 WRITE_EVERY = 0.05  # seconds
@@ -27,18 +28,28 @@ WRITE_EVERY = 0.05  # seconds
 MOST_QUEUED = 100_000
 
 
-class _Formatter(logging.Formatter):
-    def __init__(self, fmt: str) -> None:
-        super().__init__(fmt)
+class LineFormatter(logging.Formatter):
+    """`<date> <time>,<ms> <LEVEL> <prefix><message>`; `prefix` names a worker."""
+
+    def __init__(self, prefix: str = "") -> None:
+        super().__init__(f"%(asctime)s %(levelname)s {prefix}%(message)s")
+        self._prefix = prefix
         self._stamp = (-1, "")  # (second, its text); one tuple, so threads swap it whole
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
+        return self._time_text(record.created)
+
+    def line(self, levelname: str, message: str, created: float) -> str:
+        """The line format() makes of a record with these fields and no exception."""
+        return f"{self._time_text(created)} {levelname} {self._prefix}{message}"
+
+    def _time_text(self, created: float) -> str:
+        second = int(created)
         cached_second, text = self._stamp
         if second != cached_second:
             text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
             self._stamp = (second, text)
-        return f"{text},{int(record.msecs):03d}"
+        return f"{text},{int((created - second) * 1000):03d}"
 
 
 class WrittenBehind(logging.Handler):
@@ -75,6 +86,10 @@ class WrittenBehind(logging.Handler):
         except Exception:  # what logging does with a record it cannot format
             self.handleError(record)
             return
+        self.queue(line)
+
+    def queue(self, line: str) -> None:
+        """A formatted line, to be written with the next batch."""
         if len(self._lines) >= self._most_queued:
             self._dropped += 1
             return
@@ -119,6 +134,30 @@ def configure(worker: int = 0) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = WrittenBehind()
-    prefix = f"worker-{worker} " if worker else ""
-    handler.setFormatter(_Formatter(f"%(asctime)s %(levelname)s {prefix}%(message)s"))
+    handler.setFormatter(LineFormatter(f"worker-{worker} " if worker else ""))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+def direct_writer(logger: logging.Logger) -> Callable[[str], None] | None:
+    """A way for `logger`'s INFO messages straight to their line, skipping the LogRecord
+    and the handler chain, or None unless logging is as configure() left it: INFO enabled,
+    no handler or filter on the way, and one WrittenBehind with a LineFormatter at the root.
+
+    For the access log: its LogRecord and handler chain were half of its cost, and the
+    access log was a seventh of a cached page's CPU."""
+    if not logger.isEnabledFor(logging.INFO):
+        return None
+    root = logger
+    while root.parent is not None:
+        if root.handlers or root.filters or not root.propagate:
+            return None
+        root = root.parent
+    if root.filters or len(root.handlers) != 1:
+        return None
+    handler = root.handlers[0]
+    formatter = handler.formatter
+    if not isinstance(handler, WrittenBehind) or not isinstance(formatter, LineFormatter):
+        return None
+    if handler.filters or handler.level > logging.INFO:
+        return None
+    return lambda message: handler.queue(formatter.line("INFO", message, time.time()))

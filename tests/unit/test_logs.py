@@ -1,14 +1,16 @@
-"""The log handler of `bodega serve`: the thread that logs never writes to stderr itself."""
+"""The log handler of `bodega serve`: the thread that logs never writes to stderr itself,
+and the access log's direct lines are the lines logging would write."""
 
 import io
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from bodega.logs import WrittenBehind
+from bodega.logs import LineFormatter, WrittenBehind, direct_writer
 
 
 class RecordingStream(io.StringIO):
@@ -84,3 +86,56 @@ def test_a_caller_never_waits_for_a_stream_that_takes_nothing(logger: logging.Lo
     assert written[0] == "first"
     assert written[1:101] == [f"line {number}" for number in range(100)]
     assert written[101:] == ["bodega: 200 log lines dropped: stderr took none for a while"]
+
+
+def private_logging(*handlers: logging.Handler) -> logging.Manager:
+    """A logger tree of its own (pytest keeps its capture handlers on the real root)."""
+    root = logging.RootLogger(logging.INFO)
+    for handler in handlers:
+        root.addHandler(handler)
+    return logging.Manager(root)
+
+
+def without_time(line: str) -> str:
+    return re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", "<time> ", line)
+
+
+def test_a_line_written_directly_is_the_line_logging_makes_of_the_message() -> None:
+    stream = RecordingStream()
+    handler = WrittenBehind(stream, write_every=3600)
+    handler.setFormatter(LineFormatter("worker-2 "))
+    access = private_logging(handler).getLogger("aiohttp.access")
+    write = direct_writer(access)
+    assert write is not None
+    message = '127.0.0.1 "GET /simple/demo/ HTTP/1.1" 200 1105 0.000123s HIT'
+    write(message)
+    access.info(message)
+    handler.close()
+    direct, logged = stream.getvalue().splitlines()
+    assert without_time(direct) == without_time(logged) == f"<time> INFO worker-2 {message}"
+
+
+def test_no_direct_line_when_anything_else_would_see_or_stop_the_record() -> None:
+    def writer_with(change: Callable[[logging.Manager, logging.Logger], None]) -> object:
+        handler = WrittenBehind(io.StringIO(), write_every=3600)
+        handler.setFormatter(LineFormatter())
+        manager = private_logging(handler)
+        access = manager.getLogger("aiohttp.access")
+        change(manager, access)
+        try:
+            return direct_writer(access)
+        finally:
+            handler.close()
+
+    assert writer_with(lambda manager, access: None) is not None
+    changes: list[Callable[[logging.Manager, logging.Logger], None]] = [
+        lambda manager, access: access.addHandler(logging.NullHandler()),
+        lambda manager, access: manager.getLogger("aiohttp").addFilter(lambda r: True),
+        lambda manager, access: setattr(access, "propagate", False),
+        lambda manager, access: access.setLevel(logging.WARNING),
+        lambda manager, access: manager.root.addHandler(logging.NullHandler()),
+        lambda manager, access: manager.root.handlers[0].setLevel(logging.WARNING),
+        lambda manager, access: manager.root.handlers[0].setFormatter(logging.Formatter()),
+    ]
+    for change in changes:
+        assert writer_with(change) is None

@@ -9,7 +9,8 @@ cut before it ended (bodega stopping, the client hanging up) gets a line too, wi
 sent until then and `cut` at the end; its status is "-" when not even the headers went out.
 
 Formatted directly: aiohttp's generic format interpreter cost a quarter of the CPU of
-serving a cached page.
+serving a cached page. Under `bodega serve`'s own logging the line also skips the LogRecord
+and handler chain (logs.direct_writer), which cost half of what was left of the access log.
 """
 
 import asyncio
@@ -20,6 +21,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from bodega import logs
 from bodega.web.headers import CACHE_OUTCOME
 
 _access_log = logging.getLogger("aiohttp.access")  # where aiohttp writes its own lines
@@ -29,11 +31,19 @@ _RESPONSE = web.RequestKey("access_log_response", web.StreamResponse)
 _SENT_BY_SENDFILE = web.RequestKey("access_log_sent_by_sendfile", int)
 
 
+_LINE = '%s "%s %s HTTP/%d.%d" %d %d %.6fs %s'
+
+
 class AccessLogger(AbstractAccessLogger):
+    """aiohttp makes one per connection."""
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._write = logs.direct_writer(logger)  # under `bodega serve`'s own logging
+
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         version = request.version
-        self.logger.info(
-            '%s "%s %s HTTP/%d.%d" %d %d %.6fs %s',
+        fields = (
             request.remote,
             request.method,
             request.path_qs,
@@ -44,6 +54,10 @@ class AccessLogger(AbstractAccessLogger):
             time,
             response.headers.get(CACHE_OUTCOME, "-"),
         )
+        if self._write is not None:
+            self._write(_LINE % fields)
+        else:
+            self.logger.info(_LINE, *fields)
 
 
 def count_sendfile(request: BaseRequest, sent: int) -> None:
