@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 # A handler is bound to the one service it needs and translates between it and HTTP.
 Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 
-_HANDLERS = web.AppKey("handlers", dict[Route, Handler])
-_TELEMETRY = web.AppKey("telemetry", Telemetry)
-_ACTIVITY = web.AppKey("activity", ClientActivity)
-_VIA = web.AppKey("via", str)  # what this process adds to Via, to detect request loops
 
 _STATUS: tuple[tuple[type[BodegaError], int], ...] = (
     (InvalidName, 400),
@@ -67,42 +63,59 @@ def create_app(services: Services) -> web.Application:
     metrics = Metrics(services.telemetry, services.eviction, services.files, services.policies)
     if services.worker:
         metrics.share(_worker_metrics(services), app)
-    app[_HANDLERS] = _handlers(services, metrics)
-    app[_TELEMETRY] = services.telemetry
-    app[_ACTIVITY] = services.activity
-    app[_VIA] = f"bodega-{services.instance_id}"
+    edge = _Edge(
+        _handlers(services, metrics),
+        services.telemetry,
+        services.activity,
+        f"bodega-{services.instance_id}",
+    )
     app[ui.TEMPLATES] = ui.Templates()
     app[ui.STATIC] = ui.static_files()
-    app.router.add_get("/{path:.*}", _dispatch)  # add_get answers HEAD too
+    app.router.add_get("/{path:.*}", edge.dispatch)  # add_get answers HEAD too
     for path in XMLRPC_PATHS:
-        app.router.add_post(path, _dispatch)  # pip search posts XML-RPC here; publishers upload
+        # pip search posts XML-RPC here; publishers upload
+        app.router.add_post(path, edge.dispatch)
     for path in MANAGE_PATHS:
-        app.router.add_post(path, _dispatch)
-    app.on_response_prepare.append(_prepare)
+        app.router.add_post(path, edge.dispatch)
+    app.on_response_prepare.append(edge.prepare)
     app.on_response_prepare.append(note_response)
     return app
 
 
-async def _prepare(request: web.Request, response: web.StreamResponse) -> None:
-    # Every response passes here, error pages and redirects included, with its final status.
-    await add_security_headers(request, response)
-    found = route_of(request)
-    request.app[_TELEMETRY].count_request(found.route.value, response.status)
+class _Edge:
+    """Each request to its route's handler, each response counted. What they need is bound
+    here once rather than looked up in the app (four lookups) on every request."""
 
+    def __init__(
+        self,
+        handlers: dict[Route, Handler],
+        telemetry: Telemetry,
+        activity: ClientActivity,
+        via: str,  # what this process adds to Via, to detect request loops
+    ) -> None:
+        self._handlers = handlers
+        self._telemetry = telemetry
+        self._activity = activity
+        self._via = via
 
-async def _dispatch(request: web.Request) -> web.StreamResponse:
-    if request.app[_VIA] in request.headers.get("Via", ""):
-        raise UpstreamLoop("this request came back to the bodega that sent it")
-    found = route_of(request)
-    handler = request.app[_HANDLERS].get(found.route)
-    if handler is None:
-        raise NotFound(f"no such page: {request.path}")
-    activity = request.app[_ACTIVITY]
-    activity.started()
-    try:
-        return await handler(request, found)
-    finally:
-        activity.ended()
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        if self._via in request.headers.get("Via", ""):
+            raise UpstreamLoop("this request came back to the bodega that sent it")
+        found = route_of(request)
+        handler = self._handlers.get(found.route)
+        if handler is None:
+            raise NotFound(f"no such page: {request.path}")
+        self._activity.started()
+        try:
+            return await handler(request, found)
+        finally:
+            self._activity.ended()
+
+    async def prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        # Every response passes here, error pages and redirects included, with its final
+        # status.
+        await add_security_headers(request, response)
+        self._telemetry.count_request(route_of(request).route.value, response.status)
 
 
 def _worker_metrics(services: Services) -> WorkerMetrics:
