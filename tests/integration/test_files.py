@@ -2,12 +2,14 @@
 
 import asyncio
 import hashlib
+import sqlite3
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bodega.storage import sqlite as sqlite_store
 from tests.conftest import StartBodega, needs_file_blobs
 from tests.support.distributions import BuiltFile, build_sdist, build_wheel
 from tests.support.fake_index import FakeIndex
@@ -404,3 +406,58 @@ async def test_a_client_behind_the_download_gets_the_rest_from_disk_whole(
             received += chunk
     assert len(received) == big.size
     assert hashlib.sha256(received).hexdigest() == big.sha256
+
+
+async def test_warm_hits_run_no_database_statement(
+    fake_index: FakeIndex,
+    start_bodega: StartBodega,
+    client: httpx.AsyncClient,
+    backends: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 11: a warm page, core metadata or file is answered from memory and the blob
+    store, never from the database. Watched through SQLite's own statement trace on every
+    connection bodega opens."""
+    if backends != "embedded":
+        pytest.skip("watched through SQLite's statement trace")
+    statements: list[str] = []
+    connect = sqlite_store._connect
+
+    def traced(path: Path) -> sqlite3.Connection:
+        connection = connect(path)
+        connection.set_trace_callback(statements.append)
+        return connection
+
+    monkeypatch.setattr(sqlite_store, "_connect", traced)
+    small = build_wheel("demo", "1.1", payload_size=1_000)
+    fake_index.add("demo", WHEEL)
+    fake_index.add("demo", small)
+    bodega = await start_bodega()
+    page = f"{bodega}simple/demo/"
+    requests = [
+        (page, {"Accept": "text/html"}),
+        (page, {"Accept": "application/vnd.pypi.simple.v1+json"}),
+        (file_url(bodega) + ".metadata", {}),
+        (file_url(bodega, small), {}),  # kept in memory
+        (file_url(bodega), {}),  # sent from its blob
+    ]
+    for _ in range(2):  # cold, then a hit that may wait for the commit behind the first
+        for url, headers in requests:
+            assert (await client.get(url, headers=headers)).status_code == 200
+    await settled(statements)
+    statements.clear()
+    for url, headers in requests:
+        warm = await client.get(url, headers=headers)
+        assert warm.headers["X-Bodega-Cache"] == "HIT", url
+    assert statements == []
+
+
+async def settled(statements: list[str]) -> None:
+    """Until bodega's work behind the responses (page writes, commits, metadata) is done:
+    half a second without a statement."""
+    for _ in range(40):
+        seen = len(statements)
+        await asyncio.sleep(0.5)
+        if len(statements) == seen:
+            return
+    raise AssertionError("bodega's database work did not settle within 20 s")
