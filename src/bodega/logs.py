@@ -26,6 +26,7 @@ WRITE_EVERY = 0.05  # seconds
 # Lines held while stderr takes none (a full pipe); past this, new ones are counted and
 # dropped instead of growing memory without bound, and a line says how many went.
 MOST_QUEUED = 100_000
+CLOSE_WAIT = 5.0  # seconds a close waits for a write in progress
 
 
 class LineFormatter(logging.Formatter):
@@ -61,11 +62,13 @@ class WrittenBehind(logging.Handler):
         stream: TextIO | None = None,
         write_every: float = WRITE_EVERY,
         most_queued: int = MOST_QUEUED,
+        close_wait: float = CLOSE_WAIT,
     ) -> None:
         super().__init__()
         self._stream = stream if stream is not None else sys.stderr
         self._write_every = write_every
         self._most_queued = most_queued
+        self._close_wait = close_wait
         self._lines: collections.deque[str] = collections.deque()
         self._dropped = 0
         self._stopping = threading.Event()
@@ -96,26 +99,32 @@ class WrittenBehind(logging.Handler):
         self._lines.append(line)
 
     def flush(self) -> None:
-        """Write every line queued until now (logging.shutdown calls this at exit)."""
-        with self._writing:
-            taken = []
-            while self._lines:
-                taken.append(self._lines.popleft())
-            dropped, self._dropped = self._dropped, 0
-            if dropped:
-                taken.append(f"bodega: {dropped} log lines dropped: stderr took none for a while")
-            if not taken:
-                return
+        """Write every line queued until now. Waits at most `close_wait` for a write in
+        progress: logging.shutdown flushes and closes every handler at exit, and a stderr
+        nobody drains must not keep a stopping process alive (its last lines are lost)."""
+        if self._writing.acquire(timeout=self._close_wait):
             try:
-                self._stream.write("\n".join(taken) + "\n")
-                self._stream.flush()
-            except (OSError, ValueError):
-                pass  # stderr closed or gone: nowhere left to say so
+                self._write_queued()
+            finally:
+                self._writing.release()
+
+    def _write_queued(self) -> None:
+        taken = []
+        while self._lines:
+            taken.append(self._lines.popleft())
+        dropped, self._dropped = self._dropped, 0
+        if dropped:
+            taken.append(f"bodega: {dropped} log lines dropped: stderr took none for a while")
+        if not taken:
+            return
+        try:
+            self._stream.write("\n".join(taken) + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass  # stderr closed or gone: nowhere left to say so
 
     def close(self) -> None:
         self._stopping.set()
-        if self._writer is not threading.current_thread():
-            self._writer.join(timeout=5)
         self.flush()
         super().close()
 

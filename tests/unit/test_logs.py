@@ -139,3 +139,20 @@ def test_no_direct_line_when_anything_else_would_see_or_stop_the_record() -> Non
     ]
     for change in changes:
         assert writer_with(change) is None
+
+
+def test_closing_at_exit_never_waits_long_for_a_stream_that_takes_nothing(
+    logger: logging.Logger,
+) -> None:
+    stream = RecordingStream()
+    stream.open_for_writes.clear()  # stderr a pipe nobody drains, at exit
+    handler = WrittenBehind(stream, write_every=0.01, close_wait=0.05)
+    logger.addHandler(handler)
+    logger.info("stuck")
+    eventually(lambda: "bodega-log" in stream.writers)
+    logger.info("never written")
+    logger.removeHandler(handler)
+    handler.flush()  # what logging.shutdown does, then close: both return
+    handler.close()
+    assert stream.getvalue() == ""
+    stream.open_for_writes.set()  # let the writer thread end
