@@ -1,3 +1,5 @@
+import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -84,6 +86,16 @@ async def start_bodega(
             return await stack.enter_async_context(bodega_in_process(settings))
 
         yield start
+        # A stop that hangs shows only idle threads in pytest-timeout's dump; the coroutine
+        # that waits is in a task. Print every task's stack if the stop takes over a minute.
+        watchdog = asyncio.get_running_loop().call_later(60, print_every_task)
+    watchdog.cancel()
+
+
+def print_every_task() -> None:
+    print("--- bodega's stop is taking over 60 s; every task, where it waits:")
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=sys.stdout)
 
 
 @pytest.fixture
