@@ -26,7 +26,7 @@ WRITE_EVERY = 0.05  # seconds
 # Lines held while stderr takes none (a full pipe); past this, new ones are counted and
 # dropped instead of growing memory without bound, and a line says how many went.
 MOST_QUEUED = 100_000
-CLOSE_WAIT = 5.0  # seconds a close waits for a write in progress
+CLOSE_WAIT = 5.0  # seconds a flush or close (at exit) waits for a write in progress
 
 
 class LineFormatter(logging.Formatter):

@@ -25,9 +25,9 @@ NEEDS_NGINX = pytest.mark.skipif(
 )
 
 _UPSTREAM = """
-import json, sys, time, urllib.request
+import json, sys
 from pathlib import Path
-import debian, installers, nginx, tree
+import debian, fetch, installers, nginx, tree
 from run import WORK
 from servers import free_port
 
@@ -40,23 +40,16 @@ upstream = nginx.Nginx(
     debian.ensure_commands()["nginx"], root, Path(sys.argv[1]) / "nginx", ports, network
 )
 upstream.start(installers.isolated_environment())
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-def get(url):
-    started = time.perf_counter()
-    with opener.open(url, timeout=30) as answer:
-        return answer.read().decode(), time.perf_counter() - started
-
 try:
-    project = manifest.projects[0]
-    loopback, _ = get(upstream.url + project + "/")
-    networked, took = get(upstream.network_url + project + "/")
+    page = manifest.projects[0] + "/"
+    loopback = fetch.get(upstream.url + page, {"Accept": "text/html"}, timeout=30)
+    networked = fetch.get(upstream.network_url + page, {"Accept": "text/html"}, timeout=30)
     print(json.dumps({
         "latency_ms": network.latency_ms,
         "described": network.describe(),
-        "loopback_page": loopback,
-        "networked_page": networked,
-        "networked_seconds": took,
+        "loopback_page": loopback.body.decode(),
+        "networked_page": networked.body.decode(),
+        "networked_seconds": networked.seconds,
     }))
 finally:
     upstream.stop()

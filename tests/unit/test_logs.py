@@ -5,12 +5,12 @@ import io
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from bodega.logs import LineFormatter, WrittenBehind, direct_writer
+from tests.support.waiting import wait_for
 
 
 class RecordingStream(io.StringIO):
@@ -26,13 +26,6 @@ class RecordingStream(io.StringIO):
         self.writers.add(threading.current_thread().name)
         self.open_for_writes.wait()
         return super().write(text)
-
-
-def eventually(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, "not within 10 s"
-        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -54,7 +47,7 @@ def test_lines_are_written_in_order_by_the_writer_thread_never_by_the_caller(
     logger.addHandler(handler)
     for number in range(500):
         logger.info("line %d", number)
-    eventually(lambda: stream.getvalue().count("\n") == 500)
+    wait_for(lambda: stream.getvalue().count("\n") == 500)
     assert stream.getvalue() == "".join(f"line {number}\n" for number in range(500))
     assert stream.writers == {"bodega-log"}
 
@@ -76,7 +69,7 @@ def test_a_caller_never_waits_for_a_stream_that_takes_nothing(logger: logging.Lo
     handler = WrittenBehind(stream, write_every=0.01, most_queued=100)
     logger.addHandler(handler)
     logger.info("first")
-    eventually(lambda: "bodega-log" in stream.writers)  # the writer is stuck in its write
+    wait_for(lambda: "bodega-log" in stream.writers)  # the writer is stuck in its write
     for number in range(300):
         logger.info("line %d", number)  # returns at once: queued, then counted as dropped
     assert stream.writers == {"bodega-log"}
@@ -149,7 +142,7 @@ def test_closing_at_exit_never_waits_long_for_a_stream_that_takes_nothing(
     handler = WrittenBehind(stream, write_every=0.01, close_wait=0.05)
     logger.addHandler(handler)
     logger.info("stuck")
-    eventually(lambda: "bodega-log" in stream.writers)
+    wait_for(lambda: "bodega-log" in stream.writers)
     logger.info("never written")
     logger.removeHandler(handler)
     handler.flush()  # what logging.shutdown does, then close: both return
