@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 
+from bodega.errors import StorageError
 from bodega.proxy.coordination import EVICTION, Duties, LocalDuties
 from bodega.proxy.files import FileCache
 from bodega.proxy.telemetry import Telemetry
@@ -59,7 +60,12 @@ class Eviction:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._flush_accesses()
+        try:
+            await self._flush_accesses()
+        except StorageError as error:
+            # A full disk or a database away at stop: only eviction's order is lost (these
+            # files look as old as their last written use), never a file; stop anyway.
+            log.warning("last use of recently served files not written at stop: %s", error)
 
     async def run_once(self) -> int:
         """One pass: write access times, re-read the size, evict until under the limit.
